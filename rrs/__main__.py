@@ -1,0 +1,3 @@
+from rrs.cli import main
+
+main()

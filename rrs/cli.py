@@ -1,0 +1,180 @@
+"""The ``rrs`` command: one console script, one subcommand per job.
+
+    rrs es start|stop|status [--json]   the local Elasticsearch node
+    rrs index create|delete|info         the passage index behind an alias
+
+Every subcommand reads the same settings (``RRS_*`` / ``ES_URL``). Errors a user can fix
+print one clear line and exit non-zero; no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from service.settings import Settings
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        fail(f"invalid settings: {problems}", 2)
+        raise  # unreachable
+
+
+@click.group()
+def main() -> None:
+    """Retrieve & Re-Rank search on Elasticsearch."""
+
+
+# --- es ---------------------------------------------------------------------------------
+
+
+@main.group()
+def es() -> None:
+    """Run a local Elasticsearch node (or report on the one ES_URL names)."""
+
+
+@es.command("start")
+@click.option("--port", type=int, help="HTTP port (default RRS_ES_PORT or 9200; next free if taken).")
+@click.option("--dir", "node_dir", type=click.Path(), help="Node data/logs dir (RRS_ES_NODE_DIR).")
+def es_start(port: int | None, node_dir: str | None) -> None:
+    """Fetch (once), configure and start the node; wait until it is yellow."""
+    from service.local_node import NodeError, start_node
+
+    settings = load_settings()
+    updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir}.items() if v}
+    settings = settings.model_copy(update=updates)
+    try:
+        start_node(settings, log=lambda m: click.echo(m, err=True))
+    except NodeError as exc:
+        fail(str(exc))
+
+
+@es.command("stop")
+@click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
+def es_stop(node_dir: str | None) -> None:
+    """Stop the node this directory started (and nothing else)."""
+    from service.local_node import stop_node
+
+    settings = load_settings()
+    if node_dir:
+        settings = settings.model_copy(update={"es_node_dir": node_dir})
+    stop_node(settings, log=lambda m: click.echo(m, err=True))
+
+
+@es.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: running, url, version, ...")
+@click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
+def es_status(as_json: bool, node_dir: str | None) -> None:
+    """Say whether the cluster is up, its URL and version; exit 3 when it is not running."""
+    from service.local_node import node_status
+
+    settings = load_settings()
+    if node_dir:
+        settings = settings.model_copy(update={"es_node_dir": node_dir})
+    info = node_status(settings)
+    if as_json:
+        click.echo(json.dumps(info.to_dict()))
+    elif info.running:
+        kind = "local node" if info.managed else "external cluster"
+        click.echo(f"running: {kind} Elasticsearch {info.version} at {info.url} ({info.health})")
+    else:
+        click.echo(f"not running{f' (last url {info.url})' if info.url else ''}")
+    sys.exit(0 if info.running else 3)
+
+
+# --- index ------------------------------------------------------------------------------
+
+
+def _client(settings: Settings):
+    from service.es_client import ClusterUnavailable, make_client
+
+    try:
+        return make_client(settings)
+    except ClusterUnavailable as exc:
+        fail(str(exc))
+
+
+@main.group()
+def index() -> None:
+    """Manage the versioned passage index behind the alias (RRS_INDEX_ALIAS)."""
+
+
+@index.command("create")
+@click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
+@click.option("--new-version", is_flag=True, help="Create a new version and move the alias to it.")
+def index_create(alias: str | None, new_version: bool) -> None:
+    """Create the index for the configured bi-encoder and point the alias at it."""
+    from service.encoders import embedding_dims, load_bi_encoder, model_label
+    from service.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
+
+    settings = load_settings()
+    alias = alias or settings.index_alias
+    es_client = _client(settings)
+    model = load_bi_encoder(settings.bi_encoder, settings.device)
+    body = passage_index_body(
+        es_client, settings, dims=embedding_dims(model), model=model_label(settings.bi_encoder)
+    )
+    if new_version:
+        name = create_versioned_index(es_client, alias, body)
+        point_alias(es_client, alias, name)
+    else:
+        name = ensure_alias(es_client, alias, body)
+    click.echo(f"{alias} -> {name}")
+
+
+@index.command("delete")
+@click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
+@click.confirmation_option(prompt="Delete every version of this alias's index?")
+def index_delete(alias: str | None) -> None:
+    """Delete every version of the alias's index (safe when none exists)."""
+    from service.indexes import delete_alias_and_versions
+
+    settings = load_settings()
+    alias = alias or settings.index_alias
+    dropped = delete_alias_and_versions(_client(settings), alias)
+    click.echo(f"deleted {len(dropped)} index(es): {', '.join(dropped) or '-'}")
+
+
+@index.command("info")
+@click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
+def index_info(alias: str | None) -> None:
+    """Print the alias's current index, its versions, document count and _meta as JSON."""
+    from service.indexes import current_index, list_versions
+
+    settings = load_settings()
+    alias = alias or settings.index_alias
+    es_client = _client(settings)
+    live = current_index(es_client, alias)
+    info = {"alias": alias, "index": live, "versions": list_versions(es_client, alias)}
+    if live:
+        info["count"] = es_client.count(index=alias)["count"]
+        info["meta"] = es_client.indices.get_mapping(index=live)[live]["mappings"].get("_meta", {})
+    click.echo(json.dumps(info, indent=2))
+
+
+def _add_package_commands() -> None:
+    """Each package owns its subcommands; this script only gathers them."""
+    from ingest.cli import commands as ingest_commands
+    from service.cli import commands as service_commands
+
+    for command in [*service_commands, *ingest_commands]:
+        main.add_command(command)
+
+
+_add_package_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""One way to build an Elasticsearch client from the settings.
+
+``ES_URL`` (with basic auth or an API key from the environment) wins; otherwise the URL
+of the local node started by ``rrs es start`` is read from its state file.
+"""
+
+from __future__ import annotations
+
+import json
+
+from elasticsearch import Elasticsearch
+
+from service.settings import Settings
+
+
+class ClusterUnavailable(RuntimeError):
+    """No cluster configured or reachable; the message says what to do."""
+
+
+def resolve_url(settings: Settings) -> str:
+    """The cluster URL: ES_URL, else the running local node's."""
+    if settings.es_url:
+        return settings.es_url
+    state = settings.node_dir / "node.json"
+    if state.exists():
+        url = json.loads(state.read_text()).get("url")
+        if url:
+            return url
+    raise ClusterUnavailable(
+        "No Elasticsearch configured: run `rrs es start` for a local node, or set ES_URL."
+    )
+
+
+def make_client(settings: Settings, **overrides) -> Elasticsearch:
+    """A client with auth, timeouts and retries on 429/5xx set from the settings."""
+    kwargs: dict = {
+        "request_timeout": settings.es_request_timeout_s,
+        "retry_on_timeout": True,
+        "max_retries": 3,
+        "retry_on_status": (429, 502, 503, 504),
+    }
+    if settings.es_api_key is not None:
+        kwargs["api_key"] = settings.es_api_key.get_secret_value()
+    elif settings.es_username is not None and settings.es_password is not None:
+        kwargs["basic_auth"] = (settings.es_username, settings.es_password.get_secret_value())
+    if settings.es_ca_certs:
+        kwargs["ca_certs"] = settings.es_ca_certs
+    kwargs.update(overrides)
+    return Elasticsearch(resolve_url(settings), **kwargs)
+
+
+def server_version(es: Elasticsearch) -> str:
+    """The cluster's lowest node version. (``GET /`` is absent from the integ-test node.)"""
+    nodes = es.nodes.info(filter_path="nodes.*.version")["nodes"]
+    return min((n["version"] for n in nodes.values()), key=lambda v: tuple(map(int, v.split(".")[:3])))

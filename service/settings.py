@@ -1,0 +1,122 @@
+"""The one settings object: every knob of the service, ingest and local node.
+
+Values come from environment variables prefixed ``RRS_`` (``RRS_INDEX_ALIAS=docs``), or
+from a ``.env`` file. A few well-known names are accepted too because users expect them:
+``ES_URL``, ``ES_API_KEY``, ``ES_USERNAME``, ``ES_PASSWORD``. Nothing else in the project
+reads the environment. Secrets are ``SecretStr`` so they never show in logs or reprs.
+
+Example::
+
+    >>> from service.settings import Settings
+    >>> Settings(index_alias="docs").index_alias
+    'docs'
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Root can't run Elasticsearch; the node then runs as an unprivileged user, which can't
+# read /root, so root's default home is a shared cache directory instead.
+DEFAULT_HOME = Path("/var/cache/rrs") if os.geteuid() == 0 else Path.home() / ".cache" / "rrs"
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both ``RRS_<NAME>`` and a bare well-known ``<NAME>`` (e.g. ``ES_URL``)."""
+    return AliasChoices(f"RRS_{name}", name)
+
+
+class Settings(BaseSettings):
+    """Validated at start-up; a wrong value stops the process with the field's name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- Elasticsearch connection -------------------------------------------------
+    es_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ES_URL"),
+        description="URL of an existing cluster. When unset, the local node (rrs es start) is used.",
+    )
+    es_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ES_API_KEY"))
+    es_username: str | None = Field(default=None, validation_alias=_env("ES_USERNAME"))
+    es_password: SecretStr | None = Field(default=None, validation_alias=_env("ES_PASSWORD"))
+    es_ca_certs: str | None = Field(default=None, validation_alias=_env("ES_CA_CERTS"))
+    es_request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- Local node (only used when es_url is unset) -------------------------------
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Cache for the downloaded distribution and, by default, the node's data.",
+    )
+    es_node_dir: Path | None = Field(
+        default=None, description="Data, logs, config and pid file of the local node."
+    )
+    es_port: int = Field(default=9200, ge=1, le=65535)
+    es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$")
+    es_start_timeout_s: float = Field(default=180.0, gt=0)
+    es_version: str | None = Field(
+        default=None, description="Override the pinned version (must exist on Maven Central)."
+    )
+    es_java_home: Path | None = Field(
+        default=None,
+        validation_alias=_env("ES_JAVA_HOME"),
+        description="JDK for the local node; default: the newest JDK found on the machine.",
+    )
+
+    # --- Index ---------------------------------------------------------------------
+    index_alias: str = Field(default="passages", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    search_log_index: str = Field(default="rrs-search-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    analyzer: str = Field(
+        default="auto",
+        description="Text analyzer; 'auto' = 'english' when the node has it, else 'standard'.",
+    )
+    vector_similarity: Literal["cosine", "dot_product"] = "cosine"
+    vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "int8_hnsw"
+    hnsw_m: int = Field(default=16, ge=2, le=512)
+    hnsw_ef_construction: int = Field(default=100, ge=2, le=3200)
+    number_of_shards: int = Field(default=1, ge=1)
+    number_of_replicas: int = Field(default=0, ge=0)
+
+    # --- Models --------------------------------------------------------------------
+    bi_encoder: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Name or path; 'all-MiniLM-L6-v2' resolves to the packaged offline copy.",
+    )
+    query_prompt: str = ""
+    passage_prompt: str = ""
+    device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
+    encode_batch_size: int = Field(default=64, ge=1, le=4096)
+
+    @field_validator("es_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> "Settings":
+        if (self.es_username is None) != (self.es_password is None):
+            raise ValueError("ES_USERNAME and ES_PASSWORD must be set together")
+        return self
+
+    @property
+    def node_dir(self) -> Path:
+        """Where the local node keeps data, logs, config and its pid file."""
+        return self.es_node_dir or self.home / "node"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

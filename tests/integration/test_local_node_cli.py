@@ -1,0 +1,79 @@
+"""`rrs es start|status|stop` through the real console script, twice in a row."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from service.local_node import first_free_port
+
+
+def rrs(*args, env):
+    return subprocess.run([sys.executable, "-m", "rrs", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")
+def test_start_status_stop_twice(es_settings, tmp_path_factory):
+    node_dir = es_settings.home / f"cli-node-{os.getpid()}"
+    port = first_free_port(9350)
+    env = {**os.environ, "RRS_ES_NODE_DIR": str(node_dir), "RRS_ES_PORT": str(port), "RRS_ES_HEAP": "512m"}
+    dist = es_settings.home / "dist"
+    try:
+        _two_rounds(env, dist, port)
+    finally:
+        rrs("es", "stop", env=env)
+        shutil.rmtree(node_dir, ignore_errors=True)
+
+
+def _two_rounds(env, dist, port):
+    for round_ in range(2):
+        zips_before = sorted(p.stat().st_mtime for p in dist.glob("*.zip"))
+        started = rrs("es", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert sorted(p.stat().st_mtime for p in dist.glob("*.zip")) == zips_before  # nothing downloaded again
+        status = rrs("es", "status", "--json", env=env)
+        info = json.loads(status.stdout)
+        assert status.returncode == 0 and info["running"] is True
+        assert info["url"] == f"http://127.0.0.1:{port}" and info["version"].split(".")[0] in ("8", "9")
+        stopped = rrs("es", "stop", env=env)
+        assert stopped.returncode == 0 and "Stopped" in stopped.stderr
+        after = rrs("es", "status", "--json", env=env)
+        assert after.returncode == 3 and json.loads(after.stdout)["running"] is False, round_
+
+
+def test_taken_port_is_moved_and_status_reports_the_real_url(es_settings):
+    if es_settings.es_url:
+        pytest.skip("external cluster")
+    # the session node already holds its port: asking for it again must move on
+    node_dir = es_settings.home / f"cli-node-port-{os.getpid()}"
+    taken = int(json.loads((es_settings.node_dir / "node.json").read_text())["url"].rsplit(":", 1)[1])
+    env = {**os.environ, "RRS_ES_NODE_DIR": str(node_dir), "RRS_ES_PORT": str(taken), "RRS_ES_HEAP": "512m"}
+    try:
+        started = rrs("es", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert f"Port {taken} is taken" in started.stderr
+        info = json.loads(rrs("es", "status", "--json", env=env).stdout)
+        assert info["running"] and not info["url"].endswith(f":{taken}")
+    finally:
+        rrs("es", "stop", env=env)
+        shutil.rmtree(node_dir, ignore_errors=True)
+
+
+def test_external_es_url_starts_nothing(es_settings):
+    url = json.loads((es_settings.node_dir / "node.json").read_text())["url"] if not es_settings.es_url else es_settings.es_url
+    env = {**os.environ, "ES_URL": url, "RRS_ES_NODE_DIR": "/nonexistent/rrs-node"}
+    started = rrs("es", "start", env=env)
+    assert started.returncode == 0 and "nothing started" in started.stderr
+    info = json.loads(rrs("es", "status", "--json", env=env).stdout)
+    assert info["running"] is True and info["managed"] is False and info["url"] == url
+    assert rrs("es", "stop", env=env).returncode == 0  # refuses politely, stops nothing
+    assert json.loads(rrs("es", "status", "--json", env=env).stdout)["running"] is True
+
+
+def test_unreachable_es_url_is_reported_not_running():
+    env = {**os.environ, "ES_URL": f"http://127.0.0.1:{first_free_port(9500)}"}
+    status = rrs("es", "status", "--json", env=env)
+    assert status.returncode == 3 and json.loads(status.stdout)["running"] is False

@@ -1,0 +1,54 @@
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_defaults_are_offline_and_local(monkeypatch):
+    for name in ("ES_URL", "RRS_ES_URL", "RRS_INDEX_ALIAS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.es_url is None
+    assert settings.index_alias == "passages"
+    assert settings.bi_encoder == "all-MiniLM-L6-v2"
+    assert settings.node_dir == settings.home / "node"
+
+
+def test_bare_es_url_and_prefixed_names_are_read(monkeypatch):
+    monkeypatch.setenv("ES_URL", "http://search.example:9200/")
+    monkeypatch.setenv("RRS_INDEX_ALIAS", "docs")
+    settings = Settings(_env_file=None)
+    assert settings.es_url == "http://search.example:9200"
+    assert settings.index_alias == "docs"
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch):
+    monkeypatch.setenv("ES_API_KEY", "very-secret-key")
+    settings = Settings(_env_file=None)
+    assert settings.es_api_key.get_secret_value() == "very-secret-key"
+    assert "very-secret-key" not in repr(settings)
+    assert "very-secret-key" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("es_url", "localhost:9200"),
+        ("es_port", 70000),
+        ("es_heap", "2 gigs"),
+        ("index_alias", "Bad Alias"),
+        ("vector_similarity", "l2"),
+        ("vector_index_type", "annoy"),
+    ],
+)
+def test_bad_values_name_the_field(field, value):
+    with pytest.raises(ValidationError) as err:
+        Settings(_env_file=None, **{field: value})
+    assert field in str(err.value)
+
+
+def test_username_needs_password(monkeypatch):
+    monkeypatch.delenv("ES_PASSWORD", raising=False)
+    monkeypatch.delenv("RRS_ES_PASSWORD", raising=False)
+    with pytest.raises(ValidationError, match="together"):
+        Settings(_env_file=None, es_username="elastic")
