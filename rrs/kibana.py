@@ -1,0 +1,3 @@
+"""Kibana saved objects: the ``rrs kibana`` commands."""
+
+commands: list = []
