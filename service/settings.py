@@ -95,6 +95,24 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
     encode_batch_size: int = Field(default=64, ge=1, le=4096)
 
+    # --- Ingest (owned by ingest/) ----------------------------------------------------
+    ingest_chunk_tokens: int | None = Field(
+        default=None, ge=16,
+        description="Passage size in word pieces; default: the bi-encoder's max_seq_length minus special tokens.",
+    )
+    ingest_chunk_overlap: int = Field(default=32, ge=0, description="Word pieces shared by neighbouring passages.")
+    ingest_batch_size: int = Field(
+        default=512, ge=1, le=65536,
+        description="Passages per pipeline batch (one encode call, one bulk request).",
+    )
+    ingest_max_text_chars: int = Field(
+        default=2_000_000, ge=1, description="Records with a longer text are rejected."
+    )
+    ingest_bulk_retries: int = Field(default=5, ge=0, description="Retries of 429-rejected bulk items, with back-off.")
+    ingest_refresh_interval: str = Field(
+        default="-1", description="Refresh interval while bulk indexing; the previous one is restored after."
+    )
+
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
