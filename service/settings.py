@@ -113,6 +113,63 @@ class Settings(BaseSettings):
         default="-1", description="Refresh interval while bulk indexing; the previous one is restored after."
     )
 
+    # --- Search service (owned by service/app.py, pipeline.py, rerank.py) ---------------
+    # Retrieval
+    bm25_fields: str = Field(
+        default="title^2,text", description="Comma-separated fields with optional ^boost for BM25."
+    )
+    knn_num_candidates: int = Field(default=200, ge=1, le=10000, description="HNSW candidates per shard (at least `candidates`).")
+    default_candidates: int = Field(default=100, ge=1, le=1000)
+    max_candidates: int = Field(default=500, ge=1, le=10000)
+    max_top_k: int = Field(default=100, ge=1, le=1000)
+    max_query_chars: int = Field(default=1000, ge=1, le=100_000)
+    max_request_bytes: int = Field(default=65_536, ge=1024, description="Request bodies larger than this get 413.")
+    rrf_k: int = Field(default=60, ge=1, description="Default RRF constant.")
+    search_timeout_s: float = Field(default=5.0, gt=0, description="Per-request Elasticsearch timeout of the service.")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503 when Elasticsearch is down.")
+    allowed_indexes: str = Field(
+        default="", description="Comma-separated extra aliases a request may name in `index` (the default alias is always allowed)."
+    )
+    alias_cache_s: float = Field(default=5.0, ge=0, description="How long an alias->index resolution is reused.")
+    query_embedding_cache: int = Field(default=4096, ge=0, description="LRU size of query embeddings.")
+    window_cache_size: int = Field(default=512, ge=0, description="Reranked windows kept for paging (per process).")
+    window_cache_ttl_s: float = Field(default=600.0, ge=0)
+    # Rerank
+    cross_encoder: str = Field(
+        default="cross-encoder/ms-marco-MiniLM-L6-v2", description="Hub name or local folder of the reranker."
+    )
+    rerank_enabled: bool = Field(default=True, description="False: serve fused order; responses say so.")
+    allow_missing_reranker: bool = Field(
+        default=False, description="Serve without the reranker when it cannot be loaded (else start-up stops)."
+    )
+    rerank_backend: Literal["torch", "onnx"] = "torch"
+    rerank_onnx_file: str = Field(
+        default="onnx/model_qint8.onnx", description="ONNX file inside the model folder (see `rrs rerank export-onnx`)."
+    )
+    rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(default="auto", description="auto: fp16 on CUDA, fp32 on CPU.")
+    rerank_max_length: int = Field(default=512, ge=8, description="Token cap per (query, passage) pair; never above the model's.")
+    rerank_batch_size: int = Field(default=32, ge=1, le=4096)
+    rerank_timeout_ms: float = Field(default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned.")
+    rerank_min_candidates: int = Field(default=20, ge=1, description="Floor of adaptive rerank depth before the stage is skipped.")
+    rerank_max_wait_ms: float | None = Field(
+        default=None, ge=0, description="Micro-batch gathering wait; default 2 ms on CUDA, 0 on CPU."
+    )
+    rerank_max_batch_pairs: int = Field(default=512, ge=1, description="Most pairs merged into one micro-batch round.")
+    rerank_max_queue_pairs: int = Field(default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped).")
+    torch_threads: int | None = Field(default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores.")
+    # API, logs, process
+    api_keys: SecretStr | None = Field(
+        default=None, validation_alias=_env("API_KEYS"), description="Comma-separated API keys; unset = no auth."
+    )
+    search_log_enabled: bool = True
+    search_log_queue_size: int = Field(default=10_000, ge=1)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+    serve_workers: int = Field(default=1, ge=1, description="Gunicorn workers; each holds one model copy (one per GPU).")
+    serve_threads: int = Field(default=8, ge=1, description="Threads per worker (requests share the worker's rerank queue).")
+    serve_timeout_s: int = Field(default=120, ge=1, description="Gunicorn worker timeout (includes model loading).")
+    serve_gpus: str = Field(default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n].")
+
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
