@@ -170,6 +170,33 @@ class Settings(BaseSettings):
     serve_timeout_s: int = Field(default=120, ge=1, description="Gunicorn worker timeout (includes model loading).")
     serve_gpus: str = Field(default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n].")
 
+    # --- Kibana (owned by rrs/kibana.py: `rrs kibana import`) -------------------------
+    kibana_url: str = Field(
+        default="http://localhost:5601",
+        validation_alias=_env("KIBANA_URL"),
+        description="Kibana base URL for importing the saved objects in es_mappings/kibana/.",
+    )
+    kibana_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("KIBANA_API_KEY"),
+        description="Encoded API key (sent as 'Authorization: ApiKey ...'); wins over user/password.",
+    )
+    kibana_username: str | None = Field(
+        default=None, validation_alias=_env("KIBANA_USERNAME"),
+        description="Basic-auth user; default: ES_USERNAME (Kibana authenticates against Elasticsearch).",
+    )
+    kibana_password: SecretStr | None = Field(default=None, validation_alias=_env("KIBANA_PASSWORD"))
+    kibana_space: str | None = Field(
+        default=None, pattern=r"^[a-z0-9_-]+$", description="Kibana space id; unset = the default space."
+    )
+    kibana_request_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("kibana_url")
+    @classmethod
+    def _kibana_url_has_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
@@ -183,6 +210,8 @@ class Settings(BaseSettings):
     def _auth_is_complete(self) -> "Settings":
         if (self.es_username is None) != (self.es_password is None):
             raise ValueError("ES_USERNAME and ES_PASSWORD must be set together")
+        if (self.kibana_username is None) != (self.kibana_password is None):
+            raise ValueError("KIBANA_USERNAME and KIBANA_PASSWORD must be set together")
         return self
 
     @property
