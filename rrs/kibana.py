@@ -32,6 +32,7 @@ OBJECTS_DIR = Path(__file__).resolve().parent.parent / "es_mappings" / "kibana"
 IMPORT_PATH = "/api/saved_objects/_import"
 UPLOAD_NAME = "rrsearch.ndjson"  # Kibana rejects a file part whose name does not end in .ndjson
 SPACE_ID = re.compile(r"^[a-z0-9_-]+$")
+RETRY_INTERVAL_S = 2.0  # between attempts while --wait allows
 # Data views shipped in 10-data-views.ndjson whose index name is a setting.
 PASSAGES_DATA_VIEW = "rrs-passages"
 SEARCH_LOGS_DATA_VIEW = "rrs-search-logs"
@@ -258,13 +259,13 @@ def send_import(request: ImportRequest, *, timeout_s: float = 30.0, wait_s: floa
             )
         except requests.RequestException as exc:
             if time.monotonic() < deadline:
-                time.sleep(2)
+                time.sleep(RETRY_INTERVAL_S)
                 continue
             raise KibanaError(
                 f"cannot reach Kibana at {request.url.split('?')[0]}: {_network_reason(exc)}"
             ) from None
         if response.status_code == 503 and time.monotonic() < deadline:
-            time.sleep(2)
+            time.sleep(RETRY_INTERVAL_S)
             continue
         break
     try:
