@@ -29,6 +29,13 @@ DASHBOARD_ATTRIBUTES = {
     "title", "description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom", "timeTo",
     "refreshInterval", "controlGroupInput", "panelsJSON", "optionsJSON", "hits", "version", "sections",
 }
+# Attributes the saved-search schema accepts up to model version 5 (typeMigrationVersion 10.5.0).
+SEARCH_ATTRIBUTES = {
+    "title", "description", "columns", "sort", "grid", "rowHeight", "rowsPerPage", "hideChart",
+    "breakdownField", "kibanaSavedObjectMeta", "isTextBasedQuery", "usesAdHocDataView", "timeRestore",
+    "timeRange", "refreshInterval", "viewMode", "hideAggregatedPreview", "hits", "version", "sampleSize",
+    "headerRowHeight", "visContext", "density",
+}
 DASHBOARD_COLUMNS = 48
 STAGES = ["embed_query", "bm25", "knn", "search", "fuse", "rerank", "total"]
 
@@ -207,6 +214,8 @@ def test_saved_searches_point_at_a_data_view_through_their_search_source(objects
         r["id"] for s in searches for r in s["references"]
     }
     for search in searches:
+        assert tuple(map(int, search["typeMigrationVersion"].split("."))) <= (10, 5, 0), search["id"]
+        assert set(search["attributes"]) <= SEARCH_ATTRIBUTES, set(search["attributes"]) - SEARCH_ATTRIBUTES
         source = json.loads(search["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
         assert source["query"]["language"] == "kuery"
         ref = next(r for r in search["references"] if r["name"] == source["indexRefName"])
