@@ -1,0 +1,320 @@
+"""The Flask application: ``create_app()`` builds it; routes are thin over the pipeline.
+
+    flask --app service.app run                   # development
+    rrs serve --host 0.0.0.0 --port 8000          # gunicorn, service/gunicorn.conf.py
+
+Start-up loads the bi-encoder and the cross-encoder once per process and checks the
+index's ``_meta`` against the bi-encoder. A reranker that cannot be loaded stops start-up
+unless ``RRS_ALLOW_MISSING_RERANKER=true`` (then /readyz and every response say so).
+An unreachable Elasticsearch does not stop start-up: searches get 503 until it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from elastic_transport import TransportError
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from service.auth import configured_keys, key_is_valid, presented_key
+from service.indexes import IndexMissing
+from service.metrics import Metrics
+from service.openapi import build_openapi
+from service.pipeline import IndexModelMismatch, SearchPipeline
+from service.retrieval import FilterError, SearchRejected
+from service.schemas import LimitError, Readiness, SearchRequest
+from service.search_log import SearchLogWriter
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("rrs.service")
+api = Blueprint("api", __name__)
+OPEN_PATHS = {"/healthz"}
+UNSET = object()
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message says what to change."""
+
+
+class ApiError(Exception):
+    """An error answered as JSON: ``{"error", "message", "field"}`` with ``status``."""
+
+    def __init__(self, status: int, error: str, message: str, field: str | None = None, headers=None):
+        super().__init__(message)
+        self.status, self.error, self.message, self.field = status, error, message, field
+        self.headers = headers or {}
+
+
+# --- the factory ------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, reranker=UNSET) -> Flask:
+    """Build the app. ``es``, ``bi_encoder`` and ``reranker`` may be passed in (tests share
+    loaded models); otherwise they are made from ``settings`` (default: the environment)."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    metrics = Metrics()
+    es = es if es is not None else _client(settings)
+    bi_encoder = bi_encoder if bi_encoder is not None else _bi_encoder(settings)
+    reranker_problem = None
+    if reranker is UNSET:
+        reranker, reranker_problem = _reranker(settings)
+    if reranker is not None:
+        reranker.batcher.on_round = lambda pairs, _s: metrics.rerank_batch_pairs.observe(pairs)
+    pipeline = SearchPipeline(settings, es, bi_encoder, reranker, metrics=metrics)
+    _check_index(pipeline, settings)
+    app.extensions["rrs"] = {
+        "settings": settings,
+        "pipeline": pipeline,
+        "metrics": metrics,
+        "keys": configured_keys(settings),
+        "reranker_problem": reranker_problem,
+        "search_log": SearchLogWriter(
+            es, settings.search_log_index, queue_size=settings.search_log_queue_size,
+            on_drop=lambda n: metrics.search_log_dropped.inc(n),
+        ) if settings.search_log_enabled else None,
+        "allowed_indexes": {settings.index_alias, *_split(settings.allowed_indexes)},
+    }
+    app.register_blueprint(api)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.before_request(_before)
+    app.after_request(_after)
+    return app
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _client(settings: Settings):
+    from service.es_client import ClusterUnavailable, make_client
+
+    try:
+        # One retry at most: a dead node should give a quick 503, not a long hang.
+        return make_client(settings, request_timeout=settings.search_timeout_s, max_retries=1, retry_on_timeout=False)
+    except ClusterUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def _bi_encoder(settings: Settings):
+    from service.encoders import load_bi_encoder
+
+    return load_bi_encoder(settings.bi_encoder, settings.device)
+
+
+def _reranker(settings: Settings):
+    """(reranker or None, problem or None); raises StartupError when it must not be missing."""
+    if not settings.rerank_enabled:
+        return None, None
+    from service.rerank import RerankerUnavailable, load_reranker
+
+    try:
+        return load_reranker(settings.cross_encoder, settings), None
+    except RerankerUnavailable as exc:
+        if settings.allow_missing_reranker:
+            log.warning("serving WITHOUT a reranker: %s", exc)
+            return None, str(exc)
+        message = f"{exc}. Set RRS_CROSS_ENCODER to a local model folder, or RRS_ALLOW_MISSING_RERANKER=true to serve without reranking."
+        log.error(message)
+        raise StartupError(message) from exc
+
+
+def _check_index(pipeline: SearchPipeline, settings: Settings) -> None:
+    try:
+        pipeline.index_info(settings.index_alias)
+    except IndexModelMismatch as exc:
+        log.error("%s", exc)
+        raise StartupError(str(exc)) from exc
+    except IndexMissing as exc:
+        log.warning("%s (searches answer 404 until it exists)", exc)
+    except TransportError as exc:
+        log.warning("Elasticsearch not reachable at start-up (%s); searches answer 503 until it is", exc)
+
+
+# --- request plumbing -------------------------------------------------------------------
+
+
+def _state() -> dict:
+    return current_app.extensions["rrs"]
+
+
+def _before():
+    g.started = time.perf_counter()
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    keys = _state()["keys"]
+    if keys and request.path not in OPEN_PATHS and not key_is_valid(presented_key(request.headers), keys):
+        raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
+
+
+def _after(response: Response) -> Response:
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    _state()["metrics"].requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    return response
+
+
+def _api_error(exc: ApiError):
+    body = {"error": exc.error, "message": exc.message, "field": exc.field}
+    response = jsonify(body)
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
+def _http_error(exc: HTTPException):
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = _state()["settings"].max_request_bytes
+        return _api_error(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes", "body"))
+    return _api_error(ApiError(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name))
+
+
+# --- routes -----------------------------------------------------------------------------
+
+
+@api.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@api.get("/readyz")
+def readyz():
+    state = _state()
+    settings, pipeline = state["settings"], state["pipeline"]
+    problems: list[str] = []
+    reachable = present = False
+    try:
+        pipeline.index_info(settings.index_alias)
+        reachable = present = True
+    except IndexMissing as exc:
+        reachable = True
+        problems.append(str(exc))
+    except IndexModelMismatch as exc:
+        reachable = present = True
+        problems.append(str(exc))
+    except TransportError as exc:
+        problems.append(f"Elasticsearch unreachable: {exc.__class__.__name__}")
+    if state["reranker_problem"]:
+        problems.append(f"serving without reranker: {state['reranker_problem']}")
+    models = pipeline.models
+    ready = reachable and present and not any("was built with" in p or "dimensional" in p for p in problems)
+    body = Readiness(
+        ready=ready, elasticsearch=reachable, index=settings.index_alias, index_present=present,
+        bi_encoder=models.bi_encoder, cross_encoder=models.cross_encoder,
+        reranker_loaded=pipeline.reranker is not None, rerank_enabled=settings.rerank_enabled, problems=problems,
+    )
+    return jsonify(body.model_dump()), 200 if ready else 503
+
+
+@api.get("/metrics")
+def metrics():
+    state = _state()
+    reranker = state["pipeline"].reranker
+    state["metrics"].rerank_queue_pairs.set(reranker.queued_pairs if reranker is not None else 0)
+    return Response(state["metrics"].render(), mimetype="text/plain; version=0.0.4")
+
+
+@api.get("/openapi.json")
+def openapi():
+    state = _state()
+    return jsonify(build_openapi(auth=bool(state["keys"]), max_body_bytes=state["settings"].max_request_bytes))
+
+
+@api.route("/search", methods=["GET", "POST"])
+def search():
+    state = _state()
+    record: dict = {"request_id": g.request_id, "client": request.remote_addr}
+    status = 500
+    try:
+        search_request = _parse_search_request()
+        record.update(_request_record(search_request, state["settings"]))
+        if search_request.index is not None and search_request.index not in state["allowed_indexes"]:
+            raise ApiError(404, "index_not_found", f"unknown index {search_request.index!r}", "index")
+        result = _run(state["pipeline"], search_request)
+        status = 200
+        record.update(_result_record(result))
+        state["metrics"].observe_timings(result.timings_ms.model_dump())
+        return jsonify(result.model_dump(by_alias=True)), 200
+    except ApiError as exc:
+        status = exc.status
+        record.update(error=exc.error, error_field=exc.field)
+        raise
+    finally:
+        record["status"] = status
+        writer = state["search_log"]
+        if writer is not None:
+            writer.log(record)
+
+
+def _run(pipeline: SearchPipeline, search_request: SearchRequest):
+    """The pipeline, with its exceptions turned into API errors."""
+    settings = pipeline.settings
+    try:
+        return pipeline.search(search_request)
+    except (LimitError, FilterError) as exc:
+        raise ApiError(400, "invalid_request", str(exc), exc.field) from exc
+    except SearchRejected as exc:
+        raise ApiError(400, "invalid_request", f"Elasticsearch rejected the filters: {exc}", "filters") from exc
+    except IndexMissing as exc:
+        raise ApiError(404, "index_not_found", str(exc), "index") from exc
+    except IndexModelMismatch as exc:
+        raise ApiError(500, "index_model_mismatch", str(exc)) from exc
+    except TransportError as exc:
+        log.warning("Elasticsearch unavailable: %s", exc.__class__.__name__)
+        raise ApiError(
+            503, "search_backend_unavailable",
+            "Elasticsearch is unreachable or timed out; retry shortly",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        ) from exc
+
+
+def _parse_search_request() -> SearchRequest:
+    try:
+        if request.method == "GET":
+            params = request.args.to_dict()
+            if "q" in params:
+                params["query"] = params.pop("q")
+            return SearchRequest.model_validate_strings(params)
+        return SearchRequest.model_validate_json(request.get_data() or b"", strict=True)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"] if not str(part)[:1].isupper()]  # drop union member names
+    field = ".".join(loc) or "body"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif first["type"] == "json_invalid":
+        message = f"body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    elif first["type"] in ("model_type", "model_attributes_type") and not loc:
+        message = "body must be a JSON object"
+    elif first["type"] == "missing":
+        message = f"{field} is required"
+    return ApiError(400, "invalid_request", f"{field}: {message}" if loc else message, field)
+
+
+def _request_record(req: SearchRequest, settings: Settings) -> dict:
+    return {
+        "query": req.query, "index": req.index or settings.index_alias, "mode": req.mode,
+        "fusion": req.fusion.method, "rerank_requested": req.rerank, "top_k": req.top_k, "from": req.from_,
+        "candidates": req.candidates or settings.default_candidates,
+        "filters": {k: (v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v) for k, v in req.filters.items()},
+    }
+
+
+def _result_record(result) -> dict:
+    return {
+        "reranked": result.reranked, "reranked_count": result.reranked_count, "degraded": result.degraded,
+        "hit_count": len(result.hits), "zero_hits": not result.hits, "hit_ids": [h.id for h in result.hits],
+        "timings_ms": result.timings_ms.model_dump(), "bi_encoder": result.models.bi_encoder,
+        "cross_encoder": result.models.cross_encoder, "cached": result.cached,
+    }

@@ -1,0 +1,311 @@
+"""One search, stage by stage: the Retrieve & Re-Rank flow in the order it runs.
+
+    validate limits -> resolve index (alias -> version, filterable fields)
+      -> [embed query] -> BM25 + kNN in one _msearch -> fuse (RRF | linear)
+      -> rerank the top `candidates` (cross-encoder, time budget, adaptive depth)
+      -> collapse to one hit per parent (MaxP) -> page through the cached window
+
+Usable without Flask (the evaluation command drives it directly)::
+
+    pipeline = SearchPipeline(settings, es, bi_encoder, reranker)
+    response = pipeline.search(SearchRequest(query="vitamin d deficiency", top_k=10))
+    [hit.id for hit in response.hits]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from service import fusion
+from service.encoders import embedding_dims, encode_query, model_label
+from service.indexes import IndexMissing
+from service.rerank import RerankOverloaded, RerankTimeout
+from service.retrieval import (
+    Candidate,
+    bm25_body,
+    filter_clauses,
+    filterable_fields,
+    knn_body,
+    msearch,
+    parse_fields,
+)
+from service.schemas import Hit, Models, SearchRequest, SearchResponse, StageScore, Stages, Timings, check_limits
+from service.settings import Settings
+from service.window_cache import WindowCache, window_key
+
+
+class IndexModelMismatch(RuntimeError):
+    """The index was built with another bi-encoder (or vector size) than the service loads."""
+
+
+@dataclass
+class IndexInfo:
+    """What one alias resolves to right now (cached for ``alias_cache_s``)."""
+
+    version: str  # the concrete index name(s): part of the window-cache key
+    filter_fields: set[str]
+    meta: dict
+    expires: float
+
+
+@dataclass
+class Window:
+    """The ranked, collapsed hits that ``from``/``top_k`` page through."""
+
+    hits: list[Hit]
+    reranked: bool
+    reranked_count: int
+    degraded: str | None
+    timings: Timings = field(default_factory=Timings)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+class SearchPipeline:
+    """The stages of a search over one Elasticsearch client and the loaded models."""
+
+    def __init__(self, settings: Settings, es: Elasticsearch, bi_encoder, reranker=None, *, metrics=None):
+        self.settings = settings
+        self.es = es
+        self.bi_encoder = bi_encoder
+        self.reranker = reranker
+        self.metrics = metrics
+        self.fields = parse_fields(settings.bm25_fields)
+        self.bi_encoder_label = model_label(settings.bi_encoder)
+        self.dims = embedding_dims(bi_encoder)
+        self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s)
+        self._indexes: dict[str, IndexInfo] = {}
+        self._embed = lru_cache(maxsize=settings.query_embedding_cache)(self._embed_uncached)
+
+    # --- public -----------------------------------------------------------------------
+    @property
+    def models(self) -> Models:
+        return Models(
+            bi_encoder=self.bi_encoder_label,
+            cross_encoder=self.reranker.name if self.reranker is not None else None,
+        )
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Run one search; raises IndexMissing, FilterError, LimitError, SearchRejected,
+        IndexModelMismatch, or an Elasticsearch connection error (the app maps them)."""
+        started = time.perf_counter()
+        check_limits(request, self.settings)
+        index = request.index or self.settings.index_alias
+        info = self.index_info(index)
+        clauses = filter_clauses(request.filters, info.filter_fields)
+        depth = request.candidates or self.settings.default_candidates
+        key = window_key(
+            query=request.query, mode=request.mode, fusion=request.fusion.model_dump(), filters=clauses,
+            depth=depth, collapse=request.collapse, highlight=request.highlight, rerank=request.rerank,
+            version=info.version, models=self.models.model_dump(), rerank_enabled=self.settings.rerank_enabled,
+        )
+        window = self.windows.get(key)
+        cached = window is not None
+        if window is None:
+            window = self._compute_window(request, index, clauses, depth)
+            self.windows.put(key, window)
+        timings = Timings() if cached else window.timings.model_copy()
+        timings.total = _ms(started)
+        return SearchResponse(
+            query=request.query,
+            index=index,
+            mode=request.mode,
+            hits=window.hits[request.from_ : request.from_ + request.top_k],
+            from_=request.from_,
+            top_k=request.top_k,
+            window=len(window.hits),
+            reranked=window.reranked,
+            reranked_count=window.reranked_count,
+            degraded=window.degraded,
+            cached=cached,
+            timings_ms=timings,
+            models=self.models,
+        )
+
+    def index_info(self, index: str) -> IndexInfo:
+        """The alias's concrete index, filterable fields and ``_meta`` (checked against the
+        loaded bi-encoder), from one ``GET <alias>/_mapping``, reused for a few seconds."""
+        now = time.monotonic()
+        info = self._indexes.get(index)
+        if info is not None and info.expires > now:
+            return info
+        try:
+            mappings = self.es.options(request_timeout=self.settings.search_timeout_s).indices.get_mapping(index=index)
+        except NotFoundError as exc:
+            raise IndexMissing(f"no index or alias named {index!r}") from exc
+        fields: set[str] | None = None
+        meta: dict = {}
+        for name, body in sorted(mappings.items()):
+            mapping = body.get("mappings", {})
+            meta = mapping.get("_meta", {})
+            self._check_model(name, meta)
+            names = filterable_fields(mapping.get("properties", {}))
+            fields = names if fields is None else fields & names
+        info = IndexInfo(
+            version=",".join(sorted(mappings)), filter_fields=fields or set(), meta=meta,
+            expires=now + self.settings.alias_cache_s,
+        )
+        self._indexes[index] = info
+        return info
+
+    # --- stages -----------------------------------------------------------------------
+    def _compute_window(self, request: SearchRequest, index: str, clauses: list[dict], depth: int) -> Window:
+        timings = Timings()
+        lists, candidates = self._retrieve(request, index, clauses, depth, timings)
+
+        started = time.perf_counter()
+        fused = self._fuse(request, lists)[:depth]
+        timings.fuse = _ms(started)
+
+        started = time.perf_counter()
+        rerank_scores, degraded = self._rerank(request, fused, candidates)
+        timings.rerank = _ms(started) if request.rerank else 0.0
+
+        ranked = self._order(fused, rerank_scores)
+        if request.collapse:
+            ranked = self._collapse(ranked, candidates)
+        positions = {name: _positions(ranked_list) for name, ranked_list in lists.items()}
+        positions["fused"] = _positions(fused)
+        hits = [self._hit(candidates[doc], score, positions, rerank) for doc, score, rerank in ranked]
+        if self.metrics is not None and degraded:
+            self.metrics.degraded.labels(reason=degraded).inc()
+        return Window(
+            hits=hits, reranked=rerank_scores is not None, reranked_count=len(rerank_scores or []),
+            degraded=degraded, timings=timings,
+        )
+
+    def _embed_uncached(self, query: str) -> tuple[float, ...]:
+        vector = encode_query(self.bi_encoder, query, prompt=self.settings.query_prompt)
+        return tuple(float(x) for x in vector)
+
+    def _retrieve(self, request, index, clauses, depth, timings):
+        """BM25 and/or kNN in one round trip: ranked (id, score) lists and the passages."""
+        bodies: dict[str, dict] = {}
+        if request.mode in ("bm25", "hybrid"):
+            bodies["bm25"] = bm25_body(request.query, self.fields, clauses, size=depth, highlight=request.highlight)
+        if request.mode in ("knn", "hybrid"):
+            started = time.perf_counter()
+            vector = list(self._embed(request.query))
+            timings.embed_query = _ms(started)
+            bodies["knn"] = knn_body(
+                vector, clauses, size=depth, num_candidates=self.settings.knn_num_candidates,
+                highlight_text=request.query if request.highlight else None, highlight_fields=self.fields,
+            )
+        started = time.perf_counter()
+        results = msearch(self.es, index, list(bodies.values()), timeout_s=self.settings.search_timeout_s)
+        timings.search = _ms(started)
+        lists: dict[str, list[tuple[str, float]]] = {}
+        candidates: dict[str, Candidate] = {}
+        for name, result in zip(bodies, results):
+            setattr(timings, name, result.took_ms)
+            lists[name] = [(hit.id, hit.score) for hit in result.hits]
+            for hit in result.hits:
+                seen = candidates.setdefault(hit.id, hit)
+                if not seen.highlight and hit.highlight:
+                    seen.highlight = hit.highlight
+        return lists, candidates
+
+    def _fuse(self, request: SearchRequest, lists: dict[str, list[tuple[str, float]]]) -> list[tuple[str, float]]:
+        if len(lists) == 1:
+            return next(iter(lists.values()))
+        method = request.fusion
+        if method.method == "linear":
+            return fusion.linear(lists["bm25"], lists["knn"], weight=method.weight, method=method.normalization)
+        k = method.k or self.settings.rrf_k
+        return fusion.rrf({name: [doc for doc, _ in ranked] for name, ranked in lists.items()}, k=k)
+
+    def _rerank(self, request, fused, candidates) -> tuple[list[float] | None, str | None]:
+        """Cross-encoder scores of the first ``n`` fused candidates, or None and why not."""
+        if not request.rerank:
+            return None, None
+        if not self.settings.rerank_enabled:
+            return None, "rerank_disabled"
+        if self.reranker is None:
+            return None, "reranker_unavailable"
+        if not fused:
+            return [], None
+        budget_s = self.settings.rerank_timeout_ms / 1000.0
+        depth = self.reranker.plan_depth(len(fused), budget_s)
+        if depth == 0:
+            return None, "rerank_overloaded"
+        passages = [passage_text(candidates[doc].source) for doc, _ in fused[:depth]]
+        try:
+            scores = self.reranker.rerank(request.query, passages, budget_s=budget_s)
+        except RerankTimeout:
+            return None, "rerank_timeout"
+        except RerankOverloaded:
+            return None, "rerank_overloaded"
+        return scores, ("rerank_depth_reduced" if depth < len(fused) else None)
+
+    @staticmethod
+    def _order(fused, rerank_scores) -> list[tuple[str, float, StageScore | None]]:
+        """Reranked candidates by their scores (ties keep fused order), then the rest fused."""
+        if rerank_scores is None:
+            return [(doc, score, None) for doc, score in fused]
+        n = len(rerank_scores)
+        head = sorted(range(n), key=lambda i: -rerank_scores[i])  # stable: ties keep fused order
+        ranked = [
+            (fused[i][0], float(rerank_scores[i]), StageScore(rank=rank, score=float(rerank_scores[i])))
+            for rank, i in enumerate(head, start=1)
+        ]
+        return ranked + [(doc, score, None) for doc, score in fused[n:]]
+
+    @staticmethod
+    def _collapse(ranked, candidates):
+        """One hit per parent document: its first (= best-scored, MaxP) passage."""
+        seen: set[str] = set()
+        kept = []
+        for item in ranked:
+            parent = candidates[item[0]].source.get("parent_id") or item[0]
+            if parent not in seen:
+                seen.add(parent)
+                kept.append(item)
+        return kept
+
+    @staticmethod
+    def _hit(candidate: Candidate, score: float, positions, rerank: StageScore | None) -> Hit:
+        stage = {name: positions[name].get(candidate.id) for name in ("bm25", "knn", "fused") if name in positions}
+        source = candidate.source
+        fragments = candidate.highlight.get("text")
+        return Hit(
+            id=source.get("id") or candidate.id,
+            parent_id=source.get("parent_id") or candidate.id,
+            chunk=source.get("chunk"),
+            title=source.get("title"),
+            text=source.get("text", ""),
+            snippet=" … ".join(fragments) if fragments else None,
+            metadata=source.get("metadata") or {},
+            score=score,
+            stages=Stages(bm25=stage.get("bm25"), knn=stage.get("knn"), fused=stage.get("fused"), rerank=rerank),
+        )
+
+    def _check_model(self, index: str, meta: dict) -> None:
+        """Refuse an index built by another bi-encoder: its vectors would not match ours."""
+        built_with, dims = meta.get("bi_encoder"), meta.get("dims")
+        if built_with and built_with != self.bi_encoder_label:
+            raise IndexModelMismatch(
+                f"index {index!r} was built with bi-encoder {built_with!r}, but the service loads "
+                f"{self.bi_encoder_label!r} (RRS_BI_ENCODER); use the same model or reindex"
+            )
+        if dims and int(dims) != self.dims:
+            raise IndexModelMismatch(
+                f"index {index!r} holds {dims}-dimensional vectors, but bi-encoder "
+                f"{self.bi_encoder_label!r} makes {self.dims}-dimensional ones"
+            )
+
+
+def _positions(ranked: list[tuple[str, float]]) -> dict[str, StageScore]:
+    """doc id -> its 1-based rank and score in one stage's list."""
+    return {doc: StageScore(rank=rank, score=score) for rank, (doc, score) in enumerate(ranked, start=1)}
+
+
+def passage_text(source: dict) -> str:
+    """What the cross-encoder reads for a passage: its title (if any) then its text."""
+    title, text = source.get("title") or "", source.get("text") or ""
+    return f"{title}. {text}" if title else text

@@ -1,0 +1,259 @@
+"""The cross-encoder reranker: load, truncate, batch by length, score, within a budget.
+
+Loading uses the real ``sentence_transformers.CrossEncoder(name_or_path)``; its tokenizer,
+activation and transformer do the work. What this module adds for serving:
+
+* explicit truncation: every pair is tokenised with ``truncation="longest_first"`` to
+  ``max_length`` = min(setting, tokenizer limit, position embeddings), and each batch is
+  checked before it moves to the device, so an over-long pair can never reach CUDA;
+* pairs sorted by token length, then cut into batches (little padding);
+* fp16/bf16 on CUDA, torch threads set on CPU, or an ONNX Runtime session (fp32 or int8,
+  made by ``rrs rerank export-onnx``) in place of torch;
+* one :class:`~service.batching.MicroBatcher` per process, so concurrent requests share
+  batches, with a time budget per request and an adaptive depth when the queue is deep.
+
+Example::
+
+    reranker = load_reranker("/models/my-cross-encoder", settings)
+    scores = reranker.score_pairs([("what is bm25", "BM25 is a ranking function ...")])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import numpy as np
+
+from service.batching import MicroBatcher, Pair, QueueFull
+from service.settings import Settings
+
+
+class RerankerUnavailable(RuntimeError):
+    """The cross-encoder could not be loaded; the message says which and why."""
+
+
+class RerankTimeout(TimeoutError):
+    """Scoring did not finish within the request's budget."""
+
+
+class RerankOverloaded(RuntimeError):
+    """The queue is too deep to rerank even the minimum depth within the budget."""
+
+
+def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
+    """The longest pair (in tokens) the model can take: the smallest of the limits."""
+    limits = [requested]
+    if tokenizer_limit and tokenizer_limit < 100_000:  # tokenizers without a limit report ~1e30
+        limits.append(int(tokenizer_limit))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models offset positions by padding_idx + 1.
+        offset = (config.pad_token_id or 0) + 1 if "roberta" in getattr(config, "model_type", "") else 0
+        limits.append(int(positions) - offset)
+    return min(limits)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (pure)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: float | None, budget_s: float) -> int:
+    """How many candidates to rerank so the work ahead plus ours fits the budget.
+
+    Returns ``wanted`` when the queue is empty or throughput is unknown, a smaller number
+    (not below ``floor``) when the queue is deep, and 0 when even ``floor`` cannot fit.
+    """
+    if queued_pairs <= 0 or not pairs_per_s:
+        return wanted
+    room = int(budget_s * pairs_per_s) - queued_pairs
+    if room >= wanted:
+        return wanted
+    if room >= min(floor, wanted):
+        return room
+    return 0
+
+
+class CrossEncoderReranker:
+    """Scores (query, passage) pairs with a CrossEncoder; one instance per process."""
+
+    def __init__(self, model, *, name: str, settings: Settings, device: str, onnx_session=None):
+        self.model = model
+        self.name = name
+        self.device = device
+        self.tokenizer = model.tokenizer
+        self.max_length = max_pair_length(
+            settings.rerank_max_length, self.tokenizer.model_max_length, model.model.config
+        )
+        self.batch_size = settings.rerank_batch_size
+        self.backend = "onnx" if onnx_session is not None else "torch"
+        self.dtype = "fp32"
+        self._onnx = onnx_session
+        self._activation = model.activation_fn
+        self.min_depth = settings.rerank_min_candidates
+        wait_ms = settings.rerank_max_wait_ms
+        if wait_ms is None:
+            wait_ms = 2.0 if device.startswith("cuda") else 0.0
+        self.batcher = MicroBatcher(
+            self.score_pairs,
+            max_wait_s=wait_ms / 1000.0,
+            max_batch_pairs=settings.rerank_max_batch_pairs,
+            max_queue_pairs=settings.rerank_max_queue_pairs,
+        )
+
+    # --- scoring (synchronous; the batcher's worker calls this) -----------------------
+    def tokenize(self, pairs: Sequence[Pair]) -> dict[str, list[list[int]]]:
+        """Token ids per pair, truncated to ``max_length`` (no padding yet)."""
+        queries = [q for q, _ in pairs]
+        passages = [p for _, p in pairs]
+        return dict(
+            self.tokenizer(queries, passages, truncation="longest_first", max_length=self.max_length)
+        )
+
+    def score_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
+        """Scores for ``pairs`` in input order (higher = more relevant)."""
+        if not pairs:
+            return []
+        encoded = self.tokenize(pairs)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        scores = np.empty(len(pairs), dtype=np.float32)
+        for batch in length_sorted_batches(lengths, self.batch_size):
+            if not keep_going():
+                raise RerankTimeout("every request in this round gave up")
+            features = self.tokenizer.pad(
+                [{key: values[i] for key, values in encoded.items()} for i in batch],
+                return_tensors="np" if self._onnx is not None else "pt",
+            )
+            width = features["input_ids"].shape[1]
+            if width > self.max_length:  # never hand the device a sequence it cannot take
+                raise ValueError(f"batch of width {width} exceeds max_length {self.max_length}")
+            scores[batch] = self._forward(features)
+        return scores.tolist()
+
+    def _forward(self, features) -> np.ndarray:
+        if self._onnx is not None:
+            names = {i.name for i in self._onnx.get_inputs()}
+            feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in names}
+            logits = self._onnx.run(None, feed)[0]
+            import torch
+
+            return self._activation(torch.from_numpy(logits).float()).reshape(-1).numpy()
+        import torch
+
+        with torch.inference_mode():
+            features = {k: v.to(self.device) for k, v in features.items()}
+            logits = self.model.model(**features).logits.float()
+            return self._activation(logits).reshape(-1).cpu().numpy()
+
+    # --- serving (through the batcher, with a budget) --------------------------------
+    @property
+    def queued_pairs(self) -> int:
+        return self.batcher.pending_pairs
+
+    def plan_depth(self, wanted: int, budget_s: float) -> int:
+        """Candidates to rerank now, given the queue ahead (see :func:`adaptive_depth`)."""
+        return adaptive_depth(
+            wanted,
+            floor=self.min_depth,
+            queued_pairs=self.batcher.pending_pairs,
+            pairs_per_s=self.batcher.pairs_per_s,
+            budget_s=budget_s,
+        )
+
+    def rerank(self, query: str, passages: Sequence[str], *, budget_s: float) -> list[float]:
+        """Scores of ``passages`` for ``query`` within ``budget_s`` seconds.
+
+        Raises :class:`RerankTimeout` past the budget and :class:`RerankOverloaded` when the
+        queue cannot take the pairs; the caller then keeps the fused order.
+        """
+        deadline = time.monotonic() + budget_s
+        try:
+            future = self.batcher.submit([(query, p) for p in passages], deadline)
+        except QueueFull as exc:
+            raise RerankOverloaded(str(exc)) from exc
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout as exc:
+            future.cancel()
+            raise RerankTimeout(f"rerank took longer than {budget_s * 1000:.0f} ms") from exc
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def _torch_dtype(wanted: str, device: str):
+    import torch
+
+    if wanted == "auto":
+        wanted = "fp16" if device.startswith("cuda") else "fp32"
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[wanted], wanted
+
+
+def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker:
+    """Load the cross-encoder the settings ask for, ready to serve.
+
+    Raises :class:`RerankerUnavailable` with the reason when it cannot be loaded (offline
+    and not cached, a wrong path, a model that is not a one-label cross-encoder, a
+    missing ONNX file).
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from service.encoders import pick_device
+
+    device = pick_device(settings.device)
+    if settings.rerank_backend == "onnx":
+        device = "cpu"
+    if device == "cpu":
+        torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    try:
+        model = CrossEncoder(name_or_path, device=device)
+    except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the operator
+        hint = "" if Path(name_or_path).exists() else (
+            " (not a local folder; a hub name needs network access or a cached copy -- "
+            "set RRS_CROSS_ENCODER to a local model folder)"
+        )
+        raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
+    if model.num_labels != 1:
+        raise RerankerUnavailable(
+            f"{name_or_path!r} has {model.num_labels} output labels; a reranker needs exactly 1"
+        )
+    model.eval()
+    onnx_session = None
+    if settings.rerank_backend == "onnx":
+        onnx_session = _onnx_session(name_or_path, settings)
+    reranker = CrossEncoderReranker(
+        model, name=_label(name_or_path), settings=settings, device=device, onnx_session=onnx_session
+    )
+    if onnx_session is None:
+        dtype, label = _torch_dtype(settings.rerank_dtype, device)
+        if dtype != torch.float32:
+            model.model.to(dtype)
+        reranker.dtype = label
+    else:
+        reranker.dtype = "int8" if "qint8" in settings.rerank_onnx_file else "fp32"
+    return reranker
+
+
+def _label(name_or_path: str) -> str:
+    path = Path(name_or_path)
+    return path.name if path.exists() else name_or_path
+
+
+def _onnx_session(model_dir: str, settings: Settings):
+    path = Path(model_dir) / settings.rerank_onnx_file
+    if not path.exists():
+        raise RerankerUnavailable(
+            f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`"
+        )
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.torch_threads or os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

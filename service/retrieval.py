@@ -1,0 +1,198 @@
+"""Build the BM25 and kNN searches and send them to Elasticsearch in one ``_msearch``.
+
+Both searches carry the same filters (inside the query, so each returns its own top
+``size`` among matching documents, not a post-filtered remainder). User text only ever
+goes into ``multi_match`` (analysed as plain text), never into ``query_string`` syntax,
+so it cannot inject operators, field names or wildcards.
+
+Example::
+
+    bodies = [bm25_body("vitamin d", ["title^2", "text"], [], size=100)]
+    [hits] = msearch(es, "passages", bodies, timeout_s=5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from service.indexes import IndexMissing
+
+SOURCE_FIELDS = ["id", "parent_id", "chunk", "chunk_count", "title", "text", "metadata"]
+# Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
+TOP_LEVEL_FILTER_FIELDS = {"parent_id", "source", "chunk", "chunk_count", "model", "indexed_at"}
+HIGHLIGHT_FRAGMENT_CHARS = 180
+
+
+class FilterError(ValueError):
+    """A filter the index cannot apply; ``field`` names it as the request did."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Candidate:
+    """One passage returned by a search, with what the hit will show."""
+
+    id: str
+    score: float
+    source: dict[str, Any]
+    highlight: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    hits: list[Candidate]
+    took_ms: float
+
+
+def parse_fields(spec: str) -> list[str]:
+    """``"title^2,text"`` -> ``["title^2", "text"]`` (boosts kept for ``multi_match``)."""
+    fields = [part.strip() for part in spec.split(",") if part.strip()]
+    if not fields:
+        raise ValueError("bm25_fields names no field")
+    return fields
+
+
+def filterable_fields(mapping_properties: dict[str, Any]) -> set[str]:
+    """Full names of the fields a filter may use, read from the index mapping."""
+    names = {name for name in TOP_LEVEL_FILTER_FIELDS if name in mapping_properties}
+
+    def walk(prefix: str, props: dict[str, Any]) -> None:
+        for name, spec in props.items():
+            full = f"{prefix}.{name}"
+            if "properties" in spec:
+                walk(full, spec["properties"])
+            else:
+                names.add(full)
+
+    walk("metadata", mapping_properties.get("metadata", {}).get("properties", {}))
+    return names
+
+
+def full_field_name(name: str) -> str:
+    """The mapping name of a filter key: top-level fields as is, else under ``metadata``."""
+    if name in TOP_LEVEL_FILTER_FIELDS or name.startswith("metadata."):
+        return name
+    return f"metadata.{name}"
+
+
+def filter_clauses(filters: dict[str, Any], known: set[str]) -> list[dict]:
+    """Elasticsearch filter clauses for the request's ``filters`` (term / terms / range)."""
+    clauses: list[dict] = []
+    for name, value in filters.items():
+        full = full_field_name(name)
+        if full not in known:
+            raise FilterError(f"filters.{name}", f"unknown filter field {name!r}; the index has no field {full!r}")
+        if isinstance(value, list):
+            if not value:
+                raise FilterError(f"filters.{name}", "an empty list matches nothing")
+            clauses.append({"terms": {full: value}})
+        elif hasattr(value, "model_dump"):
+            clauses.append({"range": {full: value.model_dump(exclude_none=True)}})
+        else:
+            clauses.append({"term": {full: value}})
+    return clauses
+
+
+def text_query(query: str, fields: list[str]) -> dict:
+    """The BM25 query: ``multi_match`` treats the text as words, never as syntax."""
+    return {"multi_match": {"query": query, "fields": fields, "type": "best_fields"}}
+
+
+def _highlight(query: str, fields: list[str]) -> dict:
+    return {
+        "highlight_query": text_query(query, fields),
+        "encoder": "html",
+        "fields": {
+            "text": {"fragment_size": HIGHLIGHT_FRAGMENT_CHARS, "number_of_fragments": 2},
+            "title": {"number_of_fragments": 0},
+        },
+    }
+
+
+def bm25_body(query: str, fields: list[str], filters: list[dict], *, size: int, highlight: bool = False) -> dict:
+    body: dict = {
+        "size": size,
+        "_source": SOURCE_FIELDS,
+        "query": {"bool": {"must": [text_query(query, fields)], "filter": filters}},
+    }
+    if highlight:
+        body["highlight"] = _highlight(query, fields)
+    return body
+
+
+def knn_body(
+    vector: list[float],
+    filters: list[dict],
+    *,
+    size: int,
+    num_candidates: int,
+    highlight_text: str | None = None,
+    highlight_fields: list[str] | None = None,
+) -> dict:
+    body: dict = {
+        "size": size,
+        "_source": SOURCE_FIELDS,
+        "knn": {
+            "field": "embedding",
+            "query_vector": vector,
+            "k": size,
+            "num_candidates": max(num_candidates, size),
+            "filter": filters,
+        },
+    }
+    if highlight_text is not None:
+        body["highlight"] = _highlight(highlight_text, highlight_fields or ["title", "text"])
+    return body
+
+
+class SearchRejected(ValueError):
+    """Elasticsearch refused a search as malformed (for us: a filter of the wrong type)."""
+
+
+class SearchFailed(RuntimeError):
+    """One of the searches failed on the server for another reason (shard failure, ...)."""
+
+
+def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: float) -> list[SearchResult]:
+    """Run ``bodies`` against ``index`` in one round trip; one result per body, in order."""
+    searches: list[dict] = []
+    for body in bodies:
+        searches.extend([{}, body])
+    response = es.options(request_timeout=timeout_s).msearch(index=index, searches=searches)
+    results = []
+    for item in response["responses"]:
+        if "error" in item:
+            _raise_item_error(index, item)
+        hits = [
+            Candidate(id=h["_id"], score=float(h["_score"] or 0.0), source=h["_source"], highlight=h.get("highlight", {}))
+            for h in item["hits"]["hits"]
+        ]
+        results.append(SearchResult(hits=hits, took_ms=float(item.get("took", 0))))
+    return results
+
+
+def _raise_item_error(index: str, item: dict) -> None:
+    error = item["error"]
+    kind = error.get("type", "") if isinstance(error, dict) else str(error)
+    if kind == "index_not_found_exception":
+        raise IndexMissing(f"no index or alias named {index!r}")
+    status = item.get("status", 500)
+    reason = _root_reason(error)
+    if status == 400:
+        raise SearchRejected(reason)
+    raise SearchFailed(f"Elasticsearch error {status}: {reason}")
+
+
+def _root_reason(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    causes = error.get("root_cause") or []
+    first = causes[0] if causes else error
+    caused = error.get("caused_by", {})
+    return caused.get("reason") or first.get("reason") or error.get("reason") or "search failed"

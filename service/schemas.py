@@ -1,0 +1,189 @@
+"""Request and response models of the search API (pydantic).
+
+These classes validate every request (unknown fields, wrong types and out-of-range
+values are errors naming the field) and are the source of ``/openapi.json``, so the
+documentation cannot drift from what the server accepts. Limits that depend on the
+settings (``top_k``, ``candidates``, query length) are checked by :func:`check_limits`.
+
+Example::
+
+    >>> req = SearchRequest.model_validate({"query": "vitamin d", "mode": "bm25"})
+    >>> req.top_k, req.fusion.method
+    (10, 'rrf')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Scalar = str | int | float | bool
+
+
+class RangeFilter(BaseModel):
+    """A range on a numeric or date field; at least one bound."""
+
+    model_config = ConfigDict(extra="forbid")
+    gte: float | str | None = None
+    gt: float | str | None = None
+    lte: float | str | None = None
+    lt: float | str | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> "RangeFilter":
+        if all(v is None for v in (self.gte, self.gt, self.lte, self.lt)):
+            raise ValueError("a range needs at least one of gte, gt, lte, lt")
+        return self
+
+
+FilterValue = Scalar | list[Scalar] | RangeFilter
+
+
+class Fusion(BaseModel):
+    """How BM25 and kNN rankings are combined (see service/fusion.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["rrf", "linear"] = "rrf"
+    k: int | None = Field(default=None, ge=1, le=10_000, description="RRF constant; default from settings (60).")
+    normalization: Literal["minmax", "zscore"] = "minmax"
+    weight: float = Field(default=0.5, ge=0.0, le=1.0, description="linear: kNN's share (0 = BM25 only).")
+
+
+class SearchRequest(BaseModel):
+    """``POST /search`` body (``GET /search`` takes the scalar fields as query parameters)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    query: str = Field(min_length=1, description="Plain text; never parsed as query syntax.")
+    top_k: int = Field(default=10, ge=1, description="Hits to return (at most RRS_MAX_TOP_K).")
+    candidates: int | None = Field(
+        default=None, ge=1, description="Fused candidates sent to the reranker; default RRS_DEFAULT_CANDIDATES."
+    )
+    mode: Literal["hybrid", "bm25", "knn"] = "hybrid"
+    rerank: bool = True
+    fusion: Fusion = Field(default_factory=Fusion)
+    filters: dict[str, FilterValue] = Field(
+        default_factory=dict,
+        description="metadata field -> value (term), list (any of), or {gte,lte,...} (range); "
+        "applied inside both BM25 and kNN.",
+    )
+    from_: int = Field(default=0, ge=0, alias="from", description="Offset into the reranked window (paging).")
+    collapse: bool = Field(default=True, description="One hit per parent document (its best passage).")
+    highlight: bool = True
+    index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain non-space characters")
+        return value
+
+    @field_validator("fusion", mode="before")
+    @classmethod
+    def _fusion_shorthand(cls, value: Any) -> Any:
+        """``"fusion": "linear"`` is shorthand for ``{"method": "linear"}``."""
+        return {"method": value} if isinstance(value, str) else value
+
+
+class StageScore(BaseModel):
+    rank: int = Field(description="1-based rank within the stage.")
+    score: float
+
+
+class Stages(BaseModel):
+    """Where a hit stood after each stage (null: the stage did not see it or did not run)."""
+
+    bm25: StageScore | None = None
+    knn: StageScore | None = None
+    fused: StageScore | None = None
+    rerank: StageScore | None = None
+
+
+class Hit(BaseModel):
+    id: str
+    parent_id: str
+    chunk: int | None = None
+    title: str | None = None
+    text: str
+    snippet: str | None = Field(default=None, description="Highlighted fragment(s) when highlight is on.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    score: float = Field(description="Final score: rerank score when reranked, else the fused score.")
+    stages: Stages
+
+
+class Timings(BaseModel):
+    embed_query: float = 0.0
+    search: float = Field(0.0, description="The one _msearch round trip.")
+    bm25: float = Field(0.0, description="BM25 search as timed by Elasticsearch (took).")
+    knn: float = Field(0.0, description="kNN search as timed by Elasticsearch (took).")
+    fuse: float = 0.0
+    rerank: float = 0.0
+    total: float = 0.0
+
+
+class Models(BaseModel):
+    bi_encoder: str
+    cross_encoder: str | None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    index: str
+    mode: str
+    hits: list[Hit]
+    from_: int = Field(alias="from", serialization_alias="from")
+    top_k: int
+    window: int = Field(description="Hits in the ranked window that `from` pages through.")
+    reranked: bool
+    reranked_count: int = Field(description="Candidates the cross-encoder scored.")
+    degraded: str | None = Field(description="Why a stage was skipped or shortened, else null.")
+    cached: bool = Field(description="Served from the reranked-window cache (paging).")
+    timings_ms: Timings
+    models: Models
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="Machine-readable kind, e.g. invalid_request, index_not_found.")
+    message: str
+    field: str | None = Field(default=None, description="The request field at fault, if any.")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    elasticsearch: bool
+    index: str
+    index_present: bool
+    bi_encoder: str | None
+    cross_encoder: str | None
+    reranker_loaded: bool
+    rerank_enabled: bool
+    problems: list[str]
+
+
+class LimitError(ValueError):
+    """A value outside a limit from the settings; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_limits(request: SearchRequest, settings) -> None:
+    """Limits that come from the settings (the schema holds only the fixed ones)."""
+    if len(request.query) > settings.max_query_chars:
+        raise LimitError("query", f"query is longer than {settings.max_query_chars} characters")
+    if request.top_k > settings.max_top_k:
+        raise LimitError("top_k", f"top_k must be <= {settings.max_top_k}")
+    if request.candidates is not None and request.candidates > settings.max_candidates:
+        raise LimitError("candidates", f"candidates must be <= {settings.max_candidates}")
+    window = request.candidates or settings.default_candidates
+    if request.from_ + request.top_k > window:
+        raise LimitError(
+            "from",
+            f"from + top_k ({request.from_ + request.top_k}) is beyond the ranked window of "
+            f"{window} candidates; ask with a larger `candidates` to page deeper",
+        )
