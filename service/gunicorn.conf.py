@@ -1,0 +1,43 @@
+"""Gunicorn settings for ``rrs serve`` (values from the one Settings object).
+
+* One model copy per worker: the app is built in each worker after the fork
+  (``preload_app = False``), so CUDA is initialised in the process that uses it.
+* Threads give concurrency inside a worker; the worker's reranker merges the
+  concurrent requests' pairs into shared GPU batches.
+* GPU layout: one worker per GPU. With ``RRS_SERVE_GPUS=0,1`` and ``RRS_SERVE_WORKERS=2``
+  worker i sees only GPU ``gpus[i % n]`` (``CUDA_VISIBLE_DEVICES`` set before the app loads).
+"""
+
+import os
+
+from service.settings import get_settings
+
+_settings = get_settings()
+
+bind = f"{_settings.serve_host}:{_settings.serve_port}"
+workers = _settings.serve_workers
+threads = _settings.serve_threads
+worker_class = "gthread"
+timeout = _settings.serve_timeout_s
+graceful_timeout = 30
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"
+limit_request_line = 8190
+
+_gpus = [gpu.strip() for gpu in _settings.serve_gpus.split(",") if gpu.strip()]
+
+
+def pre_fork(server, worker):
+    """Give the new worker the GPU slot no live worker holds."""
+    if not _gpus:
+        return
+    taken = {getattr(w, "rrs_gpu_slot", None) for w in server.WORKERS.values()}
+    worker.rrs_gpu_slot = next(slot for slot in range(len(_gpus) + len(taken) + 1) if slot not in taken)
+
+
+def post_fork(server, worker):
+    if _gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _gpus[worker.rrs_gpu_slot % len(_gpus)]
+        server.log.info("worker %s uses GPU %s", worker.pid, os.environ["CUDA_VISIBLE_DEVICES"])

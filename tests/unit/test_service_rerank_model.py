@@ -1,0 +1,63 @@
+"""The reranker with a real (tiny, random-weight) cross-encoder; no Elasticsearch needed."""
+
+import numpy as np
+import pytest
+
+from service.rerank import RerankerUnavailable, load_reranker
+from service.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def reranker(tiny_cross_encoder_dir):
+    return load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_max_length=64, rerank_batch_size=4))
+
+
+def test_scores_match_cross_encoder_predict(reranker):
+    from sentence_transformers import CrossEncoder
+
+    pairs = [("what is rust", "Rust is a systems language."), ("q", "b"), ("longer query here", "x " * 30)]
+    reference = CrossEncoder(str(reranker.model.model.name_or_path), device="cpu", max_length=64).predict(pairs)
+    assert np.allclose(reranker.score_pairs(pairs), reference, atol=1e-5)
+
+
+def test_over_long_pairs_are_truncated_before_the_model(reranker):
+    pairs = [("query " * 300, "passage " * 5000), ("short", "short")]
+    encoded = reranker.tokenize(pairs)
+    assert max(len(ids) for ids in encoded["input_ids"]) == reranker.max_length == 64
+    scores = reranker.score_pairs(pairs)
+    assert len(scores) == 2 and all(np.isfinite(scores))
+
+
+def test_rerank_through_the_batcher(reranker):
+    passages = ["alpha beta", "gamma", "delta epsilon zeta"]
+    assert reranker.rerank("q", passages, budget_s=5) == pytest.approx(
+        reranker.score_pairs([("q", p) for p in passages]), abs=1e-6
+    )
+
+
+def test_bad_path_says_which(tmp_path):
+    with pytest.raises(RerankerUnavailable, match="no-such-model"):
+        load_reranker(str(tmp_path / "no-such-model"), Settings())
+
+
+def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
+    import shutil
+
+    from service.onnx_export import export_onnx
+
+    folder = tmp_path / "ce"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    paths = export_onnx(folder)
+    assert [p.name for p in paths] == ["model.onnx", "model_qint8.onnx"] and all(p.exists() for p in paths)
+    pairs = [("what is rust", "Rust is a systems language."), ("q", "b " * 40)]
+    torch_scores = load_reranker(str(folder), Settings()).score_pairs(pairs)
+    fp32 = load_reranker(str(folder), Settings(rerank_backend="onnx", rerank_onnx_file="onnx/model.onnx"))
+    int8 = load_reranker(str(folder), Settings(rerank_backend="onnx"))
+    assert (fp32.backend, int8.dtype) == ("onnx", "int8")
+    assert np.allclose(fp32.score_pairs(pairs), torch_scores, atol=1e-4)
+    assert np.allclose(int8.score_pairs(pairs), torch_scores, atol=0.05)
+
+
+def test_missing_onnx_file_is_a_clear_error(tiny_cross_encoder_dir):
+    with pytest.raises(RerankerUnavailable, match="export-onnx"):
+        load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="onnx", rerank_onnx_file="onnx/none.onnx"))

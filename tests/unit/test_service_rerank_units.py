@@ -1,0 +1,85 @@
+import threading
+import time
+
+import pytest
+
+from service.auth import key_is_valid, presented_key
+from service.batching import MicroBatcher, QueueFull
+from service.rerank import adaptive_depth, length_sorted_batches, max_pair_length
+from service.window_cache import WindowCache, window_key
+
+
+class _Config:
+    def __init__(self, model_type="bert", positions=512, pad=0):
+        self.model_type, self.max_position_embeddings, self.pad_token_id = model_type, positions, pad
+
+
+def test_max_pair_length_takes_the_smallest_limit():
+    assert max_pair_length(512, 10**30, _Config()) == 512
+    assert max_pair_length(1024, 10**30, _Config()) == 512
+    assert max_pair_length(256, 512, _Config()) == 256
+    assert max_pair_length(4096, None, _Config("xlm-roberta", 514, 1)) == 512
+
+
+def test_length_sorted_batches():
+    batches = length_sorted_batches([3, 10, 1, 7, 5], 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+def test_adaptive_depth():
+    assert adaptive_depth(100, floor=20, queued_pairs=0, pairs_per_s=10, budget_s=1) == 100
+    assert adaptive_depth(100, floor=20, queued_pairs=300, pairs_per_s=400, budget_s=1) == 100
+    assert adaptive_depth(100, floor=20, queued_pairs=350, pairs_per_s=400, budget_s=1) == 50
+    assert adaptive_depth(100, floor=20, queued_pairs=390, pairs_per_s=400, budget_s=1) == 0
+
+
+def test_microbatcher_merges_concurrent_jobs_and_keeps_order():
+    rounds = []
+    gate = threading.Event()
+
+    def score(pairs, keep_going):
+        gate.wait(5)
+        return [float(len(doc)) for _, doc in pairs]
+
+    batcher = MicroBatcher(score, max_wait_s=0.05, on_round=lambda n, s: rounds.append(n))
+    first = batcher.submit([("q", "a")], deadline=time.monotonic() + 5)
+    time.sleep(0.1)  # the worker holds the first job (blocked in score)
+    later = [batcher.submit([("q", "x" * i), ("q", "y")], deadline=time.monotonic() + 5) for i in range(1, 4)]
+    gate.set()
+    assert first.result(5) == [1.0]
+    assert [f.result(5) for f in later] == [[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]]
+    assert rounds == [1, 6]  # the three later jobs shared one round
+    assert batcher.pending_pairs == 0
+    batcher.close()
+
+
+def test_microbatcher_bounded_queue_and_expired_jobs():
+    batcher = MicroBatcher(lambda pairs, keep_going: [0.0] * len(pairs), max_queue_pairs=3)
+    with pytest.raises(QueueFull):
+        batcher.submit([("q", "d")] * 4, deadline=time.monotonic() + 1)
+    expired = batcher.submit([("q", "d")], deadline=time.monotonic() - 1)
+    ok = batcher.submit([("q", "d")], deadline=time.monotonic() + 5)
+    assert ok.result(5) == [0.0]
+    assert not expired.done()  # dropped unscored: its caller has already given up
+    batcher.close()
+
+
+def test_window_cache_lru_and_ttl():
+    cache = WindowCache(max_entries=2, ttl_s=60)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.get("a")
+    cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    expiring = WindowCache(max_entries=2, ttl_s=0)
+    expiring.put("a", 1)
+    time.sleep(0.01)
+    assert expiring.get("a") is None
+    assert window_key(a=1, b={"x": 1, "y": 2}) == window_key(b={"y": 2, "x": 1}, a=1) != window_key(a=2)
+
+
+def test_api_keys():
+    keys = [b"k1", b"k2"]
+    assert key_is_valid("k2", keys) and not key_is_valid("k3", keys) and not key_is_valid(None, keys)
+    assert presented_key({"Authorization": "Bearer abc"}) == "abc"
+    assert presented_key({"X-API-Key": "xyz"}) == "xyz"

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from service.retrieval import FilterError, bm25_body, filter_clauses, filterable_fields, knn_body, parse_fields
+from service.schemas import RangeFilter
+
+PROPS = {
+    "id": {"type": "keyword"}, "parent_id": {"type": "keyword"}, "text": {"type": "text"},
+    "metadata": {"properties": {"topic": {"type": "keyword"}, "year": {"type": "long"},
+                                "author": {"properties": {"name": {"type": "keyword"}}}}},
+}
+
+
+def test_parse_fields_keeps_boosts():
+    assert parse_fields(" title^2 , text ") == ["title^2", "text"]
+    with pytest.raises(ValueError):
+        parse_fields(" , ")
+
+
+def test_filterable_fields_come_from_the_mapping():
+    assert filterable_fields(PROPS) == {"parent_id", "metadata.topic", "metadata.year", "metadata.author.name"}
+
+
+def test_filter_clauses_term_terms_range():
+    known = filterable_fields(PROPS)
+    clauses = filter_clauses(
+        {"topic": "health", "metadata.year": RangeFilter(gte=2000), "author.name": ["a", "b"], "parent_id": "d1"}, known
+    )
+    assert clauses == [
+        {"term": {"metadata.topic": "health"}},
+        {"range": {"metadata.year": {"gte": 2000}}},
+        {"terms": {"metadata.author.name": ["a", "b"]}},
+        {"term": {"parent_id": "d1"}},
+    ]
+
+
+def test_unknown_filter_field_names_it():
+    with pytest.raises(FilterError) as info:
+        filter_clauses({"colour": "red"}, filterable_fields(PROPS))
+    assert info.value.field == "filters.colour"
+
+
+def test_same_filters_in_both_searches_and_no_query_string():
+    clauses = [{"term": {"metadata.topic": "health"}}]
+    user_text = 'title:(secret) OR text:* AND "x'
+    bm25 = bm25_body(user_text, ["title^2", "text"], clauses, size=50, highlight=True)
+    knn = knn_body([0.1, 0.2], clauses, size=50, num_candidates=10)
+    assert bm25["query"]["bool"]["filter"] == clauses == knn["knn"]["filter"]
+    assert bm25["query"]["bool"]["must"][0]["multi_match"]["query"] == user_text
+    assert "query_string" not in json.dumps(bm25) and "simple_query_string" not in json.dumps(bm25)
+    assert knn["knn"]["num_candidates"] == 50  # never below k
+    assert bm25["size"] == knn["size"] == knn["knn"]["k"] == 50

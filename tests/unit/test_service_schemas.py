@@ -1,0 +1,56 @@
+import pytest
+from pydantic import ValidationError
+
+from service.schemas import LimitError, SearchRequest, check_limits
+from service.settings import Settings
+
+
+def test_defaults():
+    req = SearchRequest.model_validate({"query": "vitamin d"})
+    assert (req.top_k, req.mode, req.rerank, req.collapse, req.highlight, req.from_) == (10, "hybrid", True, True, True, 0)
+    assert req.fusion.method == "rrf"
+
+
+def test_fusion_shorthand_and_object():
+    assert SearchRequest.model_validate({"query": "q", "fusion": "linear"}).fusion.method == "linear"
+    req = SearchRequest.model_validate({"query": "q", "fusion": {"method": "linear", "normalization": "zscore", "weight": 0.3}})
+    assert (req.fusion.normalization, req.fusion.weight) == ("zscore", 0.3)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "query"),
+        ({"query": "q", "extra": 1}, "extra"),
+        ({"query": "q", "mode": "fuzzy"}, "mode"),
+        ({"query": "q", "top_k": 0}, "top_k"),
+        ({"query": "q", "from": -1}, "from"),
+        ({"query": "q", "fusion": {"method": "linear", "weight": 2}}, "fusion"),
+        ({"query": "q", "filters": {"year": {}}}, "filters"),
+    ],
+)
+def test_invalid_bodies_name_the_field(body, field):
+    with pytest.raises(ValidationError) as info:
+        SearchRequest.model_validate(body)
+    assert str(info.value.errors()[0]["loc"][0]) == field
+
+
+def test_strict_json_refuses_strings_for_numbers():
+    with pytest.raises(ValidationError):
+        SearchRequest.model_validate_json('{"query": "q", "top_k": "5"}', strict=True)
+    assert SearchRequest.model_validate_strings({"query": "q", "top_k": "5", "rerank": "false"}).top_k == 5
+
+
+def test_limits_from_settings():
+    settings = Settings(max_top_k=20, max_candidates=50, max_query_chars=10, default_candidates=30)
+    for body, field in [
+        ({"query": "q" * 11}, "query"),
+        ({"query": "q", "top_k": 21}, "top_k"),
+        ({"query": "q", "candidates": 51}, "candidates"),
+        ({"query": "q", "from": 25, "top_k": 10}, "from"),
+    ]:
+        with pytest.raises(LimitError) as info:
+            check_limits(SearchRequest.model_validate(body), settings)
+        assert info.value.field == field
+    check_limits(SearchRequest.model_validate({"query": "q", "from": 20, "top_k": 10}), settings)
