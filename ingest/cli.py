@@ -1,3 +1,112 @@
-"""Click commands of the ingest package, added to ``rrs`` by ``rrs/cli.py``."""
+"""Click commands of the ingest package, added to ``rrs`` by ``rrs/cli.py``.
 
-commands: list = []
+    rrs ingest SOURCE... --index ALIAS [--rejects FILE] [--reindex] [--keep-old N] ...
+    rrs delete ID... --index ALIAS [--ids-file FILE]
+
+Exit codes of ``ingest``: 0 done; 1 records were rejected (unless --allow-rejects) or the
+run failed; 2 a source or setting is wrong (nothing ingested); 130 interrupted (re-run the
+same command to finish).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(**overrides):
+    from rrs.cli import load_settings
+
+    settings = load_settings()
+    updates = {key: value for key, value in overrides.items() if value is not None}
+    if not updates:
+        return settings
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:  # re-validate so a bad option value fails like a bad environment variable
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid option: {problems}", 2)
+
+
+@click.command("ingest")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--index", "alias", help="Alias to ingest into (default RRS_INDEX_ALIAS).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write rejected records (source, line, reason, record) to this JSONL file.")
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even when records were rejected.")
+@click.option("--reindex", is_flag=True, help="Build a new index version; move the alias when it is complete.")
+@click.option("--keep-old", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Previous index versions to keep after a --reindex.")
+@click.option("--id-field", "id_fields", multiple=True, help="Field(s) holding the id, first present wins [_id, id].")
+@click.option("--title-field", default="title", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--metadata-field", default="metadata", show_default=True, help="Field holding an object of metadata.")
+@click.option("--no-extra-metadata", is_flag=True, help="Drop fields not mapped above instead of keeping them in metadata.")
+@click.option("--chunk-tokens", type=int, help="Passage size in word pieces (default: fits the model).")
+@click.option("--overlap", type=int, help="Word pieces shared by neighbouring passages [32].")
+@click.option("--batch-size", type=int, help="Passages per encode/bulk batch [512].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_old, id_fields, title_field,
+                   text_field, metadata_field, no_extra_metadata, chunk_tokens, overlap, batch_size,
+                   no_progress, as_json) -> None:
+    """Read, validate, chunk, embed and bulk-index SOURCE files (JSONL, CSV, Parquet, .gz, or a
+    folder of .txt/.md/.html) into the passage index behind an alias."""
+    from ingest.pipeline import IngestInterrupted, run_ingest
+    from ingest.sources import SourceError
+    from ingest.validate import FieldMap
+    from service.es_client import ClusterUnavailable
+
+    settings = _settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
+    field_map = FieldMap(id=tuple(id_fields) or FieldMap.id, title=title_field, text=text_field,
+                         metadata=metadata_field, extra_to_metadata=not no_extra_metadata)
+    try:
+        report = run_ingest(list(sources), settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
+                            field_map=field_map, progress=not no_progress, keep_old=keep_old)
+    except SourceError as exc:
+        _fail(str(exc), 2)
+    except ClusterUnavailable as exc:
+        _fail(str(exc))
+    except IngestInterrupted as exc:
+        click.echo(exc.report.summary(), err=True)
+        _fail("interrupted; run the same command again to finish (done work is kept)", 130)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.summary(), err=not as_json)
+    if report.rejected and not allow_rejects:
+        _fail(f"{report.rejected} record(s) rejected", 1)
+
+
+@click.command("delete")
+@click.argument("ids", nargs=-1)
+@click.option("--index", "alias", help="Alias (default RRS_INDEX_ALIAS).")
+@click.option("--ids-file", type=click.File("r"), help="More ids, one per line.")
+def delete_command(ids, alias, ids_file) -> None:
+    """Delete documents (all their passages) by document id."""
+    from service.es_client import ClusterUnavailable, make_client
+    from service.indexes import IndexMissing
+
+    from ingest.delete import delete_documents
+
+    wanted = [*ids, *(line.strip() for line in ids_file or [] if line.strip())]
+    if not wanted:
+        _fail("no ids given", 2)
+    settings = _settings()
+    try:
+        deleted = delete_documents(make_client(settings), alias or settings.index_alias, wanted)
+    except (ClusterUnavailable, IndexMissing) as exc:
+        _fail(str(exc))
+    click.echo(f"deleted {deleted} passage(s) of {len(wanted)} document id(s)")
+
+
+commands: list = [ingest_command, delete_command]

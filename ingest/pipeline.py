@@ -1,0 +1,436 @@
+"""The ingest pipeline: read -> validate -> chunk -> look up -> encode -> bulk-index.
+
+Three threads, so the encoder (the slow stage) never waits on anything else:
+
+    prepare thread:  read, validate (rejects to file), chunk, look up ids+hashes (mget)
+    main thread:     encode batch N+1  (SentenceTransformer.encode, torch's own threads)
+    index thread:    bulk-index batch N (elasticsearch.helpers.streaming_bulk, 429 retries)
+
+Bounded queues between them keep memory flat. Passages already stored with the same
+content hash and model are not encoded again, which makes a re-run after a crash (or on
+the same input) cheap, and the passage ids are deterministic, so a re-run never duplicates.
+
+Example::
+
+    report = run_ingest([Path("corpus.jsonl.gz")], Settings(), alias="scifact")
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ingest.chunking import Chunker, Passage
+from ingest.ids import content_hash, passage_id
+from ingest.report import IngestReport, StageClock
+from ingest.sources import RawRecord, check_sources, read_sources
+from ingest.target import Target, close_target, open_target
+from ingest.validate import Document, FieldMap, RecordRejected, RejectsWriter, to_document
+from service.settings import Settings
+
+__all__ = ["FieldMap", "IngestInterrupted", "IngestReport", "run_ingest"]
+
+DOCS_PER_CHUNK_CALL = 64  # documents tokenized together (tokenizers' batch call)
+QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ingest; ``report`` says what was done (re-run to finish)."""
+
+    def __init__(self, report: IngestReport):
+        super().__init__("ingest interrupted")
+        self.report = report
+
+
+@dataclass
+class PassageRow:
+    """A passage on its way to the index, with where its document came from."""
+
+    doc: Document
+    passage: Passage
+    id: str
+    hash: str
+    source: str
+    line: int | None
+
+
+@dataclass
+class Batch:
+    rows: list[PassageRow]
+    to_encode: list[PassageRow] = field(default_factory=list)
+    stale_ids: list[str] = field(default_factory=list)
+    vectors: object = None
+
+
+# --- preparing batches (prepare thread) -------------------------------------------------
+
+
+def _documents(records: Iterator[RawRecord], field_map: FieldMap, rejects: RejectsWriter, report: IngestReport,
+               clock: StageClock, max_text_chars: int) -> Iterator[tuple[Document, RawRecord]]:
+    """Valid documents; every invalid record goes to ``rejects``."""
+    seen: set[str] = set()
+    while True:
+        with clock.stage("read"):
+            record = next(records, None)
+            if record is None:
+                return
+            report.read += 1
+            clock.add_items("read", 1)
+            try:
+                doc = to_document(record, field_map, max_text_chars=max_text_chars)
+            except RecordRejected as exc:
+                rejects.reject(record, str(exc))
+                continue
+            if doc.id in seen:
+                report.duplicate_ids += 1
+            seen.add(doc.id)
+            report.documents += 1
+        yield doc, record
+
+
+def _rows(docs: list[tuple[Document, RawRecord]], chunker: Chunker, prompt: str, rejects: RejectsWriter,
+          report: IngestReport) -> list[PassageRow]:
+    rows = []
+    for (doc, record), passages in zip(docs, chunker.split([doc for doc, _ in docs])):
+        if not passages:
+            rejects.reject(record, f"field 'text': no tokens for the bi-encoder in {len(doc.text)} characters")
+            report.documents -= 1
+            continue
+        for p in passages:
+            digest = content_hash(title=doc.title, text=p.text, metadata=doc.metadata, chunk=p.chunk,
+                                  chunk_count=p.chunk_count, prompt=prompt)
+            rows.append(PassageRow(doc, p, passage_id(doc.id, p.chunk), digest, record.source, record.line))
+    report.chunks += len(rows)
+    return rows
+
+
+def _lookup(es, index: str, batch: Batch, model: str) -> None:
+    """Split rows into current ones (skipped) and ones to encode; find stale tails to delete."""
+    found = {}
+    ids = list(dict.fromkeys(row.id for row in batch.rows))
+    response = es.mget(index=index, ids=ids, source_includes=["content_hash", "model", "chunk_count"], realtime=True)
+    for doc in response["docs"]:
+        if doc.get("found"):
+            found[doc["_id"]] = doc.get("_source", {})
+    for row in batch.rows:
+        stored = found.get(row.id)
+        if stored and stored.get("content_hash") == row.hash and stored.get("model") == model:
+            continue
+        batch.to_encode.append(row)
+        if row.passage.chunk == 0 and stored:
+            old_count = int(stored.get("chunk_count") or 0)
+            batch.stale_ids.extend(passage_id(row.doc.id, i) for i in range(row.passage.chunk_count, old_count))
+
+
+def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunker, rejects: RejectsWriter,
+             report: IngestReport, clock: StageClock, es, target: Target, model: str, lookup: bool) -> Iterator[Batch]:
+    """Batches of about ``ingest_batch_size`` passages, looked up and ready to encode."""
+    pending: list[PassageRow] = []
+    docs: list[tuple[Document, RawRecord]] = []
+
+    def cut(final: bool) -> Iterator[Batch]:
+        nonlocal pending
+        size = settings.ingest_batch_size
+        while pending and (len(pending) >= size or final):
+            batch = Batch(pending[:size])
+            pending = pending[size:]
+            with clock.stage("lookup", len(batch.rows)):
+                if lookup:
+                    _lookup(es, target.index, batch, model)
+                else:
+                    batch.to_encode = list(batch.rows)
+            report.skipped_unchanged += len(batch.rows) - len(batch.to_encode)
+            yield batch
+
+    def flush_docs() -> None:
+        with clock.stage("chunk", len(docs)):
+            pending.extend(_rows(docs, chunker, settings.passage_prompt, rejects, report))
+        docs.clear()
+
+    for item in _documents(records, field_map, rejects, report, clock, settings.ingest_max_text_chars):
+        docs.append(item)
+        if len(docs) >= DOCS_PER_CHUNK_CALL:
+            flush_docs()
+            yield from cut(final=False)
+    flush_docs()
+    yield from cut(final=True)
+
+
+# --- indexing (index thread) -----------------------------------------------------------
+
+
+def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str], now: str) -> Iterator[dict]:
+    for row, vector in zip(batch.to_encode, batch.vectors):
+        doc, p = row.doc, row.passage
+        yield {
+            "_op_type": "index", "_index": index, "_id": row.id,
+            "_source": {
+                "id": row.id, "parent_id": doc.id, "chunk": p.chunk, "chunk_count": p.chunk_count,
+                "title": doc.title, "text": p.text, "metadata": doc.metadata, "content_hash": row.hash,
+                "model": model, "source": source_names.get(row.source, row.source), "indexed_at": now,
+                "embedding": vector.tolist(),
+            },
+        }
+    for stale in batch.stale_ids:
+        yield {"_op_type": "delete", "_index": index, "_id": stale}
+
+
+def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings, source_names: dict[str, str],
+                 rejects: RejectsWriter, report: IngestReport, rejected_docs: set[str]) -> None:
+    from elasticsearch.helpers import streaming_bulk
+
+    rows = {row.id: row for row in batch.to_encode}
+    now = datetime.now(timezone.utc).isoformat()
+    for ok, item in streaming_bulk(
+        es, _actions(batch, index, model, source_names, now), chunk_size=max(len(rows) + len(batch.stale_ids), 1),
+        max_chunk_bytes=100 * 1024 * 1024, raise_on_error=False, max_retries=settings.ingest_bulk_retries,
+        initial_backoff=1, max_backoff=30,
+    ):
+        op, result = next(iter(item.items()))
+        if op == "delete":
+            if ok or result.get("status") == 404:
+                report.deleted_stale += 1 if ok else 0
+                continue
+        if ok:
+            report.indexed += 1
+            continue
+        row = rows.get(result.get("_id"))
+        error = result.get("error")
+        reason = error.get("reason") if isinstance(error, dict) else str(error)
+        kind = error.get("type") if isinstance(error, dict) else "error"
+        doc_id = row.doc.id if row else result.get("_id")
+        if doc_id in rejected_docs:
+            continue  # one reject per document, even when several passages failed
+        rejected_docs.add(doc_id)
+        rejects.write(source=row.source if row else "?", line=row.line if row else None, doc_id=doc_id,
+                      reason=f"elasticsearch {kind} (status {result.get('status')}) on passage {result.get('_id')}: {reason}",
+                      record=row.doc.model_dump() if row else None)
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def _fingerprint(sources: list[Path], field_map: FieldMap, settings: Settings, model: str) -> str:
+    """Identifies 'the same run' so an interrupted build is resumed, not restarted."""
+    key = json.dumps({
+        "sources": [str(path.resolve()) for path in sources], "field_map": asdict(field_map), "model": model,
+        "chunk_tokens": settings.ingest_chunk_tokens, "overlap": settings.ingest_chunk_overlap,
+        "prompt": settings.passage_prompt,
+    }, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class _Worker(threading.Thread):
+    """A daemon thread that keeps the exception it died of."""
+
+    def __init__(self, target, name: str):
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread
+            self.error = exc
+
+
+_DONE = object()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put unless the run is stopping; False when it is."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def run_ingest(
+    sources: list[Path],
+    settings: Settings,
+    *,
+    alias: str | None = None,
+    reindex: bool = False,
+    rejects_path: Path | None = None,
+    field_map: FieldMap | None = None,
+    progress: bool = True,
+    keep_old: int = 1,
+    es=None,
+) -> IngestReport:
+    """Ingest ``sources`` into ``alias`` (default ``settings.index_alias``); see the module doc.
+
+    Creates the alias and its first index when missing (the alias appears when the run
+    completes). ``reindex`` builds a new version and moves the alias at the end, keeping
+    ``keep_old`` previous versions. Raises ``IngestInterrupted`` on Ctrl-C after saving
+    what was encoded; any other error propagates after the index settings are restored.
+    """
+    from service.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
+    from service.es_client import make_client
+    from service.indexes import passage_index_body
+
+    sources = [Path(path) for path in sources]
+    checked = check_sources(sources)  # fail fast on a typo, before loading anything
+    field_map = field_map or FieldMap()
+    alias = alias or settings.index_alias
+    started = time.perf_counter()
+    own_client = es is None
+    if own_client:
+        es = make_client(settings, request_timeout=max(settings.es_request_timeout_s, 120.0))
+    model = load_bi_encoder(settings.bi_encoder, settings.device)
+    label = model_label(settings.bi_encoder)
+    normalize = settings.vector_similarity in ("cosine", "dot_product")
+    chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
+                                overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt)
+    body = passage_index_body(es, settings, dims=embedding_dims(model), model=label)
+    target = open_target(es, alias, body, reindex=reindex, fingerprint=_fingerprint(sources, field_map, settings, label),
+                         model=label, refresh=settings.ingest_refresh_interval)
+    report = IngestReport(alias=alias, index_name=target.index, mode=target.mode, resumed=target.resumed,
+                          rejects_path=str(rejects_path) if rejects_path else None)
+    rejects = RejectsWriter(rejects_path)
+    clock = StageClock()
+    source_names = {str(path): path.name for path, _ in checked}
+    stop = threading.Event()
+    to_encode: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    to_index: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    rejected_docs: set[str] = set()
+    lookup = target.mode == "upsert" or target.resumed
+
+    def prepare() -> None:
+        try:
+            records = read_sources(sources)
+            for batch in _batches(records, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects,
+                                  report=report, clock=clock, es=es, target=target, model=label, lookup=lookup):
+                if not _put(to_encode, batch, stop):
+                    return
+        finally:
+            _put(to_encode, _DONE, stop)
+
+    def index() -> None:
+        while True:
+            batch = to_index.get()
+            if batch is _DONE:
+                return
+            with clock.stage("index", len(batch.to_encode)):
+                _index_batch(es, batch, index=target.index, model=label, settings=settings,
+                             source_names=source_names, rejects=rejects, report=report, rejected_docs=rejected_docs)
+
+    preparer, indexer = _Worker(prepare, "ingest-prepare"), _Worker(index, "ingest-index")
+    bar = _progress_bar(progress)
+    completed = False
+    try:
+        preparer.start()
+        indexer.start()
+        while True:
+            batch = _next_batch(to_encode, preparer, indexer)
+            if batch is _DONE:
+                break
+            if batch.to_encode:
+                with clock.stage("encode", len(batch.to_encode)):
+                    batch.vectors = encode_passages(model, [row.passage.embed_text for row in batch.to_encode],
+                                                    prompt=settings.passage_prompt,
+                                                    batch_size=settings.encode_batch_size, normalize=normalize)
+                report.encoded += len(batch.to_encode)
+                _put_checked(to_index, batch, indexer)
+            bar.update(len(batch.rows))
+            bar.set_postfix(records=report.read, rejected=rejects.count, refresh=False)
+        if preparer.error:
+            raise preparer.error
+        completed = True
+    except KeyboardInterrupt:
+        stop.set()
+        _drain(to_index, indexer)
+        close_target(es, target, completed=False)
+        _finish(report, clock, started, rejects, bar)
+        raise IngestInterrupted(report) from None
+    except BaseException:
+        stop.set()
+        _drain(to_index, indexer, wait=False)
+        try:
+            close_target(es, target, completed=False)
+        finally:
+            _finish(report, clock, started, rejects, bar)
+        raise
+    _drain(to_index, indexer)
+    if indexer.error:
+        close_target(es, target, completed=False)
+        _finish(report, clock, started, rejects, bar)
+        raise indexer.error
+    nothing = report.documents == 0 and report.read > 0
+    close_target(es, target, completed=completed and not nothing, keep_old=keep_old)
+    report.completed = completed
+    report.alias_moved = target.mode == "build" and completed and not nothing
+    report.dropped_indexes = target.dropped
+    _finish(report, clock, started, rejects, bar)
+    if own_client:
+        es.close()
+    return report
+
+
+def _next_batch(q: queue.Queue, preparer: _Worker, indexer: _Worker):
+    """The next batch to encode; raises what a worker died of instead of waiting forever."""
+    while True:
+        for worker in (preparer, indexer):
+            if worker.error is not None:
+                raise worker.error
+        try:
+            return q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
+def _put_checked(q: queue.Queue, item, indexer: _Worker) -> None:
+    while True:
+        if indexer.error is not None:
+            raise indexer.error
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _drain(q: queue.Queue, indexer: _Worker, wait: bool = True) -> None:
+    """Let the index thread finish what was already encoded, then stop it."""
+    if not indexer.is_alive():
+        return
+    if not wait:
+        while True:  # drop what is waiting so the sentinel fits
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+    while indexer.is_alive():
+        try:
+            q.put(_DONE, timeout=0.2)
+            break
+        except queue.Full:
+            continue
+    indexer.join()
+
+
+def _finish(report: IngestReport, clock: StageClock, started: float, rejects: RejectsWriter, bar) -> None:
+    report.wall_seconds = time.perf_counter() - started
+    report.stage_seconds = dict(clock.seconds)
+    report.stage_items = dict(clock.items)
+    report.rejected = rejects.count
+    report.reject_examples = list(rejects.examples)
+    rejects.close()
+    bar.close()
+
+
+def _progress_bar(enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(unit=" passages", desc="ingest", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
