@@ -190,6 +190,32 @@ class Settings(BaseSettings):
     )
     kibana_request_timeout_s: float = Field(default=30.0, gt=0)
 
+    # --- Reranker training (owned by training/: `rrs train-reranker`) -------------------
+    train_base_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Cross-encoder or BERT-like checkpoint (name or path) to fine-tune; "
+        "'all-MiniLM-L6-v2' is the packaged offline copy, given a fresh one-label head.",
+    )
+    train_negatives: int = Field(default=8, ge=0, le=200, description="Mined hard negatives per training query.")
+    train_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have (1-based).")
+    train_max_rank: int = Field(default=30, ge=1, le=1000, description="Worst hybrid rank a mined negative may have.")
+    train_negative_sampling: Literal["top", "random"] = Field(
+        default="random", description="top: the highest-ranked non-positives; random: a seeded sample of the rank range."
+    )
+    train_loss: Literal["bce", "mnrl"] = Field(
+        default="bce", description="bce: binary cross-entropy on (query, passage, label); mnrl: multiple negatives ranking."
+    )
+    train_epochs: float = Field(default=1.0, gt=0)
+    train_batch_size: int = Field(default=16, ge=1, le=4096)
+    train_learning_rate: float = Field(default=2e-5, gt=0, lt=1)
+    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    train_max_length: int = Field(default=256, ge=16, le=8192, description="Token cap per (query, passage) pair.")
+    train_eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of training queries held out for evaluation.")
+    train_eval_depth: int = Field(default=30, ge=2, le=1000, description="Hybrid candidates per held-out query the evaluator reranks.")
+    train_eval_steps: int | None = Field(default=None, ge=1, description="Steps between evaluations; default: 4 per epoch.")
+    train_early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before stopping (0 = off).")
+    train_seed: int = Field(default=42, description="Seeds the split, the negative sample, the head's init and the trainer.")
+
     @field_validator("kibana_url")
     @classmethod
     def _kibana_url_has_scheme(cls, value: str) -> str:
