@@ -168,10 +168,11 @@ def index_info(alias: str | None) -> None:
 def _add_package_commands() -> None:
     """Each package owns its subcommands; this script only gathers them."""
     from ingest.cli import commands as ingest_commands
+    from evaluation.cli import commands as eval_commands
     from rrs.kibana import commands as kibana_commands
     from service.cli import commands as service_commands
 
-    for command in [*service_commands, *ingest_commands, *kibana_commands]:
+    for command in [*service_commands, *ingest_commands, *eval_commands, *kibana_commands]:
         main.add_command(command)
 
 

@@ -99,3 +99,17 @@ def test_table_compare_and_chart(tmp_path):
     chart = tmp_path / "chart.png"
     write_chart(chart, now["results"])
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_configuration_sends_the_right_request():
+    from evaluation.runner import FusionParams, request_for
+
+    fusion = FusionParams(rrf_k=20, linear_weight=0.3, normalization="zscore")
+    bm25 = request_for("bm25", "q", rerank=False, candidates=50, index="a", fusion=fusion)
+    assert (bm25.mode, bm25.rerank, bm25.candidates, bm25.top_k, bm25.collapse) == ("bm25", False, 50, 50, True)
+    rrf = request_for("hybrid_rrf", "q", rerank=True, candidates=100, index="a", fusion=fusion)
+    assert (rrf.mode, rrf.fusion.method, rrf.fusion.k, rrf.rerank) == ("hybrid", "rrf", 20, True)
+    linear = request_for("hybrid_linear", "q", rerank=False, candidates=100, index="a", fusion=fusion)
+    assert (linear.fusion.method, linear.fusion.weight, linear.fusion.normalization) == ("linear", 0.3, "zscore")
+    with pytest.raises(ValueError, match="unknown configuration"):
+        request_for("splade", "q", rerank=False, candidates=10, index="a", fusion=fusion)

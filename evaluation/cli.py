@@ -1,0 +1,153 @@
+"""``rrs eval``: search quality per configuration on a BEIR-format dataset."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from evaluation.runner import CONFIGS, FusionParams
+
+
+def default_alias(dataset_dir: Path) -> str:
+    """``eval-<folder name>``, made a valid index name."""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", dataset_dir.resolve().name.lower()).strip("-._") or "dataset"
+    return f"eval-{name}"
+
+
+def _configs(value: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in CONFIGS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
+    return chosen
+
+
+@click.command("eval")
+@click.argument("dataset_dir", type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to evaluate on.")
+@click.option("--index", "index_alias", help="Evaluate this alias (already holding the corpus) instead of building one.")
+@click.option("--candidates", default=100, show_default=True, type=click.IntRange(1, 1000), help="Fused candidates (and reranked depth).")
+@click.option("--reranker", help="Cross-encoder path or hub name for the +rerank rows (default: none).")
+@click.option("--configs", "configs", default=",".join(CONFIGS), show_default=True, callback=lambda _c, _p, v: _configs(v))
+@click.option("--rrf-k", default=None, type=click.IntRange(1, 10_000), help="RRF constant (default RRS_RRF_K).")
+@click.option("--linear-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="kNN's share in linear fusion.")
+@click.option("--normalization", default="minmax", show_default=True, type=click.Choice(["minmax", "zscore"]))
+@click.option("--limit", type=click.IntRange(1), help="Only the first N judged queries (quick looks; not for reporting).")
+@click.option("--output", type=click.Path(path_type=Path), help="Write the JSON here, and the chart next to it (.png).")
+@click.option("--compare", "compare_path", type=click.Path(exists=True, path_type=Path), help="A previous run's JSON to diff against.")
+@click.option("--progress/--no-progress", default=True)
+def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs, rrf_k, linear_weight,
+                 normalization, limit, output, compare_path, progress):
+    """Index DATASET_DIR's corpus (once), run its judged queries through the search pipeline
+    in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency."""
+    from evaluation.dataset import DatasetError, load_dataset
+    from evaluation.report import compare, format_table, write_chart, write_json
+    from rrs.cli import fail, load_settings
+
+    settings = load_settings()
+    try:
+        dataset = load_dataset(dataset_dir, split)
+    except DatasetError as exc:
+        fail(str(exc), 2)
+    if limit:
+        dataset.queries = dict(list(dataset.queries.items())[:limit])
+        dataset.qrels = {qid: dataset.qrels[qid] for qid in dataset.queries}
+    previous = json.loads(compare_path.read_text()) if compare_path else None
+
+    results, run_settings = evaluate_dataset(
+        settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker,
+        configs=configs, fusion=FusionParams(rrf_k or settings.rrf_k, linear_weight, normalization),
+        progress=progress,
+    )
+    click.echo(format_table(results))
+    if output:
+        document = write_json(output, run_settings, results)
+        chart = output.with_suffix(".png")
+        write_chart(chart, results, title=f"{dataset_dir.name} ({split}, {len(dataset.queries)} queries)")
+        click.echo(f"wrote {output} and {chart}", err=True)
+    else:
+        document = {"settings": run_settings, "results": results}
+    if previous:
+        click.echo("\nCompared with " + str(compare_path) + ":\n" + compare(document, previous))
+
+
+def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_name, configs, fusion, progress=True):
+    """Build or check the index, load the models, run every configuration; returns
+    (results, the exact settings of the run)."""
+    from rrs.cli import fail
+    from service.encoders import load_bi_encoder, model_label
+    from service.es_client import ClusterUnavailable, make_client, server_version
+    from service.indexes import current_index
+    from service.pipeline import SearchPipeline
+    from service.rerank import RerankerUnavailable, load_reranker
+
+    # Evaluation wants every query fully reranked: no time budget, no small page limits.
+    settings = settings.model_copy(update={
+        "max_top_k": max(settings.max_top_k, candidates),
+        "max_candidates": max(settings.max_candidates, candidates),
+        "knn_num_candidates": max(settings.knn_num_candidates, candidates),
+        "rerank_timeout_ms": 3_600_000.0,
+        "window_cache_size": 0,
+    })
+    try:
+        es = make_client(settings)
+        version = server_version(es)
+    except ClusterUnavailable as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 -- connection errors of any kind
+        fail(f"Elasticsearch is not reachable: {exc}")
+    alias = index_alias or default_alias(dataset.root)
+    ingest_report = None
+    if index_alias is None:
+        from ingest.pipeline import run_ingest
+
+        ingest_report = run_ingest([dataset.corpus_path], settings, alias=alias, progress=progress, es=es)
+    live = current_index(es, alias)
+    if live is None or es.count(index=alias)["count"] == 0:
+        fail(f"alias {alias!r} holds no documents: ingest the corpus or drop --index", 2)
+    reranker = None
+    if reranker_name:
+        try:
+            reranker = load_reranker(reranker_name, settings)
+        except RerankerUnavailable as exc:
+            fail(str(exc), 2)
+    bi_encoder = load_bi_encoder(settings.bi_encoder, settings.device)
+    pipeline = SearchPipeline(settings, es, bi_encoder, reranker)
+
+    from evaluation.runner import run_all
+
+    results = run_all(
+        pipeline, dataset, configs=configs, with_rerank=reranker is not None, candidates=candidates,
+        index=alias, fusion=fusion, show_progress=progress,
+    )
+    mapping = es.indices.get_mapping(index=live)[live]["mappings"]
+    run_settings = {
+        "dataset": str(dataset.root),
+        "split": dataset.split,
+        "queries": len(dataset.queries),
+        "index": alias,
+        "index_version": live,
+        "documents_in_index": es.count(index=alias)["count"],
+        "elasticsearch_version": version,
+        "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
+        "vector_index_type": mapping["properties"]["embedding"].get("index_options", {}).get("type"),
+        "bi_encoder": model_label(settings.bi_encoder),
+        "cross_encoder": reranker_name,
+        "candidates": candidates,
+        "bm25_fields": settings.bm25_fields,
+        "knn_num_candidates": settings.knn_num_candidates,
+        "fusion": {"rrf_k": fusion.rrf_k, "linear_weight": fusion.linear_weight, "normalization": fusion.normalization},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+    }
+    if ingest_report is not None:
+        run_settings["ingest"] = {"indexed": ingest_report.indexed, "chunks": ingest_report.chunks}
+    return results, run_settings
+
+
+commands = [eval_command]

@@ -1,0 +1,107 @@
+"""`rrs eval` end to end on a tiny BEIR dataset the test writes, against the real node."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rrs.cli import main
+from service.es_client import resolve_url
+
+DOCS = [
+    ("d1", "Volcanic eruptions", "Basaltic lava flows from shield volcanoes such as those on Hawaii."),
+    ("d2", "Honey bees", "Worker bees perform a waggle dance to tell the hive where nectar is."),
+    ("d3", "Glaciers", "Glacial ice carves U-shaped valleys and leaves moraines behind."),
+    ("d4", "Sourdough bread", "A starter of wild yeast and lactobacilli leavens sourdough loaves."),
+    ("d5", "Chess openings", "The Sicilian Defence answers 1.e4 with the c-pawn."),
+    ("d6", "Coral reefs", "Reef-building corals host symbiotic algae called zooxanthellae."),
+]
+QUERIES = [
+    ("q1", "waggle dance of worker bees"),
+    ("q2", "sicilian defence chess"),
+    ("q3", "zooxanthellae living in corals"),
+]
+QRELS = [("q1", "d2", 1), ("q2", "d5", 2), ("q3", "d6", 1)]
+
+
+def write_dataset(root, qrels=QRELS, queries=QUERIES):
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": t, "text": x, "metadata": {}}) + "\n" for i, t, x in DOCS)
+    )
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries))
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
+    )
+    return root
+
+
+@pytest.fixture
+def env(es, es_settings, alias, monkeypatch):
+    """The CLI talks to the test node; yields a unique name for dataset folders, whose
+    eval index (``eval-<name>``) is deleted afterwards."""
+    from service.indexes import delete_alias_and_versions
+
+    monkeypatch.setenv("ES_URL", resolve_url(es_settings))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield alias
+    delete_alias_and_versions(es, f"eval-{alias}")
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["eval", *map(str, args), "--no-progress"], catch_exceptions=False)
+
+
+def test_eval_runs_every_configuration_and_writes_json_and_chart(env, es, tmp_path, tiny_cross_encoder_dir):
+    dataset = write_dataset(tmp_path / env)
+    out = tmp_path / "out" / "run.json"
+    result = run(dataset, "--output", out, "--reranker", tiny_cross_encoder_dir, "--candidates", 10)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    rows = {(r["config"], r["rerank"]) for r in document["results"]}
+    assert rows == {(c, rr) for c in ("bm25", "knn", "hybrid_rrf", "hybrid_linear") for rr in (False, True)}
+    for row in document["results"]:
+        assert set(row["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
+        assert set(row["latency_ms"]) == {"p50", "p95"} and row["latency_ms"]["p50"] > 0
+        assert row["metrics"]["recall@100"] == 1.0  # 6 docs, 10 candidates: everything is retrieved
+    bm25 = next(r for r in document["results"] if r["config"] == "bm25" and not r["rerank"])
+    # every query's relevant document is first by BM25 (distinctive words): hand-checked 1.0
+    assert bm25["metrics"] == {"ndcg@10": 1.0, "recall@100": 1.0, "mrr@10": 1.0, "map@100": 1.0}
+    settings = document["settings"]
+    assert settings["documents_in_index"] == 6 and settings["queries"] == 3
+    assert settings["cross_encoder"] == str(tiny_cross_encoder_dir)
+    assert settings["elasticsearch_version"] and settings["analyzer"] and settings["fusion"]["rrf_k"] == 60
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "hybrid_rrf +rerank" in result.output
+
+
+def test_existing_index_is_reused_and_compare_prints_differences(env, es, tmp_path):
+    dataset = write_dataset(tmp_path / env)
+    first = tmp_path / "first.json"
+    assert run(dataset, "--output", first, "--configs", "bm25").exit_code == 0
+    alias = json.loads(first.read_text())["settings"]["index"]
+    assert alias == f"eval-{env}"
+    second = run(dataset, "--index", alias, "--configs", "bm25,knn", "--compare", first)
+    assert second.exit_code == 0, second.output
+    assert "Compared with" in second.output and "+0.0000" in second.output and "(new in this run)" in second.output
+
+
+@pytest.mark.parametrize(
+    "qrels, queries, message",
+    [
+        ([("q1", "d404", 1)], QUERIES, "test.tsv: 1 document id(s) not in corpus.jsonl"),
+        ([("q9", "d1", 1)], QUERIES, "test.tsv: 1 query id(s) not in queries.jsonl"),
+        (QRELS, [("q1", ""), *QUERIES[1:]], "queries.jsonl:1: query 'q1' has empty text"),
+    ],
+)
+def test_bad_datasets_fail_with_the_file_named(env, tmp_path, qrels, queries, message):
+    result = run(write_dataset(tmp_path / "bad", qrels=qrels, queries=queries))
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_dataset_and_empty_alias_are_clear_errors(env, tmp_path):
+    missing = run(tmp_path / "nowhere")
+    assert missing.exit_code == 2 and "not a directory" in missing.output
+    empty = run(write_dataset(tmp_path / env), "--index", env)  # alias with no index behind it
+    assert empty.exit_code == 2 and "holds no documents" in empty.output
