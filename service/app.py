@@ -29,10 +29,11 @@ from service.retrieval import FilterError, SearchRejected
 from service.schemas import LimitError, Readiness, SearchRequest
 from service.search_log import SearchLogWriter
 from service.settings import Settings, get_settings
+from service.web import PAGE_PATHS, web
 
 log = logging.getLogger("rrs.service")
 api = Blueprint("api", __name__)
-OPEN_PATHS = {"/healthz"}
+OPEN_PATHS = {"/healthz", *PAGE_PATHS}  # the search page is public; its /search calls carry the key
 UNSET = object()
 
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         "allowed_indexes": {settings.index_alias, *_split(settings.allowed_indexes)},
     }
     app.register_blueprint(api)
+    app.register_blueprint(web)  # GET /: the search page (service/web.py)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_before)

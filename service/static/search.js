@@ -1,0 +1,277 @@
+// The search page: POST /search with what the form says, show the answer as text.
+//
+// Safety rule: nothing from a response is ever parsed as HTML. Every value goes into the
+// DOM through textContent. The only markup in a response is the highlight tags the
+// service asks Elasticsearch for (<em>...</em>, with encoder "html", so the document's
+// own "<" and "&" arrive as entities): snippets are split on exactly those tags, the
+// entities are decoded to characters, and each piece becomes a text node (or a <mark>).
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "rrs.apiKey";
+  const HIGHLIGHT_TAG = /(<em>|<\/em>)/;
+  const STAGES = [["bm25", "BM25"], ["knn", "kNN"], ["fused", "fused"], ["rerank", "rerank"]];
+  const TIMINGS = [
+    ["embed_query", "embed query"], ["search", "search (msearch)"], ["bm25", "BM25 (ES took)"],
+    ["knn", "kNN (ES took)"], ["fuse", "fuse"], ["rerank", "rerank"], ["total", "total"],
+  ];
+
+  const $ = (id) => document.getElementById(id);
+  let offset = 0;
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  // --- API key (sessionStorage: this tab only) -------------------------------------
+  function storedKey() {
+    try { return sessionStorage.getItem(KEY_STORAGE) || ""; } catch (_e) { return ""; }
+  }
+  function setKey(value) {
+    try {
+      if (value) sessionStorage.setItem(KEY_STORAGE, value);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    } catch (_e) { /* storage disabled: the key lives in the field only */ }
+    showKeyState();
+  }
+  function currentKey() { return $("api-key").value.trim(); }
+  function showKeyState() {
+    $("key-state").textContent = storedKey() ? "(set for this tab)" : "(none)";
+  }
+
+  // --- highlight snippets ----------------------------------------------------------
+  function decodeEntities(text) {
+    return text.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (match, name) => {
+      const lower = name.toLowerCase();
+      const named = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+      if (lower in named) return named[lower];
+      const code = lower.startsWith("#x") ? parseInt(lower.slice(2), 16) : parseInt(lower.slice(1), 10);
+      return Number.isInteger(code) && code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : match;
+    });
+  }
+
+  // The snippet as DOM nodes: text between the service's <em> markers becomes <mark>.
+  function snippetNodes(snippet) {
+    const fragment = document.createDocumentFragment();
+    let inside = false;
+    for (const part of snippet.split(HIGHLIGHT_TAG)) {
+      if (part === "<em>") { inside = true; continue; }
+      if (part === "</em>") { inside = false; continue; }
+      if (!part) continue;
+      const text = decodeEntities(part);
+      fragment.appendChild(inside ? el("mark", text) : document.createTextNode(text));
+    }
+    return fragment;
+  }
+
+  // --- rendering ---------------------------------------------------------------------
+  function fmt(value, digits) {
+    return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "—";
+  }
+
+  function stageTable(stages) {
+    const table = el("table", null, "stages");
+    const head = table.createTHead().insertRow();
+    head.appendChild(el("th", ""));
+    for (const [, label] of STAGES) head.appendChild(el("th", label));
+    const body = table.createTBody();
+    for (const [what, key, digits] of [["rank", "rank", 0], ["score", "score", 4]]) {
+      const row = body.insertRow();
+      row.appendChild(el("th", what));
+      for (const [stage] of STAGES) {
+        const at = stages ? stages[stage] : null;
+        const cell = el("td", at ? (key === "rank" ? "#" + at.rank : fmt(at.score, digits)) : "—");
+        cell.dataset.stage = stage;
+        cell.dataset.field = key;
+        if (!at) cell.className = "absent";
+        row.appendChild(cell);
+      }
+    }
+    return table;
+  }
+
+  function hitItem(hit, position) {
+    const item = el("li", null, "hit");
+    item.dataset.id = hit.id;
+    const head = el("div", null, "hit-head");
+    head.appendChild(el("span", "#" + position, "position"));
+    head.appendChild(el("span", hit.title || hit.parent_id, "title"));
+    head.appendChild(el("span", "score " + fmt(hit.score, 4), "final-score"));
+    item.appendChild(head);
+
+    const ids = el("div", null, "ids");
+    ids.appendChild(el("span", "id " + hit.id));
+    if (hit.parent_id !== hit.id) ids.appendChild(el("span", "parent " + hit.parent_id));
+    if (hit.chunk !== null && hit.chunk !== undefined) ids.appendChild(el("span", "chunk " + hit.chunk));
+    for (const [name, value] of Object.entries(hit.metadata || {})) {
+      ids.appendChild(el("span", name + ": " + (typeof value === "string" ? value : JSON.stringify(value)), "meta"));
+    }
+    item.appendChild(ids);
+
+    const text = el("p", null, "snippet");
+    if (hit.snippet) text.appendChild(snippetNodes(hit.snippet));
+    else text.textContent = hit.text.length > 320 ? hit.text.slice(0, 320) + " …" : hit.text;
+    item.appendChild(text);
+    item.appendChild(stageTable(hit.stages));
+    return item;
+  }
+
+  function badge(text, kind) { return el("span", text, "badge " + kind); }
+
+  function showSummary(data) {
+    const badges = $("badges");
+    badges.replaceChildren();
+    badges.appendChild(badge("mode " + data.mode, "info"));
+    if (data.reranked) {
+      const by = data.models && data.models.cross_encoder ? " by " + data.models.cross_encoder : "";
+      badges.appendChild(badge("reranked (" + data.reranked_count + " candidates" + by + ")", "ok"));
+    } else {
+      badges.appendChild(badge("not reranked", "off"));
+    }
+    if (data.degraded) badges.appendChild(badge("degraded: " + data.degraded, "warn"));
+    if (data.cached) badges.appendChild(badge("cached window", "info"));
+    badges.appendChild(badge("index " + data.index, "info"));
+
+    const body = $("timings").tBodies[0];
+    body.replaceChildren();
+    const timings = data.timings_ms || {};
+    const total = timings.total || 0;
+    for (const [key, label] of TIMINGS) {
+      const row = body.insertRow();
+      row.dataset.stage = key;
+      row.appendChild(el("th", label));
+      row.appendChild(el("td", fmt(timings[key], 1), "ms"));
+      const barCell = row.insertCell();
+      const bar = el("progress");
+      bar.max = total > 0 ? total : 1;
+      bar.value = Math.min(timings[key] || 0, bar.max);
+      barCell.appendChild(bar);
+    }
+    $("summary").hidden = false;
+  }
+
+  function showResults(data) {
+    const hits = $("hits");
+    hits.replaceChildren();
+    hits.start = data.from + 1;
+    data.hits.forEach((hit, i) => hits.appendChild(hitItem(hit, data.from + i + 1)));
+    const shown = data.hits.length
+      ? `Hits ${data.from + 1}–${data.from + data.hits.length} of ${data.window} ranked`
+      : "No hits";
+    $("status").textContent = `${shown} for “${data.query}” in ${fmt(data.timings_ms.total, 1)} ms`;
+    showSummary(data);
+    $("pager").hidden = data.window <= data.top_k;
+    $("prev").disabled = data.from <= 0;
+    $("next").disabled = data.from + data.top_k >= data.window;
+  }
+
+  function showError(status, body) {
+    const box = $("error");
+    box.replaceChildren();
+    let title;
+    if (status === 401) {
+      title = currentKey()
+        ? "401 Unauthorized: the API key was refused. Check it in the “API key” field."
+        : "401 Unauthorized: this service needs an API key. Paste one in the “API key” field above.";
+      $("auth").open = true;
+    } else if (status === 0) {
+      title = "The service could not be reached.";
+    } else {
+      title = `Error ${status}` + (body && body.error ? ` (${body.error})` : "");
+    }
+    box.appendChild(el("strong", title));
+    if (body && body.message) {
+      const detail = el("p", body.message);
+      if (body.field) detail.appendChild(el("code", " field: " + body.field));
+      box.appendChild(detail);
+    }
+    box.hidden = false;
+    box.dataset.status = String(status);
+  }
+
+  function clearOutput() {
+    $("error").hidden = true;
+    $("error").replaceChildren();
+    delete $("error").dataset.status;
+    $("hits").replaceChildren();
+    $("summary").hidden = true;
+    $("pager").hidden = true;
+  }
+
+  // --- the request ---------------------------------------------------------------------
+  function formRequest() {
+    return {
+      query: $("query").value,
+      mode: document.querySelector('input[name="mode"]:checked').value,
+      rerank: $("rerank").checked,
+      fusion: $("fusion").value,
+      top_k: Math.max(1, parseInt($("top-k").value, 10) || 10),
+      from: offset,
+      highlight: true,
+    };
+  }
+
+  function rememberInUrl(req) {
+    const params = new URLSearchParams({ q: req.query, mode: req.mode, rerank: req.rerank ? "1" : "0", fusion: req.fusion });
+    history.replaceState(null, "", "?" + params.toString());
+  }
+
+  async function runSearch() {
+    const req = formRequest();
+    if (!req.query.trim()) return;
+    rememberInUrl(req);
+    const headers = { "Content-Type": "application/json", "Accept": "application/json" };
+    const key = currentKey();
+    if (key) headers["Authorization"] = "Bearer " + key;
+    $("status").textContent = "Searching…";
+    $("go").disabled = true;
+    let response;
+    try {
+      response = await fetch("/search", { method: "POST", headers, body: JSON.stringify(req), credentials: "same-origin" });
+    } catch (_e) {
+      clearOutput();
+      $("status").textContent = "";
+      showError(0, null);
+      $("go").disabled = false;
+      return;
+    }
+    let body = null;
+    try { body = await response.json(); } catch (_e) { body = null; }
+    $("go").disabled = false;
+    clearOutput();
+    if (!response.ok || !body) {
+      $("status").textContent = "";
+      showError(response.status, body);
+      return;
+    }
+    showResults(body);
+  }
+
+  function restoreFromUrl() {
+    const params = new URLSearchParams(location.search);
+    if (params.has("mode")) {
+      const radio = document.querySelector(`input[name="mode"][value="${CSS.escape(params.get("mode"))}"]`);
+      if (radio) radio.checked = true;
+    }
+    if (params.has("rerank")) $("rerank").checked = params.get("rerank") !== "0";
+    if (["rrf", "linear"].includes(params.get("fusion"))) $("fusion").value = params.get("fusion");
+    if (params.get("q")) { $("query").value = params.get("q"); runSearch(); }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; runSearch(); });
+    for (const input of document.querySelectorAll('input[name="mode"], #rerank, #fusion')) {
+      input.addEventListener("change", () => { offset = 0; if ($("query").value.trim()) runSearch(); });
+    }
+    $("prev").addEventListener("click", () => { offset = Math.max(0, offset - formRequest().top_k); runSearch(); });
+    $("next").addEventListener("click", () => { offset += formRequest().top_k; runSearch(); });
+    $("api-key").value = storedKey();
+    $("api-key").addEventListener("input", () => setKey($("api-key").value.trim()));
+    $("clear-key").addEventListener("click", () => { setKey(""); $("api-key").value = ""; });
+    showKeyState();
+    restoreFromUrl();
+  });
+})();
