@@ -1,0 +1,273 @@
+"""The search API through Flask's test client, against a real Elasticsearch node."""
+
+import json
+import uuid
+
+import pytest
+
+from service.app import StartupError, create_app
+from service.pipeline import passage_text
+from service.rerank import load_reranker
+
+
+@pytest.fixture(scope="module")
+def reranker(tiny_cross_encoder_dir, es_settings):
+    return load_reranker(str(tiny_cross_encoder_dir), es_settings)
+
+
+@pytest.fixture(scope="module")
+def log_index(es):
+    name = f"test-slog-{uuid.uuid4().hex[:8]}"
+    yield name
+    es.indices.delete(index=name, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="module")
+def settings(es_settings, service_index, tiny_cross_encoder_dir, log_index):
+    return es_settings.model_copy(update={
+        "index_alias": service_index, "cross_encoder": str(tiny_cross_encoder_dir), "search_log_index": log_index,
+        "search_timeout_s": 10.0, "rerank_timeout_ms": 30_000.0,
+    })
+
+
+def make_app(settings, bi_encoder, reranker, **updates):
+    return create_app(settings.model_copy(update=updates), bi_encoder=bi_encoder, reranker=reranker)
+
+
+@pytest.fixture(scope="module")
+def client(settings, bi_encoder, reranker):
+    app = make_app(settings, bi_encoder, reranker)
+    app.testing = True
+    return app.test_client()
+
+
+def post(client, **body):
+    response = client.post("/search", json=body)
+    return response.status_code, response.get_json()
+
+
+@pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
+def test_every_mode_finds_the_topic(client, mode):
+    status, retrieved = post(client, query="moons of planets and telescopes", mode=mode, top_k=5, rerank=False)
+    assert status == 200, retrieved
+    assert retrieved["mode"] == mode and len(retrieved["hits"]) == 5
+    assert [h["metadata"]["topic"] for h in retrieved["hits"]].count("astronomy") >= 3
+    # the tiny reranker has random weights: check the stage ran, not its quality
+    status, body = post(client, query="moons of planets and telescopes", mode=mode, top_k=5)
+    first = body["hits"][0]["stages"]
+    assert (first["bm25"] is not None or first["knn"] is not None) and first["fused"] and first["rerank"]
+    assert body["reranked"] is True and body["degraded"] is None
+    assert body["models"]["cross_encoder"] and body["models"]["bi_encoder"].endswith("all-MiniLM-L6-v2")
+    timings = body["timings_ms"]
+    assert timings["total"] >= timings["search"] > 0 and timings["rerank"] > 0
+    assert (timings["embed_query"] > 0) == (mode != "bm25")
+
+
+@pytest.mark.parametrize("fusion", [{"method": "rrf", "k": 10}, {"method": "linear", "normalization": "zscore", "weight": 0.7},
+                                    {"method": "linear", "normalization": "minmax", "weight": 0.0}])
+def test_fusion_options(client, fusion):
+    status, body = post(client, query="sourdough bread fermentation", rerank=False, fusion=fusion, collapse=False)
+    assert status == 200, body
+    fused = [h["stages"]["fused"]["rank"] for h in body["hits"]]
+    assert fused == sorted(fused) and body["reranked"] is False
+    if fusion.get("weight") == 0.0:  # BM25 only: fused order is BM25's order among BM25 hits
+        bm25_ranks = [h["stages"]["bm25"]["rank"] for h in body["hits"] if h["stages"]["bm25"]]
+        assert bm25_ranks == sorted(bm25_ranks)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
+def test_filters_apply_inside_each_search(client, mode):
+    status, body = post(client, query="planets and stars", mode=mode, top_k=10,
+                        filters={"topic": "cooking", "year": {"gte": 2000}})
+    assert status == 200, body
+    hits = body["hits"]
+    assert all(h["metadata"]["topic"] == "cooking" and h["metadata"]["year"] >= 2000 for h in hits)
+    if mode != "bm25":  # kNN filtered inside the search still returns a full page, not a post-filtered remainder
+        assert len(hits) == 10
+
+
+def test_terms_filter(client):
+    status, body = post(client, query="history of music", filters={"topic": ["music", "history"]}, top_k=10)
+    assert status == 200 and {h["metadata"]["topic"] for h in body["hits"]} <= {"music", "history"}
+
+
+def test_paging_reads_the_same_window(client):
+    _, first = post(client, query="healthy sleep habits", top_k=10, candidates=40)
+    _, second = post(client, query="healthy sleep habits", top_k=5, candidates=40, **{"from": 5})
+    assert second["cached"] is True and second["from"] == 5
+    assert [h["id"] for h in second["hits"]] == [h["id"] for h in first["hits"][5:10]]
+    status, beyond = post(client, query="healthy sleep habits", top_k=10, candidates=40, **{"from": 35})
+    assert status == 400 and beyond["field"] == "from"
+
+
+def test_collapse_keeps_the_best_passage_per_parent(client, reranker):
+    query = "Twin Companions of the Rusty Planet"
+    _, flat = post(client, query=query, collapse=False, top_k=20, candidates=20)
+    ids = [h["id"] for h in flat["hits"]]
+    assert "astro-001#0" in ids and "astro-001#1" in ids
+    _, collapsed = post(client, query=query, collapse=True, top_k=20, candidates=20)
+    parents = [h["parent_id"] for h in collapsed["hits"]]
+    assert len(parents) == len(set(parents))
+    shown = [h for h in collapsed["hits"] if h["parent_id"] == "astro-001"]
+    both = [h for h in flat["hits"] if h["parent_id"] == "astro-001"]
+    assert len(shown) == 1 and shown[0]["id"] == max(both, key=lambda h: h["score"])["id"]  # MaxP
+
+
+def test_rerank_orders_by_the_cross_encoder(client, reranker):
+    query = "how do plants take up water"
+    _, fused = post(client, query=query, rerank=False, collapse=False, top_k=20, candidates=20, highlight=False)
+    _, reranked = post(client, query=query, rerank=True, collapse=False, top_k=20, candidates=20, highlight=False)
+    fused_ids = [h["id"] for h in fused["hits"]]
+    assert sorted(fused_ids) == sorted(h["id"] for h in reranked["hits"])
+    scores = reranker.model.predict([(query, passage_text(h)) for h in fused["hits"]])
+    expected = [doc for _, doc in sorted(zip(-scores, fused_ids), key=lambda x: x[0])]
+    assert [h["id"] for h in reranked["hits"]] == expected
+    assert expected != fused_ids  # the stage really reordered
+    assert [h["stages"]["rerank"]["rank"] for h in reranked["hits"]] == list(range(1, 21))
+
+
+def test_highlight_snippet(client):
+    _, body = post(client, query="bread", mode="bm25", top_k=3, highlight=True)
+    assert "<em>" in body["hits"][0]["snippet"].lower()
+    _, plain = post(client, query="bread", mode="bm25", top_k=3, highlight=False)
+    assert plain["hits"][0]["snippet"] is None
+
+
+def test_get_search(client):
+    response = client.get("/search?q=telescope&top_k=3&mode=bm25&rerank=false")
+    body = response.get_json()
+    assert response.status_code == 200 and 1 <= len(body["hits"]) <= 3 and body["reranked"] is False
+    assert "telescope" in (body["hits"][0]["title"] + body["hits"][0]["text"]).lower()
+    assert client.get("/search?top_k=3").get_json()["field"] == "query"
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (json.dumps({"query": "q", "colour": "red"}).encode(), "colour"),
+        (json.dumps({"query": "q", "top_k": "5"}).encode(), "top_k"),
+        (json.dumps({"query": ""}).encode(), "query"),
+        (json.dumps({"query": "q" * 5000}).encode(), "query"),
+        (json.dumps({"query": "q", "top_k": 1000}).encode(), "top_k"),
+        (json.dumps({"query": "q", "candidates": 100000}).encode(), "candidates"),
+        (json.dumps({"query": "q", "filters": {"colour": "red"}}).encode(), "filters.colour"),
+        (json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(), "filters"),
+        (json.dumps({"top_k": 3}).encode(), "query"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field(client, raw, field):
+    response = client.post("/search", data=raw, content_type="application/json")
+    body = response.get_json()
+    assert response.status_code == 400, body
+    assert body["field"] == field and body["error"] == "invalid_request" and body["message"]
+
+
+def test_body_size_is_capped(client):
+    response = client.post("/search", data=json.dumps({"query": "x" * 100_000}), content_type="application/json")
+    assert response.status_code == 413 and response.get_json()["field"] == "body"
+
+
+def test_unknown_index_is_404(settings, bi_encoder, reranker):
+    app = make_app(settings, bi_encoder, reranker, allowed_indexes="test-missing-alias-xyz")
+    client = app.test_client()
+    status, body = post(client, query="q", index="test-missing-alias-xyz")
+    assert status == 404 and body["field"] == "index"
+    status, body = post(client, query="q", index="some-other-index")  # not allowed: unknown to this server
+    assert status == 404
+
+
+def test_api_keys(settings, bi_encoder, reranker):
+    from pydantic import SecretStr
+
+    app = make_app(settings, bi_encoder, reranker, api_keys=SecretStr("alpha-key,beta-key"))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/search", json={"query": "q"}).status_code == 401
+    assert client.post("/search", json={"query": "q"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.post("/search", json={"query": "bread", "top_k": 2}, headers={"Authorization": "Bearer beta-key"})
+    assert ok.status_code == 200
+    assert client.get("/readyz", headers={"X-API-Key": "alpha-key"}).status_code == 200
+    assert client.get("/metrics").status_code == 401
+
+
+def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder, reranker):
+    from service.local_node import first_free_port
+
+    closed = f"http://127.0.0.1:{first_free_port(39_500)}"
+    app = make_app(settings, bi_encoder, reranker, es_url=closed, search_timeout_s=2.0)
+    client = app.test_client()
+    response = client.post("/search", json={"query": "bread"})
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["error"] == "search_backend_unavailable"
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["elasticsearch"] is False
+
+
+def test_rerank_timeout_degrades_to_fused_order(settings, bi_encoder, tiny_cross_encoder_dir):
+    slow = settings.model_copy(update={"rerank_timeout_ms": 0.01})
+    reranker = load_reranker(str(tiny_cross_encoder_dir), slow)
+    client = create_app(slow, bi_encoder=bi_encoder, reranker=reranker).test_client()
+    _, fused = post(client, query="ancient empires", rerank=False, collapse=False, top_k=20)
+    _, timed_out = post(client, query="ancient empires", rerank=True, collapse=False, top_k=20)
+    assert timed_out["degraded"] == "rerank_timeout" and timed_out["reranked"] is False
+    assert [h["id"] for h in timed_out["hits"]] == [h["id"] for h in fused["hits"]]
+    assert all(h["stages"]["rerank"] is None for h in timed_out["hits"])
+
+
+def test_reranker_disabled_by_setting(settings, bi_encoder):
+    client = create_app(settings.model_copy(update={"rerank_enabled": False}), bi_encoder=bi_encoder).test_client()
+    _, body = post(client, query="bread")
+    assert body["reranked"] is False and body["degraded"] == "rerank_disabled"
+    assert client.get("/readyz").get_json()["rerank_enabled"] is False
+
+
+def test_missing_reranker_stops_start_up_unless_allowed(settings, bi_encoder, tmp_path):
+    bad = settings.model_copy(update={"cross_encoder": str(tmp_path / "not-a-model")})
+    with pytest.raises(StartupError, match="not-a-model"):
+        create_app(bad, bi_encoder=bi_encoder)
+    client = create_app(bad.model_copy(update={"allow_missing_reranker": True}), bi_encoder=bi_encoder).test_client()
+    ready = client.get("/readyz").get_json()
+    assert ready["ready"] is True and ready["reranker_loaded"] is False
+    assert any("without reranker" in p for p in ready["problems"])
+    _, body = post(client, query="bread")
+    assert body["degraded"] == "reranker_unavailable" and body["models"]["cross_encoder"] is None
+
+
+def test_index_built_by_another_model_stops_start_up(es, es_settings, settings, bi_encoder, alias):
+    from service.indexes import ensure_alias, passage_index_body
+
+    ensure_alias(es, alias, passage_index_body(es, es_settings, dims=384, model="other/model"))
+    with pytest.raises(StartupError, match="other/model"):
+        create_app(settings.model_copy(update={"index_alias": alias}), bi_encoder=bi_encoder, reranker=None)
+
+
+def test_readyz_metrics_openapi(client):
+    from openapi_spec_validator import validate
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["index_present"] is True
+    post(client, query="garden soil compost")
+    text = client.get("/metrics").get_data(as_text=True)
+    for name in ("rrs_requests_total", "rrs_stage_seconds_bucket", "rrs_rerank_batch_pairs_bucket", "rrs_rerank_queue_pairs"):
+        assert name in text
+    assert 'stage="rerank"' in text
+    spec = client.get("/openapi.json").get_json()
+    validate(spec)
+    assert "SearchRequest" in spec["components"]["schemas"]
+    assert set(spec["paths"]) == {"/search", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def test_search_log_records_arrive(client, es, log_index):
+    response = client.post("/search", json={"query": "search log probe", "mode": "bm25", "top_k": 3})
+    bad = client.post("/search", json={"query": "q", "top_k": 0})
+    assert bad.status_code == 400
+    assert client.application.extensions["rrs"]["search_log"].flush(20)
+    es.indices.refresh(index=log_index)
+    for request_id, status in [(response.headers["X-Request-Id"], 200), (bad.headers["X-Request-Id"], 400)]:
+        hits = es.search(index=log_index, query={"term": {"request_id": request_id}})["hits"]["hits"]
+        assert len(hits) == 1 and hits[0]["_source"]["status"] == status
+    record = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"]["hits"][0]["_source"]
+    assert record["query"] == "search log probe" and len(record["hit_ids"]) == 3 and record["timings_ms"]["total"] > 0

@@ -1,0 +1,81 @@
+"""`rrs serve`: the real gunicorn process on a free port, against the real node."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+
+@pytest.fixture(scope="module")
+def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory):
+    from service.es_client import resolve_url
+    from service.local_node import first_free_port
+
+    port = first_free_port(18_700)
+    env = {
+        **os.environ, "ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu",
+    }
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    rrs = Path(sys.executable).parent / "rrs"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(process, base, log)
+        yield base, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the session we started: gunicorn master and its workers
+        process.wait(timeout=30)
+
+
+def _wait_ready(process, base, log):
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:  # refused, or accepted while the worker loads models
+            pass
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"server not ready: {log.read_text()[-3000:]}")
+
+
+def test_search_under_gunicorn(server):
+    base, log = server
+    response = requests.post(f"{base}/search", json={"query": "tomato plants in pots", "top_k": 5}, timeout=30)
+    body = response.json()
+    assert response.status_code == 200 and len(body["hits"]) == 5 and body["reranked"] is True
+    assert "gthread" in log.read_text() or "Booting worker" in log.read_text()
+
+
+def test_concurrent_requests_all_answered(server):
+    base, _ = server
+    queries = [f"history of {word}" for word in ["jazz", "rome", "bread", "orbits", "gardens", "vaccines", "trains", "chess"]]
+
+    def one(query):
+        return requests.post(f"{base}/search", json={"query": query, "top_k": 3}, timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(one, queries))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert [r.json()["query"] for r in responses] == queries
+
+
+def test_errors_and_probes_under_gunicorn(server):
+    base, _ = server
+    assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+    bad = requests.post(f"{base}/search", data="{", headers={"Content-Type": "application/json"}, timeout=5)
+    assert bad.status_code == 400 and bad.json()["field"] == "body"
+    assert "rrs_requests_total" in requests.get(f"{base}/metrics", timeout=5).text
