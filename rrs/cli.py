@@ -171,8 +171,9 @@ def _add_package_commands() -> None:
     from evaluation.cli import commands as eval_commands
     from rrs.kibana import commands as kibana_commands
     from service.cli import commands as service_commands
+    from training.cli import commands as training_commands
 
-    for command in [*service_commands, *ingest_commands, *eval_commands, *kibana_commands]:
+    for command in [*service_commands, *ingest_commands, *eval_commands, *training_commands, *kibana_commands]:
         main.add_command(command)
 
 
