@@ -1,0 +1,123 @@
+"""Click command of the training package, added to ``rrs`` by ``rrs/cli.py``.
+
+    rrs train-reranker DATASET --index ALIAS --output DIR [--negatives N] [--max-rank R] ...
+
+DATASET is a BEIR folder (``queries.jsonl``, ``qrels/<split>.tsv``) or a JSONL file of
+``{"query", "positive", "negatives"}``. Every option defaults to its ``RRS_TRAIN_*``
+setting. Exit codes: 0 trained; 2 bad input (judgments, alias, options; nothing trained);
+1 training failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(overrides: dict):
+    """The settings with the options on top, validated like environment variables."""
+    from pydantic import ValidationError
+
+    from rrs.cli import load_settings
+    from service.settings import Settings
+
+    settings = load_settings()
+    updates = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid option: {problems}", 2)
+
+
+@click.command("train-reranker")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the trained model (loadable by path by the service and eval).")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder (files of the same name are replaced).")
+@click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
+@click.option("--base", "base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder].")
+@click.option("--negatives", type=int, help="Mined hard negatives per query [8].")
+@click.option("--min-rank", type=int, help="Best hybrid rank a negative may have [1].")
+@click.option("--max-rank", type=int, help="Worst hybrid rank a negative may have [30].")
+@click.option("--sampling", type=click.Choice(["top", "random"]), help="Which negatives of the rank range [random].")
+@click.option("--loss", type=click.Choice(["bce", "mnrl"]), help="bce or multiple-negatives ranking [bce].")
+@click.option("--epochs", type=float, help="Training epochs [1].")
+@click.option("--batch-size", type=int, help="Pairs (bce) or queries (mnrl) per step [16].")
+@click.option("--lr", "learning_rate", type=float, help="Peak learning rate [2e-5].")
+@click.option("--max-length", type=int, help="Token cap per (query, passage) pair [256].")
+@click.option("--eval-fraction", type=float, help="Share of queries held out for evaluation [0.1].")
+@click.option("--eval-depth", type=int, help="Hybrid candidates per held-out query [30].")
+@click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
+@click.option("--patience", type=int, help="Evaluations without improvement before stopping; 0 = off [3].")
+@click.option("--seed", type=int, help="Seed of the split, sampling, head init and trainer [42].")
+@click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
+def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
+                           sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
+                           eval_steps, patience, seed, skip_missing, no_progress, as_json) -> None:
+    """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
+
+    Mines negatives with the service's own hybrid retrieval over ALIAS (top results that
+    are not judged positive), trains with sentence-transformers' CrossEncoderTrainer
+    (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
+    a GPU), and writes a model folder with a model card to --output.
+    """
+    from evaluation.dataset import DatasetError
+    from service.es_client import ClusterUnavailable
+    from training.mining import MiningError
+    from training.run import mining_config_from, run_training
+    from training.trainer import TrainConfig, TrainingError
+
+    settings = _settings({
+        "train_base_model": base_model, "train_negatives": negatives, "train_min_rank": min_rank,
+        "train_max_rank": max_rank, "train_negative_sampling": sampling, "train_loss": loss,
+        "train_epochs": epochs, "train_batch_size": batch_size, "train_learning_rate": learning_rate,
+        "train_max_length": max_length, "train_eval_fraction": eval_fraction, "train_eval_depth": eval_depth,
+        "train_eval_steps": eval_steps, "train_early_stopping_patience": patience, "train_seed": seed,
+    })
+    alias = alias or settings.index_alias
+    if output_dir.exists() and not output_dir.is_dir():
+        _fail(f"--output {output_dir}: exists and is not a folder", 2)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        _fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
+    try:
+        mining = mining_config_from(settings)
+    except ValueError as exc:
+        _fail(f"invalid option: {exc}", 2)
+    log = (lambda message: click.echo(message, err=True))
+    try:
+        facts = run_training(
+            dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
+            training=TrainConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress, log=log,
+        )
+    except (DatasetError, MiningError) as exc:
+        _fail(str(exc), 2)
+    except (TrainingError, ClusterUnavailable) as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was saved to --output", 130)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2, default=str))
+        return
+    result = facts["result"]
+    click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
+    click.echo(f"trained {result['steps']} steps on {result['train_queries']} queries in {result['seconds']} s "
+               f"on {result['device']} ({result['precision']}){', stopped early' if result['stopped_early'] else ''}")
+    if result["after"]:
+        first, before, after = (result[k].get("ndcg@10", 0.0) for k in ("first_stage", "before", "after"))
+        click.echo(f"held-out nDCG@10 ({result['heldout_queries']} queries): hybrid order {first:.4f}, "
+                   f"base model {before:.4f} -> trained {after:.4f}")
+
+
+commands = [train_reranker_command]

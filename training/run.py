@@ -1,0 +1,115 @@
+"""``rrs train-reranker`` end to end, without click: judgments -> index check -> mining
+-> training -> model folder with its card. The CLI, the benchmark and the tests call
+:func:`run_training`.
+
+Example::
+
+    facts = run_training(Path("data/scifact"), Settings(), alias="scifact",
+                         output_dir=Path("models/scifact-reranker"))
+    facts["result"]["after"]["ndcg@10"]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from service.settings import Settings
+from training.judgments import load_judgments
+from training.mining import MiningConfig, check_index, drop_missing, mine
+from training.model_card import write_model_card
+from training.trainer import TrainConfig, train_reranker
+
+
+def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
+    """The ``train_*`` mining settings, with any non-None override on top."""
+    values = {
+        "negatives": settings.train_negatives,
+        "min_rank": settings.train_min_rank,
+        "max_rank": settings.train_max_rank,
+        "sampling": settings.train_negative_sampling,
+        "seed": settings.train_seed,
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return MiningConfig(**values)
+
+
+def run_training(
+    source: Path,
+    settings: Settings,
+    *,
+    alias: str,
+    output_dir: Path,
+    split: str = "train",
+    mining: MiningConfig | None = None,
+    training: TrainConfig | None = None,
+    skip_missing: bool = False,
+    progress: bool = True,
+    es=None,
+    bi_encoder=None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train a reranker on ``source``'s judgments over ``alias``; return the model card's facts.
+
+    Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
+    ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
+    """
+    from service.encoders import load_bi_encoder
+    from service.es_client import make_client
+    from service.indexes import current_index
+    from service.pipeline import SearchPipeline
+
+    mining = mining or mining_config_from(settings)
+    training = training or TrainConfig.from_settings(settings)
+    source = Path(source)
+    queries = load_judgments(source, split)
+    own_client = es is None
+    es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
+    try:
+        missing = check_index(es, alias, queries, skip_missing=skip_missing)
+        if missing:
+            before = len(queries)
+            queries = drop_missing(queries, missing)
+            log(f"skipped {len(missing)} judged id(s) missing from {alias!r}; {before - len(queries)} query(ies) dropped")
+        # Mining runs the service's own first stage over this alias, with the limits opened
+        # up to the depth training asks for (they guard the public API, not this job).
+        depth = max(mining.max_rank, training.eval_depth)
+        search_settings = settings.model_copy(update={
+            "index_alias": alias,
+            "max_top_k": max(settings.max_top_k, depth),
+            "max_candidates": max(settings.max_candidates, depth),
+            "window_cache_size": 0,
+        })
+        bi_encoder = bi_encoder or load_bi_encoder(settings.bi_encoder, settings.device)
+        pipeline = SearchPipeline(search_settings, es, bi_encoder, None)
+        started = time.perf_counter()
+        mined = mine(pipeline, queries, config=mining, depth=depth, es=es, progress=progress)
+        mining_seconds = round(time.perf_counter() - started, 1)
+        mined_total = sum(query.mined for query in mined)
+        log(f"mined {mined_total} hard negatives for {len(mined)} queries in {mining_seconds} s")
+        index = current_index(es, alias)
+    finally:
+        if own_client:
+            es.close()
+
+    result = train_reranker(mined, training, output_dir, progress=progress, log=log)
+    facts = {
+        "name": Path(output_dir).name,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "base_model": training.base_model,
+        "data": {
+            "source": str(source),
+            "format": f"BEIR ({split} split)" if source.is_dir() else "JSONL",
+            "queries": len(mined),
+            "alias": alias,
+            "index": index,
+            "dropped_missing": len(missing),
+        },
+        "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth},
+        "result": result.to_dict(),
+    }
+    write_model_card(Path(output_dir), facts)
+    return facts
