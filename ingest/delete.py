@@ -1,5 +1,8 @@
 """Delete documents by id: every passage whose ``parent_id`` is one of the ids.
 
+Uses a scan (scroll) plus bulk deletes rather than ``_delete_by_query``, which lives in
+the reindex module that minimal clusters (like the integ-test distribution) lack.
+
 Example::
 
     deleted = delete_documents(es, "docs", ["doc-1", "doc-2"])   # passages removed
@@ -10,26 +13,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from elasticsearch import Elasticsearch
+from elasticsearch.helpers import bulk, scan
 
 from service.indexes import IndexMissing, current_index
 
-IDS_PER_REQUEST = 1000  # well under index.max_terms_count (65,536)
+IDS_PER_QUERY = 1000  # well under index.max_terms_count (65,536)
 
 
 def delete_documents(es: Elasticsearch, alias: str, doc_ids: Iterable[str]) -> int:
     """Remove the passages of ``doc_ids`` from the alias's index; returns how many went.
 
-    One refresh at the end so a search right after no longer finds them.
+    Refreshes before (to see passages a running ingest has not made visible yet) and
+    after (so a search right after no longer finds them).
     """
     index = current_index(es, alias)
     if index is None:
         raise IndexMissing(f"no index behind alias {alias!r}")
     ids = list(dict.fromkeys(str(i) for i in doc_ids))
+    es.indices.refresh(index=index)
     deleted = 0
-    for start in range(0, len(ids), IDS_PER_REQUEST):
-        chunk = ids[start : start + IDS_PER_REQUEST]
-        response = es.delete_by_query(index=index, query={"terms": {"parent_id": chunk}},
-                                      conflicts="proceed", refresh=False, slices="auto")
-        deleted += int(response.get("deleted", 0))
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        hits = scan(es, index=index, query={"query": {"terms": {"parent_id": chunk}}, "_source": False})
+        actions = ({"_op_type": "delete", "_index": index, "_id": hit["_id"]} for hit in hits)
+        done, _ = bulk(es, actions, raise_on_error=False, stats_only=True)
+        deleted += done
     es.indices.refresh(index=index)
     return deleted

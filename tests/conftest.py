@@ -158,3 +158,22 @@ def service_index(es, es_settings, bi_encoder, repo_root):
     helpers.bulk(es, actions, refresh="wait_for")
     yield name
     delete_alias_and_versions(es, name)
+
+
+# --- ingest (issue 3) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def es_url(es_settings) -> str:
+    """The test cluster's URL, for CLI runs and subprocesses (they read ES_URL)."""
+    from service.es_client import resolve_url
+
+    return resolve_url(es_settings)
+
+
+@pytest.fixture
+def cli_env(es_url, monkeypatch) -> dict:
+    """Environment for running ``rrs`` against the test cluster (also set for CliRunner)."""
+    monkeypatch.setenv("ES_URL", es_url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return {**os.environ, "ES_URL": es_url, "HF_HUB_OFFLINE": "1"}
