@@ -1,0 +1,125 @@
+"""CPU rerank: torch fp32 vs ONNX Runtime fp32 vs ONNX int8, and what int8 costs in nDCG@10.
+
+    HF_HUB_OFFLINE=1 python bench/rerank_cpu_bench.py [--model DIR] [--queries 300] [--depth 100]
+
+Speed: 100 (query, passage) pairs of about 150 tokens, scored by the service's reranker
+(same code path as serving) with each backend, median of --repeats runs, in one process.
+Quality: BM25 top --depth from the SciFact bench index, reranked by torch fp32 and by
+ONNX int8 with the same model; nDCG@10 of both (ir_measures) and the difference.
+Without --model a MiniLM-L6-size cross-encoder is built (see bench/_common.py): its speed
+is that of ms-marco-MiniLM-L6-v2, its absolute nDCG is not (untrained head).
+Writes bench/results/rerank_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_corpus, load_queries  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pairs_of_about(tokenizer, n: int, tokens: int) -> list[tuple[str, str]]:
+    """n real SciFact (claim, abstract) pairs cut to about ``tokens`` tokens."""
+    corpus = load_corpus()
+    queries, _ = load_queries("test")
+    claims = list(queries.values())
+    pairs = []
+    for i in range(n):
+        ids = tokenizer(corpus[i]["text"], add_special_tokens=False)["input_ids"][: tokens - 20]
+        pairs.append((claims[i % len(claims)], tokenizer.decode(ids)))
+    return pairs
+
+
+def time_backend(reranker, pairs, repeats: int) -> float:
+    reranker.score_pairs(pairs)  # warm-up
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        reranker.score_pairs(pairs)
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def ndcg_at_10(run: dict[str, dict[str, float]], qrels) -> float:
+    import ir_measures
+    from ir_measures import nDCG
+
+    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="cross-encoder folder (default: build a MiniLM-L6-size one)")
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=300, help="SciFact test queries for nDCG (0: skip)")
+    parser.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per query")
+    args = parser.parse_args()
+
+    from service.onnx_export import export_onnx
+    from service.rerank import load_reranker
+    from service.settings import Settings
+
+    settings = Settings()
+    model_dir = Path(args.model or (settings.home / "bench-models" / "minilm-l6-cross-encoder"))
+    if not args.model:
+        build_minilm_cross_encoder(model_dir)
+    if not (model_dir / "onnx" / "model_qint8.onnx").exists():
+        export_onnx(model_dir)
+    backends = {
+        "torch_fp32": settings.model_copy(update={"rerank_backend": "torch"}),
+        "onnx_fp32": settings.model_copy(update={"rerank_backend": "onnx", "rerank_onnx_file": "onnx/model.onnx"}),
+        "onnx_int8": settings.model_copy(update={"rerank_backend": "onnx", "rerank_onnx_file": "onnx/model_qint8.onnx"}),
+    }
+    rerankers = {name: load_reranker(str(model_dir), s) for name, s in backends.items()}
+    pairs = pairs_of_about(rerankers["torch_fp32"].tokenizer, args.pairs, args.tokens)
+    lengths = [len(ids) for ids in rerankers["torch_fp32"].tokenize(pairs)["input_ids"]]
+    seconds = {name: time_backend(r, pairs, args.repeats) for name, r in rerankers.items()}
+    result: dict = {
+        "model": str(model_dir), "cpu_cores": os.cpu_count(), "pairs": len(pairs),
+        "mean_tokens_per_pair": round(statistics.mean(lengths), 1),
+        "seconds_per_100_pairs": {k: round(v * 100 / len(pairs), 3) for k, v in seconds.items()},
+        "speedup_vs_torch_fp32": {k: round(seconds["torch_fp32"] / v, 2) for k, v in seconds.items()},
+    }
+    print(json.dumps(result, indent=2), flush=True)
+
+    if args.queries:
+        from service.encoders import load_bi_encoder
+        from service.es_client import make_client
+        from service.retrieval import bm25_body, msearch, parse_fields
+        from service.pipeline import passage_text
+
+        es = make_client(settings)
+        ensure_scifact_index(es, settings, load_bi_encoder(settings.bi_encoder, settings.device))
+        queries, qrels = load_queries("test")
+        chosen = list(queries.items())[: args.queries]
+        runs: dict[str, dict] = {"bm25": {}, "torch_fp32": {}, "onnx_int8": {}}
+        for qid, text in chosen:
+            [result_bm25] = msearch(es, BENCH_ALIAS, [bm25_body(text, parse_fields(settings.bm25_fields), [], size=args.depth)], timeout_s=30)
+            hits = result_bm25.hits
+            runs["bm25"][qid] = {h.id: h.score for h in hits}
+            for name in ("torch_fp32", "onnx_int8"):
+                scores = rerankers[name].score_pairs([(text, passage_text(h.source)) for h in hits])
+                runs[name][qid] = {h.id: float(s) for h, s in zip(hits, scores)}
+        judged = {qid: qrels[qid] for qid, _ in chosen}
+        ndcg = {name: round(ndcg_at_10(run, judged), 4) for name, run in runs.items()}
+        result["ndcg_at_10"] = {"queries": len(chosen), "depth": args.depth, **ndcg,
+                                "int8_minus_fp32": round(ndcg["onnx_int8"] - ndcg["torch_fp32"], 4)}
+        print(json.dumps(result["ndcg_at_10"], indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rerank_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
