@@ -212,8 +212,10 @@ def mine(
             ranked_ids, excluded, min_rank=config.min_rank, max_rank=config.max_rank,
             count=config.negatives, sampling=config.sampling, rng=rng,
         )
-        # A positive reads as the first stage found it (its best passage), else its first passage.
-        positives = [hit_texts.get(doc) or texts[doc] for doc in query.positive_ids] + list(query.positive_texts)
+        # Given texts are the positives (their ids only keep them out of the negatives); a
+        # positive known by id reads as the first stage found it (its best passage), else
+        # as its first passage.
+        positives = list(query.positive_texts) or [hit_texts.get(doc) or texts[doc] for doc in query.positive_ids]
         judged_negatives = [hit_texts.get(doc) or texts[doc] for doc in query.negative_ids] + list(query.negative_texts)
         mined.append(
             MinedQuery(
