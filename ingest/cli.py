@@ -64,6 +64,9 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
                    no_progress, as_json) -> None:
     """Read, validate, chunk, embed and bulk-index SOURCE files (JSONL, CSV, Parquet, .gz, or a
     folder of .txt/.md/.html) into the passage index behind an alias."""
+    from elasticsearch import ApiError
+    from elasticsearch import ConnectionError as ESConnectionError
+
     from ingest.pipeline import IngestInterrupted, run_ingest
     from ingest.sources import SourceError
     from ingest.validate import FieldMap
@@ -79,6 +82,10 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
         _fail(str(exc), 2)
     except ClusterUnavailable as exc:
         _fail(str(exc))
+    except ESConnectionError as exc:
+        _fail(f"cannot reach Elasticsearch ({exc.message}); is ES_URL right, is the node up (rrs es status)?")
+    except ApiError as exc:
+        _fail(f"Elasticsearch refused a request: {exc.meta.status} {exc.message}")
     except IngestInterrupted as exc:
         click.echo(exc.report.summary(), err=True)
         _fail("interrupted; run the same command again to finish (done work is kept)", 130)

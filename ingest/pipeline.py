@@ -277,7 +277,7 @@ def run_ingest(
     what was encoded; any other error propagates after the index settings are restored.
     """
     from service.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
-    from service.es_client import make_client
+    from service.es_client import make_client, server_version
     from service.indexes import passage_index_body
 
     sources = [Path(path) for path in sources]
@@ -288,6 +288,7 @@ def run_ingest(
     own_client = es is None
     if own_client:
         es = make_client(settings, request_timeout=max(settings.es_request_timeout_s, 120.0))
+    server_version(es)  # fail fast when the cluster is unreachable, before loading the model
     model = load_bi_encoder(settings.bi_encoder, settings.device)
     label = model_label(settings.bi_encoder)
     normalize = settings.vector_similarity in ("cosine", "dot_product")
