@@ -106,6 +106,8 @@ class SearchPipeline:
             version=info.version, models=self.models.model_dump(), rerank_enabled=self.settings.rerank_enabled,
         )
         window = self.windows.get(key)
+        if window is not None and window.degraded and request.from_ == 0:
+            window = None  # a first page retries a degraded window; later pages keep it (stable paging)
         cached = window is not None
         if window is None:
             window = self._compute_window(request, index, clauses, depth)

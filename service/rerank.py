@@ -215,8 +215,7 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
         model = CrossEncoder(name_or_path, device=device)
     except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the operator
         hint = "" if Path(name_or_path).exists() else (
-            " (not a local folder; a hub name needs network access or a cached copy -- "
-            "set RRS_CROSS_ENCODER to a local model folder)"
+            " (not a local folder; a hub name needs network access or a cached copy)"
         )
         raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
     if model.num_labels != 1:
