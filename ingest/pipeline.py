@@ -368,7 +368,7 @@ def run_ingest(
         close_target(es, target, completed=False)
         _finish(report, clock, started, rejects, bar)
         raise indexer.error
-    nothing = report.documents == 0 and report.read > 0
+    nothing = report.documents == 0  # never swap the alias onto an empty build
     close_target(es, target, completed=completed and not nothing, keep_old=keep_old)
     report.completed = completed
     report.alias_moved = target.mode == "build" and completed and not nothing
