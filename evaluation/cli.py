@@ -119,8 +119,11 @@ def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_nam
     bi_encoder = load_bi_encoder(settings.bi_encoder, settings.device)
     pipeline = SearchPipeline(settings, es, bi_encoder, reranker)
 
-    from evaluation.runner import run_all
+    from evaluation.runner import run_all, warm_query_embeddings
 
+    embedding_latency = None
+    if any(config != "bm25" for config in configs):
+        embedding_latency = warm_query_embeddings(pipeline, dataset, index=alias)
     results = run_all(
         pipeline, dataset, configs=configs, with_rerank=reranker is not None, candidates=candidates,
         index=alias, fusion=fusion, show_progress=progress,
@@ -142,6 +145,8 @@ def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_nam
         "bm25_fields": settings.bm25_fields,
         "knn_num_candidates": settings.knn_num_candidates,
         "fusion": {"rrf_k": fusion.rrf_k, "linear_weight": fusion.linear_weight, "normalization": fusion.normalization},
+        "query_embedding_ms": embedding_latency,
+        "latency_note": "per query, search pipeline only; query embeddings are computed once beforehand",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
     }

@@ -71,6 +71,17 @@ def run_configuration(
     return result
 
 
+def warm_query_embeddings(pipeline, dataset: Dataset, *, index: str) -> dict[str, float]:
+    """Embed every query once (the pipeline caches them), so that the configurations'
+    latencies compare search work, not which one happened to pay for encoding first.
+    Returns the embedding latency summary."""
+    times = []
+    for text in dataset.queries.values():
+        request = SearchRequest(query=text, mode="knn", rerank=False, top_k=1, candidates=1, highlight=False, index=index)
+        times.append(pipeline.search(request).timings_ms.embed_query)
+    return latency_summary(times)
+
+
 def run_all(
     pipeline, dataset: Dataset, *, configs: tuple[str, ...] = CONFIGS, with_rerank: bool, candidates: int,
     index: str, fusion: FusionParams, show_progress: bool = True,
