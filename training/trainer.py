@@ -268,7 +268,7 @@ def train_reranker(
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
+        **_warmup(config.warmup_ratio),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         seed=config.seed,
@@ -335,6 +335,15 @@ def train_reranker(
         after=after,
         eval_history=history,
     )
+
+
+def _warmup(ratio: float) -> dict:
+    """Transformers 5 takes the warmup share as a float ``warmup_steps``; 4 as ``warmup_ratio``."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"warmup_steps": float(ratio)}
+    return {"warmup_ratio": ratio}
 
 
 def _step_of(checkpoint: str | None) -> int | None:
