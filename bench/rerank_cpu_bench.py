@@ -105,7 +105,9 @@ def main() -> None:
         queries, qrels = load_queries("test")
         chosen = list(queries.items())[: args.queries]
         runs: dict[str, dict] = {"bm25": {}, "torch_fp32": {}, "onnx_int8": {}}
-        for qid, text in chosen:
+        for number, (qid, text) in enumerate(chosen, start=1):
+            if number % 10 == 0:
+                print(f"reranked {number}/{len(chosen)} queries", flush=True)
             [result_bm25] = msearch(es, BENCH_ALIAS, [bm25_body(text, parse_fields(settings.bm25_fields), [], size=args.depth)], timeout_s=30)
             hits = result_bm25.hits
             runs["bm25"][qid] = {h.id: h.score for h in hits}

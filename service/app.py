@@ -290,7 +290,9 @@ def _parse_search_request() -> SearchRequest:
 
 def _validation_error(exc: ValidationError) -> ApiError:
     first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"] if not str(part)[:1].isupper()]  # drop union member names
+    loc = [str(part) for part in first["loc"]]
+    if loc[:1] == ["filters"]:
+        loc = loc[:2]  # filters.<field>; what follows names union members (str, int, RangeFilter, ...)
     field = ".".join(loc) or "body"
     message = first["msg"]
     if first["type"] == "extra_forbidden":

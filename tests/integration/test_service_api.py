@@ -155,6 +155,8 @@ def test_get_search(client):
         (json.dumps({"query": "q", "filters": {"colour": "red"}}).encode(), "filters.colour"),
         (json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(), "filters"),
         (json.dumps({"top_k": 3}).encode(), "query"),
+        (json.dumps({"query": "q", "filters": {"year": {}}}).encode(), "filters.year"),
+        (json.dumps({"query": "q", "filters": {"year": {"gte": 1, "near": 2}}}).encode(), "filters.year"),
     ],
 )
 def test_bad_requests_are_400_naming_the_field(client, raw, field):
