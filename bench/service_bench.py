@@ -21,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,8 +112,8 @@ def main() -> None:
            "RRS_CROSS_ENCODER": str(model_dir), "RRS_RERANK_BACKEND": args.backend,
            "RRS_SERVE_THREADS": str(max(args.concurrency)), "RRS_RERANK_TIMEOUT_MS": "600000",
            "RRS_MAX_CANDIDATES": str(max(args.candidates, 500)), "HF_HUB_OFFLINE": "1"}
-    log = Path(__file__).resolve().parent / "results" / "service_bench_server.log"
-    log.parent.mkdir(exist_ok=True)
+    log = Path(tempfile.mkdtemp(prefix="rrs-bench-")) / "server.log"
+    print(f"server log: {log}", flush=True)
     process = start_server(env, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -134,6 +135,7 @@ def main() -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
     print(json.dumps(result, indent=2))
+    (Path(__file__).resolve().parent / "results").mkdir(exist_ok=True)
     (Path(__file__).resolve().parent / "results" / "service.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
