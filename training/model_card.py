@@ -107,8 +107,11 @@ scores = model.predict([("a query", "a passage")])
 ## Held-out metrics
 
 The held-out queries ({result['heldout_queries']}) are a seeded {config['eval_fraction']:.0%} slice of the
-training queries, never trained on. Each one's top {config['eval_depth']} hybrid documents
-(plus its judged positives) are reranked.
+training queries, never trained on. Each one's top {config['eval_depth']} hybrid documents are
+reranked by sentence-transformers' `CrossEncoderRerankingEvaluator`, which adds judged positives the
+first stage missed to the list (`always_rerank_positives`): the reranking columns are therefore an
+upper bound, not directly comparable with the first-stage column, which counts those positives as
+missed. Compare on a test split with `rrs eval --reranker {result['output_dir']}`.
 
 {_metrics_table(result['first_stage'], result['before'], result['after'])}
 """
