@@ -190,7 +190,10 @@ class SearchPipeline:
         """BM25 and/or kNN in one round trip: ranked (id, score) lists and the passages."""
         bodies: dict[str, dict] = {}
         if request.mode in ("bm25", "hybrid"):
-            bodies["bm25"] = bm25_body(request.query, self.fields, clauses, size=depth, highlight=request.highlight)
+            bodies["bm25"] = bm25_body(
+                request.query, self.fields, clauses, size=depth, highlight=request.highlight,
+                tie_breaker=self.settings.bm25_tie_breaker,
+            )
         if request.mode in ("knn", "hybrid"):
             started = time.perf_counter()
             vector = list(self._embed(request.query))

@@ -99,9 +99,9 @@ def filter_clauses(filters: dict[str, Any], known: set[str]) -> list[dict]:
     return clauses
 
 
-def text_query(query: str, fields: list[str]) -> dict:
+def text_query(query: str, fields: list[str], tie_breaker: float = 0.0) -> dict:
     """The BM25 query: ``multi_match`` treats the text as words, never as syntax."""
-    return {"multi_match": {"query": query, "fields": fields, "type": "best_fields"}}
+    return {"multi_match": {"query": query, "fields": fields, "type": "best_fields", "tie_breaker": tie_breaker}}
 
 
 def _highlight(query: str, fields: list[str]) -> dict:
@@ -115,11 +115,14 @@ def _highlight(query: str, fields: list[str]) -> dict:
     }
 
 
-def bm25_body(query: str, fields: list[str], filters: list[dict], *, size: int, highlight: bool = False) -> dict:
+def bm25_body(
+    query: str, fields: list[str], filters: list[dict], *, size: int, highlight: bool = False,
+    tie_breaker: float = 0.0,
+) -> dict:
     body: dict = {
         "size": size,
         "_source": SOURCE_FIELDS,
-        "query": {"bool": {"must": [text_query(query, fields)], "filter": filters}},
+        "query": {"bool": {"must": [text_query(query, fields, tie_breaker)], "filter": filters}},
     }
     if highlight:
         body["highlight"] = _highlight(query, fields)

@@ -51,3 +51,9 @@ def test_same_filters_in_both_searches_and_no_query_string():
     assert "query_string" not in json.dumps(bm25) and "simple_query_string" not in json.dumps(bm25)
     assert knn["knn"]["num_candidates"] == 50  # never below k
     assert bm25["size"] == knn["size"] == knn["knn"]["k"] == 50
+
+
+def test_bm25_tie_breaker_comes_from_the_caller():
+    body = bm25_body("vitamin d", ["title", "text"], [], size=10, tie_breaker=0.3)
+    match = body["query"]["bool"]["must"][0]["multi_match"]
+    assert match == {"query": "vitamin d", "fields": ["title", "text"], "type": "best_fields", "tie_breaker": 0.3}
