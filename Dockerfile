@@ -12,6 +12,8 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY ingest ./ingest
 COPY rrs ./rrs
+COPY evaluation ./evaluation
+COPY training ./training
 COPY es_mappings ./es_mappings
 COPY sample ./sample
 RUN pip install -e .

@@ -72,3 +72,13 @@ def test_named_volumes_and_one_off_jobs(compose):
     assert compose["services"]["ingest"]["entrypoint"][:2] == ["rrs", "ingest"]
     assert compose["services"]["kibana-import"]["command"][:3] == ["rrs", "kibana", "import"]
     assert compose["services"]["kibana-import"]["restart"] == "no"
+
+
+def test_dockerfile_copies_every_package_the_cli_imports(repo_root):
+    import tomllib
+
+    dockerfile = (repo_root / "Dockerfile").read_text()
+    packages = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in (p.rstrip("*") for p in packages):
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    assert "COPY es_mappings ./es_mappings" in dockerfile
