@@ -97,7 +97,9 @@ class IngestReport:
         throughput = self.stage_throughput
         for name in STAGES:
             secs = self.stage_seconds.get(name, 0.0)
-            lines.append(f"  {name:<7} {secs:8.2f}s busy  {throughput[name]:10.1f} {STAGE_UNITS[name]}/s")
+            # Under 10 ms busy a rate is noise (it printed 120 million passages/s for lookups).
+            rate = f"{throughput[name]:10.1f}" if secs >= 0.01 else f"{'-':>10}"
+            lines.append(f"  {name:<7} {secs:8.2f}s busy  {rate} {STAGE_UNITS[name]}/s")
         if self.dropped_indexes:
             lines.append(f"dropped old indexes: {', '.join(self.dropped_indexes)}")
         if self.rejected:
