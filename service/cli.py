@@ -51,14 +51,19 @@ def export_onnx_command(model_dir: str, quantize: bool) -> None:
 
     Serve it with RRS_RERANK_BACKEND=onnx (RRS_RERANK_ONNX_FILE picks fp32 or int8).
     """
-    from service.onnx_export import export_onnx
+    from service.onnx_export import ExportMismatch, export_onnx
 
     try:
-        paths = export_onnx(model_dir, quantize=quantize)
-    except FileNotFoundError as exc:
+        result = export_onnx(model_dir, quantize=quantize)
+    except (FileNotFoundError, ExportMismatch) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    for path in paths:
+    fused = ", ".join(f"{op} x{n}" for op, n in result.fused_ops.items()) or "none (model family not fusable)"
+    click.echo(f"exporter: {result.exporter}; fused: {fused}")
+    click.echo(f"fp32 vs torch: max logit difference {result.max_logit_difference:.1e}")
+    if result.int8_max_logit_difference is not None:
+        click.echo(f"int8 vs torch: max logit difference {result.int8_max_logit_difference:.3f}")
+    for path in result.paths:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

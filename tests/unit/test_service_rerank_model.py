@@ -47,8 +47,11 @@ def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
-    paths = export_onnx(folder)
-    assert [p.name for p in paths] == ["model.onnx", "model_qint8.onnx"] and all(p.exists() for p in paths)
+    result = export_onnx(folder)
+    assert [p.name for p in result.paths] == ["model.onnx", "model_qint8.onnx"]
+    assert all(p.exists() for p in result.paths) and not (folder / "onnx" / "model.unfused.onnx").exists()
+    # The tiny BERT fuses like a real one: one attention kernel per layer, checked against torch.
+    assert result.fused_ops["Attention"] == 1 and result.max_logit_difference < 1e-3
     pairs = [("what is rust", "Rust is a systems language."), ("q", "b " * 40)]
     torch_scores = load_reranker(str(folder), Settings()).score_pairs(pairs)
     fp32 = load_reranker(str(folder), Settings(rerank_backend="onnx", rerank_onnx_file="onnx/model.onnx"))
@@ -61,3 +64,33 @@ def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
 def test_missing_onnx_file_is_a_clear_error(tiny_cross_encoder_dir):
     with pytest.raises(RerankerUnavailable, match="export-onnx"):
         load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="onnx", rerank_onnx_file="onnx/none.onnx"))
+
+
+def test_onnx_export_refuses_a_graph_that_disagrees_with_torch(tiny_cross_encoder_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from service import onnx_export
+
+    folder = tmp_path / "ce"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    monkeypatch.setattr(onnx_export, "MAX_LOGIT_DIFFERENCE", -1.0)  # any difference, even 0, now fails
+    with pytest.raises(onnx_export.ExportMismatch, match="differ from torch"):
+        onnx_export.export_onnx(folder)
+    assert list((folder / "onnx").iterdir()) == []  # nothing left that could be served
+
+
+def test_export_onnx_command_reports_fusion_and_differences(tiny_cross_encoder_dir, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from service.cli import export_onnx_command
+
+    folder = tmp_path / "ce"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    result = CliRunner().invoke(export_onnx_command, [str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "Attention x1" in result.output and "int8 vs torch" in result.output
+    assert result.output.count("wrote ") == 2
+    missing = CliRunner().invoke(export_onnx_command, [str(tmp_path)])
+    assert missing.exit_code == 2 and "no config.json" in missing.output
