@@ -105,8 +105,8 @@ def main() -> None:
     ensure_scifact_index(es, settings, load_bi_encoder(settings.bi_encoder, settings.device))
     model_dir = Path(args.model or settings.home / "bench-models" / "minilm-l6-cross-encoder")
     build_minilm_cross_encoder(model_dir)
-    if args.backend == "onnx" and not (model_dir / "onnx" / "model_qint8.onnx").exists():
-        export_onnx(model_dir)
+    if args.backend == "onnx":
+        export_onnx(model_dir)  # always: files from an older exporter would measure the old graph
     port = first_free_port(18_900)
     env = {**os.environ, "ES_URL": resolve_url(settings), "RRS_INDEX_ALIAS": BENCH_ALIAS,
            "RRS_CROSS_ENCODER": str(model_dir), "RRS_RERANK_BACKEND": args.backend,

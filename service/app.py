@@ -192,7 +192,7 @@ def readyz():
     problems: list[str] = []
     reachable = present = False
     try:
-        pipeline.index_info(settings.index_alias)
+        pipeline.index_info(settings.index_alias, fresh=True)
         reachable = present = True
     except IndexMissing as exc:
         reachable = True

@@ -130,12 +130,13 @@ class SearchPipeline:
             models=self.models,
         )
 
-    def index_info(self, index: str) -> IndexInfo:
+    def index_info(self, index: str, *, fresh: bool = False) -> IndexInfo:
         """The alias's concrete index, filterable fields and ``_meta`` (checked against the
-        loaded bi-encoder), from one ``GET <alias>/_mapping``, reused for a few seconds."""
+        loaded bi-encoder), from one ``GET <alias>/_mapping``, reused for a few seconds
+        unless ``fresh`` (readiness must see the node as it is now)."""
         now = time.monotonic()
         info = self._indexes.get(index)
-        if info is not None and info.expires > now:
+        if info is not None and info.expires > now and not fresh:
             return info
         try:
             mappings = self.es.options(request_timeout=self.settings.search_timeout_s).indices.get_mapping(index=index)

@@ -208,6 +208,80 @@ def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder
     assert ready.status_code == 503 and ready.get_json()["elasticsearch"] is False
 
 
+class TcpRelay:
+    """A loopback TCP relay to the node that can be cut and restored (the node itself stays up)."""
+
+    def __init__(self, port: int, target: tuple[str, int]):
+        self.port, self.target, self._sockets = port, target, []
+
+    def start(self):
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._sockets = [listener]
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self):
+        import socket
+
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+
+def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reranker, es_url):
+    from urllib.parse import urlparse
+
+    from service.local_node import first_free_port
+
+    node = urlparse(es_url)
+    relay = TcpRelay(first_free_port(39_600), (node.hostname, node.port)).start()
+    client = make_app(settings, bi_encoder, reranker, es_url=f"http://127.0.0.1:{relay.port}",
+                      search_timeout_s=2.0).test_client()
+    try:
+        assert post(client, query="bread", rerank=False)[0] == 200
+        relay.stop()  # (each query differs: a repeated one would be answered from the window cache)
+        status, body = post(client, query="sourdough bread", rerank=False)
+        assert status == 503 and body["error"] == "search_backend_unavailable"
+        assert client.get("/readyz").status_code == 503
+        relay.start()
+        status, body = post(client, query="rye bread", rerank=False)
+        assert status == 200 and body["hits"], body
+        assert client.get("/readyz").status_code == 200
+    finally:
+        relay.stop()
+
+
 def test_rerank_timeout_degrades_to_fused_order(settings, bi_encoder, tiny_cross_encoder_dir):
     slow = settings.model_copy(update={"rerank_timeout_ms": 0.01})
     reranker = load_reranker(str(tiny_cross_encoder_dir), slow)
