@@ -1,6 +1,6 @@
 """GPU rerank throughput: plain ``CrossEncoder.predict`` fp32 vs the service's reranker.
 
-    HF_HUB_OFFLINE=1 python bench/gpu_rerank.py [--model DIR] [--requests 64] [--pairs 100]
+    HF_HUB_OFFLINE=1 python bench/gpu_rerank.py [--model DIR] [--requests 64] [--pairs 100] [--device cpu]
 
 Both score 100-pair requests (SciFact-like ~150-token passages) at concurrency 1 and 16,
 in the same run on the same GPU:
@@ -53,10 +53,8 @@ def make_requests(n: int, pairs: int, seed: int = 0) -> list[tuple[str, list[str
     ]
 
 
-def drive(score_request, requests, concurrency: int) -> dict:
+def drive(score_request, requests, concurrency: int, sync) -> dict:
     """Pairs/s and latency of scoring all ``requests`` with ``concurrency`` client threads."""
-    import torch
-
     latencies = []
 
     def one(request):
@@ -64,11 +62,11 @@ def drive(score_request, requests, concurrency: int) -> dict:
         score_request(*request)
         latencies.append(time.perf_counter() - started)
 
-    torch.cuda.synchronize()
+    sync()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, requests))
-    torch.cuda.synchronize()
+    sync()
     wall = time.perf_counter() - started
     pairs = sum(len(p) for _, p in requests)
     latencies.sort()
@@ -81,6 +79,7 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--device", default="cuda", help="cpu: a quick check of the script itself, fp32 both sides")
     args = parser.parse_args()
 
     import torch
@@ -89,27 +88,31 @@ def main() -> None:
     from service.rerank import load_reranker
     from service.settings import Settings
 
-    if not torch.cuda.is_available():
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         sys.exit("error: no CUDA device visible")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     model_dir = Path(args.model) if args.model else build_model(Path(tempfile.mkdtemp()) / "minilm-l6-ce")
     requests = make_requests(args.requests, args.pairs)
     warm = make_requests(4, args.pairs, seed=1)
 
-    baseline = CrossEncoder(str(model_dir), device="cuda")
+    baseline = CrossEncoder(str(model_dir), device=args.device)
     def base_score(query, passages):
         return baseline.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
 
-    ours = load_reranker(str(model_dir), Settings(device="cuda", rerank_dtype="fp16", rerank_batch_size=128,
-                                                 rerank_max_wait_ms=2.0, rerank_max_batch_pairs=1024))
+    ours = load_reranker(str(model_dir), Settings(
+        device=args.device, rerank_dtype="fp16" if cuda else "fp32", rerank_batch_size=128,
+        rerank_max_wait_ms=2.0, rerank_max_batch_pairs=1024,
+    ))
     def ours_score(query, passages):
         return ours.rerank(query, passages, budget_s=60.0)
 
-    result: dict = {"gpu": torch.cuda.get_device_name(0), "model": str(model_dir), "requests": len(requests),
-                    "pairs_per_request": args.pairs, "max_length": ours.max_length}
+    result: dict = {"gpu": torch.cuda.get_device_name(0) if cuda else "none (cpu check)", "model": str(model_dir),
+                    "requests": len(requests), "pairs_per_request": args.pairs, "max_length": ours.max_length}
     for name, fn in (("baseline_fp32_predict", base_score), ("service_fp16_microbatched", ours_score)):
         for request in warm:
             fn(*request)
-        result[name] = {f"concurrency_{c}": drive(fn, requests, c) for c in (1, 16)}
+        result[name] = {f"concurrency_{c}": drive(fn, requests, c, sync) for c in (1, 16)}
     for c in (1, 16):
         key = f"concurrency_{c}"
         result[f"speedup_{key}"] = round(
@@ -121,7 +124,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "gpu_rerank.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / ("gpu_rerank.json" if cuda else "gpu_rerank_cpu_check.json")).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
