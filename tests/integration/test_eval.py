@@ -3,19 +3,12 @@
 import json
 
 import pytest
+from beir_corpus import DOCS, write_beir
 from click.testing import CliRunner
 
 from rrs.cli import main
 from service.es_client import resolve_url
 
-DOCS = [
-    ("d1", "Volcanic eruptions", "Basaltic lava flows from shield volcanoes such as those on Hawaii."),
-    ("d2", "Honey bees", "Worker bees perform a waggle dance to tell the hive where nectar is."),
-    ("d3", "Glaciers", "Glacial ice carves U-shaped valleys and leaves moraines behind."),
-    ("d4", "Sourdough bread", "A starter of wild yeast and lactobacilli leavens sourdough loaves."),
-    ("d5", "Chess openings", "The Sicilian Defence answers 1.e4 with the c-pawn."),
-    ("d6", "Coral reefs", "Reef-building corals host symbiotic algae called zooxanthellae."),
-]
 QUERIES = [
     ("q1", "waggle dance of worker bees"),
     ("q2", "sicilian defence chess"),
@@ -25,15 +18,7 @@ QRELS = [("q1", "d2", 1), ("q2", "d5", 2), ("q3", "d6", 1)]
 
 
 def write_dataset(root, qrels=QRELS, queries=QUERIES):
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": i, "title": t, "text": x, "metadata": {}}) + "\n" for i, t, x in DOCS)
-    )
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries))
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
-    )
-    return root
+    return write_beir(root, queries=queries, qrels=qrels, split="test", docs=DOCS[:6])
 
 
 @pytest.fixture

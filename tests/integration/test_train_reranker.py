@@ -6,6 +6,7 @@ path, and that the loaded model reorders the candidates; bad inputs fail early."
 
 import json
 
+import beir_corpus
 import pytest
 from click.testing import CliRunner
 
@@ -15,20 +16,7 @@ from training.mining import MiningConfig, MiningError, check_index, first_passag
 from training.run import run_training
 from training.trainer import TrainConfig
 
-DOCS = [
-    ("d1", "Volcanic eruptions", "Basaltic lava flows from shield volcanoes such as those on Hawaii."),
-    ("d2", "Honey bees", "Worker bees perform a waggle dance to tell the hive where nectar is."),
-    ("d3", "Glaciers", "Glacial ice carves U-shaped valleys and leaves moraines behind."),
-    ("d4", "Sourdough bread", "A starter of wild yeast and lactobacilli leavens sourdough loaves."),
-    ("d5", "Chess openings", "The Sicilian Defence answers 1.e4 with the c-pawn."),
-    ("d6", "Coral reefs", "Reef-building corals host symbiotic algae called zooxanthellae."),
-    ("d7", "Bumblebees", "Bumblebees buzz-pollinate tomato flowers by vibrating their flight muscles."),
-    ("d8", "Lava tubes", "Lava tubes form when the surface of a lava flow cools and hardens into a roof."),
-    ("d9", "Rye bread", "Rye loaves are dense because rye flour holds little gluten."),
-    ("d10", "Chess endgames", "In a king and pawn endgame the opposition decides who wins."),
-    ("d11", "Ice sheets", "Antarctic ice sheets flow to the sea through fast ice streams."),
-    ("d12", "Reef fish", "Parrotfish graze algae off coral and grind it into white sand."),
-]
+DOCS = beir_corpus.DOCS
 QUERIES = [
     ("q1", "how do bees tell the hive where flowers are"),
     ("q2", "opening moves in chess"),
@@ -45,13 +33,7 @@ TEXTS = {doc: f"{title}. {text}" for doc, title, text in DOCS}
 
 
 def write_beir(root, qrels=QRELS):
-    (root / "qrels").mkdir(parents=True, exist_ok=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in DOCS))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in QUERIES))
-    (root / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
-    )
-    return root
+    return beir_corpus.write_beir(root, queries=QUERIES, qrels=qrels, split="train")
 
 
 @pytest.fixture
