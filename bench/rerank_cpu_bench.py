@@ -1,14 +1,15 @@
 """CPU rerank: torch fp32 vs ONNX Runtime fp32 vs ONNX int8, and what int8 costs in nDCG@10.
 
-    HF_HUB_OFFLINE=1 python bench/rerank_cpu_bench.py [--model DIR] [--queries 300] [--depth 100]
+    HF_HUB_OFFLINE=1 python bench/rerank_cpu_bench.py [--model DIR] [--queries 300] [--depth 100] [--output FILE]
 
 Speed: 100 (query, passage) pairs of about 150 tokens, scored by the service's reranker
 (same code path as serving) with each backend, median of --repeats runs, in one process.
 Quality: BM25 top --depth from the SciFact bench index, reranked by torch fp32 and by
-ONNX int8 with the same model; nDCG@10 of both (ir_measures) and the difference.
+ONNX int8 with the same model; nDCG@10 of both (ir_measures), the difference and its 95%
+bootstrap interval over queries.
 Without --model a MiniLM-L6-size cross-encoder is built (see bench/_common.py): its speed
 is that of ms-marco-MiniLM-L6-v2, its absolute nDCG is not (untrained head).
-Writes bench/results/rerank_cpu.json.
+Writes bench/results/rerank_cpu.json (or --output).
 """
 
 from __future__ import annotations
@@ -50,11 +51,21 @@ def time_backend(reranker, pairs, repeats: int) -> float:
     return statistics.median(runs)
 
 
-def ndcg_at_10(run: dict[str, dict[str, float]], qrels) -> float:
+def ndcg_at_10_per_query(run: dict[str, dict[str, float]], qrels) -> dict[str, float]:
     import ir_measures
     from ir_measures import nDCG
 
-    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+    return {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, run)}
+
+
+def bootstrap_interval(differences: list[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the mean per-query difference (resampling queries)."""
+    import numpy as np
+
+    values = np.asarray(differences)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def main() -> None:
@@ -65,6 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--queries", type=int, default=300, help="SciFact test queries for nDCG (0: skip)")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per query")
+    parser.add_argument("--output", type=Path, default=RESULTS / "rerank_cpu.json")
     args = parser.parse_args()
 
     from service.onnx_export import export_onnx
@@ -116,12 +128,17 @@ def main() -> None:
                 scores = rerankers[name].score_pairs([(text, passage_text(h.source)) for h in hits])
                 runs[name][qid] = {h.id: float(s) for h, s in zip(hits, scores)}
         judged = {qid: qrels[qid] for qid, _ in chosen}
-        ndcg = {name: round(ndcg_at_10(run, judged), 4) for name, run in runs.items()}
+        per_query = {name: ndcg_at_10_per_query(run, judged) for name, run in runs.items()}
+        ndcg = {name: round(statistics.mean(values.values()), 4) for name, values in per_query.items()}
+        differences = [per_query["onnx_int8"].get(qid, 0.0) - per_query["torch_fp32"].get(qid, 0.0) for qid in judged]
+        low, high = bootstrap_interval(differences)
         result["ndcg_at_10"] = {"queries": len(chosen), "depth": args.depth, **ndcg,
-                                "int8_minus_fp32": round(ndcg["onnx_int8"] - ndcg["torch_fp32"], 4)}
+                                "int8_minus_fp32": round(statistics.mean(differences), 4),
+                                "int8_minus_fp32_95ci": [round(low, 4), round(high, 4)],
+                                "queries_changed": sum(1 for d in differences if d != 0)}
         print(json.dumps(result["ndcg_at_10"], indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rerank_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
