@@ -190,7 +190,7 @@ def readyz():
     state = _state()
     settings, pipeline = state["settings"], state["pipeline"]
     problems: list[str] = []
-    reachable = present = False
+    reachable = present = mismatch = False
     try:
         pipeline.index_info(settings.index_alias, fresh=True)
         reachable = present = True
@@ -198,14 +198,14 @@ def readyz():
         reachable = True
         problems.append(str(exc))
     except IndexModelMismatch as exc:
-        reachable = present = True
+        reachable = present = mismatch = True
         problems.append(str(exc))
     except TransportError as exc:
         problems.append(f"Elasticsearch unreachable: {exc.__class__.__name__}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
     models = pipeline.models
-    ready = reachable and present and not any("was built with" in p or "dimensional" in p for p in problems)
+    ready = reachable and present and not mismatch
     body = Readiness(
         ready=ready, elasticsearch=reachable, index=settings.index_alias, index_present=present,
         bi_encoder=models.bi_encoder, cross_encoder=models.cross_encoder,

@@ -94,6 +94,7 @@ class CrossEncoderReranker:
         self.backend = "onnx" if onnx_session is not None else "torch"
         self.dtype = "fp32"
         self._onnx = onnx_session
+        self._onnx_inputs = {i.name for i in onnx_session.get_inputs()} if onnx_session is not None else set()
         self._activation = model.activation_fn
         self.min_depth = settings.rerank_min_candidates
         wait_ms = settings.rerank_max_wait_ms
@@ -136,15 +137,12 @@ class CrossEncoderReranker:
         return scores.tolist()
 
     def _forward(self, features) -> np.ndarray:
-        if self._onnx is not None:
-            names = {i.name for i in self._onnx.get_inputs()}
-            feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in names}
-            logits = self._onnx.run(None, feed)[0]
-            import torch
-
-            return self._activation(torch.from_numpy(logits).float()).reshape(-1).numpy()
         import torch
 
+        if self._onnx is not None:
+            feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in self._onnx_inputs}
+            logits = self._onnx.run(None, feed)[0]
+            return self._activation(torch.from_numpy(logits).float()).reshape(-1).numpy()
         with torch.inference_mode():
             features = {k: v.to(self.device) for k, v in features.items()}
             logits = self.model.model(**features).logits.float()
