@@ -9,6 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY service ./service
 COPY ingest ./ingest
 COPY rrs ./rrs
@@ -16,7 +17,7 @@ COPY evaluation ./evaluation
 COPY training ./training
 COPY es_mappings ./es_mappings
 COPY sample ./sample
-RUN pip install -e .
+RUN pip install .
 
 USER rrs
 EXPOSE 8000

@@ -94,11 +94,11 @@ def main() -> None:
     parser.add_argument("--model", help="cross-encoder folder (default: MiniLM-L6-size, built once)")
     args = parser.parse_args()
 
-    from service.encoders import load_bi_encoder
-    from service.es_client import make_client, resolve_url
-    from service.local_node import first_free_port
-    from service.onnx_export import export_onnx
-    from service.settings import Settings
+    from core.encoders import load_bi_encoder
+    from core.es_client import make_client, resolve_url
+    from core.settings import Settings
+    from rrs.local_node import first_free_port
+    from training.onnx_export import export_onnx
 
     settings = Settings()
     es = make_client(settings)

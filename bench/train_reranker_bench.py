@@ -67,14 +67,15 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from core.encoders import load_bi_encoder, pick_device
+    from core.es_client import make_client, server_version
+    from core.passage import passage_text
+    from core.settings import Settings
     from evaluation.dataset import load_dataset
     from evaluation.runner import FusionParams, run_configuration
-    from service.encoders import load_bi_encoder, pick_device
-    from service.es_client import make_client, server_version
-    from service.pipeline import SearchPipeline, passage_text
+    from service.pipeline import SearchPipeline
     from service.rerank import load_reranker
     from service.schemas import SearchRequest
-    from service.settings import Settings
     from training.mining import MiningConfig
     from training.run import run_training
     from training.trainer import TrainConfig

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from core.passage import VECTOR_FIELD
 from evaluation.runner import CONFIGS, FusionParams
 
 
@@ -45,9 +46,10 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
                  normalization, limit, output, compare_path, progress):
     """Index DATASET_DIR's corpus (once), run its judged queries through the search pipeline
     in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency."""
-    from evaluation.dataset import DatasetError, load_dataset
+    from core.console import fail, load_settings
+    from core.errors import DatasetError
+    from evaluation.dataset import load_dataset
     from evaluation.report import compare, format_table, write_chart, write_json
-    from rrs.cli import fail, load_settings
 
     settings = load_settings()
     try:
@@ -79,12 +81,13 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
 def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_name, configs, fusion, progress=True):
     """Build or check the index, load the models, run every configuration; returns
     (results, the exact settings of the run)."""
-    from rrs.cli import fail
-    from service.encoders import load_bi_encoder, model_label
-    from service.es_client import ClusterUnavailable, make_client, server_version
-    from service.indexes import current_index
+    from core.console import fail
+    from core.encoders import load_bi_encoder, model_label
+    from core.errors import ClusterUnavailable, RerankerUnavailable
+    from core.es_client import make_client, server_version
+    from core.indexes import current_index
     from service.pipeline import SearchPipeline
-    from service.rerank import RerankerUnavailable, load_reranker
+    from service.rerank import load_reranker
 
     # Evaluation wants every query fully reranked: no time budget, no small page limits.
     settings = settings.model_copy(update={
@@ -138,7 +141,7 @@ def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_nam
         "documents_in_index": es.count(index=alias)["count"],
         "elasticsearch_version": version,
         "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
-        "vector_index_type": mapping["properties"]["embedding"].get("index_options", {}).get("type"),
+        "vector_index_type": mapping["properties"][VECTOR_FIELD].get("index_options", {}).get("type"),
         "bi_encoder": model_label(settings.bi_encoder),
         "cross_encoder": reranker_name,
         "candidates": candidates,

@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the file (and line)."""
+from core.errors import DatasetError
 
 
 @dataclass

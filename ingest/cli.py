@@ -11,33 +11,11 @@ same command to finish).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _settings(**overrides):
-    from rrs.cli import load_settings
-
-    settings = load_settings()
-    updates = {key: value for key, value in overrides.items() if value is not None}
-    if not updates:
-        return settings
-    from pydantic import ValidationError
-
-    from service.settings import Settings
-
-    try:  # re-validate so a bad option value fails like a bad environment variable
-        return Settings.model_validate({**settings.model_dump(), **updates})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid option: {problems}", 2)
+from core.console import fail, load_settings
 
 
 @click.command("ingest")
@@ -67,31 +45,30 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     from elasticsearch import ApiError
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from ingest.pipeline import IngestInterrupted, run_ingest
-    from ingest.sources import SourceError
+    from core.errors import ClusterUnavailable, IngestInterrupted, SourceError
+    from ingest.pipeline import run_ingest
     from ingest.validate import FieldMap
-    from service.es_client import ClusterUnavailable
 
-    settings = _settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
+    settings = load_settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
     field_map = FieldMap(id=tuple(id_fields) or FieldMap.id, title=title_field, text=text_field,
                          metadata=metadata_field, extra_to_metadata=not no_extra_metadata)
     try:
         report = run_ingest(list(sources), settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
                             field_map=field_map, progress=not no_progress, keep_old=keep_old)
     except SourceError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except ClusterUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except ESConnectionError as exc:
-        _fail(f"cannot reach Elasticsearch ({exc.message}); is ES_URL right, is the node up (rrs es status)?")
+        fail(f"cannot reach Elasticsearch ({exc.message}); is ES_URL right, is the node up (rrs es status)?")
     except ApiError as exc:
-        _fail(f"Elasticsearch refused a request: {exc.meta.status} {exc.message}")
+        fail(f"Elasticsearch refused a request: {exc.meta.status} {exc.message}")
     except IngestInterrupted as exc:
         click.echo(exc.report.summary(), err=True)
-        _fail("interrupted; run the same command again to finish (done work is kept)", 130)
+        fail("interrupted; run the same command again to finish (done work is kept)", 130)
     click.echo(json.dumps(report.to_dict()) if as_json else report.summary(), err=not as_json)
     if report.rejected and not allow_rejects:
-        _fail(f"{report.rejected} record(s) rejected", 1)
+        fail(f"{report.rejected} record(s) rejected", 1)
 
 
 @click.command("delete")
@@ -100,19 +77,18 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
 @click.option("--ids-file", type=click.File("r"), help="More ids, one per line.")
 def delete_command(ids, alias, ids_file) -> None:
     """Delete documents (all their passages) by document id."""
-    from service.es_client import ClusterUnavailable, make_client
-    from service.indexes import IndexMissing
-
+    from core.errors import ClusterUnavailable, IndexMissing
+    from core.es_client import make_client
     from ingest.delete import delete_documents
 
     wanted = [*ids, *(line.strip() for line in ids_file or [] if line.strip())]
     if not wanted:
-        _fail("no ids given", 2)
-    settings = _settings()
+        fail("no ids given", 2)
+    settings = load_settings()
     try:
         deleted = delete_documents(make_client(settings), alias or settings.index_alias, wanted)
     except (ClusterUnavailable, IndexMissing) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"deleted {deleted} passage(s) of {len(wanted)} document id(s)")
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk, scan
 
-from service.indexes import IndexMissing, current_index
+from core.errors import IndexMissing
+from core.indexes import current_index
 
 IDS_PER_QUERY = 1000  # well under index.max_terms_count (65,536)
 

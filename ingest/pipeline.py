@@ -28,26 +28,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core.errors import IngestInterrupted, RecordRejected
+from core.passage import passage_document
+from core.settings import Settings
 from ingest.chunking import Chunker, Passage
 from ingest.ids import content_hash, passage_id
 from ingest.report import IngestReport, StageClock
 from ingest.sources import RawRecord, check_sources, read_sources
 from ingest.target import Target, close_target, open_target
-from ingest.validate import Document, FieldMap, RecordRejected, RejectsWriter, to_document
-from service.settings import Settings
+from ingest.validate import Document, FieldMap, RejectsWriter, to_document
 
 __all__ = ["FieldMap", "IngestInterrupted", "IngestReport", "run_ingest"]
 
 DOCS_PER_CHUNK_CALL = 64  # documents tokenized together (tokenizers' batch call)
 QUEUE_DEPTH = 2  # batches waiting between stages: enough to overlap, little memory
-
-
-class IngestInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ingest; ``report`` says what was done (re-run to finish)."""
-
-    def __init__(self, report: IngestReport):
-        super().__init__("ingest interrupted")
-        self.report = report
 
 
 @dataclass
@@ -172,12 +166,12 @@ def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str],
         doc, p = row.doc, row.passage
         yield {
             "_op_type": "index", "_index": index, "_id": row.id,
-            "_source": {
-                "id": row.id, "parent_id": doc.id, "chunk": p.chunk, "chunk_count": p.chunk_count,
-                "title": doc.title, "text": p.text, "metadata": doc.metadata, "content_hash": row.hash,
-                "model": model, "source": source_names.get(row.source, row.source), "indexed_at": now,
-                "embedding": vector.tolist(),
-            },
+            "_source": passage_document(
+                passage_id=row.id, parent_id=doc.id, chunk=p.chunk, chunk_count=p.chunk_count,
+                title=doc.title, text=p.text, metadata=doc.metadata, content_hash=row.hash,
+                model=model, source=source_names.get(row.source, row.source), indexed_at=now,
+                vector=vector.tolist(),
+            ),
         }
     for stale in batch.stale_ids:
         yield {"_op_type": "delete", "_index": index, "_id": stale}
@@ -276,9 +270,9 @@ def run_ingest(
     ``keep_old`` previous versions. Raises ``IngestInterrupted`` on Ctrl-C after saving
     what was encoded; any other error propagates after the index settings are restored.
     """
-    from service.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
-    from service.es_client import make_client, server_version
-    from service.indexes import passage_index_body
+    from core.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
+    from core.es_client import make_client, server_version
+    from core.indexes import passage_index_body
 
     sources = [Path(path) for path in sources]
     checked = check_sources(sources)  # fail fast on a typo, before loading anything

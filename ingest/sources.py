@@ -22,12 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import SourceError
+
 TEXT_FILE_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 TABLE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-
-
-class SourceError(ValueError):
-    """A source that cannot be read at all (missing, unknown format); names the path."""
 
 
 @dataclass(frozen=True)

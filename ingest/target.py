@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 
-from service.indexes import (
+from core.indexes import (
     create_versioned_index,
     current_index,
     drop_old_versions,

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
+from core.errors import RecordRejected
 from ingest.ids import MAX_DOC_ID_BYTES, derive_doc_id
 from ingest.sources import RawRecord
 
@@ -39,10 +40,6 @@ class FieldMap:
 
     def named(self) -> set[str]:
         return {*self.id, self.title, self.text, self.metadata}
-
-
-class RecordRejected(ValueError):
-    """A record that cannot be ingested; the message is the reason written to the rejects file."""
 
 
 class Document(BaseModel):

@@ -14,23 +14,8 @@ import sys
 
 import click
 
-from service.settings import Settings
-
-
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def load_settings() -> Settings:
-    from pydantic import ValidationError
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        fail(f"invalid settings: {problems}", 2)
-        raise  # unreachable
+from core.console import fail, load_settings
+from core.settings import Settings
 
 
 @click.group()
@@ -51,7 +36,8 @@ def es() -> None:
 @click.option("--dir", "node_dir", type=click.Path(), help="Node data/logs dir (RRS_ES_NODE_DIR).")
 def es_start(port: int | None, node_dir: str | None) -> None:
     """Fetch (once), configure and start the node; wait until it is yellow."""
-    from service.local_node import NodeError, start_node
+    from core.errors import NodeError
+    from rrs.local_node import start_node
 
     settings = load_settings()
     updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir}.items() if v}
@@ -66,7 +52,7 @@ def es_start(port: int | None, node_dir: str | None) -> None:
 @click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
 def es_stop(node_dir: str | None) -> None:
     """Stop the node this directory started (and nothing else)."""
-    from service.local_node import stop_node
+    from rrs.local_node import stop_node
 
     settings = load_settings()
     if node_dir:
@@ -79,7 +65,7 @@ def es_stop(node_dir: str | None) -> None:
 @click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
 def es_status(as_json: bool, node_dir: str | None) -> None:
     """Say whether the cluster is up, its URL and version; exit 3 when it is not running."""
-    from service.local_node import node_status
+    from rrs.local_node import node_status
 
     settings = load_settings()
     if node_dir:
@@ -99,7 +85,8 @@ def es_status(as_json: bool, node_dir: str | None) -> None:
 
 
 def _client(settings: Settings):
-    from service.es_client import ClusterUnavailable, make_client
+    from core.errors import ClusterUnavailable
+    from core.es_client import make_client
 
     try:
         return make_client(settings)
@@ -117,8 +104,8 @@ def index() -> None:
 @click.option("--new-version", is_flag=True, help="Create a new version and move the alias to it.")
 def index_create(alias: str | None, new_version: bool) -> None:
     """Create the index for the configured bi-encoder and point the alias at it."""
-    from service.encoders import embedding_dims, load_bi_encoder, model_label
-    from service.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
+    from core.encoders import embedding_dims, load_bi_encoder, model_label
+    from core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -140,7 +127,7 @@ def index_create(alias: str | None, new_version: bool) -> None:
 @click.confirmation_option(prompt="Delete every version of this alias's index?")
 def index_delete(alias: str | None) -> None:
     """Delete every version of the alias's index (safe when none exists)."""
-    from service.indexes import delete_alias_and_versions
+    from core.indexes import delete_alias_and_versions
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -152,7 +139,7 @@ def index_delete(alias: str | None) -> None:
 @click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
 def index_info(alias: str | None) -> None:
     """Print the alias's current index, its versions, document count and _meta as JSON."""
-    from service.indexes import current_index, list_versions
+    from core.indexes import current_index, list_versions
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -167,8 +154,8 @@ def index_info(alias: str | None) -> None:
 
 def _add_package_commands() -> None:
     """Each package owns its subcommands; this script only gathers them."""
-    from ingest.cli import commands as ingest_commands
     from evaluation.cli import commands as eval_commands
+    from ingest.cli import commands as ingest_commands
     from rrs.kibana import commands as kibana_commands
     from service.cli import commands as service_commands
     from training.cli import commands as training_commands

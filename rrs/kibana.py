@@ -23,12 +23,16 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable
 
 import click
 
-OBJECTS_DIR = Path(__file__).resolve().parent.parent / "es_mappings" / "kibana"
+from core.console import fail, load_settings
+from core.errors import KibanaError
+
+OBJECTS_DIR = Path(str(files("es_mappings") / "kibana"))  # package data (es_mappings/kibana/)
 IMPORT_PATH = "/api/saved_objects/_import"
 UPLOAD_NAME = "rrsearch.ndjson"  # Kibana rejects a file part whose name does not end in .ndjson
 SPACE_ID = re.compile(r"^[a-z0-9_-]+$")
@@ -36,10 +40,6 @@ RETRY_INTERVAL_S = 2.0  # between attempts while --wait allows
 # Data views shipped in 10-data-views.ndjson whose index name is a setting.
 PASSAGES_DATA_VIEW = "rrs-passages"
 SEARCH_LOGS_DATA_VIEW = "rrs-search-logs"
-
-
-class KibanaError(Exception):
-    """Kibana could not be reached, refused the request, or the objects are unusable."""
 
 
 # --- reading the objects (pure) ---------------------------------------------------------
@@ -301,8 +301,6 @@ def import_command(url: str | None, api_key: str | None, space: str | None, dire
     Data views point at RRS_INDEX_ALIAS and RRS_SEARCH_LOG_INDEX. Exits 1 when Kibana
     is unreachable, refuses the request, or rejects any object.
     """
-    from rrs.cli import fail, load_settings
-
     settings = load_settings()
     secret = settings.kibana_api_key.get_secret_value() if settings.kibana_api_key else None
     username, password = settings.kibana_username, settings.kibana_password

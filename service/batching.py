@@ -26,16 +26,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from core.errors import QueueFull
+
 Pair = tuple[str, str]
 ScoreFn = Callable[[Sequence[Pair], Callable[[], bool]], Sequence[float]]
-
-
-class QueueFull(RuntimeError):
-    """The bounded queue cannot take this many more pairs."""
-
-
-class Abandoned(RuntimeError):
-    """Every job of a round gave up (deadline passed) while it was being scored."""
 
 
 @dataclass

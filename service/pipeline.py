@@ -14,16 +14,18 @@ Usable without Flask (the evaluation command drives it directly)::
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from core.encoders import embedding_dims, encode_query, model_label
+from core.errors import IndexMissing, IndexModelMismatch, RerankOverloaded, RerankTimeout
+from core.passage import passage_text
+from core.settings import Settings
 from service import fusion
-from service.encoders import embedding_dims, encode_query, model_label
-from service.indexes import IndexMissing
-from service.rerank import RerankOverloaded, RerankTimeout
 from service.retrieval import (
     Candidate,
     bm25_body,
@@ -33,13 +35,10 @@ from service.retrieval import (
     msearch,
     parse_fields,
 )
-from service.schemas import Hit, Models, SearchRequest, SearchResponse, StageScore, Stages, Timings, check_limits
-from service.settings import Settings
+from service.schemas import Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
 from service.window_cache import WindowCache, window_key
 
-
-class IndexModelMismatch(RuntimeError):
-    """The index was built with another bi-encoder (or vector size) than the service loads."""
+log = logging.getLogger("rrs.search")
 
 
 @dataclass
@@ -247,6 +246,9 @@ class SearchPipeline:
             return None, "rerank_timeout"
         except RerankOverloaded:
             return None, "rerank_overloaded"
+        except Exception:  # any other failure of the model (or its server): serve the fused order
+            log.exception("rerank failed; serving the fused order")
+            return None, "rerank_failed"
         return scores, ("rerank_depth_reduced" if depth < len(fused) else None)
 
     @staticmethod
@@ -309,9 +311,3 @@ class SearchPipeline:
 def _positions(ranked: list[tuple[str, float]]) -> dict[str, StageScore]:
     """doc id -> its 1-based rank and score in one stage's list."""
     return {doc: StageScore(rank=rank, score=score) for rank, (doc, score) in enumerate(ranked, start=1)}
-
-
-def passage_text(source: dict) -> str:
-    """What the cross-encoder reads for a passage: its title (if any) then its text."""
-    title, text = source.get("title") or "", source.get("text") or ""
-    return f"{title}. {text}" if title else text

@@ -28,20 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service.batching import MicroBatcher, Pair, QueueFull
-from service.settings import Settings
-
-
-class RerankerUnavailable(RuntimeError):
-    """The cross-encoder could not be loaded; the message says which and why."""
-
-
-class RerankTimeout(TimeoutError):
-    """Scoring did not finish within the request's budget."""
-
-
-class RerankOverloaded(RuntimeError):
-    """The queue is too deep to rerank even the minimum depth within the budget."""
+from core.errors import QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from core.settings import Settings
+from service.batching import MicroBatcher, Pair
 
 
 def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
@@ -202,7 +191,7 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     import torch
     from sentence_transformers import CrossEncoder
 
-    from service.encoders import pick_device
+    from core.encoders import pick_device
 
     device = pick_device(settings.device)
     if settings.rerank_backend == "onnx":

@@ -18,20 +18,12 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from service.indexes import IndexMissing
+from core.errors import FilterError, IndexMissing, SearchFailed, SearchRejected
+from core.passage import SOURCE_FIELDS, VECTOR_FIELD
 
-SOURCE_FIELDS = ["id", "parent_id", "chunk", "chunk_count", "title", "text", "metadata"]
 # Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
 TOP_LEVEL_FILTER_FIELDS = {"parent_id", "source", "chunk", "chunk_count", "model", "indexed_at"}
 HIGHLIGHT_FRAGMENT_CHARS = 180
-
-
-class FilterError(ValueError):
-    """A filter the index cannot apply; ``field`` names it as the request did."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass
@@ -142,7 +134,7 @@ def knn_body(
         "size": size,
         "_source": SOURCE_FIELDS,
         "knn": {
-            "field": "embedding",
+            "field": VECTOR_FIELD,
             "query_vector": vector,
             "k": size,
             "num_candidates": max(num_candidates, size),
@@ -152,14 +144,6 @@ def knn_body(
     if highlight_text is not None:
         body["highlight"] = _highlight(highlight_text, highlight_fields or ["title", "text"])
     return body
-
-
-class SearchRejected(ValueError):
-    """Elasticsearch refused a search as malformed (for us: a filter of the wrong type)."""
-
-
-class SearchFailed(RuntimeError):
-    """One of the searches failed on the server for another reason (shard failure, ...)."""
 
 
 def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: float) -> list[SearchResult]:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import LimitError
+
 Scalar = str | int | float | bool
 
 
@@ -162,14 +164,6 @@ class Readiness(BaseModel):
     reranker_loaded: bool
     rerank_enabled: bool
     problems: list[str]
-
-
-class LimitError(ValueError):
-    """A value outside a limit from the settings; ``field`` names it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 def check_limits(request: SearchRequest, settings) -> None:

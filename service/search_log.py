@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from elasticsearch import Elasticsearch, helpers
 
-from service.mappings import render_search_log_index
+from core.mappings import render_search_log_index
 
 log = logging.getLogger(__name__)
 BATCH = 200

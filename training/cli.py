@@ -1,6 +1,7 @@
-"""Click command of the training package, added to ``rrs`` by ``rrs/cli.py``.
+"""Click commands of the training package (training, model export), added to ``rrs`` by ``rrs/cli.py``.
 
     rrs train-reranker DATASET --index ALIAS --output DIR [--negatives N] [--max-rank R] ...
+    rrs rerank export-onnx MODEL_DIR [--no-quantize]     ONNX fp32 + int8 for CPU serving
 
 DATASET is a BEIR folder (``queries.jsonl``, ``qrels/<split>.tsv``) or a JSONL file of
 ``{"query", "positive", "negatives"}``. Every option defaults to its ``RRS_TRAIN_*``
@@ -11,31 +12,11 @@ setting. Exit codes: 0 trained; 2 bad input (judgments, alias, options; nothing 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _settings(overrides: dict):
-    """The settings with the options on top, validated like environment variables."""
-    from pydantic import ValidationError
-
-    from rrs.cli import load_settings
-    from service.settings import Settings
-
-    settings = load_settings()
-    updates = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        return Settings.model_validate({**settings.model_dump(), **updates})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid option: {problems}", 2)
+from core.console import fail, load_settings
 
 
 @click.command("train-reranker")
@@ -73,13 +54,11 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
     (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
     a GPU), and writes a model folder with a model card to --output.
     """
-    from evaluation.dataset import DatasetError
-    from service.es_client import ClusterUnavailable
-    from training.mining import MiningError
+    from core.errors import ClusterUnavailable, DatasetError, MiningError, TrainingError
     from training.run import mining_config_from, run_training
-    from training.trainer import TrainConfig, TrainingError
+    from training.trainer import TrainConfig
 
-    settings = _settings({
+    settings = load_settings(**{
         "train_base_model": base_model, "train_negatives": negatives, "train_min_rank": min_rank,
         "train_max_rank": max_rank, "train_negative_sampling": sampling, "train_loss": loss,
         "train_epochs": epochs, "train_batch_size": batch_size, "train_learning_rate": learning_rate,
@@ -88,13 +67,13 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
     })
     alias = alias or settings.index_alias
     if output_dir.exists() and not output_dir.is_dir():
-        _fail(f"--output {output_dir}: exists and is not a folder", 2)
+        fail(f"--output {output_dir}: exists and is not a folder", 2)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        _fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
+        fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
     try:
         mining = mining_config_from(settings)
     except ValueError as exc:
-        _fail(f"invalid option: {exc}", 2)
+        fail(f"invalid option: {exc}", 2)
     log = (lambda message: click.echo(message, err=True))
     try:
         facts = run_training(
@@ -102,11 +81,11 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
             training=TrainConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress, log=log,
         )
     except (DatasetError, MiningError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (TrainingError, ClusterUnavailable) as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     except KeyboardInterrupt:
-        _fail("interrupted; nothing was saved to --output", 130)
+        fail("interrupted; nothing was saved to --output", 130)
     if as_json:
         click.echo(json.dumps(facts, indent=2, default=str))
         return
@@ -120,4 +99,33 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
                    f"base model {before:.4f} -> trained {after:.4f}")
 
 
-commands = [train_reranker_command]
+@click.group("rerank")
+def rerank() -> None:
+    """Cross-encoder tools."""
+
+
+@rerank.command("export-onnx")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--quantize/--no-quantize", default=True, show_default=True, help="Also write the int8 model.")
+def export_onnx_command(model_dir: str, quantize: bool) -> None:
+    """Export MODEL_DIR's cross-encoder to MODEL_DIR/onnx/model.onnx (+ model_qint8.onnx).
+
+    Serve it with RRS_RERANK_BACKEND=onnx (RRS_RERANK_ONNX_FILE picks fp32 or int8).
+    """
+    from core.errors import ExportMismatch
+    from training.onnx_export import export_onnx
+
+    try:
+        result = export_onnx(model_dir, quantize=quantize)
+    except (FileNotFoundError, ExportMismatch) as exc:
+        fail(str(exc), 2)
+    fused = ", ".join(f"{op} x{n}" for op, n in result.fused_ops.items()) or "none (model family not fusable)"
+    click.echo(f"exporter: {result.exporter}; fused: {fused}")
+    click.echo(f"fp32 vs torch: max logit difference {result.max_logit_difference:.1e}")
+    if result.int8_max_logit_difference is not None:
+        click.echo(f"int8 vs torch: max logit difference {result.int8_max_logit_difference:.3f}")
+    for path in result.paths:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+commands: list = [train_reranker_command, rerank]

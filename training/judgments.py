@@ -25,11 +25,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evaluation.dataset import DatasetError, read_qrels, read_queries
-
-
-class JudgmentsError(DatasetError):
-    """Unusable training judgments; the message names the file (and line)."""
+from core.errors import JudgmentsError
+from evaluation.dataset import read_qrels, read_queries
 
 
 @dataclass

@@ -24,16 +24,13 @@ from typing import Literal
 
 from elasticsearch import Elasticsearch
 
-from service.indexes import current_index
-from service.pipeline import passage_text
+from core.errors import MiningError
+from core.indexes import current_index
+from core.passage import passage_text
 from service.schemas import SearchRequest
 from training.judgments import TrainingQuery
 
 ID_BATCH = 1000  # ids per terms query when checking or fetching documents
-
-
-class MiningError(RuntimeError):
-    """The index cannot serve the judgments (missing or empty alias, unknown ids)."""
 
 
 @dataclass(frozen=True)

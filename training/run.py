@@ -12,12 +12,12 @@ Example::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from service.settings import Settings
+from core.settings import Settings, TrainingSettings
 from training.judgments import load_judgments
 from training.mining import MiningConfig, check_index, drop_missing, mine
 from training.model_card import write_model_card
@@ -26,13 +26,9 @@ from training.trainer import TrainConfig, train_reranker
 
 def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
     """The ``train_*`` mining settings, with any non-None override on top."""
-    values = {
-        "negatives": settings.train_negatives,
-        "min_rank": settings.train_min_rank,
-        "max_rank": settings.train_max_rank,
-        "sampling": settings.train_negative_sampling,
-        "seed": settings.train_seed,
-    }
+    group = settings.group(TrainingSettings, "train_")
+    group["sampling"] = group["negative_sampling"]  # the setting names what is sampled
+    values = {f.name: group[f.name] for f in fields(MiningConfig)}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return MiningConfig(**values)
 
@@ -57,9 +53,9 @@ def run_training(
     Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
-    from service.encoders import load_bi_encoder
-    from service.es_client import make_client
-    from service.indexes import current_index
+    from core.encoders import load_bi_encoder
+    from core.es_client import make_client
+    from core.indexes import current_index
     from service.pipeline import SearchPipeline
 
     mining = mining or mining_config_from(settings)

@@ -20,18 +20,15 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from core.errors import TrainingError
 from training.mining import MinedQuery
 
 EVALUATOR_NAME = "heldout"
 AT_K = 10
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or finish; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -55,21 +52,11 @@ class TrainConfig:
     @classmethod
     def from_settings(cls, settings, **overrides) -> "TrainConfig":
         """The ``train_*`` settings, with any non-None override on top."""
-        values = {
-            "base_model": settings.train_base_model,
-            "loss": settings.train_loss,
-            "epochs": settings.train_epochs,
-            "batch_size": settings.train_batch_size,
-            "learning_rate": settings.train_learning_rate,
-            "warmup_ratio": settings.train_warmup_ratio,
-            "max_length": settings.train_max_length,
-            "eval_fraction": settings.train_eval_fraction,
-            "eval_depth": settings.train_eval_depth,
-            "eval_steps": settings.train_eval_steps,
-            "early_stopping_patience": settings.train_early_stopping_patience,
-            "seed": settings.train_seed,
-            "device": settings.device,
-        }
+        from core.settings import TrainingSettings
+
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.group(TrainingSettings, "train_").items() if k in names}
+        values["device"] = settings.device
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -188,7 +175,7 @@ def load_base_model(name_or_path: str, *, max_length: int, seed: int, device: st
     from sentence_transformers import CrossEncoder
     from transformers import set_seed
 
-    from service.encoders import resolve_model_path
+    from core.encoders import resolve_model_path
 
     set_seed(seed)  # the new head's initial weights
     path = resolve_model_path(name_or_path)
@@ -227,7 +214,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from transformers import EarlyStoppingCallback
 
-    from service.encoders import pick_device
+    from core.encoders import pick_device
 
     output_dir = Path(output_dir)
     device = pick_device(config.device)

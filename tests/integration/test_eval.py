@@ -6,8 +6,8 @@ import pytest
 from beir_corpus import DOCS, write_beir
 from click.testing import CliRunner
 
+from core.es_client import resolve_url
 from rrs.cli import main
-from service.es_client import resolve_url
 
 QUERIES = [
     ("q1", "waggle dance of worker bees"),
@@ -25,7 +25,7 @@ def write_dataset(root, qrels=QRELS, queries=QUERIES):
 def env(es, es_settings, alias, monkeypatch):
     """The CLI talks to the test node; yields a unique name for dataset folders, whose
     eval index (``eval-<name>``) is deleted afterwards."""
-    from service.indexes import delete_alias_and_versions
+    from core.indexes import delete_alias_and_versions
 
     monkeypatch.setenv("ES_URL", resolve_url(es_settings))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

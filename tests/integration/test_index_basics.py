@@ -1,7 +1,7 @@
 """Create the passage index on a real node, index real embeddings, get them back."""
 
-from service.encoders import embedding_dims, encode_passages, encode_query, model_label
-from service.indexes import (
+from core.encoders import embedding_dims, encode_passages, encode_query, model_label
+from core.indexes import (
     create_versioned_index,
     current_index,
     delete_alias_and_versions,

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.encoders import encode_query, model_label
+from core.indexes import current_index
 from ingest.pipeline import run_ingest
-from service.encoders import encode_query, model_label
-from service.indexes import current_index
 
 SCIFACT = "/work/shared/data/scifact/corpus.jsonl.gz"
 

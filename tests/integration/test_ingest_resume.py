@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from core.indexes import current_index, list_versions
 from ingest.pipeline import run_ingest
-from service.indexes import current_index, list_versions
 
 N_DOCS = 160
 BATCH = 16

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from service.local_node import first_free_port
+from rrs.local_node import first_free_port
 
 
 def rrs(*args, env):

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from service.app import StartupError, create_app
-from service.pipeline import passage_text
+from core.passage import passage_text
+from service.http.app import StartupError, create_app
 from service.rerank import load_reranker
 
 
@@ -195,7 +195,7 @@ def test_api_keys(settings, bi_encoder, reranker):
 
 
 def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder, reranker):
-    from service.local_node import first_free_port
+    from rrs.local_node import first_free_port
 
     closed = f"http://127.0.0.1:{first_free_port(39_500)}"
     app = make_app(settings, bi_encoder, reranker, es_url=closed, search_timeout_s=2.0)
@@ -262,7 +262,7 @@ class TcpRelay:
 def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reranker, es_url):
     from urllib.parse import urlparse
 
-    from service.local_node import first_free_port
+    from rrs.local_node import first_free_port
 
     node = urlparse(es_url)
     relay = TcpRelay(first_free_port(39_600), (node.hostname, node.port)).start()
@@ -313,7 +313,7 @@ def test_missing_reranker_stops_start_up_unless_allowed(settings, bi_encoder, tm
 
 
 def test_index_built_by_another_model_stops_start_up(es, es_settings, settings, bi_encoder, alias):
-    from service.indexes import ensure_alias, passage_index_body
+    from core.indexes import ensure_alias, passage_index_body
 
     ensure_alias(es, alias, passage_index_body(es, es_settings, dims=384, model="other/model"))
     with pytest.raises(StartupError, match="other/model"):

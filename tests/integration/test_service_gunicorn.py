@@ -14,8 +14,8 @@ import requests
 
 @pytest.fixture(scope="module")
 def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory):
-    from service.es_client import resolve_url
-    from service.local_node import first_free_port
+    from core.es_client import resolve_url
+    from rrs.local_node import first_free_port
 
     port = first_free_port(18_700)
     env = {

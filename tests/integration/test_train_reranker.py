@@ -167,8 +167,8 @@ def test_judged_ids_missing_from_the_index_fail_early(es, corpus_alias, tmp_path
 
 
 def test_empty_alias_fails_early(es, es_settings, bi_encoder, alias, tmp_path, cli_env):
-    from service.encoders import embedding_dims, model_label
-    from service.indexes import ensure_alias, passage_index_body
+    from core.encoders import embedding_dims, model_label
+    from core.indexes import ensure_alias, passage_index_body
 
     body = passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
     ensure_alias(es, alias, body)

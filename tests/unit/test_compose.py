@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from service.local_node import PINNED_VERSIONS
+from rrs.local_node import PINNED_VERSIONS
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def test_budget_leaves_room_for_special_tokens_and_prefix():
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from service.encoders import resolve_model_path
+    from core.encoders import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
 

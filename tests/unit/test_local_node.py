@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from service import local_node
-from service.local_node import Jdk, NodeError, choose_version, render_node_config
+from rrs import local_node
+from rrs.local_node import Jdk, NodeError, choose_version, render_node_config
 
 
 def test_newest_pinned_version_for_a_new_jdk():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from core.settings import Settings
 from service.rerank import RerankerUnavailable, load_reranker
-from service.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_bad_path_says_which(tmp_path):
 def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from service.onnx_export import export_onnx
+    from training.onnx_export import export_onnx
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -69,7 +69,7 @@ def test_missing_onnx_file_is_a_clear_error(tiny_cross_encoder_dir):
 def test_onnx_export_refuses_a_graph_that_disagrees_with_torch(tiny_cross_encoder_dir, tmp_path, monkeypatch):
     import shutil
 
-    from service import onnx_export
+    from training import onnx_export
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -84,7 +84,7 @@ def test_export_onnx_command_reports_fusion_and_differences(tiny_cross_encoder_d
 
     from click.testing import CliRunner
 
-    from service.cli import export_onnx_command
+    from training.cli import export_onnx_command
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)

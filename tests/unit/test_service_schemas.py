@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from service.schemas import LimitError, SearchRequest, check_limits
-from service.settings import Settings
 
 
 def test_defaults():

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from service.settings import Settings
-from training.mining import MiningConfig, MinedQuery, _matches, normalize_text, pick_negatives
+from core.settings import Settings
+from training.mining import MinedQuery, MiningConfig, _matches, normalize_text, pick_negatives
 from training.model_card import render_model_card, write_model_card
 from training.run import mining_config_from
 from training.trainer import (

@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import json
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "es_mappings"
+from core.passage import VECTOR_FIELD
+
+MAPPINGS_DIR = files("es_mappings")  # package data: a checkout and an installed wheel alike
 QUANTIZED_TYPES = {"int8_hnsw", "int4_hnsw", "bbq_hnsw"}
 # First server version that accepts each index_options type (from the ES reference).
 MIN_VERSION_FOR_TYPE = {"int8_hnsw": (8, 12), "int4_hnsw": (8, 15), "bbq_hnsw": (8, 18)}
@@ -20,7 +22,7 @@ MIN_VERSION_FOR_TYPE = {"int8_hnsw": (8, 12), "int4_hnsw": (8, 15), "bbq_hnsw": 
 @lru_cache(maxsize=None)
 def load_template(name: str) -> dict:
     """A definition from ``es_mappings/<name>.json`` without its ``_comment``."""
-    body = json.loads((MAPPINGS_DIR / f"{name}.json").read_text())
+    body = json.loads(MAPPINGS_DIR.joinpath(f"{name}.json").read_text(encoding="utf-8"))
     body.pop("_comment", None)
     return body
 
@@ -67,7 +69,7 @@ def render_passage_index(
     options: dict = {"type": index_type}
     if index_type != "flat" and not index_type.endswith("_flat"):
         options.update(m=m, ef_construction=ef_construction)
-    props["embedding"].update(dims=dims, similarity=similarity, index_options=options)
+    props[VECTOR_FIELD].update(dims=dims, similarity=similarity, index_options=options)
     return body
 
 

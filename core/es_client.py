@@ -10,11 +10,8 @@ import json
 
 from elasticsearch import Elasticsearch
 
-from service.settings import Settings
-
-
-class ClusterUnavailable(RuntimeError):
-    """No cluster configured or reachable; the message says what to do."""
+from core.errors import ClusterUnavailable
+from core.settings import Settings
 
 
 def resolve_url(settings: Settings) -> str:

@@ -1,4 +1,4 @@
-"""The one settings object: every knob of the service, ingest and local node.
+"""The one settings object, grouped by concern: one model per area, composed into ``Settings``.
 
 Values come from environment variables prefixed ``RRS_`` (``RRS_INDEX_ALIAS=docs``), or
 from a ``.env`` file. A few well-known names are accepted too because users expect them:
@@ -7,7 +7,7 @@ reads the environment. Secrets are ``SecretStr`` so they never show in logs or r
 
 Example::
 
-    >>> from service.settings import Settings
+    >>> from core.settings import Settings
     >>> Settings(index_alias="docs").index_alias
     'docs'
 """
@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Root can't run Elasticsearch; the node then runs as an unprivileged user, which can't
@@ -32,14 +32,9 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"RRS_{name}", name)
 
 
-class Settings(BaseSettings):
-    """Validated at start-up; a wrong value stops the process with the field's name."""
+class ElasticsearchSettings(BaseModel):
+    """Where the cluster is and how to authenticate (every command and the service)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True
-    )
-
-    # --- Elasticsearch connection -------------------------------------------------
     es_url: str | None = Field(
         default=None,
         validation_alias=_env("ES_URL"),
@@ -51,7 +46,25 @@ class Settings(BaseSettings):
     es_ca_certs: str | None = Field(default=None, validation_alias=_env("ES_CA_CERTS"))
     es_request_timeout_s: float = Field(default=10.0, gt=0)
 
-    # --- Local node (only used when es_url is unset) -------------------------------
+    @field_validator("es_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self):
+        if (self.es_username is None) != (self.es_password is None):
+            raise ValueError("ES_USERNAME and ES_PASSWORD must be set together")
+        return self
+
+
+class LocalNodeSettings(BaseModel):
+    """The local node of ``rrs es start`` (rrs/local_node.py); unused when ``es_url`` is set."""
+
     home: Path = Field(
         default=DEFAULT_HOME,
         description="Cache for the downloaded distribution and, by default, the node's data.",
@@ -71,7 +84,15 @@ class Settings(BaseSettings):
         description="JDK for the local node; default: the newest JDK found on the machine.",
     )
 
-    # --- Index ---------------------------------------------------------------------
+    @property
+    def node_dir(self) -> Path:
+        """Where the local node keeps data, logs, config and its pid file."""
+        return self.es_node_dir or self.home / "node"
+
+
+class IndexSettings(BaseModel):
+    """Shape of the passage and search-log indexes (core/indexes.py, core/mappings.py)."""
+
     index_alias: str = Field(default="passages", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     search_log_index: str = Field(default="rrs-search-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     analyzer: str = Field(
@@ -85,7 +106,10 @@ class Settings(BaseSettings):
     number_of_shards: int = Field(default=1, ge=1)
     number_of_replicas: int = Field(default=0, ge=0)
 
-    # --- Models --------------------------------------------------------------------
+
+class ModelSettings(BaseModel):
+    """The bi-encoder every side shares: ingest embeds passages, search embeds queries."""
+
     bi_encoder: str = Field(
         default="all-MiniLM-L6-v2",
         description="Name or path; 'all-MiniLM-L6-v2' resolves to the packaged offline copy.",
@@ -95,7 +119,10 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
     encode_batch_size: int = Field(default=64, ge=1, le=4096)
 
-    # --- Ingest (owned by ingest/) ----------------------------------------------------
+
+class IngestSettings(BaseModel):
+    """How ``rrs ingest`` chunks, batches and bulk-indexes (ingest/)."""
+
     ingest_chunk_tokens: int | None = Field(
         default=None, ge=16,
         description="Passage size in word pieces; default: the bi-encoder's max_seq_length minus special tokens.",
@@ -113,8 +140,10 @@ class Settings(BaseSettings):
         default="-1", description="Refresh interval while bulk indexing; the previous one is restored after."
     )
 
-    # --- Search service (owned by service/app.py, pipeline.py, rerank.py) ---------------
-    # Retrieval
+
+class RetrievalSettings(BaseModel):
+    """First stage and request limits of a search (service/pipeline.py, retrieval.py, schemas.py)."""
+
     bm25_fields: str = Field(
         default="title,text",
         description="Comma-separated fields with optional ^boost for BM25. Equal weights: on "
@@ -141,7 +170,11 @@ class Settings(BaseSettings):
     query_embedding_cache: int = Field(default=4096, ge=0, description="LRU size of query embeddings.")
     window_cache_size: int = Field(default=512, ge=0, description="Reranked windows kept for paging (per process).")
     window_cache_ttl_s: float = Field(default=600.0, ge=0)
-    # Rerank
+
+
+class RerankSettings(BaseModel):
+    """The cross-encoder stage (service/rerank.py, batching.py)."""
+
     cross_encoder: str = Field(
         default="cross-encoder/ms-marco-MiniLM-L6-v2", description="Hub name or local folder of the reranker."
     )
@@ -164,7 +197,11 @@ class Settings(BaseSettings):
     rerank_max_batch_pairs: int = Field(default=512, ge=1, description="Most pairs merged into one micro-batch round.")
     rerank_max_queue_pairs: int = Field(default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped).")
     torch_threads: int | None = Field(default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores.")
-    # API, logs, process
+
+
+class ServeSettings(BaseModel):
+    """The HTTP process: auth, search log, gunicorn (service/http/, service/cli.py)."""
+
     api_keys: SecretStr | None = Field(
         default=None, validation_alias=_env("API_KEYS"), description="Comma-separated API keys; unset = no auth."
     )
@@ -177,7 +214,10 @@ class Settings(BaseSettings):
     serve_timeout_s: int = Field(default=120, ge=1, description="Gunicorn worker timeout (includes model loading).")
     serve_gpus: str = Field(default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n].")
 
-    # --- Kibana (owned by rrs/kibana.py: `rrs kibana import`) -------------------------
+
+class KibanaSettings(BaseModel):
+    """``rrs kibana import`` (rrs/kibana.py)."""
+
     kibana_url: str = Field(
         default="http://localhost:5601",
         validation_alias=_env("KIBANA_URL"),
@@ -197,7 +237,23 @@ class Settings(BaseSettings):
     )
     kibana_request_timeout_s: float = Field(default=30.0, gt=0)
 
-    # --- Reranker training (owned by training/: `rrs train-reranker`) -------------------
+    @field_validator("kibana_url")
+    @classmethod
+    def _kibana_url_has_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _kibana_auth_is_complete(self):
+        if (self.kibana_username is None) != (self.kibana_password is None):
+            raise ValueError("KIBANA_USERNAME and KIBANA_PASSWORD must be set together")
+        return self
+
+
+class TrainingSettings(BaseModel):
+    """``rrs train-reranker`` (training/): mining, the trainer, the held-out evaluation."""
+
     train_base_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="Cross-encoder or BERT-like checkpoint (name or path) to fine-tune; "
@@ -223,34 +279,25 @@ class Settings(BaseSettings):
     train_early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before stopping (0 = off).")
     train_seed: int = Field(default=42, description="Seeds the split, the negative sample, the head's init and the trainer.")
 
-    @field_validator("kibana_url")
-    @classmethod
-    def _kibana_url_has_scheme(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
-    @field_validator("es_url")
-    @classmethod
-    def _url_has_scheme(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+class Settings(
+    ElasticsearchSettings, LocalNodeSettings, IndexSettings, ModelSettings, IngestSettings, RetrievalSettings,
+    RerankSettings, ServeSettings, KibanaSettings, TrainingSettings, BaseSettings,
+):
+    """All groups above in one object that reads the environment, validated at start-up;
+    a wrong value stops the process with the field's name."""
 
-    @model_validator(mode="after")
-    def _auth_is_complete(self) -> "Settings":
-        if (self.es_username is None) != (self.es_password is None):
-            raise ValueError("ES_USERNAME and ES_PASSWORD must be set together")
-        if (self.kibana_username is None) != (self.kibana_password is None):
-            raise ValueError("KIBANA_USERNAME and KIBANA_PASSWORD must be set together")
-        return self
+    model_config = SettingsConfigDict(
+        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
-    @property
-    def node_dir(self) -> Path:
-        """Where the local node keeps data, logs, config and its pid file."""
-        return self.es_node_dir or self.home / "node"
+    def group(self, section: type[BaseModel], prefix: str = "") -> dict:
+        """The values of one group, keyed by field name less ``prefix``.
+
+        >>> Settings(train_epochs=2).group(TrainingSettings, "train_")["epochs"]
+        2.0
+        """
+        return {name.removeprefix(prefix): getattr(self, name) for name in section.model_fields}
 
 
 @lru_cache(maxsize=1)

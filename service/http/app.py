@@ -1,7 +1,7 @@
 """The Flask application: ``create_app()`` builds it; routes are thin over the pipeline.
 
-    flask --app service.app run                   # development
-    rrs serve --host 0.0.0.0 --port 8000          # gunicorn, service/gunicorn.conf.py
+    flask --app service.http.app run        # development
+    rrs serve --host 0.0.0.0 --port 8000     # gunicorn, service/http/gunicorn.conf.py
 
 Start-up loads the bi-encoder and the cross-encoder once per process and checks the
 index's ``_meta`` against the bi-encoder. A reranker that cannot be loaded stops start-up
@@ -20,34 +20,21 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from service.auth import configured_keys, key_is_valid, presented_key
-from service.indexes import IndexMissing
-from service.metrics import Metrics
-from service.openapi import build_openapi
-from service.pipeline import IndexModelMismatch, SearchPipeline
-from service.retrieval import FilterError, SearchRejected
-from service.schemas import LimitError, Readiness, SearchRequest
+from core.errors import IndexMissing, IndexModelMismatch, StartupError
+from core.settings import Settings, get_settings
+from service.http.auth import configured_keys, key_is_valid, presented_key
+from service.http.errors import ApiError, to_api_error
+from service.http.metrics import Metrics
+from service.http.openapi import build_openapi
+from service.http.web import PAGE_PATHS, web
+from service.pipeline import SearchPipeline
+from service.schemas import Readiness, SearchRequest
 from service.search_log import SearchLogWriter
-from service.settings import Settings, get_settings
-from service.web import PAGE_PATHS, web
 
 log = logging.getLogger("rrs.service")
 api = Blueprint("api", __name__)
 OPEN_PATHS = {"/healthz", *PAGE_PATHS}  # the search page is public; its /search calls carry the key
 UNSET = object()
-
-
-class StartupError(RuntimeError):
-    """The service cannot start as configured; the message says what to change."""
-
-
-class ApiError(Exception):
-    """An error answered as JSON: ``{"error", "message", "field"}`` with ``status``."""
-
-    def __init__(self, status: int, error: str, message: str, field: str | None = None, headers=None):
-        super().__init__(message)
-        self.status, self.error, self.message, self.field = status, error, message, field
-        self.headers = headers or {}
 
 
 # --- the factory ------------------------------------------------------------------------
@@ -83,7 +70,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         "allowed_indexes": {settings.index_alias, *_split(settings.allowed_indexes)},
     }
     app.register_blueprint(api)
-    app.register_blueprint(web)  # GET /: the search page (service/web.py)
+    app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_before)
@@ -96,7 +83,8 @@ def _split(text: str) -> list[str]:
 
 
 def _client(settings: Settings):
-    from service.es_client import ClusterUnavailable, make_client
+    from core.errors import ClusterUnavailable
+    from core.es_client import make_client
 
     try:
         # One retry at most: a dead node should give a quick 503, not a long hang.
@@ -106,7 +94,7 @@ def _client(settings: Settings):
 
 
 def _bi_encoder(settings: Settings):
-    from service.encoders import load_bi_encoder
+    from core.encoders import load_bi_encoder
 
     return load_bi_encoder(settings.bi_encoder, settings.device)
 
@@ -115,7 +103,8 @@ def _reranker(settings: Settings):
     """(reranker or None, problem or None); raises StartupError when it must not be missing."""
     if not settings.rerank_enabled:
         return None, None
-    from service.rerank import RerankerUnavailable, load_reranker
+    from core.errors import RerankerUnavailable
+    from service.rerank import load_reranker
 
     try:
         return load_reranker(settings.cross_encoder, settings), None
@@ -255,25 +244,16 @@ def search():
 
 
 def _run(pipeline: SearchPipeline, search_request: SearchRequest):
-    """The pipeline, with its exceptions turned into API errors."""
-    settings = pipeline.settings
+    """The pipeline, with its errors turned into API errors (service/http/errors.py)."""
     try:
         return pipeline.search(search_request)
-    except (LimitError, FilterError) as exc:
-        raise ApiError(400, "invalid_request", str(exc), exc.field) from exc
-    except SearchRejected as exc:
-        raise ApiError(400, "invalid_request", f"Elasticsearch rejected the filters: {exc}", "filters") from exc
-    except IndexMissing as exc:
-        raise ApiError(404, "index_not_found", str(exc), "index") from exc
-    except IndexModelMismatch as exc:
-        raise ApiError(500, "index_model_mismatch", str(exc)) from exc
-    except TransportError as exc:
-        log.warning("Elasticsearch unavailable: %s", exc.__class__.__name__)
-        raise ApiError(
-            503, "search_backend_unavailable",
-            "Elasticsearch is unreachable or timed out; retry shortly",
-            headers={"Retry-After": str(settings.retry_after_s)},
-        ) from exc
+    except Exception as exc:
+        answer = to_api_error(exc, retry_after_s=pipeline.settings.retry_after_s)
+        if answer is None:
+            raise
+        if answer.status >= 500:
+            log.warning("search failed: %s: %s", exc.__class__.__name__, answer.message)
+        raise answer from exc
 
 
 def _parse_search_request() -> SearchRequest:

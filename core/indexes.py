@@ -16,15 +16,12 @@ from datetime import datetime, timezone
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from service.es_client import server_version
-from service.mappings import render_passage_index
-from service.settings import Settings
+from core.errors import IndexMissing
+from core.es_client import server_version
+from core.mappings import render_passage_index
+from core.settings import Settings
 
 VERSION_SUFFIX = re.compile(r"-v\d{8}-\d{6}-\d{6}$")
-
-
-class IndexMissing(LookupError):
-    """The alias (or index) a caller named does not exist."""
 
 
 def version_name(alias: str, now: datetime | None = None) -> str:

@@ -33,6 +33,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ExportMismatch
+
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 FUSABLE_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
 MAX_LOGIT_DIFFERENCE = 1e-3  # fp32 ONNX vs torch, on the check pairs
@@ -42,10 +44,6 @@ CHECK_PAIRS = [
     ("does vitamin d lower the risk of fractures in older adults", "word " * 200),
     ("cross-encoder rerank", "A cross-encoder reads the query and the passage together and outputs one score."),
 ]
-
-
-class ExportMismatch(RuntimeError):
-    """The exported graph's scores differ from the torch model's beyond tolerance."""
 
 
 @dataclass

@@ -10,7 +10,7 @@
 
 import os
 
-from service.settings import get_settings
+from core.settings import get_settings
 
 _settings = get_settings()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from service.settings import Settings
+from core.settings import Settings
 
 
 def configured_keys(settings: Settings) -> list[bytes]:

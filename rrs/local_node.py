@@ -29,7 +29,8 @@ from pathlib import Path
 
 import requests
 
-from service.settings import Settings
+from core.errors import NodeError
+from core.settings import Settings
 
 # The one place the Elasticsearch version is pinned. ES 9 needs Java 21+, ES 8 runs on 17+.
 PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
@@ -37,10 +38,6 @@ MIN_JAVA_FOR_MAJOR = {9: 21, 8: 17}
 MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 CLUSTER_NAME = "rrs-local"
 ES_USER = "rrs-es"  # Elasticsearch refuses to run as root; root starts it as this user.
-
-
-class NodeError(RuntimeError):
-    """Something the user can fix: a missing tool, a taken port, a node that won't start."""
 
 
 @dataclass(frozen=True)
@@ -390,7 +387,7 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
 def node_status(settings: Settings) -> NodeInfo:
     """Is the configured cluster (ES_URL or the local node) up, where, and which version."""
     if settings.es_url:
-        from service.es_client import make_client, server_version  # knows how to authenticate
+        from core.es_client import make_client, server_version  # knows how to authenticate
 
         try:
             es = make_client(settings)

@@ -1,0 +1,45 @@
+"""What every command does the same way: read the settings, fail with one clear line.
+
+Commands (``rrs/cli.py`` and each package's ``cli.py``) import these; nothing here imports
+a command, so the command modules never import each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+from pydantic import ValidationError
+
+from core.settings import Settings
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``field: problem; field: problem`` for a pydantic error, as a user reads it."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings from the environment, with any non-None option on top.
+
+    Options are validated like environment variables, so ``--batch-size 0`` fails the same
+    way ``RRS_INGEST_BATCH_SIZE=0`` does: exit 2 with the field's name.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(f"invalid settings: {describe_validation_error(exc)}", 2)
+    updates = {key: value for key, value in overrides.items() if value is not None}
+    if not updates:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        fail(f"invalid option: {describe_validation_error(exc)}", 2)

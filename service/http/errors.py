@@ -1,0 +1,82 @@
+"""Errors at the HTTP edge: the one table that turns an error into a status and a body.
+
+The search pipeline raises errors from ``core/errors.py``; :data:`HTTP_ERRORS` maps each
+branch of that tree to a status, an ``error`` code and the message a caller reads. The
+caller's mistakes are 4xx; the service's own troubles are 503 with ``Retry-After``.
+Elasticsearch client errors that escape the pipeline (a connection refused, a 429, a 5xx)
+are the service's trouble too. A test walks every class below :data:`SEARCH_ERRORS` and
+checks it resolves to an entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError as ElasticsearchApiError
+
+from core.errors import (
+    BackendUnavailable,
+    IndexMissing,
+    IndexModelMismatch,
+    InvalidRequest,
+    RerankError,
+    RRSError,
+    SearchRejected,
+)
+
+# The branches of the error tree a search can raise (service/pipeline.py, retrieval.py, ...).
+SEARCH_ERRORS: tuple[type[RRSError], ...] = (InvalidRequest, IndexMissing, BackendUnavailable, IndexModelMismatch, RerankError)
+BACKEND_MESSAGE = "Elasticsearch is unreachable or timed out; retry shortly"
+
+
+class ApiError(Exception):
+    """An error answered as JSON: ``{"error", "message", "field"}`` with ``status``."""
+
+    def __init__(self, status: int, error: str, message: str, field: str | None = None, headers=None):
+        super().__init__(message)
+        self.status, self.error, self.message, self.field = status, error, message, field
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """How one branch of the error tree is answered."""
+
+    status: int
+    error: str
+    message: Callable[[Exception], str] = str
+    retry: bool = False  # 503s say when to come back
+
+
+HTTP_ERRORS: dict[type[RRSError], HttpError] = {
+    InvalidRequest: HttpError(400, "invalid_request"),
+    SearchRejected: HttpError(400, "invalid_request", lambda exc: f"Elasticsearch rejected the filters: {exc}"),
+    IndexMissing: HttpError(404, "index_not_found"),
+    BackendUnavailable: HttpError(503, "search_backend_unavailable", lambda _exc: BACKEND_MESSAGE, retry=True),
+    IndexModelMismatch: HttpError(503, "index_model_mismatch", retry=True),  # ours: serve the right model or reindex
+    RerankError: HttpError(503, "reranker_unavailable", retry=True),
+}
+
+
+def mapping_for(exc_type: type[BaseException]) -> HttpError | None:
+    """The entry of the nearest class in ``exc_type``'s ancestry that has one."""
+    for klass in exc_type.__mro__:
+        if klass in HTTP_ERRORS:
+            return HTTP_ERRORS[klass]
+    return None
+
+
+def to_api_error(exc: Exception, *, retry_after_s: int) -> ApiError | None:
+    """The answer to ``exc``, or None when it is not an error the service expects."""
+    headers = {"Retry-After": str(retry_after_s)}
+    if isinstance(exc, (TransportError, ElasticsearchApiError)):
+        return ApiError(503, "search_backend_unavailable", BACKEND_MESSAGE, headers=headers)
+    entry = mapping_for(type(exc))
+    if entry is None:
+        return None
+    return ApiError(
+        entry.status, entry.error, entry.message(exc), getattr(exc, "field", None),
+        headers=headers if entry.retry else None,
+    )
