@@ -48,12 +48,12 @@ def _passage_texts(corpus: Path, model, settings) -> list[str]:
     from core.errors import RecordRejected
     from ingest.chunking import Chunker
     from ingest.sources import read_sources
-    from ingest.validate import FieldMap, to_document
+    from ingest.validate import FieldMap, Limits, to_document
 
     docs = []
     for record in read_sources([corpus]):
         try:
-            docs.append(to_document(record, FieldMap(), max_text_chars=settings.ingest_max_text_chars))
+            docs.append(to_document(record, FieldMap(), limits=Limits.from_settings(settings)))
         except RecordRejected:
             continue
     chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,

@@ -135,6 +135,19 @@ class IngestSettings(BaseModel):
     ingest_max_text_chars: int = Field(
         default=2_000_000, ge=1, description="Records with a longer text are rejected."
     )
+    ingest_max_title_chars: int = Field(
+        default=2_000, ge=1, description="Records with a longer title are rejected (every passage repeats the title)."
+    )
+    ingest_max_metadata_bytes: int = Field(
+        default=65_536, ge=2, description="Records whose metadata is larger as JSON (UTF-8 bytes) are rejected."
+    )
+    ingest_max_line_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="JSONL/CSV lines longer than this are rejected unread."
+    )
+    ingest_max_passage_chars: int = Field(
+        default=5_000, ge=100,
+        description="No passage is longer: a run of characters the tokenizer sees as one token is cut into pieces.",
+    )
     ingest_bulk_retries: int = Field(default=5, ge=0, description="Retries of 429-rejected bulk items, with back-off.")
     ingest_refresh_interval: str = Field(
         default="-1", description="Refresh interval while bulk indexing; the previous one is restored after."

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MIN_PASSAGE_TOKENS = 32
+DEFAULT_MAX_PASSAGE_CHARS = 5_000  # RRS_INGEST_MAX_PASSAGE_CHARS
 
 
 def plan_windows(word_ids: Sequence[int | None], size: int, overlap: int) -> list[tuple[int, int]]:
@@ -62,6 +63,25 @@ def plan_windows(word_ids: Sequence[int | None], size: int, overlap: int) -> lis
         start = aligned if aligned > start else next_start
 
 
+def bound_spans(spans: Sequence[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+    """Character spans ``[first, last)`` with every span longer than ``max_chars`` cut into
+    consecutive pieces of at most that many characters.
+
+    A run the tokenizer sees as one token (a 1 MB "word", a long base64 blob) would
+    otherwise make one enormous passage, too long to highlight or rerank.
+
+    >>> bound_spans([(0, 10), (8, 30)], 10)
+    [(0, 10), (8, 18), (18, 28), (28, 30)]
+    """
+    bounded = []
+    for first, last in spans:
+        while last - first > max_chars:
+            bounded.append((first, first + max_chars))
+            first += max_chars
+        bounded.append((first, last))
+    return bounded
+
+
 def passage_budget(*, max_seq_length: int, special_tokens: int, prefix_tokens: int, chunk_tokens: int | None) -> int:
     """Word pieces left for a passage's own text after special tokens and its prefix."""
     room = max_seq_length - special_tokens - prefix_tokens
@@ -86,7 +106,8 @@ class Chunker:
     """Token-aware splitting with a private, untruncated copy of the model's tokenizer."""
 
     def __init__(self, tokenizer, *, max_seq_length: int, special_tokens: int = 2,
-                 chunk_tokens: int | None = None, overlap: int = 32, prompt: str = ""):
+                 chunk_tokens: int | None = None, overlap: int = 32, prompt: str = "",
+                 max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS):
         from tokenizers import Tokenizer
 
         # A copy: the model's own tokenizer carries truncation/padding settings we must not change.
@@ -99,16 +120,18 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.overlap = overlap
         self.prompt = prompt
+        self.max_passage_chars = max_passage_chars
         self.max_title_tokens = max(max_seq_length // 4, 1)
         self._prompt_tokens = len(self._encode([prompt])[0].ids) if prompt else 0
 
     @classmethod
-    def for_model(cls, model, *, chunk_tokens: int | None = None, overlap: int = 32, prompt: str = "") -> "Chunker":
+    def for_model(cls, model, *, chunk_tokens: int | None = None, overlap: int = 32, prompt: str = "",
+                  max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> "Chunker":
         """A chunker sized for a SentenceTransformer's tokenizer and max_seq_length."""
         tokenizer = model.tokenizer
         special = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
         return cls(tokenizer, max_seq_length=int(model.max_seq_length), special_tokens=special,
-                   chunk_tokens=chunk_tokens, overlap=overlap, prompt=prompt)
+                   chunk_tokens=chunk_tokens, overlap=overlap, prompt=prompt, max_passage_chars=max_passage_chars)
 
     @property
     def default_size(self) -> int:
@@ -140,10 +163,11 @@ class Chunker:
             windows = plan_windows(text_enc.word_ids, size, overlap)
             offsets = text_enc.offsets
             prefix = f"{title}\n" if title else ""
+            spans = bound_spans([(offsets[start][0], offsets[end - 1][1]) for start, end in windows],
+                                self.max_passage_chars)
             passages = []
-            for index, (start, end) in enumerate(windows):
-                first, last = offsets[start][0], offsets[end - 1][1]
+            for index, (first, last) in enumerate(spans):
                 piece = doc.text[first:last]
-                passages.append(Passage(index, len(windows), piece, prefix + piece, first, last))
+                passages.append(Passage(index, len(spans), piece, prefix + piece, first, last))
             result.append(passages)
         return result

@@ -22,15 +22,22 @@ IDS_PER_QUERY = 1000  # well under index.max_terms_count (65,536)
 
 
 def delete_documents(es: Elasticsearch, alias: str, doc_ids: Iterable[str]) -> int:
-    """Remove the passages of ``doc_ids`` from the alias's index; returns how many went.
+    """Remove the passages of ``doc_ids`` from the alias's index; returns how many went."""
+    index = current_index(es, alias)
+    if index is None:
+        raise IndexMissing(f"no index behind alias {alias!r}")
+    return delete_parents(es, index, doc_ids)
+
+
+def delete_parents(es: Elasticsearch, index: str, doc_ids: Iterable[str]) -> int:
+    """Remove every passage of ``doc_ids`` from ``index``; returns how many went.
 
     Refreshes before (to see passages a running ingest has not made visible yet) and
     after (so a search right after no longer finds them).
     """
-    index = current_index(es, alias)
-    if index is None:
-        raise IndexMissing(f"no index behind alias {alias!r}")
     ids = list(dict.fromkeys(str(i) for i in doc_ids))
+    if not ids:
+        return 0
     es.indices.refresh(index=index)
     deleted = 0
     for start in range(0, len(ids), IDS_PER_QUERY):

@@ -32,11 +32,12 @@ from core.errors import IngestInterrupted, RecordRejected
 from core.passage import passage_document
 from core.settings import Settings
 from ingest.chunking import Chunker, Passage
+from ingest.delete import delete_parents
 from ingest.ids import content_hash, passage_id
 from ingest.report import IngestReport, StageClock
-from ingest.sources import RawRecord, check_sources, read_sources
+from ingest.sources import RawRecord, check_sources, read_sources, source_digest
 from ingest.target import Target, close_target, open_target
-from ingest.validate import Document, FieldMap, RejectsWriter, to_document
+from ingest.validate import Document, FieldMap, Limits, RejectsWriter, to_document
 
 __all__ = ["FieldMap", "IngestInterrupted", "IngestReport", "run_ingest"]
 
@@ -67,10 +68,26 @@ class Batch:
 # --- preparing batches (prepare thread) -------------------------------------------------
 
 
+def last_occurrences(records: Iterator[RawRecord], field_map: FieldMap, limits: Limits) -> dict[str, tuple[str, int | None]]:
+    """Where the last valid record of each repeated id is: (source, line). A first pass
+    over the sources, so the later pass indexes only the record that wins."""
+    last: dict[str, tuple[str, int | None]] = {}
+    repeated: set[str] = set()
+    for record in records:
+        try:
+            doc_id = to_document(record, field_map, limits=limits).id
+        except RecordRejected:
+            continue
+        if doc_id in last:
+            repeated.add(doc_id)
+        last[doc_id] = (record.source, record.line)
+    return {doc_id: last[doc_id] for doc_id in repeated}
+
+
 def _documents(records: Iterator[RawRecord], field_map: FieldMap, rejects: RejectsWriter, report: IngestReport,
-               clock: StageClock, max_text_chars: int) -> Iterator[tuple[Document, RawRecord]]:
-    """Valid documents; every invalid record goes to ``rejects``."""
-    seen: set[str] = set()
+               clock: StageClock, limits: Limits, winners: dict[str, tuple[str, int | None]]
+               ) -> Iterator[tuple[Document, RawRecord]]:
+    """Valid documents; every invalid record, and every record a later one supersedes, goes to ``rejects``."""
     while True:
         with clock.stage("read"):
             record = next(records, None)
@@ -79,13 +96,14 @@ def _documents(records: Iterator[RawRecord], field_map: FieldMap, rejects: Rejec
             report.read += 1
             clock.add_items("read", 1)
             try:
-                doc = to_document(record, field_map, max_text_chars=max_text_chars)
+                doc = to_document(record, field_map, limits=limits)
             except RecordRejected as exc:
                 rejects.reject(record, str(exc))
                 continue
-            if doc.id in seen:
-                report.duplicate_ids += 1
-            seen.add(doc.id)
+            winner = winners.get(doc.id)
+            if winner is not None and winner != (record.source, record.line):
+                rejects.supersede(record, doc.id, by=winner)
+                continue
             report.documents += 1
         yield doc, record
 
@@ -125,8 +143,10 @@ def _lookup(es, index: str, batch: Batch, model: str) -> None:
 
 
 def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunker, rejects: RejectsWriter,
-             report: IngestReport, clock: StageClock, es, target: Target, model: str, lookup: bool) -> Iterator[Batch]:
+             report: IngestReport, clock: StageClock, es, target: Target, model: str, lookup: bool,
+             winners: dict[str, tuple[str, int | None]]) -> Iterator[Batch]:
     """Batches of about ``ingest_batch_size`` passages, looked up and ready to encode."""
+    limits = Limits.from_settings(settings)
     pending: list[PassageRow] = []
     docs: list[tuple[Document, RawRecord]] = []
 
@@ -149,7 +169,7 @@ def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunk
             pending.extend(_rows(docs, chunker, settings.passage_prompt, rejects, report))
         docs.clear()
 
-    for item in _documents(records, field_map, rejects, report, clock, settings.ingest_max_text_chars):
+    for item in _documents(records, field_map, rejects, report, clock, limits, winners):
         docs.append(item)
         if len(docs) >= DOCS_PER_CHUNK_CALL:
             flush_docs()
@@ -161,9 +181,12 @@ def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunk
 # --- indexing (index thread) -----------------------------------------------------------
 
 
-def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str], now: str) -> Iterator[dict]:
+def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str], now: str,
+             rejected_docs: set[str]) -> Iterator[dict]:
     for row, vector in zip(batch.to_encode, batch.vectors):
         doc, p = row.doc, row.passage
+        if doc.id in rejected_docs:
+            continue  # Elasticsearch refused another passage of this document: it is a reject, wholly
         yield {
             "_op_type": "index", "_index": index, "_id": row.id,
             "_source": passage_document(
@@ -184,7 +207,7 @@ def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings
     rows = {row.id: row for row in batch.to_encode}
     now = datetime.now(timezone.utc).isoformat()
     for ok, item in streaming_bulk(
-        es, _actions(batch, index, model, source_names, now), chunk_size=max(len(rows) + len(batch.stale_ids), 1),
+        es, _actions(batch, index, model, source_names, now, rejected_docs), chunk_size=max(len(rows) + len(batch.stale_ids), 1),
         max_chunk_bytes=100 * 1024 * 1024, raise_on_error=False, max_retries=settings.ingest_bulk_retries,
         initial_backoff=1, max_backoff=30,
     ):
@@ -213,11 +236,12 @@ def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings
 
 
 def _fingerprint(sources: list[Path], field_map: FieldMap, settings: Settings, model: str) -> str:
-    """Identifies 'the same run' so an interrupted build is resumed, not restarted."""
+    """Identifies 'the same run' (same content, options and model) so an interrupted build is
+    resumed, not restarted; an edited source starts a new build."""
     key = json.dumps({
-        "sources": [str(path.resolve()) for path in sources], "field_map": asdict(field_map), "model": model,
+        "sources": [source_digest(path) for path in sources], "field_map": asdict(field_map), "model": model,
         "chunk_tokens": settings.ingest_chunk_tokens, "overlap": settings.ingest_chunk_overlap,
-        "prompt": settings.passage_prompt,
+        "prompt": settings.passage_prompt, "max_passage_chars": settings.ingest_max_passage_chars,
     }, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -287,7 +311,8 @@ def run_ingest(
     label = model_label(settings.bi_encoder)
     normalize = settings.vector_similarity in ("cosine", "dot_product")
     chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
-                                overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt)
+                                overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt,
+                                max_passage_chars=settings.ingest_max_passage_chars)
     body = passage_index_body(es, settings, dims=embedding_dims(model), model=label)
     target = open_target(es, alias, body, reindex=reindex, fingerprint=_fingerprint(sources, field_map, settings, label),
                          model=label, refresh=settings.ingest_refresh_interval)
@@ -304,9 +329,13 @@ def run_ingest(
 
     def prepare() -> None:
         try:
-            records = read_sources(sources)
+            with clock.stage("read"):
+                winners = last_occurrences(read_sources(sources, settings.ingest_max_line_bytes), field_map,
+                                           Limits.from_settings(settings))
+            records = read_sources(sources, settings.ingest_max_line_bytes)
             for batch in _batches(records, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects,
-                                  report=report, clock=clock, es=es, target=target, model=label, lookup=lookup):
+                                  report=report, clock=clock, es=es, target=target, model=label, lookup=lookup,
+                                  winners=winners):
                 if not _put(to_encode, batch, stop):
                     return
         finally:
@@ -362,7 +391,10 @@ def run_ingest(
         close_target(es, target, completed=False)
         _finish(report, clock, started, rejects, bar)
         raise indexer.error
-    nothing = report.documents == 0  # never swap the alias onto an empty build
+    if rejected_docs:  # a document Elasticsearch refused in part is not left half-indexed
+        delete_parents(es, target.index, rejected_docs)
+    report.documents -= len(rejected_docs)
+    nothing = report.documents == 0  # never swap the alias onto a build holding no document
     close_target(es, target, completed=completed and not nothing, keep_old=keep_old)
     report.completed = completed
     report.alias_moved = target.mode == "build" and completed and not nothing
@@ -420,6 +452,7 @@ def _finish(report: IngestReport, clock: StageClock, started: float, rejects: Re
     report.stage_seconds = dict(clock.seconds)
     report.stage_items = dict(clock.items)
     report.rejected = rejects.count
+    report.duplicate_ids = rejects.superseded
     report.reject_examples = list(rejects.examples)
     rejects.close()
     bar.close()

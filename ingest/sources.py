@@ -2,8 +2,9 @@
 
 Formats: JSONL, CSV, Parquet, and a folder of ``.txt`` / ``.md`` / ``.html`` files (HTML
 reduced to text). Any file may be gzipped (``.gz``). Readers never raise on one bad record:
-a line that does not parse becomes a ``RawRecord`` with ``error`` set, so the caller can
-write it to the rejects file and go on. An unreadable *file* (missing, unknown format)
+lines are decoded one at a time, and a line that cannot be decoded or parsed becomes a
+``RawRecord`` with its true line number and ``error`` set, so the caller can write it to
+the rejects file and go on with the next line. An unreadable *file* (missing, unknown format)
 raises ``SourceError`` before anything is read, naming the file.
 
 Example::
@@ -14,10 +15,13 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
+import hashlib
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,8 @@ from pathlib import Path
 from core.errors import SourceError
 
 TEXT_FILE_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024  # RRS_INGEST_MAX_LINE_BYTES
+MAX_EXCERPT_BYTES = 2000  # of an unreadable line, in the rejects file
 TABLE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -63,73 +69,188 @@ def source_format(path: Path) -> str:
     )
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """A text stream over ``path``, gunzipping ``.gz`` files; UTF-8 (BOM tolerated)."""
+def open_binary(path: Path):
+    """A byte stream over ``path``, gunzipping ``.gz`` files."""
     _, gzipped = _strip_gz(path)
-    if gzipped:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="strict", newline="")
-    return open(path, encoding="utf-8-sig", errors="strict", newline="")
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_jsonl(path: Path) -> Iterator[RawRecord]:
-    """One record per non-blank line; a bad line (not JSON, not an object) is a rejected record."""
-    name = str(path)
-    with open_text(path) as stream:
-        line_no = 0
-        while True:
-            try:
-                line = stream.readline()
-            except UnicodeDecodeError as exc:
-                line_no += 1
-                yield RawRecord(name, line_no, error=f"not UTF-8: {exc.reason}")
-                return  # the decoder cannot resynchronise; the rest of the file is unreadable
-            if not line:
+def _excerpt(raw: bytes) -> str:
+    """What the rejects file shows of a line that could not be read: its start, bytes escaped."""
+    text = raw[:MAX_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+    return text + ("..." if len(raw) > MAX_EXCERPT_BYTES else "")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One physical line: its 1-based number and text, or why it could not be read."""
+
+    number: int
+    text: str | None
+    error: str | None = None
+    excerpt: str | None = None
+
+
+def _wide_unicode(head: bytes) -> str | None:
+    """The codec a UTF-16/32 byte-order mark announces (UTF-8 needs no special reader)."""
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(bom):
+            return codec
+    return None
+
+
+def read_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Line]:
+    """Every physical line of ``path``, decoded one at a time.
+
+    A line that is not UTF-8, or longer than ``max_line_bytes``, is yielded with ``error``
+    set and the next line is read as usual, so one bad byte costs one record. A gzip
+    stream that ends early (or a file that cannot be read further) ends with one error line
+    naming the line where reading stopped. A UTF-8 byte-order mark is dropped; a UTF-16/32
+    one switches to that codec for the whole file.
+    """
+    with open_binary(path) as stream:
+        number = 0
+        try:
+            head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+            codec = _wide_unicode(head)
+            if codec:
+                yield from _wide_lines(stream, codec)
                 return
-            line_no += 1
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawRecord(name, line_no, raw=line.rstrip("\r\n"), error=f"bad JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(data, dict):
-                yield RawRecord(name, line_no, raw=line.rstrip("\r\n"), error=f"expected a JSON object, got {type(data).__name__}")
-                continue
-            yield RawRecord(name, line_no, data=data)
+            while True:
+                raw = stream.readline(max_line_bytes + 1)
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                    size = len(raw) + _skip_rest_of_line(stream)
+                    yield Line(number, None, f"line is {size} bytes, over the limit of {max_line_bytes}", _excerpt(raw))
+                    continue
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                try:
+                    yield Line(number, raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    yield Line(number, None, f"not UTF-8: {exc.reason} at byte {exc.start + 1} of the line", _excerpt(raw))
+        except (EOFError, OSError, zlib.error) as exc:
+            yield Line(number + 1, None, f"file cannot be read past line {number} ({exc.__class__.__name__}: {exc}); "
+                                         "the rest of the file is not ingested")
 
 
-def read_csv(path: Path) -> Iterator[RawRecord]:
-    """One record per row (header = field names); ``line`` is the row's first physical line."""
+def _skip_rest_of_line(stream) -> int:
+    """Read past the end of an over-long line; the number of bytes skipped."""
+    skipped = 0
+    while True:
+        more = stream.readline(1 << 20)
+        skipped += len(more)
+        if not more or more.endswith(b"\n"):
+            return skipped
+
+
+def _wide_lines(stream, codec: str) -> Iterator[Line]:
+    text_stream = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="")
+    number = 0
+    while True:
+        try:
+            text = text_stream.readline()
+        except UnicodeDecodeError as exc:
+            yield Line(number + 1, None, f"not {codec.upper()}: {exc.reason}; the rest of the file is not ingested")
+            return
+        if not text:
+            return
+        number += 1
+        yield Line(number, text.lstrip("\ufeff") if number == 1 else text)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_object(text: str) -> tuple[dict | None, str | None]:
+    """(the object, None) or (None, why not): strict JSON, no NaN/Infinity, an object."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        return None, f"bad JSON: {exc.msg} at column {exc.colno}"
+    except ValueError as exc:
+        return None, f"bad JSON: {exc}"
+    except RecursionError:
+        return None, "bad JSON: nested too deeply"
+    if not isinstance(data, dict):
+        return None, f"expected a JSON object, got {type(data).__name__}"
+    return data, None
+
+
+def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRecord]:
+    """One record per non-blank line; a line that cannot be read or parsed is a rejected record."""
+    name = str(path)
+    for line in read_lines(path, max_line_bytes):
+        if line.error:
+            yield RawRecord(name, line.number, raw=line.excerpt, error=line.error)
+            continue
+        if not line.text.strip():
+            continue
+        data, error = parse_json_object(line.text)
+        yield RawRecord(name, line.number, data=data, raw=None if data is not None else line.text.rstrip("\r\n"), error=error)
+
+
+def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRecord]:
+    """One record per row (header = field names); ``line`` is the row's first physical line.
+
+    Lines are decoded one by one before the csv module sees them: a line that cannot be
+    read becomes a stand-in the parser can step over, and the row holding it is rejected
+    with that line's reason, so the rows around it still go in.
+    """
     name = str(path)
     csv.field_size_limit(2**31 - 1)  # the size limit is validation's job, with a clear reason
-    with open_text(path) as stream:
-        reader = csv.DictReader(stream, restkey="__extra__")
+    bad: dict[int, str] = {}
+    consumed = 0  # physical lines handed to the parser so far (its own line_num lags after an error)
+
+    def texts() -> Iterator[str]:
+        nonlocal consumed
+        for line in read_lines(path, max_line_bytes):
+            consumed = line.number
+            if line.error:
+                bad[line.number] = line.error
+                yield (line.excerpt or "?") + "\n"  # not blank: the row must surface to be rejected
+            else:
+                yield line.text
+
+    # strict: a quote left open runs to the end of the file; that must be an error, not one huge field
+    reader = csv.DictReader(texts(), restkey="__extra__", strict=True)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        yield RawRecord(name, 1, error=f"unreadable CSV header: {exc}")
+        return
+    if not header:
+        return
+    if 1 in bad:
+        yield RawRecord(name, 1, error=f"unreadable CSV header: {bad[1]}")
+        return
+    start = consumed + 1
+    while True:
         try:
-            if not reader.fieldnames:
-                return
-        except (csv.Error, UnicodeDecodeError) as exc:
-            yield RawRecord(name, 1, error=f"unreadable CSV header: {exc}")
+            row, error = next(reader), None
+        except StopIteration:
             return
-        start = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                yield RawRecord(name, start, error=f"bad CSV row: {exc}")
-                return  # the csv module cannot resume after a broken row
-            line = start
-            start = reader.line_num + 1
-            if "__extra__" in row:
-                yield RawRecord(name, line, raw=json.dumps(row, ensure_ascii=False),
-                                error=f"row has {len(reader.fieldnames) + len(row['__extra__'])} fields, header has {len(reader.fieldnames)}")
-                continue
-            if any(value is None for value in row.values()):
-                yield RawRecord(name, line, raw=json.dumps(row, ensure_ascii=False),
-                                error=f"row has fewer fields than the header ({len(reader.fieldnames)})")
-                continue
+        except csv.Error as exc:
+            row, error = None, f"bad CSV row: {exc}"
+        line, end = start, max(consumed, start)
+        start = consumed + 1
+        span = f" (the row spans lines {line}-{end})" if end > line else ""
+        unreadable = next((n for n in range(line, end + 1) if n in bad), None)
+        raw = json.dumps(row, ensure_ascii=False) if row is not None else None
+        if unreadable is not None:
+            yield RawRecord(name, line, raw=raw, error=f"line {unreadable}: {bad[unreadable]}{span}")
+        elif error:
+            yield RawRecord(name, line, error=error + span)
+        elif "__extra__" in row:
+            yield RawRecord(name, line, raw=raw,
+                            error=f"row has {len(header) + len(row['__extra__'])} fields, header has {len(header)}{span}")
+        elif any(value is None for value in row.values()):
+            yield RawRecord(name, line, raw=raw, error=f"row has fewer fields than the header ({len(header)}){span}")
+        else:
             yield RawRecord(name, line, data=dict(row))
 
 
@@ -146,7 +267,16 @@ def read_parquet(path: Path, batch_rows: int = 4096) -> Iterator[RawRecord]:
         except Exception as exc:  # noqa: BLE001 -- pyarrow raises several types for a bad file
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
         row = 0
-        for batch in parquet.iter_batches(batch_size=batch_rows):
+        batches = parquet.iter_batches(batch_size=batch_rows)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # noqa: BLE001 -- a corrupt row group: say where reading stopped
+                yield RawRecord(name, row + 1, error=f"file cannot be read past row {row} ({exc}); "
+                                                     "the rest of the file is not ingested")
+                return
+            if batch is None:
+                return
             for data in batch.to_pylist():
                 row += 1
                 yield RawRecord(name, row, data=data)
@@ -181,10 +311,12 @@ def read_text_file(path: Path, root: Path) -> RawRecord:
     kind = TEXT_FILE_SUFFIXES[suffix]
     rel = path.relative_to(root).as_posix()
     try:
-        with open_text(path) as stream:
-            content = stream.read()
+        with open_binary(path) as stream:
+            content = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return RawRecord(str(path), None, error=f"not UTF-8: {exc.reason}")
+        return RawRecord(str(path), None, error=f"not UTF-8: {exc.reason} at byte {exc.start + 1}")
+    except (EOFError, OSError, zlib.error) as exc:
+        return RawRecord(str(path), None, error=f"file cannot be read ({exc.__class__.__name__}: {exc})")
     if kind == "html":
         title, text = _html_to_text(content)
     elif kind == "md":
@@ -216,7 +348,24 @@ def check_sources(paths: list[Path]) -> list[tuple[Path, str]]:
     return [(path, source_format(path)) for path in paths]
 
 
-def read_sources(paths: list[Path]) -> Iterator[RawRecord]:
+def read_sources(paths: list[Path], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRecord]:
     """Records of every source in order (formats checked up front, so a typo fails fast)."""
     for path, kind in check_sources(paths):
-        yield from READERS[kind](path)
+        if kind in ("jsonl", "csv"):
+            yield from READERS[kind](path, max_line_bytes)
+        else:
+            yield from READERS[kind](path)
+
+
+def source_digest(path: Path) -> str:
+    """A hash of what ``path`` holds (a folder: every file's relative path and bytes), so an
+    interrupted build is resumed only when the sources are unchanged, whatever their names."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+        digest.update(b"\0")
+        with open(file, "rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()

@@ -114,18 +114,49 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def to_document(record: RawRecord, field_map: FieldMap, *, max_text_chars: int = 2_000_000) -> "Document":
+@dataclass(frozen=True)
+class Limits:
+    """Size caps that keep every accepted document indexable and searchable (RRS_INGEST_MAX_*)."""
+
+    text_chars: int = 2_000_000
+    title_chars: int = 2_000
+    metadata_bytes: int = 65_536
+
+    @classmethod
+    def from_settings(cls, settings) -> "Limits":
+        return cls(settings.ingest_max_text_chars, settings.ingest_max_title_chars, settings.ingest_max_metadata_bytes)
+
+
+def _check_size(name: str, size: int, limit: int, unit: str) -> None:
+    if size > limit:
+        raise RecordRejected(f"field {name!r}: {size} {unit}, over the limit of {limit}")
+
+
+def _check_encodable(name: str, value: Any) -> None:
+    """Lone surrogates (from ``\\ud800`` escapes) cannot be sent to Elasticsearch as UTF-8."""
+    try:
+        (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecordRejected(f"field {name!r}: {exc.reason} (a lone \\u{ord(exc.object[exc.start]):04x} escape)") from None
+
+
+def to_document(record: RawRecord, field_map: FieldMap, *, limits: Limits = Limits()) -> "Document":
     """The validated document of ``record``, or RecordRejected with the reason."""
     if record.error:
         raise RecordRejected(record.error)
     data = record.data or {}
     text = _text_field(data, field_map.text, required=True)
-    if len(text) > max_text_chars:
-        raise RecordRejected(f"field {field_map.text!r}: {len(text)} characters, over the limit of {max_text_chars}")
+    _check_size(field_map.text, len(text), limits.text_chars, "characters")
     title = _text_field(data, field_map.title, required=False)
+    _check_size(field_map.title, len(title), limits.title_chars, "characters")
     metadata = _json_safe(_metadata(data, field_map))
+    for name, value in ((field_map.text, text), (field_map.title, title), (field_map.metadata, metadata)):
+        _check_encodable(name, value)
+    _check_size(field_map.metadata, len(json.dumps(metadata, ensure_ascii=False).encode()), limits.metadata_bytes,
+                "bytes as JSON")
     id_field = next((name for name in field_map.id if data.get(name) not in (None, "")), None)
     doc_id = _scalar_id(data[id_field], id_field) if id_field else derive_doc_id(title, text)
+    _check_encodable(id_field or "id", doc_id)
     try:
         return Document(id=doc_id, title=title, text=text, metadata=metadata)
     except ValidationError as exc:
@@ -142,7 +173,8 @@ class RejectsWriter:
     """
 
     path: Path | None
-    count: int = 0
+    count: int = 0  # rejected records
+    superseded: int = 0  # records replaced by a later one with the same id
     examples: list[dict] = field(default_factory=list)
     _stream: Any = None
     _lock: Any = field(default_factory=threading.Lock)
@@ -150,16 +182,23 @@ class RejectsWriter:
     def __post_init__(self) -> None:
         if self.path is not None:  # truncate now: the file holds this run's rejects only
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = open(self.path, "w", encoding="utf-8")
+            # backslashreplace: a lone surrogate in a rejected record is written as its JSON escape
+            self._stream = open(self.path, "w", encoding="utf-8", errors="backslashreplace")
 
-    def write(self, *, source: str, line: int | None, reason: str, record: Any = None, doc_id: str | None = None) -> None:
+    def write(self, *, source: str, line: int | None, reason: str, record: Any = None, doc_id: str | None = None,
+              superseded: bool = False) -> None:
         entry = {"source": source, "line": line, "reason": reason}
         if doc_id is not None:
             entry["id"] = doc_id
+        if superseded:
+            entry["superseded"] = True
         entry["record"] = record
         line_out = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
         with self._lock:  # validation and indexing threads both reject
-            self.count += 1
+            if superseded:
+                self.superseded += 1
+            else:
+                self.count += 1
             if len(self.examples) < 5:
                 self.examples.append({k: v for k, v in entry.items() if k != "record"})
             if self._stream is not None:
@@ -169,6 +208,15 @@ class RejectsWriter:
     def reject(self, record: RawRecord, reason: str) -> None:
         self.write(source=record.source, line=record.line, reason=reason,
                    record=record.data if record.data is not None else record.raw)
+
+    def supersede(self, record: RawRecord, doc_id: str, by: tuple[str, int | None]) -> None:
+        """A record replaced by a later one with the same id (last one wins); counted apart."""
+        source, line = by
+        where = f"line {line}" if line is not None else "a later file"
+        where += "" if source == record.source else f" of {source}"
+        self.write(source=record.source, line=record.line, doc_id=doc_id, record=record.data,
+                   reason=f"duplicate id {doc_id!r}: superseded by {where} (the last record with an id wins)",
+                   superseded=True)
 
     def close(self) -> None:
         with self._lock:

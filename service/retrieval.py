@@ -24,6 +24,7 @@ from core.passage import SOURCE_FIELDS, VECTOR_FIELD
 # Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
 TOP_LEVEL_FILTER_FIELDS = {"parent_id", "source", "chunk", "chunk_count", "model", "indexed_at"}
 HIGHLIGHT_FRAGMENT_CHARS = 180
+HIGHLIGHT_MAX_ANALYZED_OFFSET = 999_999
 
 
 @dataclass
@@ -100,6 +101,9 @@ def _highlight(query: str, fields: list[str]) -> dict:
     return {
         "highlight_query": text_query(query, fields),
         "encoder": "html",
+        # Analyse at most this much of a field instead of failing the search on a longer one
+        # (the index's own index.highlight.max_analyzed_offset is 1,000,000 by default).
+        "max_analyzed_offset": HIGHLIGHT_MAX_ANALYZED_OFFSET,
         "fields": {
             "text": {"fragment_size": HIGHLIGHT_FRAGMENT_CHARS, "number_of_fragments": 2},
             "title": {"number_of_fragments": 0},

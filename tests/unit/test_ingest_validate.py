@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ingest.sources import RawRecord
-from ingest.validate import FieldMap, RecordRejected, RejectsWriter, to_document
+from ingest.validate import FieldMap, Limits, RecordRejected, RejectsWriter, to_document
 
 
 def _rec(data=None, **kw):
@@ -49,7 +49,7 @@ def test_missing_id_gets_a_stable_content_id():
 ])
 def test_bad_records_are_rejected_with_the_field_and_reason(data, reason):
     with pytest.raises(RecordRejected, match=None) as info:
-        to_document(_rec(data), FieldMap(), max_text_chars=100)
+        to_document(_rec(data), FieldMap(), limits=Limits(text_chars=100))
     assert reason in str(info.value)
 
 
