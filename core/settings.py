@@ -219,13 +219,23 @@ class ServeSettings(BaseModel):
         default=None, validation_alias=_env("API_KEYS"), description="Comma-separated API keys; unset = no auth."
     )
     search_log_enabled: bool = True
-    search_log_queue_size: int = Field(default=10_000, ge=1)
+    search_log_queue_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024,
+        description="Search-log records waiting to be written (kept while Elasticsearch is down); past it new ones are dropped.",
+    )
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
     serve_workers: int = Field(default=1, ge=1, description="Gunicorn workers; each holds one model copy (one per GPU).")
     serve_threads: int = Field(default=8, ge=1, description="Threads per worker (requests share the worker's rerank queue).")
     serve_timeout_s: int = Field(default=120, ge=1, description="Gunicorn worker timeout (includes model loading).")
     serve_gpus: str = Field(default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n].")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_fail_closed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not any(k.strip() for k in value.get_secret_value().split(",")):
+            raise ValueError("is set but holds no key; unset RRS_API_KEYS to turn auth off")
+        return value
 
 
 class KibanaSettings(BaseModel):

@@ -4,8 +4,10 @@ Stages overlap in time (a pipeline), so their seconds add up to more than the wa
 the slowest stage's throughput is the run's limit. Counts:
 
 - ``read``: records read from the sources (good and bad);
-- ``documents``: records that passed validation;
+- ``documents``: records indexed (valid, not superseded, not refused by Elasticsearch);
 - ``rejected``: records rejected (by validation, or by Elasticsearch for one of their passages);
+- ``duplicate_ids``: records superseded by a later record with the same id (last one wins);
+  ``read == documents + rejected + duplicate_ids`` once a run completes;
 - ``chunks``: passages made from the documents;
 - ``skipped_unchanged``: passages already indexed with the same content hash and model;
 - ``encoded`` / ``indexed``: passages embedded / written to Elasticsearch in this run;
@@ -91,7 +93,7 @@ class IngestReport:
             f"read {self.read}  documents {self.documents}  rejected {self.rejected}  chunks {self.chunks}  "
             f"unchanged {self.skipped_unchanged}  encoded {self.encoded}  indexed {self.indexed}"
             f"{f'  stale deleted {self.deleted_stale}' if self.deleted_stale else ''}"
-            f"{f'  duplicate ids {self.duplicate_ids}' if self.duplicate_ids else ''}",
+            f"{f'  superseded (duplicate ids) {self.duplicate_ids}' if self.duplicate_ids else ''}",
             f"wall {self.wall_seconds:.1f}s, {self.passages_per_second:.1f} passages/s end to end",
         ]
         throughput = self.stage_throughput

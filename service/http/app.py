@@ -15,12 +15,11 @@ import logging
 import time
 import uuid
 
-from elastic_transport import TransportError
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import IndexMissing, IndexModelMismatch, StartupError
+from core.errors import IndexMissing, IndexModelMismatch, LimitError, StartupError
 from core.settings import Settings, get_settings
 from service.http.auth import configured_keys, key_is_valid, presented_key
 from service.http.errors import ApiError, to_api_error
@@ -28,7 +27,7 @@ from service.http.metrics import Metrics
 from service.http.openapi import build_openapi
 from service.http.web import PAGE_PATHS, web
 from service.pipeline import SearchPipeline
-from service.schemas import Readiness, SearchRequest
+from service.schemas import Readiness, SearchRequest, check_limits
 from service.search_log import SearchLogWriter
 
 log = logging.getLogger("rrs.service")
@@ -64,7 +63,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         "keys": configured_keys(settings),
         "reranker_problem": reranker_problem,
         "search_log": SearchLogWriter(
-            es, settings.search_log_index, queue_size=settings.search_log_queue_size,
+            es, settings.search_log_index, max_queue_bytes=settings.search_log_queue_bytes,
             on_drop=lambda n: metrics.search_log_dropped.inc(n),
         ) if settings.search_log_enabled else None,
         "allowed_indexes": {settings.index_alias, *_split(settings.allowed_indexes)},
@@ -73,6 +72,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
     app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
     app.before_request(_before)
     app.after_request(_after)
     return app
@@ -125,8 +125,14 @@ def _check_index(pipeline: SearchPipeline, settings: Settings) -> None:
         raise StartupError(str(exc)) from exc
     except IndexMissing as exc:
         log.warning("%s (searches answer 404 until it exists)", exc)
-    except TransportError as exc:
-        log.warning("Elasticsearch not reachable at start-up (%s); searches answer 503 until it is", exc)
+    except Exception as exc:  # noqa: BLE001 -- down, blocked, refusing: boot anyway, /readyz says why
+        log.warning("Elasticsearch not ready at start-up (%s); searches answer 503 until it is", _describe(exc))
+
+
+def _describe(exc: Exception) -> str:
+    """An Elasticsearch failure in a few words: its kind and status, never its body."""
+    status = getattr(getattr(exc, "meta", None), "status", None)
+    return f"{exc.__class__.__name__}{f' (status {status})' if isinstance(status, int) else ''}"
 
 
 # --- request plumbing -------------------------------------------------------------------
@@ -159,11 +165,21 @@ def _api_error(exc: ApiError):
     return response
 
 
+def _unexpected_error(exc: Exception):
+    """A bug or a failure nobody foresaw: logged with its traceback, answered as our trouble."""
+    log.exception("unexpected error answering %s %s (request %s)", request.method, request.path, g.get("request_id"))
+    retry = str(_state()["settings"].retry_after_s)
+    return _api_error(ApiError(503, "internal_error", "the service failed to answer; retry shortly",
+                               headers={"Retry-After": retry}))
+
+
 def _http_error(exc: HTTPException):
     if isinstance(exc, RequestEntityTooLarge):
         limit = _state()["settings"].max_request_bytes
         return _api_error(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes", "body"))
-    return _api_error(ApiError(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name))
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # e.g. Allow on a 405
+    return _api_error(ApiError(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name,
+                               headers=headers))
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -179,22 +195,24 @@ def readyz():
     state = _state()
     settings, pipeline = state["settings"], state["pipeline"]
     problems: list[str] = []
-    reachable = present = mismatch = False
+    reachable = present = readable = mismatch = False
     try:
         pipeline.index_info(settings.index_alias, fresh=True)
         reachable = present = True
+        pipeline.es.options(request_timeout=settings.search_timeout_s).search(index=settings.index_alias, size=0)
+        readable = True
     except IndexMissing as exc:
         reachable = True
         problems.append(str(exc))
     except IndexModelMismatch as exc:
         reachable = present = mismatch = True
         problems.append(str(exc))
-    except TransportError as exc:
-        problems.append(f"Elasticsearch unreachable: {exc.__class__.__name__}")
+    except Exception as exc:  # noqa: BLE001 -- whatever state the node is in, readiness answers 503
+        problems.append(f"Elasticsearch not ready: {_describe(exc)}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
     models = pipeline.models
-    ready = reachable and present and not mismatch
+    ready = reachable and present and readable and not mismatch
     body = Readiness(
         ready=ready, elasticsearch=reachable, index=settings.index_alias, index_present=present,
         bi_encoder=models.bi_encoder, cross_encoder=models.cross_encoder,
@@ -224,6 +242,7 @@ def search():
     status = 500
     try:
         search_request = _parse_search_request()
+        _check_limits(search_request, state["settings"])  # before the record holds a huge query
         record.update(_request_record(search_request, state["settings"]))
         if search_request.index is not None and search_request.index not in state["allowed_indexes"]:
             raise ApiError(404, "index_not_found", f"unknown index {search_request.index!r}", "index")
@@ -235,6 +254,12 @@ def search():
     except ApiError as exc:
         status = exc.status
         record.update(error=exc.error, error_field=exc.field)
+        raise
+    except HTTPException as exc:  # a body over the limit (413), ...
+        status = exc.code or 500
+        raise
+    except Exception:
+        status = 503  # answered by _unexpected_error
         raise
     finally:
         record["status"] = status
@@ -251,9 +276,16 @@ def _run(pipeline: SearchPipeline, search_request: SearchRequest):
         answer = to_api_error(exc, retry_after_s=pipeline.settings.retry_after_s)
         if answer is None:
             raise
-        if answer.status >= 500:
-            log.warning("search failed: %s: %s", exc.__class__.__name__, answer.message)
+        if answer.status >= 500 or answer.message != str(exc):  # the details a caller is not shown
+            log.warning("search failed (%d): %s: %s", answer.status, exc.__class__.__name__, exc)
         raise answer from exc
+
+
+def _check_limits(search_request: SearchRequest, settings: Settings) -> None:
+    try:
+        check_limits(search_request, settings)
+    except LimitError as exc:
+        raise to_api_error(exc, retry_after_s=settings.retry_after_s) from exc
 
 
 def _parse_search_request() -> SearchRequest:

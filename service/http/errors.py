@@ -29,6 +29,7 @@ from core.errors import (
 # The branches of the error tree a search can raise (service/pipeline.py, retrieval.py, ...).
 SEARCH_ERRORS: tuple[type[RRSError], ...] = (InvalidRequest, IndexMissing, BackendUnavailable, IndexModelMismatch, RerankError)
 BACKEND_MESSAGE = "Elasticsearch is unreachable or timed out; retry shortly"
+REJECTED_MESSAGE = "the search was refused: a filter value does not fit its field's type (a number or date field given text?)"
 
 
 class ApiError(Exception):
@@ -52,7 +53,8 @@ class HttpError:
 
 HTTP_ERRORS: dict[type[RRSError], HttpError] = {
     InvalidRequest: HttpError(400, "invalid_request"),
-    SearchRejected: HttpError(400, "invalid_request", lambda exc: f"Elasticsearch rejected the filters: {exc}"),
+    # Our words, not Elasticsearch's: its reason names concrete indexes and internals (logged instead).
+    SearchRejected: HttpError(400, "invalid_request", lambda _exc: REJECTED_MESSAGE),
     IndexMissing: HttpError(404, "index_not_found"),
     BackendUnavailable: HttpError(503, "search_backend_unavailable", lambda _exc: BACKEND_MESSAGE, retry=True),
     IndexModelMismatch: HttpError(503, "index_model_mismatch", retry=True),  # ours: serve the right model or reindex

@@ -4,6 +4,7 @@ import json
 import uuid
 
 import pytest
+from tcp_relay import TcpRelay
 
 from core.passage import passage_text
 from service.http.app import StartupError, create_app
@@ -208,57 +209,6 @@ def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder
     assert ready.status_code == 503 and ready.get_json()["elasticsearch"] is False
 
 
-class TcpRelay:
-    """A loopback TCP relay to the node that can be cut and restored (the node itself stays up)."""
-
-    def __init__(self, port: int, target: tuple[str, int]):
-        self.port, self.target, self._sockets = port, target, []
-
-    def start(self):
-        import socket
-        import threading
-
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self._sockets = [listener]
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def stop(self):
-        import socket
-
-        for sock in self._sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def _accept(self, listener):
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-
-
 def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reranker, es_url):
     from urllib.parse import urlparse
 
@@ -347,3 +297,57 @@ def test_search_log_records_arrive(client, es, log_index):
         assert len(hits) == 1 and hits[0]["_source"]["status"] == status
     record = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"]["hits"][0]["_source"]
     assert record["query"] == "search log probe" and len(record["hit_ids"]) == 3 and record["timings_ms"]["total"] > 0
+
+
+def test_oversized_and_overlong_requests_are_logged_with_their_real_status(client, es, log_index):
+    big = client.post("/search", data=b'{"query": "' + b"x" * 70_000 + b'"}', content_type="application/json")
+    long_query = client.post("/search", json={"query": "q" * 5000})
+    assert (big.status_code, long_query.status_code) == (413, 400)
+    assert client.application.extensions["rrs"]["search_log"].flush(20)
+    es.indices.refresh(index=log_index)
+    for response, status in [(big, 413), (long_query, 400)]:
+        hits = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"]["hits"]
+        assert len(hits) == 1 and hits[0]["_source"]["status"] == status
+        assert "query" not in hits[0]["_source"]  # the check ran before the record took the query
+
+
+def test_wrong_method_says_which_are_allowed(client):
+    response = client.delete("/search")
+    assert response.status_code == 405 and response.get_json()["error"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_a_blocked_index_gives_503_and_readyz_503_and_the_worker_still_boots(settings, bi_encoder, reranker, es, repo_root):
+    """An ApiError that is not a connection error (403 cluster_block_exception here) is our
+    trouble: 503 with Retry-After, never a 500, and a worker that boots meanwhile comes up."""
+    from core.encoders import embedding_dims, model_label
+    from core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
+
+    alias = f"test-blocked-{uuid.uuid4().hex[:8]}"
+    body = passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
+    name = ensure_alias(es, alias, body)
+    es.indices.put_settings(index=name, settings={"index.blocks.read": True})
+    try:
+        app = make_app(settings, bi_encoder, reranker, index_alias=alias)  # boots
+        client = app.test_client()
+        response = client.post("/search", json={"query": "bread"})
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0, response.get_json()
+        assert "cluster_block" not in response.get_data(as_text=True)  # no Elasticsearch internals
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and any("not ready" in p for p in ready.get_json()["problems"])
+    finally:
+        es.indices.put_settings(index=name, settings={"index.blocks.read": False})
+        delete_alias_and_versions(es, alias)
+
+
+def test_a_failing_reranker_degrades_to_the_fused_order(settings, bi_encoder, reranker, monkeypatch):
+    app = make_app(settings, bi_encoder, reranker)
+    client = app.test_client()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(reranker, "rerank", broken)
+    status, body = post(client, query="a reranker that breaks", top_k=3)
+    assert status == 200 and body["reranked"] is False and body["degraded"] == "rerank_failed"
+    assert len(body["hits"]) == 3

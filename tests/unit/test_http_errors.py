@@ -42,8 +42,9 @@ def test_answers_carry_field_message_and_retry_after():
     answer = to_api_error(errors.FilterError("filters.year", "bad year"), retry_after_s=7)
     assert (answer.status, answer.error, answer.field, answer.message) == (400, "invalid_request", "filters.year", "bad year")
     assert "Retry-After" not in answer.headers
-    rejected = to_api_error(errors.SearchRejected("failed to parse"), retry_after_s=7)
-    assert rejected.message == "Elasticsearch rejected the filters: failed to parse" and rejected.field == "filters"
+    rejected = to_api_error(errors.SearchRejected("failed to parse field [year] in index [docs-v2026]"), retry_after_s=7)
+    assert rejected.message.startswith("the search was refused: a filter value") and rejected.field == "filters"
+    assert "docs-v2026" not in rejected.message  # never a concrete index or Elasticsearch's own words
     failed = to_api_error(errors.SearchFailed("Elasticsearch error 503: all shards failed"), retry_after_s=7)
     assert failed.status == 503 and failed.headers == {"Retry-After": "7"}
     assert "shards" not in failed.message  # internals stay in the log

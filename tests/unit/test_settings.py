@@ -52,3 +52,11 @@ def test_username_needs_password(monkeypatch):
     monkeypatch.delenv("RRS_ES_PASSWORD", raising=False)
     with pytest.raises(ValidationError, match="together"):
         Settings(_env_file=None, es_username="elastic")
+
+
+@pytest.mark.parametrize("value", ["", " ", " , ,"])
+def test_an_api_key_list_without_a_key_fails_closed(value):
+    from pydantic import SecretStr, ValidationError
+
+    with pytest.raises(ValidationError, match="holds no key"):
+        Settings(api_keys=SecretStr(value))
