@@ -18,7 +18,7 @@ table, checked by a test that walks this tree), and the CLI prints the message o
     ├── InputError            a file or record a command was given is unusable
     │   ├── SourceError, RecordRejected, DatasetError > JudgmentsError
     └── OperationFailed       a command could not do its job; the message says what to change
-        └── StartupError, NodeError, KibanaError, MiningError, TrainingError, ExportMismatch
+        └── StartupError, NodeError, KibanaError, MiningError, TrainingError, ExportMismatch, IngestLocked
 
 Classes keep the built-in base they always had (``ValueError``, ``LookupError``,
 ``TimeoutError``, ``RuntimeError``) so ``except ValueError`` around a parser still works.
@@ -155,6 +155,10 @@ class MiningError(OperationFailed):
 
 class TrainingError(OperationFailed):
     """Training cannot start or finish; the message says why."""
+
+
+class IngestLocked(OperationFailed):
+    """Another ingest run holds the alias; the message names it and how to break a stale lock."""
 
 
 class ExportMismatch(OperationFailed):

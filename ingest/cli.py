@@ -11,11 +11,16 @@ same command to finish).
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
 
 from core.console import fail, load_settings
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("ingest")
@@ -37,26 +42,31 @@ from core.console import fail, load_settings
 @click.option("--batch-size", type=int, help="Passages per encode/bulk batch [512].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--break-lock", is_flag=True, help="Remove another run's lock on the alias first (only when that run is dead).")
 def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_old, id_fields, title_field,
                    text_field, metadata_field, no_extra_metadata, chunk_tokens, overlap, batch_size,
-                   no_progress, as_json) -> None:
+                   no_progress, as_json, break_lock) -> None:
     """Read, validate, chunk, embed and bulk-index SOURCE files (JSONL, CSV, Parquet, .gz, or a
     folder of .txt/.md/.html) into the passage index behind an alias."""
     from elasticsearch import ApiError
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from core.errors import ClusterUnavailable, IngestInterrupted, SourceError
+    from core.errors import ClusterUnavailable, IngestInterrupted, OperationFailed, SourceError
     from ingest.pipeline import run_ingest
     from ingest.validate import FieldMap
 
     settings = load_settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
     field_map = FieldMap(id=tuple(id_fields) or FieldMap.id, title=title_field, text=text_field,
                          metadata=metadata_field, extra_to_metadata=not no_extra_metadata)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop is a Ctrl-C: settings restored, work kept
     try:
         report = run_ingest(list(sources), settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
-                            field_map=field_map, progress=not no_progress, keep_old=keep_old)
+                            field_map=field_map, progress=not no_progress, keep_old=keep_old, break_lock=break_lock,
+                            log=lambda message: click.echo(message, err=True))
     except SourceError as exc:
         fail(str(exc), 2)
+    except OperationFailed as exc:  # the alias is locked by another run, the build was replaced, ...
+        fail(str(exc), 1)
     except ClusterUnavailable as exc:
         fail(str(exc))
     except ESConnectionError as exc:
@@ -66,6 +76,8 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     except IngestInterrupted as exc:
         click.echo(exc.report.summary(), err=True)
         fail("interrupted; run the same command again to finish (done work is kept)", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(json.dumps(report.to_dict()) if as_json else report.summary(), err=not as_json)
     if report.rejected and not allow_rejects:
         fail(f"{report.rejected} record(s) rejected", 1)

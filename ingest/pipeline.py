@@ -31,6 +31,7 @@ from pathlib import Path
 from core.errors import IngestInterrupted, RecordRejected
 from core.passage import passage_document
 from core.settings import Settings
+from ingest import lock
 from ingest.chunking import Chunker, Passage
 from ingest.delete import delete_parents
 from ingest.ids import content_hash, passage_id
@@ -285,28 +286,47 @@ def run_ingest(
     field_map: FieldMap | None = None,
     progress: bool = True,
     keep_old: int = 1,
+    break_lock: bool = False,
+    log=lambda _message: None,
     es=None,
 ) -> IngestReport:
     """Ingest ``sources`` into ``alias`` (default ``settings.index_alias``); see the module doc.
 
     Creates the alias and its first index when missing (the alias appears when the run
     completes). ``reindex`` builds a new version and moves the alias at the end, keeping
-    ``keep_old`` previous versions. Raises ``IngestInterrupted`` on Ctrl-C after saving
-    what was encoded; any other error propagates after the index settings are restored.
+    ``keep_old`` previous versions. One run per alias at a time (``ingest/lock.py``; raises
+    ``IngestLocked``); ``break_lock`` removes a dead run's lock first. Raises
+    ``IngestInterrupted`` on Ctrl-C (or SIGTERM) after saving what was encoded; any other
+    error propagates after the index settings are restored.
     """
-    from core.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
     from core.es_client import make_client, server_version
-    from core.indexes import passage_index_body
 
     sources = [Path(path) for path in sources]
-    checked = check_sources(sources)  # fail fast on a typo, before loading anything
-    field_map = field_map or FieldMap()
+    check_sources(sources)  # fail fast on a typo, before loading anything
     alias = alias or settings.index_alias
-    started = time.perf_counter()
     own_client = es is None
     if own_client:
         es = make_client(settings, request_timeout=max(settings.es_request_timeout_s, 120.0))
-    server_version(es)  # fail fast when the cluster is unreachable, before loading the model
+    try:
+        server_version(es)  # fail fast when the cluster is unreachable, before loading the model
+        if break_lock and (holder := lock.break_lock(es, alias)):
+            log(f"broke the ingest lock of {alias!r} held by pid {holder.get('pid')} on {holder.get('host')}")
+        with lock.alias_lock(es, alias, log=log):
+            return _ingest(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
+                           field_map=field_map or FieldMap(), progress=progress, keep_old=keep_old, es=es)
+    finally:
+        if own_client:
+            es.close()
+
+
+def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
+            field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
+    """One run, with the alias's lock held and a client open."""
+    from core.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
+    from core.indexes import passage_index_body
+
+    checked = check_sources(sources)
+    started = time.perf_counter()
     model = load_bi_encoder(settings.bi_encoder, settings.device)
     label = model_label(settings.bi_encoder)
     normalize = settings.vector_similarity in ("cosine", "dot_product")
@@ -400,8 +420,6 @@ def run_ingest(
     report.alias_moved = target.mode == "build" and completed and not nothing
     report.dropped_indexes = target.dropped
     _finish(report, clock, started, rejects, bar)
-    if own_client:
-        es.close()
     return report
 
 

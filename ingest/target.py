@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 
+from core.errors import OperationFailed
 from core.indexes import (
     create_versioned_index,
     current_index,
@@ -116,6 +117,11 @@ def close_target(es: Elasticsearch, target: Target, *, completed: bool, keep_old
         es.indices.put_settings(index=target.index, settings={"index": {"refresh_interval": target.restore_refresh}})
     es.indices.refresh(index=target.index)
     if target.mode == "build" and completed:
+        if _meta(es, target.index).get("ingest", {}).get("state") != BUILDING:  # not the index this run created
+            raise OperationFailed(
+                f"the new version of {target.alias!r} was deleted or replaced while this run wrote to it; "
+                "the alias was not moved; run the command again"
+            )
         _set_ingest_meta(es, target.index, state=COMPLETE)
         point_alias(es, target.alias, target.index)
         target.dropped = drop_superseded(es, target.alias, target.index, keep=keep_old)

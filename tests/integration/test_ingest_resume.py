@@ -30,12 +30,11 @@ def _indexed_so_far(es, alias):
     return stats["_all"]["primaries"].get("indexing", {}).get("index_total", 0)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["crash", "ctrl-c"])
-def test_interrupted_run_resumes_without_re_encoding(es, es_settings, alias, tmp_path, cli_env, sig):
-    path = tmp_path / "corpus.jsonl"
-    _corpus(path)
+def _interrupt(es, alias, path, cli_env, sig, *extra) -> tuple[int, str]:
+    """Start `rrs ingest`, send ``sig`` once KILL_AFTER passages are in; (exit code, stderr)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rrs", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress"],
+        [sys.executable, "-m", "rrs", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress",
+         *extra],
         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -50,14 +49,25 @@ def test_interrupted_run_resumes_without_re_encoding(es, es_settings, alias, tmp
     finally:
         if proc.poll() is None:
             proc.kill()
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130, stderr
+    return proc.returncode, stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["crash", "ctrl-c", "stop"])
+def test_interrupted_run_resumes_without_re_encoding(es, es_settings, alias, tmp_path, cli_env, sig):
+    path = tmp_path / "corpus.jsonl"
+    _corpus(path)
+    returncode, stderr = _interrupt(es, alias, path, cli_env, sig)
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        assert returncode == 130, stderr
         assert "interrupted" in stderr
     else:
-        assert proc.returncode == -signal.SIGKILL
+        assert returncode == -signal.SIGKILL
 
     assert current_index(es, alias) is None, "alias must not point at the half-built index"
     [building] = list_versions(es, alias)
+    if sig != signal.SIGKILL:  # a graceful stop puts the refresh interval back
+        interval = es.indices.get_settings(index=building)[building]["settings"]["index"].get("refresh_interval", "1s")
+        assert interval != "-1"
     done_before = _indexed_so_far(es, alias)
     assert KILL_AFTER <= done_before < N_DOCS
 
@@ -71,3 +81,19 @@ def test_interrupted_run_resumes_without_re_encoding(es, es_settings, alias, tmp
     assert es.count(index=alias)["count"] == N_DOCS
     refresh = es.indices.get_settings(index=building)[building]["settings"]["index"].get("refresh_interval", "1s")
     assert refresh == "1s"
+
+
+def test_an_edited_source_starts_a_new_build_instead_of_resuming(es, es_settings, alias, tmp_path, cli_env):
+    path = tmp_path / "corpus.jsonl"
+    _corpus(path)
+    returncode, stderr = _interrupt(es, alias, path, cli_env, signal.SIGINT)
+    assert returncode == 130, stderr
+    [abandoned] = list_versions(es, alias)
+    _corpus(path)
+    with path.open("a") as f:  # same path, different content
+        f.write(json.dumps({"id": "late", "text": "a record added after the interruption"}) + "\n")
+    report = run_ingest([path], es_settings.model_copy(update={"ingest_batch_size": BATCH}), alias=alias, progress=False)
+    assert report.completed and not report.resumed and report.index_name != abandoned
+    assert report.skipped_unchanged == 0 and report.encoded == N_DOCS + 1
+    assert current_index(es, alias) == report.index_name
+    assert list_versions(es, alias) == [report.index_name] and report.dropped_indexes == [abandoned]
