@@ -217,7 +217,9 @@ def render_node_config(node_dir: Path, http_port: int, transport_port: int) -> s
 def write_node_config(es_home: Path, node_dir: Path, http_port: int, heap: str) -> Path:
     """A config dir for this node: the distribution's defaults plus our yml and heap."""
     conf = node_dir / "config"
-    if conf.exists():
+    if conf.is_symlink():  # never rebuild (or delete) what a link points at
+        conf.unlink()
+    elif conf.exists():
         shutil.rmtree(conf)
     shutil.copytree(es_home / "config", conf)
     transport_port = first_free_port(http_port + 100)
@@ -273,9 +275,44 @@ def _drop_root_prefix(node_dir: Path, log) -> list[str]:
         except KeyError:
             user = pwd.getpwnam("nobody")
     log(f"Running as root: the node runs as user {user.pw_name!r}.")
-    for path in [node_dir, *node_dir.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
+    give_tree(node_dir, user.pw_uid, user.pw_gid)
     return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+
+def give_tree(root: Path, uid: int, gid: int) -> None:
+    """Hand ``root`` and everything under it to ``uid``:``gid`` without following a symlink.
+
+    The node's user can write in this tree; a link it planted (``logs -> /etc``) must not
+    make root give away the link's target, so links are skipped, not descended or chowned.
+    """
+    if root.is_symlink():
+        raise NodeError(f"{root} is a symbolic link; give the node a real directory (RRS_ES_NODE_DIR)")
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a state file as root without following a symlink the node's user put in its place."""
+    path.unlink(missing_ok=True)  # a link is removed, never written through
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+
+
+# What the Elasticsearch process may see of our environment: no secrets, no proxies, no PYTHON*.
+NODE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+def node_environment(environ: dict[str, str], *, java_home: Path, conf: Path, node_dir: Path) -> dict[str, str]:
+    """The minimal environment the node starts with."""
+    env = {name: environ[name] for name in NODE_ENV_NAMES if name in environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(ES_JAVA_HOME=str(java_home), ES_PATH_CONF=str(conf), HOME=str(node_dir))
+    return env
 
 
 def _read_pid(node_dir: Path) -> int | None:
@@ -357,8 +394,7 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
     node_dir.mkdir(parents=True, exist_ok=True)
     conf = write_node_config(es_home, node_dir, port, settings.es_heap)
 
-    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "ES_JAVA_OPTS")}
-    env.update(ES_JAVA_HOME=str(jdk.home), ES_PATH_CONF=str(conf))
+    env = node_environment(dict(os.environ), java_home=jdk.home, conf=conf, node_dir=node_dir)
     pid_file = _pid_file(node_dir)
     pid_file.unlink(missing_ok=True)
     started = time.monotonic()
@@ -379,7 +415,7 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
         running=True, url=url, version=info["version"], pid=pid, java_home=str(jdk.home),
         node_dir=str(node_dir), health=info["health"],
     )
-    _state_file(node_dir).write_text(json.dumps(node.to_dict()))
+    write_private(_state_file(node_dir), json.dumps(node.to_dict()))
     log(f"Elasticsearch {node.version} up at {url} on Java {jdk.major} in {time.monotonic() - started:.1f}s.")
     return node
 

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,37 @@ def test_stale_pid_file_is_removed(tmp_path):
     (tmp_path / "es.pid").write_text("999999999")
     assert local_node._read_pid(tmp_path) is None
     assert not (tmp_path / "es.pid").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing ownership needs root")
+def test_ownership_is_handed_over_without_following_links(tmp_path):
+    outside = tmp_path / "root-owned.txt"
+    outside.write_text("secret")
+    node_dir = tmp_path / "node"
+    (node_dir / "logs").mkdir(parents=True)
+    (node_dir / "logs" / "es.log").write_text("log")
+    (node_dir / "logs" / "planted").symlink_to(outside)
+    (node_dir / "data").symlink_to(tmp_path, target_is_directory=True)
+    local_node.give_tree(node_dir, 65534, 65534)
+    assert (node_dir / "logs" / "es.log").stat().st_uid == 65534
+    assert outside.stat().st_uid == 0 and tmp_path.stat().st_uid == 0  # link targets untouched
+    with pytest.raises(local_node.NodeError, match="symbolic link"):
+        local_node.give_tree(node_dir / "data", 65534, 65534)
+
+
+def test_state_files_are_never_written_through_a_link(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("original")
+    state = tmp_path / "node.json"
+    state.symlink_to(victim)
+    local_node.write_private(state, '{"url": "http://127.0.0.1:9200"}')
+    assert victim.read_text() == "original"
+    assert not state.is_symlink() and "9200" in state.read_text()
+
+
+def test_the_node_gets_a_minimal_environment(tmp_path):
+    environ = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ES_PASSWORD": "hunter2", "RRS_API_KEYS": "k1",
+               "AWS_SECRET_ACCESS_KEY": "x", "JAVA_HOME": "/old/jdk", "ES_JAVA_OPTS": "-Xmx99g"}
+    env = local_node.node_environment(environ, java_home=Path("/jdk"), conf=tmp_path / "config", node_dir=tmp_path)
+    assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ES_JAVA_HOME": "/jdk",
+                   "ES_PATH_CONF": str(tmp_path / "config"), "HOME": str(tmp_path)}
