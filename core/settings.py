@@ -311,7 +311,8 @@ class Settings(
     a wrong value stops the process with the field's name."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True
+        # env_ignore_empty: `RRS_X=` (compose's ${X:-}) means unset; a blank that is not empty fails closed
+        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
     )
 
     def group(self, section: type[BaseModel], prefix: str = "") -> dict:

@@ -1,15 +1,10 @@
 """`rrs serve`: the real gunicorn process on a free port, against the real node."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
+from serve_process import rrs_serve
 
 
 @pytest.fixture(scope="module")
@@ -17,39 +12,14 @@ def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
     from core.es_client import resolve_url
     from rrs.local_node import first_free_port
 
-    port = first_free_port(18_700)
     env = {
-        **os.environ, "ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
+        "ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
         "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1",
         "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu",
     }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    rrs = Path(sys.executable).parent / "rrs"
-    with open(log, "w") as out:
-        process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, base, log)
+    with rrs_serve(first_free_port(18_700), env, log) as base:
         yield base, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the session we started: gunicorn master and its workers
-        process.wait(timeout=30)
-
-
-def _wait_ready(process, base, log):
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:  # refused, or accepted while the worker loads models
-            pass
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"server not ready: {log.read_text()[-3000:]}")
 
 
 def test_search_under_gunicorn(server):

@@ -57,7 +57,16 @@ def test_service_is_wired_to_elasticsearch_and_reserves_a_gpu(compose):
     assert search["build"]
     devices = search["deploy"]["resources"]["reservations"]["devices"]
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
-    assert {target for _, _, target in port_entries(search)} == {8000}
+    assert list(port_entries(search)) == [] and search["expose"] == ["8000"]  # only nginx is published
+
+
+def test_nginx_fronts_the_service_with_the_repo_config(compose, repo_root):
+    nginx = compose["services"]["nginx"]
+    assert {(published, target) for _, published, target in port_entries(nginx)} == {("8000", 80)}
+    assert nginx["environment"]["RRS_UPSTREAM"] == "search:8000"
+    assert nginx["depends_on"]["search"]["condition"] == "service_healthy"
+    mount = next(v for v in nginx["volumes"] if "nginx.conf.template" in str(v))
+    assert (repo_root / "deploy" / "nginx.conf.template").exists() and "/etc/nginx/templates/" in str(mount)
 
 
 def test_ports_are_published_on_loopback_only(compose):

@@ -55,8 +55,16 @@ def test_username_needs_password(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["", " ", " , ,"])
-def test_an_api_key_list_without_a_key_fails_closed(value):
+def test_an_api_key_list_without_a_key_fails_closed(value, monkeypatch):
     from pydantic import SecretStr, ValidationError
 
     with pytest.raises(ValidationError, match="holds no key"):
         Settings(api_keys=SecretStr(value))
+
+
+def test_an_empty_variable_means_unset_but_a_blank_one_fails(monkeypatch):
+    monkeypatch.setenv("RRS_API_KEYS", "")
+    assert Settings().api_keys is None  # compose passes ${RRS_API_KEYS:-}
+    monkeypatch.setenv("RRS_API_KEYS", "  ")
+    with pytest.raises(ValidationError, match="holds no key"):
+        Settings()

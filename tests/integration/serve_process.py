@@ -1,0 +1,45 @@
+"""`rrs serve` as a real process (gunicorn master and workers) for the tests that need one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+
+@contextmanager
+def rrs_serve(port: int, env: dict[str, str], log: Path):
+    """Run `rrs serve` on 127.0.0.1:``port`` until the block ends; yields its base URL once ready."""
+    rrs = Path(sys.executable).parent / "rrs"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                   env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(process, base, log)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the session we started: gunicorn master and its workers
+        process.wait(timeout=30)
+
+
+def wait_ready(process, base: str, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"process exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # refused, or accepted while the worker loads models
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"server not ready: {log.read_text()[-3000:]}")
