@@ -182,6 +182,9 @@ class RetrievalSettings(BaseModel):
     alias_cache_s: float = Field(default=5.0, ge=0, description="How long an alias->index resolution is reused.")
     query_embedding_cache: int = Field(default=4096, ge=0, description="LRU size of query embeddings.")
     window_cache_size: int = Field(default=512, ge=0, description="Reranked windows kept for paging (per process).")
+    window_cache_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Memory the kept windows may take (per process); oldest go first."
+    )
     window_cache_ttl_s: float = Field(default=600.0, ge=0)
 
 

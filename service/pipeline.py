@@ -78,7 +78,8 @@ class SearchPipeline:
         self.fields = parse_fields(settings.bm25_fields)
         self.bi_encoder_label = model_label(settings.bi_encoder)
         self.dims = embedding_dims(bi_encoder)
-        self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s)
+        self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s,
+                                   settings.window_cache_bytes)
         self._indexes: dict[str, IndexInfo] = {}
         self._embed = lru_cache(maxsize=settings.query_embedding_cache)(self._embed_uncached)
 
@@ -110,7 +111,7 @@ class SearchPipeline:
         cached = window is not None
         if window is None:
             window = self._compute_window(request, index, clauses, depth)
-            self.windows.put(key, window)
+            self.windows.put(key, window, size=window_bytes(window.hits))
         timings = Timings() if cached else window.timings.model_copy()
         timings.total = _ms(started)
         return SearchResponse(
@@ -306,6 +307,11 @@ class SearchPipeline:
                 f"index {index!r} holds {dims}-dimensional vectors, but bi-encoder "
                 f"{self.bi_encoder_label!r} makes {self.dims}-dimensional ones"
             )
+
+
+def window_bytes(hits: list[Hit]) -> int:
+    """About what a window holds in memory: its texts (UTF-8 worst case) plus a fixed share per hit."""
+    return sum(4 * (len(hit.text) + len(hit.title or "") + len(hit.snippet or "")) + 1024 for hit in hits)
 
 
 def _positions(ranked: list[tuple[str, float]]) -> dict[str, StageScore]:

@@ -83,3 +83,15 @@ def test_api_keys():
     assert key_is_valid("k2", keys) and not key_is_valid("k3", keys) and not key_is_valid(None, keys)
     assert presented_key({"Authorization": "Bearer abc"}) == "abc"
     assert presented_key({"X-API-Key": "xyz"}) == "xyz"
+
+
+def test_window_cache_is_bounded_in_bytes():
+    cache = WindowCache(max_entries=100, ttl_s=60, max_bytes=1000)
+    for n in range(5):
+        cache.put(f"k{n}", n, size=300)
+    assert cache.bytes <= 1000 and len(cache) == 3
+    assert cache.get("k0") is None and cache.get("k4") == 4  # the least recently used went first
+    cache.put("huge", "x", size=5000)  # larger than the whole budget: not kept, nothing evicted
+    assert cache.get("huge") is None and len(cache) == 3
+    cache.put("k4", 4, size=100)  # replacing an entry frees its old size
+    assert cache.bytes == 700
