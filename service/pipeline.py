@@ -46,7 +46,7 @@ class IndexInfo:
     """What one alias resolves to right now (cached for ``alias_cache_s``)."""
 
     version: str  # the concrete index name(s): part of the window-cache key
-    filter_fields: set[str]
+    filter_fields: dict[str, str]  # full field name -> Elasticsearch type
     meta: dict
     expires: float
 
@@ -142,16 +142,16 @@ class SearchPipeline:
             mappings = self.es.options(request_timeout=self.settings.search_timeout_s).indices.get_mapping(index=index)
         except NotFoundError as exc:
             raise IndexMissing(f"no index or alias named {index!r}") from exc
-        fields: set[str] | None = None
+        fields: dict[str, str] | None = None
         meta: dict = {}
         for name, body in sorted(mappings.items()):
             mapping = body.get("mappings", {})
             meta = mapping.get("_meta", {})
             self._check_model(name, meta)
-            names = filterable_fields(mapping.get("properties", {}))
-            fields = names if fields is None else fields & names
+            found = filterable_fields(mapping.get("properties", {}))
+            fields = found if fields is None else {k: v for k, v in fields.items() if found.get(k) == v}
         info = IndexInfo(
-            version=",".join(sorted(mappings)), filter_fields=fields or set(), meta=meta,
+            version=",".join(sorted(mappings)), filter_fields=fields or {}, meta=meta,
             expires=now + self.settings.alias_cache_s,
         )
         self._indexes[index] = info

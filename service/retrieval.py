@@ -51,9 +51,10 @@ def parse_fields(spec: str) -> list[str]:
     return fields
 
 
-def filterable_fields(mapping_properties: dict[str, Any]) -> set[str]:
-    """Full names of the fields a filter may use, read from the index mapping."""
-    names = {name for name in TOP_LEVEL_FILTER_FIELDS if name in mapping_properties}
+def filterable_fields(mapping_properties: dict[str, Any]) -> dict[str, str]:
+    """Full names of the fields a filter may use, each with its Elasticsearch type, from the mapping."""
+    fields = {name: mapping_properties[name].get("type", "object") for name in TOP_LEVEL_FILTER_FIELDS
+              if name in mapping_properties}
 
     def walk(prefix: str, props: dict[str, Any]) -> None:
         for name, spec in props.items():
@@ -61,10 +62,54 @@ def filterable_fields(mapping_properties: dict[str, Any]) -> set[str]:
             if "properties" in spec:
                 walk(full, spec["properties"])
             else:
-                names.add(full)
+                fields[full] = spec.get("type", "keyword")
 
     walk("metadata", mapping_properties.get("metadata", {}).get("properties", {}))
-    return names
+    return fields
+
+
+# The values each integer type holds (a term outside them is refused by Elasticsearch).
+INTEGER_RANGES = {"byte": (-2**7, 2**7 - 1), "short": (-2**15, 2**15 - 1), "integer": (-2**31, 2**31 - 1),
+                  "long": (-2**63, 2**63 - 1), "unsigned_long": (0, 2**64 - 1)}
+NUMBER_TYPES = {"double", "float", "half_float", "scaled_float"}
+
+
+def value_kind(es_type: str) -> str:
+    """What a filter value on a field of ``es_type`` must be: integer, number, boolean, date or string."""
+    if es_type in INTEGER_RANGES:
+        return "integer"
+    if es_type in NUMBER_TYPES:
+        return "number"
+    if es_type in ("boolean", "date", "date_nanos"):
+        return "boolean" if es_type == "boolean" else "date"
+    return "string"
+
+
+def _fits(value: Any, kind: str, es_type: str) -> bool:
+    if kind == "integer":
+        low, high = INTEGER_RANGES[es_type]
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "date":
+        return isinstance(value, str) and _is_date(value)
+    return isinstance(value, str)
+
+
+def _is_date(text: str) -> bool:
+    from datetime import date, datetime
+
+    try:
+        (date if len(text) == 10 else datetime).fromisoformat(text)
+        return True
+    except ValueError:
+        return False
+
+
+KIND_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",
+              "date": "a date (YYYY-MM-DD or ISO 8601)", "string": "a string"}
 
 
 def full_field_name(name: str) -> str:
@@ -74,21 +119,36 @@ def full_field_name(name: str) -> str:
     return f"metadata.{name}"
 
 
-def filter_clauses(filters: dict[str, Any], known: set[str]) -> list[dict]:
-    """Elasticsearch filter clauses for the request's ``filters`` (term / terms / range)."""
+def filter_clauses(filters: dict[str, Any], known: dict[str, str]) -> list[dict]:
+    """Elasticsearch filter clauses for the request's ``filters`` (term / terms / range).
+
+    Values are checked against the field's type here, so a wrong one is the caller's 400
+    with our own words, never a search Elasticsearch refuses."""
     clauses: list[dict] = []
     for name, value in filters.items():
         full = full_field_name(name)
         if full not in known:
             raise FilterError(f"filters.{name}", f"unknown filter field {name!r}; the index has no field {full!r}")
-        if isinstance(value, list):
+        es_type = known[full]
+        kind = value_kind(es_type)
+
+        def checked(value: Any) -> Any:
+            if kind == "integer" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # 2000.0 is the integer 2000 (as JSON Schema says)
+            if not _fits(value, kind, es_type):
+                within = f" from {INTEGER_RANGES[es_type][0]} to {INTEGER_RANGES[es_type][1]}" if kind == "integer" else ""
+                raise FilterError(f"filters.{name}", f"{name!r} holds {kind} values: give {KIND_WORDS[kind]}{within}")
+            return value
+
+        if hasattr(value, "model_dump"):
+            bounds = {bound: checked(v) for bound, v in value.model_dump(exclude_none=True).items()}
+            clauses.append({"range": {full: bounds}})
+        elif isinstance(value, list):
             if not value:
                 raise FilterError(f"filters.{name}", "an empty list matches nothing")
-            clauses.append({"terms": {full: value}})
-        elif hasattr(value, "model_dump"):
-            clauses.append({"range": {full: value.model_dump(exclude_none=True)}})
+            clauses.append({"terms": {full: [checked(v) for v in value]}})
         else:
-            clauses.append({"term": {full: value}})
+            clauses.append({"term": {full: checked(value)}})
     return clauses
 
 

@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,10 +27,10 @@ class RangeFilter(BaseModel):
     """A range on a numeric or date field; at least one bound."""
 
     model_config = ConfigDict(extra="forbid")
-    gte: float | str | None = None
-    gt: float | str | None = None
-    lte: float | str | None = None
-    lt: float | str | None = None
+    gte: int | float | str | None = None
+    gt: int | float | str | None = None
+    lte: int | float | str | None = None
+    lt: int | float | str | None = None
 
     @model_validator(mode="after")
     def _has_bound(self) -> "RangeFilter":
@@ -39,7 +39,14 @@ class RangeFilter(BaseModel):
         return self
 
 
-FilterValue = Scalar | list[Scalar] | RangeFilter
+FilterValue = Scalar | Annotated[list[Scalar], Field(min_length=1)] | RangeFilter
+
+
+def integral_floats(data: Any, names: tuple[str, ...]) -> Any:
+    """``248.0`` is the integer 248 (JSON Schema says so); ``248.5`` and ``"248"`` stay refused."""
+    if isinstance(data, dict):
+        data = {k: int(v) if k in names and isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
+    return data
 
 
 class Fusion(BaseModel):
@@ -51,13 +58,19 @@ class Fusion(BaseModel):
     normalization: Literal["minmax", "zscore"] = "minmax"
     weight: float = Field(default=0.5, ge=0.0, le=1.0, description="linear: kNN's share (0 = BM25 only).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        return integral_floats(data, ("k",))
+
 
 class SearchRequest(BaseModel):
     """``POST /search`` body (``GET /search`` takes the scalar fields as query parameters)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    query: str = Field(min_length=1, description="Plain text; never parsed as query syntax.")
+    query: str = Field(min_length=1, description="Plain text; never parsed as query syntax.",
+                       json_schema_extra={"pattern": r"\S"})  # not blank (checked below, with a clearer message)
     top_k: int = Field(default=10, ge=1, description="Hits to return (at most RRS_MAX_TOP_K).")
     candidates: int | None = Field(
         default=None, ge=1, description="Fused candidates sent to the reranker; default RRS_DEFAULT_CANDIDATES."
@@ -70,7 +83,8 @@ class SearchRequest(BaseModel):
         description="metadata field -> value (term), list (any of), or {gte,lte,...} (range); "
         "applied inside both BM25 and kNN.",
     )
-    from_: int = Field(default=0, ge=0, alias="from", description="Offset into the reranked window (paging).")
+    from_: int = Field(default=0, ge=0, alias="from",
+                           description="Offset into the reranked window (paging); a page past its end is short or empty.")
     collapse: bool = Field(default=True, description="One hit per parent document (its best passage).")
     highlight: bool = True
     index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
@@ -81,6 +95,11 @@ class SearchRequest(BaseModel):
         if not value.strip():
             raise ValueError("query must contain non-space characters")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        return integral_floats(data, ("top_k", "candidates", "from", "from_"))
 
     @field_validator("fusion", mode="before")
     @classmethod
@@ -174,10 +193,3 @@ def check_limits(request: SearchRequest, settings) -> None:
         raise LimitError("top_k", f"top_k must be <= {settings.max_top_k}")
     if request.candidates is not None and request.candidates > settings.max_candidates:
         raise LimitError("candidates", f"candidates must be <= {settings.max_candidates}")
-    window = request.candidates or settings.default_candidates
-    if request.from_ + request.top_k > window:
-        raise LimitError(
-            "from",
-            f"from + top_k ({request.from_ + request.top_k}) is beyond the ranked window of "
-            f"{window} candidates; ask with a larger `candidates` to page deeper",
-        )

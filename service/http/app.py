@@ -232,7 +232,13 @@ def metrics():
 @api.get("/openapi.json")
 def openapi():
     state = _state()
-    return jsonify(build_openapi(auth=bool(state["keys"]), max_body_bytes=state["settings"].max_request_bytes))
+    settings, pipeline = state["settings"], state["pipeline"]
+    try:
+        fields = pipeline.index_info(settings.index_alias).filter_fields
+    except Exception:  # noqa: BLE001 -- missing or unreachable: the document says no filter applies
+        fields = None
+    return jsonify(build_openapi(settings, auth=bool(state["keys"]), filter_fields=fields,
+                                 indexes=sorted(state["allowed_indexes"])))
 
 
 @api.route("/search", methods=["GET", "POST"])

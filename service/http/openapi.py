@@ -4,20 +4,71 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
+from service.retrieval import INTEGER_RANGES, value_kind
 from service.schemas import ErrorResponse, Readiness, SearchRequest, SearchResponse
 
-GET_PARAMS = [
-    ("q", "string", True, "The query text (same as `query` in the POST body)."),
-    ("top_k", "integer", False, "Hits to return."),
-    ("candidates", "integer", False, "Fused candidates sent to the reranker."),
-    ("mode", "string", False, "hybrid | bm25 | knn"),
-    ("rerank", "boolean", False, "Rerank with the cross-encoder."),
-    ("fusion", "string", False, "rrf | linear"),
-    ("from", "integer", False, "Offset into the ranked window."),
-    ("collapse", "boolean", False, "One hit per parent document."),
-    ("highlight", "boolean", False, "Return highlighted snippets."),
-    ("index", "string", False, "An alias the server allows."),
-]
+# GET /search takes the scalar fields of SearchRequest as query parameters (q is `query`).
+GET_PARAMS = [("q", "query", True), ("top_k", "top_k", False), ("candidates", "candidates", False),
+              ("mode", "mode", False), ("rerank", "rerank", False), ("fusion", "fusion", False),
+              ("from", "from", False), ("collapse", "collapse", False), ("highlight", "highlight", False),
+              ("index", "index", False)]
+SCALAR_SCHEMAS = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+                  "date": {"type": "string", "format": "date"}, "string": {"type": "string"}}
+RANGE_BOUNDS = ("gte", "gt", "lte", "lt")
+
+
+def filter_value_schema(es_type: str) -> dict:
+    """A term (scalar), terms (non-empty list) or range (at least one non-null bound) on one field."""
+    kind = value_kind(es_type)
+    scalar = dict(SCALAR_SCHEMAS[kind])
+    if kind == "integer":
+        scalar["minimum"], scalar["maximum"] = INTEGER_RANGES[es_type]
+    shapes = [scalar, {"type": "array", "items": scalar, "minItems": 1}]
+    if kind != "boolean":
+        shapes.append({
+            "type": "object", "additionalProperties": False,
+            "properties": {bound: {"anyOf": [scalar, {"type": "null"}]} for bound in RANGE_BOUNDS},
+            "anyOf": [{"required": [bound], "properties": {bound: scalar}} for bound in RANGE_BOUNDS],
+        })
+    return {"anyOf": shapes}
+
+
+def filters_schema(fields: dict[str, str] | None) -> dict:
+    """The filters the default index can apply, each with the values its type takes; a field
+    under ``metadata`` may be named with or without that prefix."""
+    if fields is None:  # the index is missing or unreachable: no filter can be checked
+        return {"type": "object", "maxProperties": 0}
+    properties = {}
+    for full, es_type in sorted(fields.items()):
+        schema = filter_value_schema(es_type)
+        properties[full] = schema
+        properties[full.removeprefix("metadata.")] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            "description": "field -> value (term), non-empty list (any of), or {gte,gt,lte,lt} (range); "
+                           "applied inside both BM25 and kNN."}
+
+
+def _search_request_schema(schema: dict, settings, fields: dict[str, str] | None, indexes: list[str]) -> dict:
+    """SearchRequest's schema with the limits this server enforces from its settings."""
+    props = schema["properties"]
+    props["query"]["maxLength"] = settings.max_query_chars
+    props["top_k"]["maximum"] = settings.max_top_k
+    props["candidates"]["anyOf"][0]["maximum"] = settings.max_candidates
+    props["index"] = {"anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}], "default": None,
+                      "description": props["index"].get("description", "")}
+    props["filters"] = filters_schema(fields)
+    return schema
+
+
+def _get_parameter(props: dict, param: str, field: str, required: bool) -> dict:
+    schema = dict(props[field])
+    if "anyOf" in schema:  # a query parameter cannot be null: the non-null branch
+        schema = next(branch for branch in schema["anyOf"] if branch.get("type") != "null")
+    if field == "fusion":
+        schema = {"type": "string", "enum": ["rrf", "linear"]}
+    schema.pop("default", None)
+    return {"name": param, "in": "query", "required": required, "schema": schema,
+            "description": props[field].get("description", "")}
 
 
 def _ref(name: str) -> dict:
@@ -28,13 +79,20 @@ def _json(name: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-def build_openapi(*, auth: bool, max_body_bytes: int) -> dict:
-    """The OpenAPI 3.1 document of the API."""
+def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None = None,
+                  indexes: list[str] | None = None) -> dict:
+    """The OpenAPI 3.1 document of this server: the request models with the limits of its
+    settings and the filters of its default index, so every request the document allows is
+    one the server accepts, and every one it refuses is refused (checked by schemathesis)."""
+    max_body_bytes = settings.max_request_bytes
     _, defs = models_json_schema(
         [(SearchRequest, "validation"), (SearchResponse, "serialization"), (ErrorResponse, "serialization"),
          (Readiness, "serialization")],
         ref_template="#/components/schemas/{model}",
     )
+    schemas = defs["$defs"]
+    request_schema = _search_request_schema(schemas["SearchRequest"], settings, filter_fields,
+                                            indexes or [settings.index_alias])
     errors = {
         "400": _json("ErrorResponse", "Invalid request; `field` names the culprit."),
         "404": _json("ErrorResponse", "Unknown index or alias."),
@@ -58,10 +116,7 @@ def build_openapi(*, auth: bool, max_body_bytes: int) -> dict:
                 "get": {
                     "summary": "Search (quick use; filters need POST)",
                     "operationId": "searchGet",
-                    "parameters": [
-                        {"name": name, "in": "query", "required": required, "description": text, "schema": {"type": kind}}
-                        for name, kind, required, text in GET_PARAMS
-                    ],
+                    "parameters": [_get_parameter(request_schema["properties"], *param) for param in GET_PARAMS],
                     "responses": {"200": ok, **errors},
                 },
             },
@@ -77,7 +132,7 @@ def build_openapi(*, auth: bool, max_body_bytes: int) -> dict:
                                       "responses": {"200": {"description": "OpenAPI 3.1",
                                                             "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
-        "components": {"schemas": defs["$defs"]},
+        "components": {"schemas": schemas},
     }
     if auth:
         spec["components"]["securitySchemes"] = {

@@ -98,7 +98,7 @@ def test_paging_reads_the_same_window(client):
     assert second["cached"] is True and second["from"] == 5
     assert [h["id"] for h in second["hits"]] == [h["id"] for h in first["hits"][5:10]]
     status, beyond = post(client, query="healthy sleep habits", top_k=10, candidates=40, **{"from": 35})
-    assert status == 400 and beyond["field"] == "from"
+    assert status == 200 and len(beyond["hits"]) <= 5  # past the window's end: a short page, as in Elasticsearch
 
 
 def test_collapse_keeps_the_best_passage_per_parent(client, reranker):

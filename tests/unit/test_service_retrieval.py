@@ -19,7 +19,25 @@ def test_parse_fields_keeps_boosts():
 
 
 def test_filterable_fields_come_from_the_mapping():
-    assert filterable_fields(PROPS) == {"parent_id", "metadata.topic", "metadata.year", "metadata.author.name"}
+    assert filterable_fields(PROPS) == {"parent_id": "keyword", "metadata.topic": "keyword", "metadata.year": "long",
+                                        "metadata.author.name": "keyword"}
+
+
+@pytest.mark.parametrize("filters, message", [
+    ({"year": "not-a-year"}, "'year' holds integer values: give an integer"),
+    ({"year": RangeFilter(gte="")}, "'year' holds integer values"),
+    ({"year": [2000, 20.5]}, "'year' holds integer values"),
+    ({"topic": 5}, "'topic' holds string values: give a string"),
+    ({"topic": True}, "'topic' holds string values"),
+])
+def test_filter_values_must_fit_the_field_type(filters, message):
+    with pytest.raises(FilterError, match=message) as info:
+        filter_clauses(filters, filterable_fields(PROPS))
+    assert info.value.field == f"filters.{next(iter(filters))}"
+
+
+def test_integral_floats_are_integers():
+    assert filter_clauses({"year": 2000.0}, filterable_fields(PROPS)) == [{"term": {"metadata.year": 2000}}]
 
 
 def test_filter_clauses_term_terms_range():

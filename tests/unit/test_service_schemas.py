@@ -48,9 +48,15 @@ def test_limits_from_settings():
         ({"query": "q" * 11}, "query"),
         ({"query": "q", "top_k": 21}, "top_k"),
         ({"query": "q", "candidates": 51}, "candidates"),
-        ({"query": "q", "from": 25, "top_k": 10}, "from"),
     ]:
         with pytest.raises(LimitError) as info:
             check_limits(SearchRequest.model_validate(body), settings)
         assert info.value.field == field
-    check_limits(SearchRequest.model_validate({"query": "q", "from": 20, "top_k": 10}), settings)
+    check_limits(SearchRequest.model_validate({"query": "q", "from": 25, "top_k": 10}), settings)  # a short page
+
+
+def test_integral_floats_are_integers_and_strings_are_not():
+    assert SearchRequest.model_validate_json('{"query": "q", "top_k": 248.0}', strict=True).top_k == 248
+    for bad in ('{"query": "q", "top_k": 248.5}', '{"query": "q", "top_k": "248"}', '{"query": "q", "filters": {"a": []}}'):
+        with pytest.raises(ValidationError):
+            SearchRequest.model_validate_json(bad, strict=True)
