@@ -154,7 +154,7 @@ def test_get_search(client):
         (json.dumps({"query": "q", "top_k": 1000}).encode(), "top_k"),
         (json.dumps({"query": "q", "candidates": 100000}).encode(), "candidates"),
         (json.dumps({"query": "q", "filters": {"colour": "red"}}).encode(), "filters.colour"),
-        (json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(), "filters"),
+        (json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(), "filters.year"),  # checked against the type
         (json.dumps({"top_k": 3}).encode(), "query"),
         (json.dumps({"query": "q", "filters": {"year": {}}}).encode(), "filters.year"),
         (json.dumps({"query": "q", "filters": {"year": {"gte": 1, "near": 2}}}).encode(), "filters.year"),
