@@ -6,7 +6,8 @@ table, checked by a test that walks this tree), and the CLI prints the message o
 :class:`RRSError` as one line and exits non-zero. The branches say whose fault it is::
 
     RRSError
-    ├── InvalidRequest        the caller's mistake (HTTP 400): LimitError, FilterError, SearchRejected
+    ├── InvalidRequest        the caller's mistake (HTTP 400): LimitError, FilterError, SearchRejected,
+    │                         InputTooLong (413)
     ├── IndexMissing          the named alias or index does not exist (HTTP 404)
     ├── BackendUnavailable    Elasticsearch is down, slow or failing (HTTP 503 + Retry-After)
     │   ├── ClusterUnavailable    no cluster configured or reachable
@@ -62,6 +63,14 @@ class SearchRejected(InvalidRequest):
     """Elasticsearch refused a search as malformed (for us: a filter of the wrong type)."""
 
     field = "filters"
+
+
+class InputTooLong(InvalidRequest):
+    """A (query, text) pair is longer than the model takes and the caller asked not to truncate."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class IndexMissing(RRSError, LookupError):

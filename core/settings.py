@@ -213,6 +213,20 @@ class RerankSettings(BaseModel):
     rerank_max_batch_pairs: int = Field(default=512, ge=1, description="Most pairs merged into one micro-batch round.")
     rerank_max_queue_pairs: int = Field(default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped).")
     torch_threads: int | None = Field(default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores.")
+    reranker_url: str | None = Field(
+        default=None, description="A text-embeddings-inference-compatible /rerank server (`rrs serve --role reranker`, "
+        "or TEI) to send pairs to instead of loading RRS_CROSS_ENCODER here.",
+    )
+    reranker_api_key: SecretStr | None = Field(default=None, description="Bearer key for RRS_RERANKER_URL, if it wants one.")
+    rerank_api_max_texts: int = Field(default=1000, ge=1, description="Most texts one POST /rerank may rank.")
+    rerank_api_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest POST /rerank body.")
+
+    @field_validator("reranker_url")
+    @classmethod
+    def _reranker_url_has_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else None
 
 
 class ServeSettings(BaseModel):
@@ -225,6 +239,9 @@ class ServeSettings(BaseModel):
     search_log_queue_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024,
         description="Search-log records waiting to be written (kept while Elasticsearch is down); past it new ones are dropped.",
+    )
+    serve_role: Literal["search", "reranker"] = Field(
+        default="search", description="search: the whole API; reranker: only /rerank (no Elasticsearch, no bi-encoder).",
     )
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)

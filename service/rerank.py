@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from core.settings import Settings
 from service.batching import MicroBatcher, Pair
 
@@ -90,7 +90,7 @@ class CrossEncoderReranker:
         if wait_ms is None:
             wait_ms = 2.0 if device.startswith("cuda") else 0.0
         self.batcher = MicroBatcher(
-            self.score_pairs,
+            self.logits_pairs,  # raw; each request applies the activation it wants
             max_wait_s=wait_ms / 1000.0,
             max_batch_pairs=settings.rerank_max_batch_pairs,
             max_queue_pairs=settings.rerank_max_queue_pairs,
@@ -106,7 +106,19 @@ class CrossEncoderReranker:
         )
 
     def score_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
-        """Scores for ``pairs`` in input order (higher = more relevant)."""
+        """Scores for ``pairs`` in input order (higher = more relevant), as ``CrossEncoder.predict`` gives them."""
+        return self.activate(self.logits_pairs(pairs, keep_going))
+
+    def activate(self, logits: Sequence[float]) -> list[float]:
+        """The model's own activation (sigmoid for most one-label rerankers) over raw logits."""
+        import torch
+
+        if not len(logits):
+            return []
+        return self._activation(torch.tensor(list(logits), dtype=torch.float32)).reshape(-1).tolist()
+
+    def logits_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
+        """Raw logits for ``pairs`` in input order (``raw_scores`` of the /rerank API)."""
         if not pairs:
             return []
         encoded = self.tokenize(pairs)
@@ -130,12 +142,10 @@ class CrossEncoderReranker:
 
         if self._onnx is not None:
             feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in self._onnx_inputs}
-            logits = self._onnx.run(None, feed)[0]
-            return self._activation(torch.from_numpy(logits).float()).reshape(-1).numpy()
+            return np.asarray(self._onnx.run(None, feed)[0], dtype=np.float32).reshape(-1)
         with torch.inference_mode():
             features = {k: v.to(self.device) for k, v in features.items()}
-            logits = self.model.model(**features).logits.float()
-            return self._activation(logits).reshape(-1).cpu().numpy()
+            return self.model.model(**features).logits.float().reshape(-1).cpu().numpy()
 
     # --- serving (through the batcher, with a budget) --------------------------------
     @property
@@ -152,8 +162,8 @@ class CrossEncoderReranker:
             budget_s=budget_s,
         )
 
-    def rerank(self, query: str, passages: Sequence[str], *, budget_s: float) -> list[float]:
-        """Scores of ``passages`` for ``query`` within ``budget_s`` seconds.
+    def rerank(self, query: str, passages: Sequence[str], *, budget_s: float, raw: bool = False) -> list[float]:
+        """Scores of ``passages`` for ``query`` within ``budget_s`` seconds (raw logits with ``raw``).
 
         Raises :class:`RerankTimeout` past the budget and :class:`RerankOverloaded` when the
         queue cannot take the pairs; the caller then keeps the fused order.
@@ -164,10 +174,40 @@ class CrossEncoderReranker:
         except QueueFull as exc:
             raise RerankOverloaded(str(exc)) from exc
         try:
-            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            logits = future.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout as exc:
             future.cancel()
             raise RerankTimeout(f"rerank took longer than {budget_s * 1000:.0f} ms") from exc
+        return list(logits) if raw else self.activate(logits)
+
+    def rank(self, query: str, texts: Sequence[str], *, budget_s: float, raw: bool = False, truncate: bool = True,
+             direction: str = "right") -> list[float]:
+        """Scores of ``texts`` in input order, with the options of the /rerank API.
+
+        ``truncate=False`` refuses a pair longer than the model takes (:class:`InputTooLong`);
+        ``direction="left"`` keeps a long text's end instead of its start."""
+        if not truncate:
+            for index, length in enumerate(self.pair_lengths(query, texts)):
+                if length > self.max_length:
+                    raise InputTooLong(f"texts[{index}] with the query is {length} tokens; the model takes "
+                                       f"{self.max_length} (send truncate: true to cut it)", field="texts")
+        elif direction == "left":
+            texts = [self.keep_tail(query, text) for text in texts]
+        return self.rerank(query, texts, budget_s=budget_s, raw=raw)
+
+    def pair_lengths(self, query: str, texts: Sequence[str]) -> list[int]:
+        """Tokens of each (query, text) pair, special tokens included, before truncation."""
+        encoded = self.tokenizer([query] * len(texts), list(texts), truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def keep_tail(self, query: str, text: str) -> str:
+        """``text`` cut from the left so the pair fits ``max_length`` (left truncation)."""
+        room = self.max_length - len(self.tokenizer(query, add_special_tokens=True)["input_ids"]) - 1
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if room <= 0 or len(offsets) <= room:
+            return text
+        return text[offsets[-room][0]:]
 
     def close(self) -> None:
         self.batcher.close()

@@ -193,3 +193,95 @@ def check_limits(request: SearchRequest, settings) -> None:
         raise LimitError("top_k", f"top_k must be <= {settings.max_top_k}")
     if request.candidates is not None and request.candidates > settings.max_candidates:
         raise LimitError("candidates", f"candidates must be <= {settings.max_candidates}")
+
+
+# --- POST /rerank: text-embeddings-inference's request, and Cohere's ------------------------
+
+
+class CohereDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class RerankRequest(BaseModel):
+    """``POST /rerank``: rank ``texts`` (TEI) or ``documents`` (Cohere) for ``query``; no retrieval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
+    texts: list[str] | None = Field(default=None, min_length=1, description="TEI: the texts to rank.")
+    documents: list[str | CohereDocument] | None = Field(
+        default=None, min_length=1, description="Cohere: the texts to rank (strings or {\"text\": ...}).")
+    raw_scores: bool = Field(default=False, description="Logits instead of the model's activation (sigmoid).")
+    return_text: bool = Field(default=False, description="TEI: include each text in its rank.")
+    truncate: bool | None = Field(
+        default=None, description="Cut pairs longer than the model takes; default false for texts (as TEI), "
+        "true for documents (as Cohere). False and too long: 413.")
+    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    top_n: int | None = Field(default=None, ge=1, description="Only the best n (Cohere; TEI answers all).")
+    return_documents: bool = Field(default=False, description="Cohere: include each document in its result.")
+    model: str | None = Field(default=None, description="Cohere clients name a model; the served one answers.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_list(cls, data: Any) -> Any:
+        data = integral_floats(data, ("top_n",))
+        if isinstance(data, dict):
+            given = [name for name in ("texts", "documents") if name in data]
+            if len(given) != 1:
+                raise ValueError("give either texts (TEI) or documents (Cohere)")
+            if data[given[0]] is None:
+                raise ValueError(f"{given[0]} must be a list")
+        return data
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain non-space characters")
+        return value
+
+    @property
+    def items(self) -> list[str]:
+        if self.texts is not None:
+            return self.texts
+        return [d if isinstance(d, str) else d.text for d in self.documents or []]
+
+    @property
+    def cohere(self) -> bool:
+        return self.documents is not None
+
+    @property
+    def should_truncate(self) -> bool:
+        return self.truncate if self.truncate is not None else self.cohere
+
+
+class Rank(BaseModel):
+    """TEI's answer: one per text, best first."""
+
+    index: int
+    score: float
+    text: str | None = None
+
+
+class CohereResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: CohereDocument | None = None
+
+
+class CohereRerankResponse(BaseModel):
+    """Cohere's answer: ``results`` best first (``top_n`` of them)."""
+
+    id: str
+    results: list[CohereResult]
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_rerank_limits(request: RerankRequest, settings) -> None:
+    """Limits that come from the settings."""
+    if len(request.query) > settings.max_query_chars:
+        raise LimitError("query", f"query is longer than {settings.max_query_chars} characters")
+    if len(request.items) > settings.rerank_api_max_texts:
+        field = "documents" if request.cohere else "texts"
+        raise LimitError(field, f"{field} holds more than {settings.rerank_api_max_texts} items")

@@ -22,17 +22,20 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from core.errors import IndexMissing, IndexModelMismatch, LimitError, StartupError
 from core.settings import Settings, get_settings
 from service.http.auth import configured_keys, key_is_valid, presented_key
-from service.http.errors import ApiError, to_api_error
+from service.http.errors import ApiError, to_api_error, validation_error
 from service.http.metrics import Metrics
 from service.http.openapi import build_openapi
+from service.http.ranking import ranking
 from service.http.web import PAGE_PATHS, web
 from service.pipeline import SearchPipeline
 from service.schemas import Readiness, SearchRequest, check_limits
 from service.search_log import SearchLogWriter
 
 log = logging.getLogger("rrs.service")
-api = Blueprint("api", __name__)
-OPEN_PATHS = {"/healthz", *PAGE_PATHS}  # the search page is public; its /search calls carry the key
+api = Blueprint("api", __name__)  # the search side: /search, /readyz
+common = Blueprint("common", __name__)  # every role: /healthz, /metrics, /openapi.json, /info
+pool = Blueprint("pool", __name__)  # the reranker role's /readyz
+OPEN_PATHS = {"/healthz", "/health", *PAGE_PATHS}  # the search page is public; its /search calls carry the key
 UNSET = object()
 
 
@@ -41,35 +44,45 @@ UNSET = object()
 
 def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, reranker=UNSET) -> Flask:
     """Build the app. ``es``, ``bi_encoder`` and ``reranker`` may be passed in (tests share
-    loaded models); otherwise they are made from ``settings`` (default: the environment)."""
+    loaded models); otherwise they are made from ``settings`` (default: the environment).
+
+    ``RRS_SERVE_ROLE=reranker`` builds only the ranking side (``/rerank``, no Elasticsearch,
+    no bi-encoder): the GPU pool that CPU search front ends reach with ``RRS_RERANKER_URL``."""
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     metrics = Metrics()
-    es = es if es is not None else _client(settings)
-    bi_encoder = bi_encoder if bi_encoder is not None else _bi_encoder(settings)
     reranker_problem = None
     if reranker is UNSET:
         reranker, reranker_problem = _reranker(settings)
-    if reranker is not None:
+    if getattr(reranker, "batcher", None) is not None:
         reranker.batcher.on_round = lambda pairs, _s: metrics.rerank_batch_pairs.observe(pairs)
-    pipeline = SearchPipeline(settings, es, bi_encoder, reranker, metrics=metrics)
-    _check_index(pipeline, settings)
-    app.extensions["rrs"] = {
-        "settings": settings,
-        "pipeline": pipeline,
-        "metrics": metrics,
-        "keys": configured_keys(settings),
-        "reranker_problem": reranker_problem,
-        "search_log": SearchLogWriter(
-            es, settings.search_log_index, max_queue_bytes=settings.search_log_queue_bytes,
-            on_drop=lambda n: metrics.search_log_dropped.inc(n),
-        ) if settings.search_log_enabled else None,
-        "allowed_indexes": {settings.index_alias, *_split(settings.allowed_indexes)},
+    state = app.extensions["rrs"] = {
+        "settings": settings, "metrics": metrics, "keys": configured_keys(settings),
+        "reranker": reranker, "reranker_problem": reranker_problem,
     }
-    app.register_blueprint(api)
-    app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
+    if settings.serve_role == "search":
+        es = es if es is not None else _client(settings)
+        bi_encoder = bi_encoder if bi_encoder is not None else _bi_encoder(settings)
+        pipeline = SearchPipeline(settings, es, bi_encoder, reranker, metrics=metrics)
+        _check_index(pipeline, settings)
+        state.update(
+            pipeline=pipeline,
+            search_log=SearchLogWriter(
+                es, settings.search_log_index, max_queue_bytes=settings.search_log_queue_bytes,
+                on_drop=lambda n: metrics.search_log_dropped.inc(n),
+            ) if settings.search_log_enabled else None,
+            allowed_indexes={settings.index_alias, *_split(settings.allowed_indexes)},
+        )
+        app.register_blueprint(api)
+        app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
+    else:
+        if reranker is None:
+            raise StartupError(f"--role reranker needs a cross-encoder: {reranker_problem or 'RRS_RERANK_ENABLED is false'}")
+        app.register_blueprint(pool)
+    app.register_blueprint(common)
+    app.register_blueprint(ranking)  # POST /rerank (service/http/ranking.py)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -105,6 +118,13 @@ def _reranker(settings: Settings):
         return None, None
     from core.errors import RerankerUnavailable
     from service.rerank import load_reranker
+
+    if settings.reranker_url and settings.serve_role == "search":
+        from service.remote_rerank import RemoteReranker
+
+        key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
+        remote = RemoteReranker(settings.reranker_url, pool_size=settings.serve_threads, api_key=key)
+        return remote, None  # a pool that is down degrades searches; /readyz says so
 
     try:
         return load_reranker(settings.cross_encoder, settings), None
@@ -185,7 +205,8 @@ def _http_error(exc: HTTPException):
 # --- routes -----------------------------------------------------------------------------
 
 
-@api.get("/healthz")
+@common.get("/healthz")
+@common.get("/health")  # text-embeddings-inference's name, which its clients probe
 def healthz():
     return jsonify({"status": "ok"})
 
@@ -211,34 +232,58 @@ def readyz():
         problems.append(f"Elasticsearch not ready: {_describe(exc)}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
+    pool_problem = pipeline.reranker.problem() if hasattr(pipeline.reranker, "problem") else None
+    if pool_problem:  # searches are served, in the fused order, until the pool answers
+        problems.append(pool_problem)
     models = pipeline.models
     ready = reachable and present and readable and not mismatch
     body = Readiness(
         ready=ready, elasticsearch=reachable, index=settings.index_alias, index_present=present,
         bi_encoder=models.bi_encoder, cross_encoder=models.cross_encoder,
-        reranker_loaded=pipeline.reranker is not None, rerank_enabled=settings.rerank_enabled, problems=problems,
+        reranker_loaded=pipeline.reranker is not None and not pool_problem, rerank_enabled=settings.rerank_enabled,
+        problems=problems,
     )
     return jsonify(body.model_dump()), 200 if ready else 503
 
 
-@api.get("/metrics")
+@common.get("/metrics")
 def metrics():
     state = _state()
-    reranker = state["pipeline"].reranker
+    reranker = state["reranker"]
     state["metrics"].rerank_queue_pairs.set(reranker.queued_pairs if reranker is not None else 0)
     return Response(state["metrics"].render(), mimetype="text/plain; version=0.0.4")
 
 
-@api.get("/openapi.json")
+@common.get("/openapi.json")
 def openapi():
     state = _state()
-    settings, pipeline = state["settings"], state["pipeline"]
-    try:
-        fields = pipeline.index_info(settings.index_alias).filter_fields
-    except Exception:  # noqa: BLE001 -- missing or unreachable: the document says no filter applies
-        fields = None
+    settings, pipeline = state["settings"], state.get("pipeline")
+    fields = None
+    if pipeline is not None:
+        try:
+            fields = pipeline.index_info(settings.index_alias).filter_fields
+        except Exception:  # noqa: BLE001 -- missing or unreachable: the document says no filter applies
+            fields = None
     return jsonify(build_openapi(settings, auth=bool(state["keys"]), filter_fields=fields,
-                                 indexes=sorted(state["allowed_indexes"])))
+                                 indexes=sorted(state.get("allowed_indexes", ())), role=settings.serve_role))
+
+
+@common.get("/info")
+def info():
+    """What this process serves (the shape of text-embeddings-inference's ``/info``)."""
+    state = _state()
+    reranker = state["reranker"]
+    return jsonify({"model_id": reranker.name if reranker is not None else None,
+                    "model_type": "reranker" if state["settings"].serve_role == "reranker" else "search",
+                    "max_input_length": getattr(reranker, "max_length", None),
+                    "backend": getattr(reranker, "backend", None)})
+
+
+@pool.get("/readyz")
+def pool_readyz():
+    state = _state()
+    reranker = state["reranker"]
+    return jsonify({"ready": True, "reranker_loaded": True, "cross_encoder": reranker.name, "problems": []}), 200
 
 
 @api.route("/search", methods=["GET", "POST"])
@@ -303,25 +348,7 @@ def _parse_search_request() -> SearchRequest:
             return SearchRequest.model_validate_strings(params)
         return SearchRequest.model_validate_json(request.get_data() or b"", strict=True)
     except ValidationError as exc:
-        raise _validation_error(exc) from exc
-
-
-def _validation_error(exc: ValidationError) -> ApiError:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    if loc[:1] == ["filters"]:
-        loc = loc[:2]  # filters.<field>; what follows names union members (str, int, RangeFilter, ...)
-    field = ".".join(loc) or "body"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = f"unknown field {field!r}"
-    elif first["type"] == "json_invalid":
-        message = f"body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
-    elif first["type"] in ("model_type", "model_attributes_type") and not loc:
-        message = "body must be a JSON object"
-    elif first["type"] == "missing":
-        message = f"{field} is required"
-    return ApiError(400, "invalid_request", f"{field}: {message}" if loc else message, field)
+        raise validation_error(exc) from exc
 
 
 def _request_record(req: SearchRequest, settings: Settings) -> dict:

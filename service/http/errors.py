@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError as ElasticsearchApiError
+from pydantic import ValidationError
 
 from core.errors import (
     BackendUnavailable,
     IndexMissing,
     IndexModelMismatch,
+    InputTooLong,
     InvalidRequest,
     RerankError,
     RRSError,
@@ -55,6 +57,7 @@ HTTP_ERRORS: dict[type[RRSError], HttpError] = {
     InvalidRequest: HttpError(400, "invalid_request"),
     # Our words, not Elasticsearch's: its reason names concrete indexes and internals (logged instead).
     SearchRejected: HttpError(400, "invalid_request", lambda _exc: REJECTED_MESSAGE),
+    InputTooLong: HttpError(413, "input_too_long"),
     IndexMissing: HttpError(404, "index_not_found"),
     BackendUnavailable: HttpError(503, "search_backend_unavailable", lambda _exc: BACKEND_MESSAGE, retry=True),
     IndexModelMismatch: HttpError(503, "index_model_mismatch", retry=True),  # ours: serve the right model or reindex
@@ -82,3 +85,22 @@ def to_api_error(exc: Exception, *, retry_after_s: int) -> ApiError | None:
         entry.status, entry.error, entry.message(exc), getattr(exc, "field", None),
         headers=headers if entry.retry else None,
     )
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """A request the models refuse, as a 400 naming the first field at fault."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc[:1] == ["filters"]:
+        loc = loc[:2]  # filters.<field>; what follows names union members (str, int, RangeFilter, ...)
+    field = ".".join(loc) or "body"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif first["type"] == "json_invalid":
+        message = f"body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    elif first["type"] in ("model_type", "model_attributes_type") and not loc:
+        message = "body must be a JSON object"
+    elif first["type"] == "missing":
+        message = f"{field} is required"
+    return ApiError(400, "invalid_request", f"{field}: {message}" if loc else message, field)

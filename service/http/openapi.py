@@ -5,7 +5,15 @@ from __future__ import annotations
 from pydantic.json_schema import models_json_schema
 
 from service.retrieval import INTEGER_RANGES, value_kind
-from service.schemas import ErrorResponse, Readiness, SearchRequest, SearchResponse
+from service.schemas import (
+    CohereRerankResponse,
+    ErrorResponse,
+    Rank,
+    Readiness,
+    RerankRequest,
+    SearchRequest,
+    SearchResponse,
+)
 
 # GET /search takes the scalar fields of SearchRequest as query parameters (q is `query`).
 GET_PARAMS = [("q", "query", True), ("top_k", "top_k", False), ("candidates", "candidates", False),
@@ -79,20 +87,34 @@ def _json(name: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
 
 
+def _rerank_request_schema(schema: dict, settings) -> dict:
+    """RerankRequest's schema: exactly one of texts/documents (a list, never null), and the limits."""
+    props = schema["properties"]
+    props["query"]["maxLength"] = settings.max_query_chars
+    for name in ("texts", "documents"):
+        listed = next(branch for branch in props[name]["anyOf"] if branch.get("type") == "array")
+        props[name] = {**listed, "maxItems": settings.rerank_api_max_texts, "description": props[name].get("description", "")}
+    schema["oneOf"] = [{"required": ["texts"]}, {"required": ["documents"]}]
+    return schema
+
+
 def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None = None,
-                  indexes: list[str] | None = None) -> dict:
+                  indexes: list[str] | None = None, role: str = "search") -> dict:
     """The OpenAPI 3.1 document of this server: the request models with the limits of its
     settings and the filters of its default index, so every request the document allows is
-    one the server accepts, and every one it refuses is refused (checked by schemathesis)."""
+    one the server accepts, and every one it refuses is refused (checked by schemathesis).
+    A ``reranker`` role documents only what it serves (no /search)."""
     max_body_bytes = settings.max_request_bytes
     _, defs = models_json_schema(
         [(SearchRequest, "validation"), (SearchResponse, "serialization"), (ErrorResponse, "serialization"),
-         (Readiness, "serialization")],
+         (Readiness, "serialization"), (RerankRequest, "validation"), (Rank, "serialization"),
+         (CohereRerankResponse, "serialization")],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs["$defs"]
     request_schema = _search_request_schema(schemas["SearchRequest"], settings, filter_fields,
                                             indexes or [settings.index_alias])
+    _rerank_request_schema(schemas["RerankRequest"], settings)
     errors = {
         "400": _json("ErrorResponse", "Invalid request; `field` names the culprit."),
         "404": _json("ErrorResponse", "Unknown index or alias."),
@@ -102,6 +124,21 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
     if auth:
         errors["401"] = _json("ErrorResponse", "Missing or invalid API key.")
     ok = _json("SearchResponse", "Ranked hits with per-stage ranks, scores and timings.")
+    rerank_errors = {
+        "400": errors["400"],
+        "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes, or a pair longer "
+                     "than the model takes with truncate false."),
+        "503": _json("ErrorResponse", "No reranker loaded, or it is overloaded or past its time budget."),
+        **({"401": errors["401"]} if auth else {}),
+    }
+    rerank_operation = {
+        "summary": "Rank texts for a query (text-embeddings-inference's /rerank; Cohere's documents/top_n)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RerankRequest")}}},
+        "responses": {"200": {"description": "TEI: [{index, score, text?}] best first; Cohere: {results}",
+                              "content": {"application/json": {"schema": {"oneOf": [
+                                  {"type": "array", "items": _ref("Rank")}, _ref("CohereRerankResponse")]}}}},
+                      **rerank_errors},
+    }
     spec: dict = {
         "openapi": "3.1.0",
         "info": {"title": "rrsearch", "version": "1", "description": "Retrieve & Re-Rank search on Elasticsearch."},
@@ -120,8 +157,15 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                     "responses": {"200": ok, **errors},
                 },
             },
+            "/rerank": {"post": {**rerank_operation, "operationId": "rerank"}},
+            "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
             "/healthz": {"get": {"summary": "The process is up", "operationId": "healthz", "security": [],
                                  "responses": {"200": {"description": "Up"}}}},
+            "/health": {"get": {"summary": "The process is up (TEI's name)", "operationId": "health",
+                                "security": [], "responses": {"200": {"description": "Up"}}}},
+            "/info": {"get": {"summary": "The model this process serves", "operationId": "info",
+                              "responses": {"200": {"description": "model_id, model_type, max_input_length",
+                                                    "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/readyz": {"get": {"summary": "Elasticsearch reachable, index present, models loaded",
                                 "operationId": "readyz",
                                 "responses": {"200": _json("Readiness", "Ready"), "503": _json("Readiness", "Not ready")}}},
@@ -134,6 +178,11 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
         },
         "components": {"schemas": schemas},
     }
+    if role == "reranker":
+        del spec["paths"]["/search"]
+        spec["paths"]["/readyz"] = {"get": {"summary": "The reranker is loaded", "operationId": "readyz",
+                                            "responses": {"200": {"description": "Ready",
+                                                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}}
     if auth:
         spec["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer"},

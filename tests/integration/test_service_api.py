@@ -283,7 +283,8 @@ def test_readyz_metrics_openapi(client):
     spec = client.get("/openapi.json").get_json()
     validate(spec)
     assert "SearchRequest" in spec["components"]["schemas"]
-    assert set(spec["paths"]) == {"/search", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+    assert set(spec["paths"]) == {"/search", "/rerank", "/v1/rerank", "/healthz", "/health", "/info", "/readyz",
+                                  "/metrics", "/openapi.json"}
 
 
 def test_search_log_records_arrive(client, es, log_index):
