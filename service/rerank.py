@@ -238,11 +238,17 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
         device = "cpu"
     if device == "cpu":
         torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    local = Path(name_or_path).exists()
+    # Offline, the hub client retries for about a minute before giving up: probe once, and
+    # then only a cached copy can load (at once, or not at all).
+    cached_only = not local and not hub_reachable()
     try:
-        model = CrossEncoder(name_or_path, device=device)
+        model = CrossEncoder(name_or_path, device=device, local_files_only=cached_only)
     except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the operator
-        hint = "" if Path(name_or_path).exists() else (
-            " (not a local folder; a hub name needs network access or a cached copy)"
+        hint = "" if local else (
+            " (the model hub is not reachable and there is no cached copy; set RRS_CROSS_ENCODER to a local "
+            "model folder, e.g. one made by `rrs train-reranker`)" if cached_only
+            else " (not a local folder; a hub name needs network access or a cached copy)"
         )
         raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
     if model.num_labels != 1:
@@ -264,6 +270,24 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     else:
         reranker.dtype = "int8" if "qint8" in settings.rerank_onnx_file else "fp32"
     return reranker
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """One quick look at the model hub (none at all when HF_HUB_OFFLINE says so)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _label(name_or_path: str) -> str:

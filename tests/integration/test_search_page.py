@@ -330,6 +330,7 @@ def test_degraded_search_is_shown(page, page_settings, es, bi_encoder):
         page.goto(url + "/")
         search_on_page(page, "compost and tomato leaves")
         expect(page.locator("#badges")).to_contain_text("degraded: reranker_unavailable")
+        expect(page.locator("#badges")).to_contain_text("set RRS_CROSS_ENCODER to a local model folder")
         expect(page.locator("#badges")).to_contain_text("not reranked")
         assert set(cells(page, "rerank", "rank")) == {NO_VALUE}
         assert NO_VALUE not in cells(page, "fused", "rank")

@@ -94,3 +94,18 @@ def test_export_onnx_command_reports_fusion_and_differences(tiny_cross_encoder_d
     assert result.output.count("wrote ") == 2
     missing = CliRunner().invoke(export_onnx_command, [str(tmp_path)])
     assert missing.exit_code == 2 and "no config.json" in missing.output
+
+
+def test_an_unreachable_hub_fails_at_once_with_what_to_do(monkeypatch):
+    """Offline, a hub name must not spend a minute in retries: one probe, then the cache only."""
+    from huggingface_hub import constants
+
+    from core.settings import Settings
+    from rrs.local_node import first_free_port
+    from service.rerank import hub_reachable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{first_free_port(39_900)}")  # nothing listens
+    assert hub_reachable() is False
+    with pytest.raises(RerankerUnavailable, match="not reachable and there is no cached copy; set RRS_CROSS_ENCODER"):
+        load_reranker("someone/not-cached-anywhere", Settings(device="cpu"))

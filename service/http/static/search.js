@@ -121,6 +121,13 @@
 
   function badge(text, kind) { return el("span", text, "badge " + kind); }
 
+  // What an operator can do about a degraded answer (shown under the badges, as text).
+  const DEGRADED_HINTS = {
+    reranker_unavailable: "No reranker is loaded: set RRS_CROSS_ENCODER to a local model folder " +
+      "(one made by `rrs train-reranker`, or a downloaded cross-encoder) and restart; /readyz says why it did not load.",
+    rerank_failed: "The reranker failed on this search; the service log has the error.",
+  };
+
   function showSummary(data) {
     const badges = $("badges");
     badges.replaceChildren();
@@ -132,6 +139,7 @@
       badges.appendChild(badge("not reranked", "off"));
     }
     if (data.degraded) badges.appendChild(badge("degraded: " + data.degraded, "warn"));
+    if (data.degraded && DEGRADED_HINTS[data.degraded]) badges.appendChild(el("p", DEGRADED_HINTS[data.degraded], "hint"));
     if (data.cached) badges.appendChild(badge("cached window", "info"));
     badges.appendChild(badge("index " + data.index, "info"));
 
