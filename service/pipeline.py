@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -26,6 +26,7 @@ from core.errors import IndexMissing, IndexModelMismatch, RerankOverloaded, Rera
 from core.passage import passage_text
 from core.settings import Settings
 from service import fusion
+from service.blend import BlendConfig, blend
 from service.retrieval import (
     Candidate,
     bm25_body,
@@ -35,7 +36,7 @@ from service.retrieval import (
     msearch,
     parse_fields,
 )
-from service.schemas import Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
+from service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
 from service.window_cache import WindowCache, window_key
 
 log = logging.getLogger("rrs.search")
@@ -100,17 +101,19 @@ class SearchPipeline:
         info = self.index_info(index)
         clauses = filter_clauses(request.filters, info.filter_fields)
         depth = request.candidates or self.settings.default_candidates
+        blending = self.blend_config(request)
         key = window_key(
             query=request.query, mode=request.mode, fusion=request.fusion.model_dump(), filters=clauses,
             depth=depth, collapse=request.collapse, highlight=request.highlight, rerank=request.rerank,
             version=info.version, models=self.models.model_dump(), rerank_enabled=self.settings.rerank_enabled,
+            blend=asdict(blending),
         )
         window = self.windows.get(key)
         if window is not None and window.degraded and request.from_ == 0:
             window = None  # a first page retries a degraded window; later pages keep it (stable paging)
         cached = window is not None
         if window is None:
-            window = self._compute_window(request, index, clauses, depth)
+            window = self._compute_window(request, index, clauses, depth, blending)
             self.windows.put(key, window, size=window_bytes(window.hits))
         timings = Timings() if cached else window.timings.model_copy()
         timings.total = _ms(started)
@@ -126,8 +129,19 @@ class SearchPipeline:
             reranked_count=window.reranked_count,
             degraded=window.degraded,
             cached=cached,
+            blend=Blend(weight=blending.weight, depth=window.reranked_count,
+                        normalization=blending.normalization) if window.reranked else None,
             timings_ms=timings,
             models=self.models,
+        )
+
+    def blend_config(self, request: SearchRequest) -> BlendConfig:
+        """The request's blend, filled in from the reranker's calibration (then plain rerank)."""
+        calibrated = getattr(self.reranker, "calibration", None) or BlendConfig()
+        return BlendConfig(
+            weight=request.rerank_weight if request.rerank_weight is not None else calibrated.weight,
+            depth=request.rerank_depth or calibrated.depth,
+            normalization=request.rerank_normalization or calibrated.normalization,
         )
 
     def index_info(self, index: str, *, fresh: bool = False) -> IndexInfo:
@@ -158,7 +172,8 @@ class SearchPipeline:
         return info
 
     # --- stages -----------------------------------------------------------------------
-    def _compute_window(self, request: SearchRequest, index: str, clauses: list[dict], depth: int) -> Window:
+    def _compute_window(self, request: SearchRequest, index: str, clauses: list[dict], depth: int,
+                        blending: BlendConfig) -> Window:
         timings = Timings()
         lists, candidates = self._retrieve(request, index, clauses, depth, timings)
 
@@ -167,15 +182,15 @@ class SearchPipeline:
         timings.fuse = _ms(started)
 
         started = time.perf_counter()
-        rerank_scores, degraded = self._rerank(request, fused, candidates)
+        rerank_scores, degraded = self._rerank(request, fused, candidates, blending.depth)
         timings.rerank = _ms(started) if request.rerank else 0.0
 
-        ranked = self._order(fused, rerank_scores)
+        ranked = self._order(fused, rerank_scores, blending)
         if request.collapse:
             ranked = self._collapse(ranked, candidates)
         positions = {name: _positions(ranked_list) for name, ranked_list in lists.items()}
         positions["fused"] = _positions(fused)
-        hits = [self._hit(candidates[doc], score, positions, rerank) for doc, score, rerank in ranked]
+        hits = [self._hit(candidates[doc], score, positions, rerank, blended) for doc, score, rerank, blended in ranked]
         if self.metrics is not None and degraded:
             self.metrics.degraded.labels(reason=degraded).inc()
         return Window(
@@ -226,8 +241,8 @@ class SearchPipeline:
         k = method.k or self.settings.rrf_k
         return fusion.rrf({name: [doc for doc, _ in ranked] for name, ranked in lists.items()}, k=k)
 
-    def _rerank(self, request, fused, candidates) -> tuple[list[float] | None, str | None]:
-        """Cross-encoder scores of the first ``n`` fused candidates, or None and why not."""
+    def _rerank(self, request, fused, candidates, wanted: int | None) -> tuple[list[float] | None, str | None]:
+        """Cross-encoder scores of the first ``wanted`` fused candidates, or None and why not."""
         if not request.rerank:
             return None, None
         if not self.settings.rerank_enabled:
@@ -237,7 +252,8 @@ class SearchPipeline:
         if not fused:
             return [], None
         budget_s = self.settings.rerank_timeout_ms / 1000.0
-        depth = self.reranker.plan_depth(len(fused), budget_s)
+        asked = min(wanted or len(fused), len(fused))
+        depth = self.reranker.plan_depth(asked, budget_s)
         if depth == 0:
             return None, "rerank_overloaded"
         passages = [passage_text(candidates[doc].source) for doc, _ in fused[:depth]]
@@ -250,20 +266,27 @@ class SearchPipeline:
         except Exception:  # any other failure of the model (or its server): serve the fused order
             log.exception("rerank failed; serving the fused order")
             return None, "rerank_failed"
-        return scores, ("rerank_depth_reduced" if depth < len(fused) else None)
+        return scores, ("rerank_depth_reduced" if depth < asked else None)
 
     @staticmethod
-    def _order(fused, rerank_scores) -> list[tuple[str, float, StageScore | None]]:
-        """Reranked candidates by their scores (ties keep fused order), then the rest fused."""
+    def _order(fused, rerank_scores, blending: BlendConfig) -> list[tuple[str, float, StageScore | None, StageScore | None]]:
+        """Reranked candidates by their final score (ties keep fused order), then the rest fused.
+
+        The final score is the cross-encoder's (weight 1), or its blend with the fused score."""
         if rerank_scores is None:
-            return [(doc, score, None) for doc, score in fused]
+            return [(doc, score, None, None) for doc, score in fused]
         n = len(rerank_scores)
-        head = sorted(range(n), key=lambda i: -rerank_scores[i])  # stable: ties keep fused order
+        ce_rank = {i: rank for rank, i in enumerate(sorted(range(n), key=lambda i: -rerank_scores[i]), start=1)}
+        plain = blending.weight >= 1.0
+        final = list(rerank_scores) if plain else blend(
+            [score for _, score in fused[:n]], rerank_scores, weight=blending.weight, normalization=blending.normalization)
+        head = sorted(range(n), key=lambda i: -final[i])  # stable: ties keep fused order
         ranked = [
-            (fused[i][0], float(rerank_scores[i]), StageScore(rank=rank, score=float(rerank_scores[i])))
+            (fused[i][0], float(final[i]), StageScore(rank=ce_rank[i], score=float(rerank_scores[i])),
+             None if plain else StageScore(rank=rank, score=float(final[i])))
             for rank, i in enumerate(head, start=1)
         ]
-        return ranked + [(doc, score, None) for doc, score in fused[n:]]
+        return ranked + [(doc, score, None, None) for doc, score in fused[n:]]
 
     @staticmethod
     def _collapse(ranked, candidates):
@@ -278,7 +301,8 @@ class SearchPipeline:
         return kept
 
     @staticmethod
-    def _hit(candidate: Candidate, score: float, positions, rerank: StageScore | None) -> Hit:
+    def _hit(candidate: Candidate, score: float, positions, rerank: StageScore | None,
+             blended: StageScore | None = None) -> Hit:
         stage = {name: positions[name].get(candidate.id) for name in ("bm25", "knn", "fused") if name in positions}
         source = candidate.source
         fragments = candidate.highlight.get("text")
@@ -291,7 +315,8 @@ class SearchPipeline:
             snippet=" … ".join(fragments) if fragments else None,
             metadata=source.get("metadata") or {},
             score=score,
-            stages=Stages(bm25=stage.get("bm25"), knn=stage.get("knn"), fused=stage.get("fused"), rerank=rerank),
+            stages=Stages(bm25=stage.get("bm25"), knn=stage.get("knn"), fused=stage.get("fused"), rerank=rerank,
+                          blended=blended),
         )
 
     def _check_model(self, index: str, meta: dict) -> None:

@@ -20,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from core.errors import InputTooLong, RerankError, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from service.blend import BlendConfig
 
 
 class RemoteReranker:
@@ -36,15 +37,19 @@ class RemoteReranker:
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
         self.probe_timeout_s = probe_timeout_s
-        self.name = self._model_id() or self.url
+        info = self._info()
+        self.name = info.get("model_id") or self.url
+        calibration = info.get("calibration")  # our own pool sends the model folder's setting
+        self.calibration = BlendConfig(**calibration) if isinstance(calibration, dict) else None
 
-    def _model_id(self) -> str | None:
-        """The model the server says it serves (``GET /info``, as TEI answers it), if it says."""
+    def _info(self) -> dict:
+        """What the server says it serves (``GET /info``, as TEI answers it); {} when it says nothing."""
         try:
             response = self.session.get(f"{self.url}/info", timeout=self.probe_timeout_s)
-            return response.json().get("model_id") if response.ok else None
-        except (requests.RequestException, ValueError, AttributeError):
-            return None
+            body = response.json() if response.ok else {}
+            return body if isinstance(body, dict) else {}
+        except (requests.RequestException, ValueError):
+            return {}
 
     def problem(self) -> str | None:
         """Why the pool cannot rerank right now, or None (``GET /health``; readiness reports it)."""

@@ -31,6 +31,7 @@ import numpy as np
 from core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from core.settings import Settings
 from service.batching import MicroBatcher, Pair
+from service.blend import load_calibration
 
 
 def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
@@ -81,6 +82,7 @@ class CrossEncoderReranker:
         )
         self.batch_size = settings.rerank_batch_size
         self.backend = "onnx" if onnx_session is not None else "torch"
+        self.calibration = None  # BlendConfig from the model folder's rrs_rerank.json, if it has one
         self.dtype = "fp32"
         self._onnx = onnx_session
         self._onnx_inputs = {i.name for i in onnx_session.get_inputs()} if onnx_session is not None else set()
@@ -262,6 +264,8 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     reranker = CrossEncoderReranker(
         model, name=_label(name_or_path), settings=settings, device=device, onnx_session=onnx_session
     )
+    if local:
+        reranker.calibration = load_calibration(name_or_path)
     if onnx_session is None:
         dtype, label = _torch_dtype(settings.rerank_dtype, device)
         if dtype != torch.float32:

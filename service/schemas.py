@@ -88,6 +88,15 @@ class SearchRequest(BaseModel):
     collapse: bool = Field(default=True, description="One hit per parent document (its best passage).")
     highlight: bool = True
     index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
+    rerank_weight: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="The cross-encoder's share of a reranked candidate's final score (1 = plain rerank, 0 = the "
+        "first stage's order); default: the reranker's calibrated setting (rrs_rerank.json), else 1.")
+    rerank_depth: int | None = Field(
+        default=None, ge=1, description="Fused candidates the cross-encoder scores (at most `candidates`); "
+        "default: the calibrated setting, else all of them.")
+    rerank_normalization: Literal["minmax", "rank"] | None = Field(
+        default=None, description="How both scores are put on one scale before blending (default: calibrated, else minmax).")
 
     @field_validator("query")
     @classmethod
@@ -99,7 +108,7 @@ class SearchRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _integral_floats(cls, data: Any) -> Any:
-        return integral_floats(data, ("top_k", "candidates", "from", "from_"))
+        return integral_floats(data, ("top_k", "candidates", "from", "from_", "rerank_depth"))
 
     @field_validator("fusion", mode="before")
     @classmethod
@@ -120,6 +129,7 @@ class Stages(BaseModel):
     knn: StageScore | None = None
     fused: StageScore | None = None
     rerank: StageScore | None = None
+    blended: StageScore | None = Field(default=None, description="Cross-encoder and fused scores mixed (rerank_weight < 1).")
 
 
 class Hit(BaseModel):
@@ -149,6 +159,12 @@ class Models(BaseModel):
     cross_encoder: str | None
 
 
+class Blend(BaseModel):
+    weight: float
+    depth: int
+    normalization: Literal["minmax", "rank"]
+
+
 class SearchResponse(BaseModel):
     query: str
     index: str
@@ -161,6 +177,7 @@ class SearchResponse(BaseModel):
     reranked_count: int = Field(description="Candidates the cross-encoder scored.")
     degraded: str | None = Field(description="Why a stage was skipped or shortened, else null.")
     cached: bool = Field(description="Served from the reranked-window cache (paging).")
+    blend: Blend | None = Field(default=None, description="How reranked scores were used (null: not reranked).")
     timings_ms: Timings
     models: Models
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import asdict
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
@@ -276,7 +277,8 @@ def info():
     return jsonify({"model_id": reranker.name if reranker is not None else None,
                     "model_type": "reranker" if state["settings"].serve_role == "reranker" else "search",
                     "max_input_length": getattr(reranker, "max_length", None),
-                    "backend": getattr(reranker, "backend", None)})
+                    "backend": getattr(reranker, "backend", None),
+                    "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None})
 
 
 @pool.get("/readyz")

@@ -19,7 +19,8 @@ from service.schemas import (
 GET_PARAMS = [("q", "query", True), ("top_k", "top_k", False), ("candidates", "candidates", False),
               ("mode", "mode", False), ("rerank", "rerank", False), ("fusion", "fusion", False),
               ("from", "from", False), ("collapse", "collapse", False), ("highlight", "highlight", False),
-              ("index", "index", False)]
+              ("index", "index", False), ("rerank_weight", "rerank_weight", False),
+              ("rerank_depth", "rerank_depth", False), ("rerank_normalization", "rerank_normalization", False)]
 SCALAR_SCHEMAS = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
                   "date": {"type": "string", "format": "date"}, "string": {"type": "string"}}
 RANGE_BOUNDS = ("gte", "gt", "lte", "lt")

@@ -352,3 +352,32 @@ def test_a_failing_reranker_degrades_to_the_fused_order(settings, bi_encoder, re
     status, body = post(client, query="a reranker that breaks", top_k=3)
     assert status == 200 and body["reranked"] is False and body["degraded"] == "rerank_failed"
     assert len(body["hits"]) == 3
+
+
+def test_blending_keeps_the_first_stage_in_the_final_order(client):
+    body = {"query": "moons of planets and telescopes", "top_k": 10, "candidates": 20, "collapse": False}
+    plain = post(client, **body)[1]
+    first_stage = post(client, **body, rerank_weight=0.0)[1]
+    half = post(client, **body, rerank_weight=0.5, rerank_depth=10, rerank_normalization="rank")[1]
+    assert plain["blend"] == {"weight": 1.0, "depth": 20, "normalization": "minmax"}
+    assert all(h["stages"]["blended"] is None for h in plain["hits"])
+    # weight 0: the reranked window in fused order, each hit still showing its cross-encoder score
+    assert [h["stages"]["fused"]["rank"] for h in first_stage["hits"]] == list(range(1, 11))
+    assert all(h["stages"]["rerank"] is not None and h["stages"]["blended"] for h in first_stage["hits"])
+    assert half["blend"] == {"weight": 0.5, "depth": 10, "normalization": "rank"} and half["reranked_count"] == 10
+    scores = [h["score"] for h in half["hits"]]
+    assert scores == sorted(scores, reverse=True) and all(h["score"] == h["stages"]["blended"]["score"] for h in half["hits"])
+
+
+def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_cross_encoder_dir, tmp_path):
+    import shutil
+
+    from service.blend import BlendConfig, write_calibration
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"})
+    app = create_app(settings.model_copy(update={"cross_encoder": str(folder)}), bi_encoder=bi_encoder)
+    status, body = post(app.test_client(), query="history of jazz", top_k=5, candidates=20)
+    assert status == 200 and body["blend"] == {"weight": 0.25, "depth": 8, "normalization": "minmax"}
+    assert body["reranked_count"] == 8
