@@ -42,10 +42,15 @@ def _configs(value: str) -> tuple[str, ...]:
 @click.option("--output", type=click.Path(path_type=Path), help="Write the JSON here, and the chart next to it (.png).")
 @click.option("--compare", "compare_path", type=click.Path(exists=True, path_type=Path), help="A previous run's JSON to diff against.")
 @click.option("--progress/--no-progress", default=True)
+@click.option("--tune-rerank", is_flag=True,
+              help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder.")
 def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs, rrf_k, linear_weight,
-                 normalization, limit, output, compare_path, progress):
+                 normalization, limit, output, compare_path, progress, tune_rerank):
     """Index DATASET_DIR's corpus (once), run its judged queries through the search pipeline
-    in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency."""
+    in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency.
+
+    With --tune-rerank, choose instead how --reranker (a model folder) is blended with the
+    hybrid order, on --split (use train; report on test), and store it beside the model."""
     from core.console import fail, load_settings
     from core.errors import DatasetError
     from evaluation.dataset import load_dataset
@@ -59,6 +64,15 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
     if limit:
         dataset.queries = dict(list(dataset.queries.items())[:limit])
         dataset.qrels = {qid: dataset.qrels[qid] for qid in dataset.queries}
+    if tune_rerank:
+        if not reranker or not Path(reranker).is_dir():
+            fail("--tune-rerank needs --reranker MODEL_FOLDER (the choice is written into it)", 2)
+        facts = tune_reranker(settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker,
+                              rrf_k=rrf_k, progress=progress)
+        click.echo(json.dumps(facts, indent=2) if output is None else f"wrote {facts['path']}")
+        if output:
+            output.write_text(json.dumps(facts, indent=2) + "\n")
+        return
     previous = json.loads(compare_path.read_text()) if compare_path else None
 
     results, run_settings = evaluate_dataset(
@@ -81,8 +95,54 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
 def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_name, configs, fusion, progress=True):
     """Build or check the index, load the models, run every configuration; returns
     (results, the exact settings of the run)."""
+    from core.encoders import model_label
+    from evaluation.runner import run_all, warm_query_embeddings
+
+    settings, es, version, alias, live, ingest_report, pipeline = prepare(
+        settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker_name,
+        progress=progress)
+    reranker = pipeline.reranker
+    embedding_latency = None
+    if any(config != "bm25" for config in configs):
+        embedding_latency = warm_query_embeddings(pipeline, dataset, index=alias)
+    results = run_all(
+        pipeline, dataset, configs=configs, with_rerank=reranker is not None, candidates=candidates,
+        index=alias, fusion=fusion, show_progress=progress,
+    )
+    mapping = es.indices.get_mapping(index=live)[live]["mappings"]
+    run_settings = {
+        "dataset": str(dataset.root),
+        "split": dataset.split,
+        "queries": len(dataset.queries),
+        "index": alias,
+        "index_version": live,
+        "documents_in_index": es.count(index=alias)["count"],
+        "elasticsearch_version": version,
+        "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
+        "vector_index_type": mapping["properties"][VECTOR_FIELD].get("index_options", {}).get("type"),
+        "bi_encoder": model_label(settings.bi_encoder),
+        "cross_encoder": reranker_name,
+        "candidates": candidates,
+        "bm25_fields": settings.bm25_fields,
+        "knn_num_candidates": settings.knn_num_candidates,
+        "fusion": {"rrf_k": fusion.rrf_k, "linear_weight": fusion.linear_weight, "normalization": fusion.normalization},
+        "query_embedding_ms": embedding_latency,
+        "latency_note": "per query, search pipeline only; query embeddings are computed once beforehand",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+    }
+    if ingest_report is not None:
+        run_settings["ingest"] = {"indexed": ingest_report.indexed, "chunks": ingest_report.chunks}
+    return results, run_settings
+
+
+commands = [eval_command]
+
+
+def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progress=True):
+    """Build (or check) the index and load the models: the pipeline every evaluation drives."""
     from core.console import fail
-    from core.encoders import load_bi_encoder, model_label
+    from core.encoders import load_bi_encoder
     from core.errors import ClusterUnavailable, RerankerUnavailable
     from core.es_client import make_client, server_version
     from core.indexes import current_index
@@ -121,41 +181,32 @@ def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_nam
             fail(str(exc), 2)
     bi_encoder = load_bi_encoder(settings.bi_encoder, settings.device)
     pipeline = SearchPipeline(settings, es, bi_encoder, reranker)
+    return settings, es, version, alias, live, ingest_report, pipeline
 
-    from evaluation.runner import run_all, warm_query_embeddings
 
-    embedding_latency = None
-    if any(config != "bm25" for config in configs):
-        embedding_latency = warm_query_embeddings(pipeline, dataset, index=alias)
-    results = run_all(
-        pipeline, dataset, configs=configs, with_rerank=reranker is not None, candidates=candidates,
-        index=alias, fusion=fusion, show_progress=progress,
-    )
-    mapping = es.indices.get_mapping(index=live)[live]["mappings"]
-    run_settings = {
-        "dataset": str(dataset.root),
-        "split": dataset.split,
-        "queries": len(dataset.queries),
-        "index": alias,
-        "index_version": live,
-        "documents_in_index": es.count(index=alias)["count"],
-        "elasticsearch_version": version,
-        "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
-        "vector_index_type": mapping["properties"][VECTOR_FIELD].get("index_options", {}).get("type"),
-        "bi_encoder": model_label(settings.bi_encoder),
-        "cross_encoder": reranker_name,
-        "candidates": candidates,
-        "bm25_fields": settings.bm25_fields,
-        "knn_num_candidates": settings.knn_num_candidates,
-        "fusion": {"rrf_k": fusion.rrf_k, "linear_weight": fusion.linear_weight, "normalization": fusion.normalization},
-        "query_embedding_ms": embedding_latency,
-        "latency_note": "per query, search pipeline only; query embeddings are computed once beforehand",
+def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, rrf_k=None, progress=True) -> dict:
+    """Collect both scores of every candidate once, replay the grid, write the best into the folder."""
+    from tqdm import tqdm
+
+    from evaluation.tuning import collect, hybrid_alone, tune
+    from service.blend import write_calibration
+
+    settings, _es, _version, alias, _live, _report, pipeline = prepare(
+        settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker_name,
+        progress=progress)
+    with tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar:
+        collected = collect(pipeline, dataset, candidates=candidates, index=alias, rrf_k=rrf_k, progress=bar)
+    best, grid = tune(dataset.qrels, collected)
+    facts = {
+        "chosen_on": {"dataset": str(dataset.root), "split": dataset.split, "queries": len(dataset.queries),
+                      "candidates": candidates, "metric": "ndcg@10"},
+        "hybrid_alone": round(hybrid_alone(dataset.qrels, collected), 4),
+        "plain_rerank": next(row["ndcg@10"] for row in grid
+                             if row["weight"] == 1.0 and row["depth"] == max(r["depth"] for r in grid)
+                             and row["normalization"] == "minmax"),
+        "best": grid[0],
+        "grid": grid,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
     }
-    if ingest_report is not None:
-        run_settings["ingest"] = {"indexed": ingest_report.indexed, "chunks": ingest_report.chunks}
-    return results, run_settings
-
-
-commands = [eval_command]
+    facts["path"] = str(write_calibration(reranker_name, best, facts))
+    return facts

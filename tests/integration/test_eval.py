@@ -90,3 +90,31 @@ def test_missing_dataset_and_empty_alias_are_clear_errors(env, tmp_path):
     assert missing.exit_code == 2 and "not a directory" in missing.output
     empty = run(write_dataset(tmp_path / env), "--index", env)  # alias with no index behind it
     assert empty.exit_code == 2 and "holds no documents" in empty.output
+
+
+def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_folder(env, tmp_path,
+                                                                                    tiny_cross_encoder_dir):
+    import shutil
+
+    from service.blend import load_calibration
+
+    folder = tmp_path / "reranker"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    dataset = write_beir(tmp_path / env, queries=QUERIES, qrels=QRELS, split="train", docs=DOCS[:6])
+    out = tmp_path / "tuning.json"
+    result = run(dataset, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank", "--output", out)
+    assert result.exit_code == 0, result.output
+    facts = json.loads(out.read_text())
+    assert facts["chosen_on"]["split"] == "train" and facts["chosen_on"]["queries"] == 3
+    # the tiny reranker has random weights; the hybrid order is perfect here (every relevant doc first)
+    assert facts["hybrid_alone"] == 1.0 and facts["best"]["ndcg@10"] >= facts["hybrid_alone"]
+    assert len(facts["grid"]) == 11 * 2  # weights 0..1 x (minmax, rank) at the one depth 6 allows
+    chosen = load_calibration(folder)
+    assert (chosen.weight, chosen.depth, chosen.normalization) == (
+        facts["best"]["weight"], facts["best"]["depth"], facts["best"]["normalization"])
+    assert chosen.weight < 1.0 or facts["plain_rerank"] == 1.0  # a random reranker never wins outright
+
+
+def test_tune_rerank_needs_a_model_folder(env, tmp_path):
+    result = run(write_dataset(tmp_path / env), "--tune-rerank", "--reranker", "some/hub-name")
+    assert result.exit_code == 2 and "MODEL_FOLDER" in result.output

@@ -1,0 +1,84 @@
+"""Choose a reranker's blend (weight, depth, normalisation) on a split you name.
+
+Every judged query is searched once (hybrid RRF, the cross-encoder over all ``candidates``,
+no collapse), keeping each candidate's fused score and cross-encoder score. Every setting
+of the grid is then replayed offline from those scores -- no second search -- and scored
+with nDCG@10 on documents. The best setting wins; weight 0 (the hybrid order itself) is
+always in the grid, so on the tuning split the choice is never below hybrid alone.
+
+    collected = collect(pipeline, dataset, candidates=100, index="scifact")
+    best, grid = tune(dataset.qrels, collected)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from evaluation.dataset import Dataset
+from evaluation.metrics import evaluate
+from service.blend import BlendConfig, blend
+from service.schemas import Fusion, SearchRequest
+
+WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
+DEPTHS = (10, 20, 30, 50, 100)
+NORMALIZATIONS = ("minmax", "rank")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One fused candidate of one query: its document, fused score and cross-encoder score."""
+
+    parent_id: str
+    fused: float
+    rerank: float
+
+
+def collect(pipeline, dataset: Dataset, *, candidates: int, index: str, rrf_k: int | None = None,
+            progress=None) -> dict[str, list[Scored]]:
+    """Each query's candidates in fused order, with both scores (one search per query)."""
+    collected: dict[str, list[Scored]] = {}
+    for query_id, text in dataset.queries.items():
+        request = SearchRequest(query=text, mode="hybrid", fusion=Fusion(method="rrf", k=rrf_k), rerank=True,
+                                rerank_weight=1.0, rerank_depth=candidates, candidates=candidates, top_k=candidates,
+                                collapse=False, highlight=False, index=index)
+        response = pipeline.search(request)
+        if not response.reranked:
+            raise RuntimeError(f"query {query_id} was not reranked ({response.degraded}); tuning needs every score")
+        hits = sorted(response.hits, key=lambda hit: hit.stages.fused.rank)
+        collected[query_id] = [Scored(hit.parent_id, hit.stages.fused.score, hit.stages.rerank.score) for hit in hits]
+        if progress is not None:
+            progress.update(1)
+    return collected
+
+
+def replay(entries: list[Scored], config: BlendConfig) -> list[str]:
+    """The document ranking ``config`` gives one query's candidates (pure)."""
+    depth = min(config.depth or len(entries), len(entries))
+    head, tail = entries[:depth], entries[depth:]
+    final = blend([e.fused for e in head], [e.rerank for e in head], weight=config.weight,
+                  normalization=config.normalization) if config.weight < 1.0 else [e.rerank for e in head]
+    order = sorted(range(len(head)), key=lambda i: -final[i])  # ties keep fused order
+    return [head[i].parent_id for i in order] + [e.parent_id for e in tail]
+
+
+def tune(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], *, weights=WEIGHTS, depths=DEPTHS,
+         normalizations=NORMALIZATIONS) -> tuple[BlendConfig, list[dict]]:
+    """The best setting by nDCG@10, and every setting's figures (best first)."""
+    deepest = max((len(entries) for entries in collected.values()), default=0)
+    grid = []
+    for normalization in normalizations:
+        for depth in sorted({min(d, deepest) for d in depths if d <= deepest} or {deepest}):
+            for weight in weights:
+                config = BlendConfig(weight=weight, depth=depth, normalization=normalization)
+                rankings = {qid: replay(entries, config) for qid, entries in collected.items()}
+                metrics = evaluate(qrels, rankings)
+                grid.append({**asdict(config), "ndcg@10": round(metrics["ndcg@10"], 4),
+                             "recall@100": round(metrics["recall@100"], 4)})
+    grid.sort(key=lambda row: (-row["ndcg@10"], -row["weight"], row["depth"]))
+    best = grid[0]
+    return BlendConfig(weight=best["weight"], depth=best["depth"], normalization=best["normalization"]), grid
+
+
+def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]]) -> float:
+    """nDCG@10 of the fused order itself (weight 0 over the whole window)."""
+    return evaluate(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})["ndcg@10"]
