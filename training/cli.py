@@ -44,9 +44,11 @@ from core.console import fail, load_settings
 @click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
+@click.option("--tune/--no-tune", default=True, show_default=True,
+              help="Choose the new model's blend with the hybrid order on the held-out queries (rrs_rerank.json).")
 def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
                            sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
-                           eval_steps, patience, seed, skip_missing, no_progress, as_json) -> None:
+                           eval_steps, patience, seed, skip_missing, no_progress, as_json, tune) -> None:
     """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
 
     Mines negatives with the service's own hybrid retrieval over ALIAS (top results that
@@ -79,6 +81,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         facts = run_training(
             dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
             training=TrainConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress, log=log,
+            tune_blend=tune,
         )
     except (DatasetError, MiningError) as exc:
         fail(str(exc), 2)

@@ -47,6 +47,7 @@ def run_training(
     es=None,
     bi_encoder=None,
     log: Callable[[str], None] = print,
+    tune_blend: bool = True,
 ) -> dict:
     """Train a reranker on ``source``'s judgments over ``alias``; return the model card's facts.
 
@@ -92,6 +93,10 @@ def run_training(
             es.close()
 
     result = train_reranker(mined, training, output_dir, progress=progress, log=log)
+    blend_facts = None
+    if tune_blend:
+        blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=search_settings, alias=alias,
+                                       bi_encoder=bi_encoder, progress=progress, log=log)
     facts = {
         "name": Path(output_dir).name,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -107,5 +112,50 @@ def run_training(
         "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth},
         "result": result.to_dict(),
     }
+    if blend_facts is not None:
+        facts["blend"] = {key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best")}
     write_model_card(Path(output_dir), facts)
+    return facts
+
+
+def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *, settings: Settings, alias: str,
+                     bi_encoder, progress: bool, log) -> dict | None:
+    """Choose the new model's blend on the held-out queries (the ones it did not train on)
+    and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
+    from core.es_client import make_client
+    from evaluation.dataset import Dataset
+    from evaluation.tuning import collect, hybrid_alone, tune
+    from service.blend import write_calibration
+    from service.pipeline import SearchPipeline
+    from service.rerank import load_reranker
+    from training.trainer import split_heldout
+
+    _, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
+    judged = {query.id: query for query in queries if query.positive_ids}
+    heldout = [query for query in heldout if query.id in judged]
+    if not heldout:
+        log("no held-out queries with judged documents: the blend is left at plain rerank")
+        return None
+    candidates = max(settings.default_candidates, 10)
+    dataset = Dataset(root=Path(output_dir), corpus_path=Path(output_dir), split="held-out",
+                      queries={q.id: q.query for q in heldout},
+                      qrels={q.id: {doc: 1 for doc in judged[q.id].positive_ids} for q in heldout})
+    tune_settings = settings.model_copy(update={"rerank_timeout_ms": 3_600_000.0,
+                                                "max_top_k": max(settings.max_top_k, candidates)})
+    es = make_client(tune_settings)
+    try:
+        pipeline = SearchPipeline(tune_settings, es, bi_encoder, load_reranker(str(output_dir), tune_settings))
+        collected = collect(pipeline, dataset, candidates=candidates, index=alias)
+    finally:
+        es.close()
+    best, grid = tune(dataset.qrels, collected)
+    facts = {"chosen_on": {"split": f"held-out ({len(heldout)} training queries not trained on)",
+                           "queries": len(heldout), "candidates": candidates, "metric": "ndcg@10"},
+             "hybrid_alone": round(hybrid_alone(dataset.qrels, collected), 4),
+             "plain_rerank": next(r["ndcg@10"] for r in grid if r["weight"] == 1.0 and r["normalization"] == "minmax"
+                                  and r["depth"] == max(row["depth"] for row in grid)),
+             "best": grid[0], "grid": grid}
+    write_calibration(output_dir, best, facts)
+    log(f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
+        f"{best.normalization} (nDCG@10 {grid[0]['ndcg@10']} vs hybrid {facts['hybrid_alone']})")
     return facts

@@ -104,6 +104,11 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     card = (output / "README.md").read_text()
     assert str(tiny_cross_encoder_dir) in card and corpus_alias in card and "Held-out metrics" in card
     assert json.loads((output / "training.json").read_text())["result"]["steps"] == result["steps"]
+    # The blend was chosen on the two held-out queries and stored beside the model.
+    calibration = json.loads((output / "rrs_rerank.json").read_text())
+    assert facts["blend"]["chosen_on"]["queries"] == 2 and calibration["chosen"] == {
+        key: facts["blend"]["best"][key] for key in ("weight", "depth", "normalization")}
+    assert facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
 
     # Loadable by path with the real code, and training moved the weights.
     pairs = [(text, TEXTS[d]) for (q, text), (_, d, _) in zip(QUERIES, QRELS)]
@@ -123,8 +128,9 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
             plain = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=False, highlight=False))
             ranked = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False))
             assert ranked.reranked and ranked.degraded is None
-            scores = [hit.stages.rerank.score for hit in ranked.hits if hit.stages.rerank]
+            scores = [hit.score for hit in ranked.hits if hit.stages.rerank]  # final: the model's calibrated blend
             assert scores == sorted(scores, reverse=True)
+            assert ranked.blend.weight == reranker.calibration.weight
             assert {h.parent_id for h in ranked.hits} == {h.parent_id for h in plain.hits}
             changed += [h.parent_id for h in ranked.hits] != [h.parent_id for h in plain.hits]
         assert changed >= 1
