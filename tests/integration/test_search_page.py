@@ -334,3 +334,30 @@ def test_degraded_search_is_shown(page, page_settings, es, bi_encoder):
         expect(page.locator("#badges")).to_contain_text("not reranked")
         assert set(cells(page, "rerank", "rank")) == {NO_VALUE}
         assert NO_VALUE not in cells(page, "fused", "rank")
+
+
+def test_search_inside_a_pasted_document(page, service_url):
+    """The second tab: paste paragraphs, ask, see them ranked by the cross-encoder (POST /rerank),
+    in the order and with the scores the API gives for the same input."""
+    paragraphs = ["Sourdough needs a lively starter fed with flour and water.",
+                  "Saturn's rings are made of ice and rock.",
+                  "Bake the loaf in a hot oven with steam for a crisp crust."]
+    page.goto(service_url + "/")
+    page.click("#tab-doc")
+    expect(page.locator("#search-form")).to_be_hidden()
+    page.fill("#doc-text", "\n\n".join(paragraphs) + "\n\n   \n")  # a blank tail is not a paragraph
+    page.fill("#doc-query", "how do I bake bread")
+    page.click("#doc-go")
+    expect(page.locator("#doc-ranked li")).to_have_count(3)
+    shown = page.locator("#doc-ranked li .text").all_inner_texts()
+    scores = [float(s) for s in page.locator("#doc-ranked li .score").all_inner_texts()]
+    request = urllib.request.Request(f"{service_url}/rerank", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"query": "how do I bake bread", "texts": paragraphs}).encode())
+    with urllib.request.urlopen(request, timeout=60) as response:
+        api = json.load(response)
+    assert shown == [paragraphs[r["index"]] for r in api]
+    assert scores == [round(r["score"], 4) for r in api] and scores == sorted(scores, reverse=True)
+    page.screenshot(path=str(ARTIFACTS / "search-inside-a-document.png"), full_page=True)
+    page.click("#tab-search")
+    expect(page.locator("#search-form")).to_be_visible()
+    expect(page.locator("#doc-form")).to_be_hidden()

@@ -258,6 +258,55 @@
     showResults(body);
   }
 
+  // --- search inside a document: its paragraphs ranked by POST /rerank ----------------------
+  function paragraphs(text) {
+    return text.split(/\n\s*\n/).map((part) => part.trim()).filter((part) => part.length > 0);
+  }
+
+  async function rankParagraphs() {
+    const texts = paragraphs($("doc-text").value);
+    const query = $("doc-query").value;
+    if (!texts.length || !query.trim()) return;
+    const headers = { "Content-Type": "application/json", "Accept": "application/json" };
+    const key = currentKey();
+    if (key) headers["Authorization"] = "Bearer " + key;
+    $("status").textContent = "Ranking " + texts.length + " paragraphs…";
+    $("doc-go").disabled = true;
+    let response = null;
+    let body = null;
+    try {
+      response = await fetch("/rerank", { method: "POST", headers, credentials: "same-origin",
+        body: JSON.stringify({ query, texts, return_text: true, truncate: true }) });
+      body = await response.json();
+    } catch (_e) { body = null; }
+    $("doc-go").disabled = false;
+    $("status").textContent = "";
+    const list = $("doc-ranked");
+    list.replaceChildren();
+    $("error").hidden = true;
+    if (!response || !response.ok || !Array.isArray(body)) {
+      showError(response ? response.status : 0, body);
+      list.hidden = true;
+      return;
+    }
+    for (const rank of body) {
+      const item = el("li", null, "paragraph");
+      item.appendChild(el("span", rank.score.toFixed(4), "score"));
+      item.appendChild(el("span", "¶" + (rank.index + 1), "badge info"));
+      item.appendChild(el("p", rank.text, "text"));
+      list.appendChild(item);
+    }
+    list.hidden = false;
+  }
+
+  function showTab(doc) {
+    for (const id of ["search-form", "summary", "hits", "pager"]) $(id).hidden = doc || (id !== "search-form" && !$("hits").children.length);
+    $("doc-form").hidden = !doc;
+    $("doc-ranked").hidden = !doc || !$("doc-ranked").children.length;
+    $("tab-search").setAttribute("aria-selected", String(!doc));
+    $("tab-doc").setAttribute("aria-selected", String(doc));
+  }
+
   function restoreFromUrl() {
     const params = new URLSearchParams(location.search);
     if (params.has("mode")) {
@@ -280,6 +329,9 @@
     $("api-key").addEventListener("input", () => setKey($("api-key").value.trim()));
     $("clear-key").addEventListener("click", () => { setKey(""); $("api-key").value = ""; });
     showKeyState();
+    $("tab-search").addEventListener("click", () => showTab(false));
+    $("tab-doc").addEventListener("click", () => showTab(true));
+    $("doc-form").addEventListener("submit", (event) => { event.preventDefault(); rankParagraphs(); });
     restoreFromUrl();
   });
 })();
