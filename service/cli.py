@@ -1,6 +1,7 @@
-"""Click command of the service package, added to ``rrs`` by ``rrs/cli.py``.
+"""Click commands of the service package, added to ``rrs`` by ``rrs/cli.py``.
 
     rrs serve [--host H] [--port P] [--workers N] [--threads T] [--role search|reranker]
+    rrs rank QUERY FILE [--top N] [--json]    paragraphs of one document, ranked by the cross-encoder
 """
 
 from __future__ import annotations
@@ -43,4 +44,58 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     os.execv(sys.executable, argv)
 
 
-commands: list = [serve]
+@click.command("rank")
+@click.argument("query")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top", type=click.IntRange(min=1), help="Only the best N paragraphs.")
+@click.option("--max-chars", default=2000, show_default=True, type=click.IntRange(min=100),
+              help="Longer paragraphs are cut at sentence ends.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array: index, score, text.")
+def rank(query: str, file: Path, top: int | None, max_chars: int, as_json: bool) -> None:
+    """Search inside one document: FILE (.txt, .md or .html) split into paragraphs, ranked by
+    the cross-encoder for QUERY (RRS_CROSS_ENCODER, or the pool at RRS_RERANKER_URL)."""
+    import json
+
+    from core.console import fail
+    from core.errors import RRSError
+    from service.paragraphs import split_document
+
+    settings = load_settings()
+    suffix = file.suffix.lower()
+    kind = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}.get(suffix, "txt")
+    if suffix == ".pdf":
+        fail("PDF is not read here: convert it to text first (e.g. pdftotext FILE.pdf FILE.txt)", 2)
+    try:
+        content = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"{file}: not UTF-8 ({exc.reason} at byte {exc.start + 1})", 2)
+    paragraphs = split_document(content, kind, max_chars=max_chars)
+    if not paragraphs:
+        fail(f"{file}: no text to rank", 2)
+    try:
+        reranker = _ranking_model(settings)
+        scores = reranker.rank(query, paragraphs, budget_s=3600.0, truncate=True)
+    except RRSError as exc:
+        fail(str(exc))
+    order = sorted(range(len(paragraphs)), key=lambda i: -scores[i])[:top]
+    if as_json:
+        click.echo(json.dumps([{"index": i, "score": scores[i], "text": paragraphs[i]} for i in order], ensure_ascii=False))
+        return
+    for place, i in enumerate(order, start=1):
+        text = paragraphs[i] if len(paragraphs[i]) <= 300 else paragraphs[i][:297] + "..."
+        click.echo(f"{place:3d}. {scores[i]:8.4f}  ¶{i + 1}  {text}")
+
+
+def _ranking_model(settings):
+    """The pool at RRS_RERANKER_URL, else the cross-encoder loaded here."""
+    if settings.reranker_url:
+        from service.remote_rerank import RemoteReranker
+
+        key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
+        return RemoteReranker(settings.reranker_url, api_key=key)
+    from service.rerank import load_reranker
+
+    return load_reranker(settings.cross_encoder, settings)
+
+
+commands: list = [serve, rank]
