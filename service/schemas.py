@@ -42,6 +42,13 @@ class RangeFilter(BaseModel):
 FilterValue = Scalar | Annotated[list[Scalar], Field(min_length=1)] | RangeFilter
 
 
+def query_not_blank(value: str) -> str:
+    """A query of spaces finds nothing: refuse it with a message that says so."""
+    if not value.strip():
+        raise ValueError("query must contain non-space characters")
+    return value
+
+
 def integral_floats(data: Any, names: tuple[str, ...]) -> Any:
     """``248.0`` is the integer 248 (JSON Schema says so); ``248.5`` and ``"248"`` stay refused."""
     if isinstance(data, dict):
@@ -101,9 +108,7 @@ class SearchRequest(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must contain non-space characters")
-        return value
+        return query_not_blank(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -254,9 +259,7 @@ class RerankRequest(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must contain non-space characters")
-        return value
+        return query_not_blank(value)
 
     @property
     def items(self) -> list[str]:
