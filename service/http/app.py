@@ -1,7 +1,11 @@
 """The Flask application: ``create_app()`` builds it; routes are thin over the pipeline.
 
     flask --app service.http.app run        # development
-    rrs serve --host 0.0.0.0 --port 8000     # gunicorn, service/http/gunicorn.conf.py
+    rrs serve --port 8000                    # gunicorn (service/http/gunicorn.conf.py), behind nginx
+
+Routes: ``api`` (``/search``, ``/readyz``), ``common`` to every role (``/healthz``,
+``/metrics``, ``/openapi.json``, ``/info``), ``ranking`` (``/rerank``, service/http/ranking.py)
+and the search page (service/http/web.py). ``RRS_SERVE_ROLE=reranker`` serves only ranking.
 
 Start-up loads the bi-encoder and the cross-encoder once per process and checks the
 index's ``_meta`` against the bi-encoder. A reranker that cannot be loaded stops start-up
