@@ -106,8 +106,8 @@ def main() -> None:
     folder = model_dir(args.model, work)
     query, texts = passages(args.pairs)
     settings = Settings(device="cpu", rerank_max_length=256, rerank_timeout_ms=600_000.0)
-    bare_model = CrossEncoder(folder, device="cpu", max_length=256)
     reranker = load_reranker(folder, settings)
+    bare_model = CrossEncoder(folder, device="cpu", max_length=reranker.max_length)  # the same truncation
     pool = start_pool(folder, args.port, work / "pool.log")
     url = f"http://127.0.0.1:{args.port}"
     try:
@@ -128,7 +128,7 @@ def main() -> None:
     figures = {name: {"p50_ms": p50(values), "p95_ms": round(sorted(values)[int(0.95 * (len(values) - 1))], 2)}
                for name, values in rounds.items()}
     result = {
-        "what": f"{args.pairs} SciFact (query, passage) pairs, max_length 256, concurrency 1, CPU",
+        "what": f"{args.pairs} SciFact (query, passage) pairs, max_length {reranker.max_length}, concurrency 1, CPU",
         "model": folder if args.model else "packaged all-MiniLM-L6-v2 with a fresh one-label head",
         "figures": figures,
         "api_overhead_ratio": round(figures["api"]["p50_ms"] / figures["bare"]["p50_ms"], 3),
