@@ -27,6 +27,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_HOME = Path("/var/cache/rrs") if os.geteuid() == 0 else Path.home() / ".cache" / "rrs"
 
 
+def _http_url(value: str | None) -> str | None:
+    """An http(s) URL without its trailing slash; empty means unset."""
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+def _both_or_neither(first, second, names: str) -> None:
+    if (first is None) != (second is None):
+        raise ValueError(f"{names} must be set together")
+
+
 def _env(name: str) -> AliasChoices:
     """Accept both ``RRS_<NAME>`` and a bare well-known ``<NAME>`` (e.g. ``ES_URL``)."""
     return AliasChoices(f"RRS_{name}", name)
@@ -49,16 +63,11 @@ class ElasticsearchSettings(BaseModel):
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return _http_url(value)
 
     @model_validator(mode="after")
     def _auth_is_complete(self):
-        if (self.es_username is None) != (self.es_password is None):
-            raise ValueError("ES_USERNAME and ES_PASSWORD must be set together")
+        _both_or_neither(self.es_username, self.es_password, "ES_USERNAME and ES_PASSWORD")
         return self
 
 
@@ -224,9 +233,7 @@ class RerankSettings(BaseModel):
     @field_validator("reranker_url")
     @classmethod
     def _reranker_url_has_scheme(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else None
+        return _http_url(value)
 
 
 class ServeSettings(BaseModel):
@@ -283,14 +290,13 @@ class KibanaSettings(BaseModel):
     @field_validator("kibana_url")
     @classmethod
     def _kibana_url_has_scheme(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if not value:
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return _http_url(value)
 
     @model_validator(mode="after")
     def _kibana_auth_is_complete(self):
-        if (self.kibana_username is None) != (self.kibana_password is None):
-            raise ValueError("KIBANA_USERNAME and KIBANA_PASSWORD must be set together")
+        _both_or_neither(self.kibana_username, self.kibana_password, "KIBANA_USERNAME and KIBANA_PASSWORD")
         return self
 
 

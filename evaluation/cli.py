@@ -188,7 +188,7 @@ def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, 
     """Collect both scores of every candidate once, replay the grid, write the best into the folder."""
     from tqdm import tqdm
 
-    from evaluation.tuning import collect, hybrid_alone, tune
+    from evaluation.tuning import choose, collect
     from service.blend import write_calibration
 
     settings, _es, _version, alias, _live, _report, pipeline = prepare(
@@ -196,17 +196,8 @@ def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, 
         progress=progress)
     with tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar:
         collected = collect(pipeline, dataset, candidates=candidates, index=alias, rrf_k=rrf_k, progress=bar)
-    best, grid = tune(dataset.qrels, collected)
-    facts = {
-        "chosen_on": {"dataset": str(dataset.root), "split": dataset.split, "queries": len(dataset.queries),
-                      "candidates": candidates, "metric": "ndcg@10"},
-        "hybrid_alone": round(hybrid_alone(dataset.qrels, collected), 4),
-        "plain_rerank": next(row["ndcg@10"] for row in grid
-                             if row["weight"] == 1.0 and row["depth"] == max(r["depth"] for r in grid)
-                             and row["normalization"] == "minmax"),
-        "best": grid[0],
-        "grid": grid,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    best, facts = choose(dataset.qrels, collected, {"dataset": str(dataset.root), "split": dataset.split,
+                                                     "queries": len(dataset.queries), "candidates": candidates})
+    facts["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     facts["path"] = str(write_calibration(reranker_name, best, facts))
     return facts

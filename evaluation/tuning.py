@@ -82,3 +82,19 @@ def tune(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], *
 def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]]) -> float:
     """nDCG@10 of the fused order itself (weight 0 over the whole window)."""
     return evaluate(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})["ndcg@10"]
+
+
+def choose(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], chosen_on: dict
+           ) -> tuple[BlendConfig, dict]:
+    """The best setting and the facts stored beside the model with it (``rrs_rerank.json``)."""
+    best, grid = tune(qrels, collected)
+    deepest = max(row["depth"] for row in grid)
+    facts = {
+        "chosen_on": {**chosen_on, "metric": "ndcg@10"},
+        "hybrid_alone": round(hybrid_alone(qrels, collected), 4),
+        "plain_rerank": next(row["ndcg@10"] for row in grid
+                             if row["weight"] == 1.0 and row["depth"] == deepest and row["normalization"] == "minmax"),
+        "best": grid[0],
+        "grid": grid,
+    }
+    return best, facts

@@ -77,7 +77,6 @@ class RemoteReranker:
             return []
         body = {"query": query, "texts": list(texts), "truncate": truncate, "raw_scores": raw,
                 "truncation_direction": direction.capitalize()}
-        passages = texts
         try:
             response = self.session.post(f"{self.url}/rerank", json=body, timeout=max(budget_s, 0.001))
         except requests.Timeout as exc:
@@ -90,7 +89,7 @@ class RemoteReranker:
             raise InputTooLong(_message(response), field="texts")
         if not response.ok:
             raise RerankError(f"remote reranker answered {response.status_code}")
-        return scores_in_input_order(response, len(passages))
+        return scores_in_input_order(response, len(texts))
 
     def close(self) -> None:
         self.session.close()

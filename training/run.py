@@ -124,7 +124,7 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
     and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
     from core.es_client import make_client
     from evaluation.dataset import Dataset
-    from evaluation.tuning import collect, hybrid_alone, tune
+    from evaluation.tuning import choose, collect
     from service.blend import write_calibration
     from service.pipeline import SearchPipeline
     from service.rerank import load_reranker
@@ -148,14 +148,9 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
         collected = collect(pipeline, dataset, candidates=candidates, index=alias)
     finally:
         es.close()
-    best, grid = tune(dataset.qrels, collected)
-    facts = {"chosen_on": {"split": f"held-out ({len(heldout)} training queries not trained on)",
-                           "queries": len(heldout), "candidates": candidates, "metric": "ndcg@10"},
-             "hybrid_alone": round(hybrid_alone(dataset.qrels, collected), 4),
-             "plain_rerank": next(r["ndcg@10"] for r in grid if r["weight"] == 1.0 and r["normalization"] == "minmax"
-                                  and r["depth"] == max(row["depth"] for row in grid)),
-             "best": grid[0], "grid": grid}
+    best, facts = choose(dataset.qrels, collected, {"split": f"held-out ({len(heldout)} training queries not trained on)",
+                                                     "queries": len(heldout), "candidates": candidates})
     write_calibration(output_dir, best, facts)
     log(f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
-        f"{best.normalization} (nDCG@10 {grid[0]['ndcg@10']} vs hybrid {facts['hybrid_alone']})")
+        f"{best.normalization} (nDCG@10 {facts['best']['ndcg@10']} vs hybrid {facts['hybrid_alone']})")
     return facts

@@ -24,10 +24,10 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import IndexMissing, IndexModelMismatch, LimitError, StartupError
+from core.errors import IndexMissing, IndexModelMismatch, StartupError
 from core.settings import Settings, get_settings
 from service.http.auth import configured_keys, key_is_valid, presented_key
-from service.http.errors import ApiError, to_api_error, validation_error
+from service.http.errors import ApiError, answered_as_api_errors, validation_error
 from service.http.metrics import Metrics
 from service.http.openapi import build_openapi
 from service.http.ranking import ranking
@@ -327,22 +327,13 @@ def search():
 
 def _run(pipeline: SearchPipeline, search_request: SearchRequest):
     """The pipeline, with its errors turned into API errors (service/http/errors.py)."""
-    try:
+    with answered_as_api_errors(pipeline.settings.retry_after_s):
         return pipeline.search(search_request)
-    except Exception as exc:
-        answer = to_api_error(exc, retry_after_s=pipeline.settings.retry_after_s)
-        if answer is None:
-            raise
-        if answer.status >= 500 or answer.message != str(exc):  # the details a caller is not shown
-            log.warning("search failed (%d): %s: %s", answer.status, exc.__class__.__name__, exc)
-        raise answer from exc
 
 
 def _check_limits(search_request: SearchRequest, settings: Settings) -> None:
-    try:
+    with answered_as_api_errors(settings.retry_after_s):
         check_limits(search_request, settings)
-    except LimitError as exc:
-        raise to_api_error(exc, retry_after_s=settings.retry_after_s) from exc
 
 
 def _parse_search_request() -> SearchRequest:

@@ -10,7 +10,9 @@ checks it resolves to an entry here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from elastic_transport import TransportError
@@ -27,6 +29,8 @@ from core.errors import (
     RRSError,
     SearchRejected,
 )
+
+log = logging.getLogger("rrs.service")
 
 # The branches of the error tree a search can raise (service/pipeline.py, retrieval.py, ...).
 SEARCH_ERRORS: tuple[type[RRSError], ...] = (InvalidRequest, IndexMissing, BackendUnavailable, IndexModelMismatch, RerankError)
@@ -85,6 +89,23 @@ def to_api_error(exc: Exception, *, retry_after_s: int) -> ApiError | None:
         entry.status, entry.error, entry.message(exc), getattr(exc, "field", None),
         headers=headers if entry.retry else None,
     )
+
+
+@contextmanager
+def answered_as_api_errors(retry_after_s: int):
+    """Inside the block, an error this table knows leaves as its ApiError (details logged when
+    the caller is not shown them); anything else goes on to the unexpected-error handler."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        answer = to_api_error(exc, retry_after_s=retry_after_s)
+        if answer is None:
+            raise
+        if answer.status >= 500 or answer.message != str(exc):
+            log.warning("request failed (%d): %s: %s", answer.status, exc.__class__.__name__, exc)
+        raise answer from exc
 
 
 def validation_error(exc: ValidationError) -> ApiError:

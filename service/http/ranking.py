@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from core.errors import RerankerUnavailable
-from service.http.errors import to_api_error, validation_error
+from service.http.errors import answered_as_api_errors, validation_error
 from service.schemas import CohereDocument, CohereRerankResponse, CohereResult, Rank, RerankRequest, check_rerank_limits
 
 ranking = Blueprint("ranking", __name__)
@@ -35,18 +35,13 @@ def rerank():
     except ValidationError as exc:
         raise validation_error(exc) from exc
     started = time.perf_counter()
-    try:
+    with answered_as_api_errors(settings.retry_after_s):
         check_rerank_limits(body, settings)
         if reranker is None:
             raise RerankerUnavailable(state["reranker_problem"] or "the rerank stage is disabled (RRS_RERANK_ENABLED)")
         scores = reranker.rank(body.query, body.items, budget_s=settings.rerank_timeout_ms / 1000.0,
                                raw=body.raw_scores, truncate=body.should_truncate,
                                direction=body.truncation_direction.lower())
-    except Exception as exc:
-        answer = to_api_error(exc, retry_after_s=settings.retry_after_s)
-        if answer is None:
-            raise
-        raise answer from exc
     state["metrics"].stage_seconds.labels(stage="rerank").observe(time.perf_counter() - started)
     order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep input order
     if body.cohere:
