@@ -1,0 +1,180 @@
+"""The ``english`` analyzer for the local node, as a small Elasticsearch plugin built here.
+
+Why: production clusters (and the official Docker images) ship the ``analysis-common``
+module, so text fields can use the ``english`` analyzer (Lucene's ``EnglishAnalyzer``:
+standard tokenizer, possessive filter, lowercase, English stop words, Porter stemmer). The
+local node is the ``integ-test-zip`` distribution from Maven Central, which lacks that
+module: without this plugin it has no ``english`` analyzer and ranks text differently
+from production. Lucene's English analysis ships in the node's own ``lib/``, and the
+server jar is on Maven Central, so a plugin of two classes closes the gap.
+
+The Maven project lives beside this module (``rrs/analysis_plugin/``). It is built in a
+copy under ``<cache>/plugins`` (the repository tree stays clean) against the node's exact
+Elasticsearch and Lucene versions, and the zip is kept there: a later call with the same
+version and the same plugin sources returns it without running Maven. A first build takes
+about 10 s plus Maven's downloads (a few MB, once per machine into ``~/.m2``).
+
+Example::
+
+    zip_path = build_plugin("9.5.4", cache=Path("/var/cache/rrs"), java_home=jdk.home)
+    install_plugin(es_home, zip_path, java_home=jdk.home)   # then start the node
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from core.errors import NodeError
+
+PLUGIN_NAME = "rrs-analysis-english"  # the descriptor's name: the node installs it as plugins/<name>
+ANALYZER_NAME = "english"
+PROJECT_DIR = Path(__file__).resolve().parent / "analysis_plugin"
+_LUCENE_JAR = re.compile(r"^lucene-analysis-common-(\d+(?:\.\d+)*)\.jar$")
+_TAIL = 3000  # characters of a failing tool's output kept in the error
+
+
+def project_fingerprint(project: Path = PROJECT_DIR) -> str:
+    """A short hash of the plugin's sources (pom and src/), so an edited plugin is rebuilt."""
+    digest = hashlib.sha256()
+    files = [project / "pom.xml", *sorted(p for p in (project / "src").rglob("*") if p.is_file())]
+    for path in files:
+        digest.update(path.relative_to(project).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def lucene_version(es_home: Path) -> str:
+    """The Lucene version of a distribution, read off ``lib/lucene-analysis-common-<v>.jar``."""
+    lib = es_home / "lib"
+    found = [m.group(1) for p in (lib.iterdir() if lib.is_dir() else []) if (m := _LUCENE_JAR.match(p.name))]
+    if len(found) != 1:
+        raise NodeError(
+            f"Cannot tell the Lucene version of {es_home}: expected one lucene-analysis-common-*.jar "
+            f"in {lib}, found {found or 'none'}."
+        )
+    return found[0]
+
+
+def plugin_zip_path(es_version: str, cache: Path, fingerprint: str | None = None) -> Path:
+    """Where the built zip for ``es_version`` (and these sources) is cached."""
+    return cache / "plugins" / f"{PLUGIN_NAME}-{es_version}-{fingerprint or project_fingerprint()}.zip"
+
+
+def build_plugin(
+    es_version: str, cache: Path, java_home: Path, log=print, *, es_home: Path | None = None
+) -> Path:
+    """The plugin zip for Elasticsearch ``es_version``, built with Maven once and cached.
+
+    ``cache`` is the rrs home (``Settings.home``): the zip goes to ``<cache>/plugins`` and
+    the Lucene version is read from the distribution in ``<cache>/dist`` (or ``es_home``).
+    ``java_home`` must be Java 21+ (the server jar's bytecode level); it is Maven's JAVA_HOME.
+    """
+    if not (PROJECT_DIR / "pom.xml").exists():
+        raise NodeError(
+            f"The analysis plugin's Maven project is missing ({PROJECT_DIR}): run from a checkout "
+            "of the repository, or use an Elasticsearch that has the english analyzer."
+        )
+    fingerprint = project_fingerprint()
+    target = plugin_zip_path(es_version, cache, fingerprint)
+    if target.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise NodeError(
+            "Maven (mvn) is needed to build the english analysis plugin: install it "
+            "(Debian: apt install maven)."
+        )
+    lucene = lucene_version(es_home or cache / "dist" / f"elasticsearch-{es_version}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"Building the {ANALYZER_NAME!r} analysis plugin for Elasticsearch {es_version} (Lucene {lucene}) with Maven...")
+    # A private build folder: two builds at once (a test and `rrs es start`) don't collide.
+    work = Path(tempfile.mkdtemp(prefix=f"build-{es_version}-", dir=target.parent))
+    try:
+        project = work / "project"
+        shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target"))
+        env = dict(os.environ, JAVA_HOME=str(java_home))
+        cmd = [
+            mvn, "-q", "-B", "package",
+            f"-Delasticsearch.version={es_version}", f"-Dlucene.version={lucene}",
+        ]
+        try:
+            result = subprocess.run(
+                cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise NodeError("Maven did not finish building the analysis plugin within 15 minutes.") from exc
+        built = project / "target" / f"{PLUGIN_NAME}-{es_version}.zip"
+        if result.returncode != 0 or not built.exists():
+            tail = (result.stdout + result.stderr)[-_TAIL:]
+            raise NodeError(
+                f"mvn could not build the analysis plugin for Elasticsearch {es_version} "
+                f"(exit {result.returncode}):\n{tail}"
+            )
+        partial = work / target.name
+        shutil.copyfile(built, partial)
+        os.replace(partial, target)  # atomic: a reader never sees half a zip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"Built {target}.")
+    return target
+
+
+def _zip_jars(plugin_zip: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(plugin_zip) as archive:
+        return {Path(n).name: archive.read(n) for n in archive.namelist() if n.endswith(".jar")}
+
+
+def installed_matches(es_home: Path, plugin_zip: Path) -> bool:
+    """True when ``plugins/<name>`` holds exactly the jars of ``plugin_zip``."""
+    installed = es_home / "plugins" / PLUGIN_NAME
+    if not installed.is_dir():
+        return False
+    jars = _zip_jars(plugin_zip)
+    return bool(jars) and all(
+        (installed / name).is_file() and (installed / name).read_bytes() == data for name, data in jars.items()
+    )
+
+
+def _plugin_cli(es_home: Path, java_home: Path, args: list[str]) -> subprocess.CompletedProcess:
+    env = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR") if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(ES_JAVA_HOME=str(java_home), ES_PATH_CONF=str(es_home / "config"))
+    try:
+        return subprocess.run(
+            [str(es_home / "bin" / "elasticsearch-plugin"), *args],
+            env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NodeError(f"elasticsearch-plugin {args[0]} could not run in {es_home}: {exc}") from exc
+
+
+def install_plugin(es_home: Path, plugin_zip: Path, java_home: Path, log=print) -> None:
+    """Install the plugin into the distribution at ``es_home`` (stopped node), once.
+
+    Skipped when ``plugins/<name>`` already holds this zip's jar; an older build is removed
+    first. Run it before the node starts: a node loads plugins only at start-up. The files
+    it writes are world-readable, so a node that drops root can read them.
+    """
+    if installed_matches(es_home, plugin_zip):
+        return
+    if (es_home / "plugins" / PLUGIN_NAME).exists():
+        log(f"Replacing an older {PLUGIN_NAME} in {es_home}.")
+        removed = _plugin_cli(es_home, java_home, ["remove", "--purge", PLUGIN_NAME])
+        if removed.returncode != 0:
+            tail = (removed.stdout + removed.stderr)[-_TAIL:]
+            raise NodeError(f"elasticsearch-plugin could not remove the old {PLUGIN_NAME} from {es_home}:\n{tail}")
+    log(f"Installing the {ANALYZER_NAME!r} analysis plugin into {es_home}.")
+    result = _plugin_cli(es_home, java_home, ["install", "--batch", plugin_zip.resolve().as_uri()])
+    if result.returncode != 0 or not installed_matches(es_home, plugin_zip):
+        tail = (result.stdout + result.stderr)[-_TAIL:]
+        raise NodeError(
+            f"elasticsearch-plugin could not install {plugin_zip.name} into {es_home} "
+            f"(exit {result.returncode}):\n{tail}"
+        )

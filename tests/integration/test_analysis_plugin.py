@@ -1,0 +1,128 @@
+"""The english analysis plugin (rrs/analysis_plugin): built with Maven, installed into a copy
+of the Maven Central distribution, and used by a real node like production's ``english``.
+
+The node here is our own (not the session's ``es_node``): plugins load only at start-up, and
+the shared distribution under ``RRS_HOME/dist`` must stay as it is for the other tests, so
+the distribution is copied into a temporary rrs home and the plugin installed there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.settings import Settings
+from rrs.analysis_plugin import PLUGIN_NAME, build_plugin, install_plugin
+from rrs.local_node import (
+    choose_version,
+    fetch_distribution,
+    find_jdks,
+    first_free_port,
+    start_node,
+    stop_node,
+    unpack_distribution,
+)
+
+SENTENCE = "The runners were running quickly through John's gardens"
+# Lucene's EnglishAnalyzer, token by token: "The" is in ENGLISH_STOP_WORDS_SET (its position
+# stays counted), "were" and "through" are not; possessive "'s" is dropped; Porter stems.
+ENGLISH_TOKENS = ["runner", "were", "run", "quickli", "through", "john", "garden"]
+ENGLISH_POSITIONS = [1, 2, 3, 4, 5, 6, 7]
+
+
+@pytest.fixture(scope="module")
+def english_node():
+    """URL of a node started from a copy of the distribution with the plugin installed."""
+    base = Settings()
+    version, jdk = choose_version(find_jdks([base.es_java_home] if base.es_java_home else None), base.es_version)
+    shared_home = base.home.resolve()
+    es_home = unpack_distribution(fetch_distribution(version, shared_home), shared_home)
+    plugin_zip = build_plugin(version, shared_home, jdk.home, es_home=es_home)  # cached after the first run
+
+    root = Path(tempfile.mkdtemp(prefix="rrs-english-node-"))
+    root.chmod(0o755)  # a node that drops root must reach the copied distribution
+    try:
+        home = root / "home"
+        copy = home / "dist" / es_home.name
+        shutil.copytree(es_home, copy, symlinks=True)  # keeps the "unpacked" marker: start_node uses it as is
+        zip_name = f"{es_home.name}.zip"
+        (home / "dist" / zip_name).symlink_to(shared_home / "dist" / zip_name)  # "already fetched"
+        install_plugin(copy, plugin_zip, jdk.home)
+        assert (copy / "plugins" / PLUGIN_NAME / "plugin-descriptor.properties").exists()
+        assert not (es_home / "plugins" / PLUGIN_NAME).exists()  # the shared distribution is untouched
+        said: list[str] = []
+        install_plugin(copy, plugin_zip, jdk.home, log=said.append)
+        assert said == []  # already installed: nothing run
+
+        settings = base.model_copy(update={
+            "es_url": None, "home": home, "es_node_dir": root / "node", "es_port": first_free_port(9450),
+            "es_heap": "512m", "es_version": version, "es_java_home": jdk.home,
+        })
+        try:
+            yield start_node(settings, log=print).url
+        finally:
+            stop_node(settings, log=print)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_plugin_is_loaded(english_node):
+    plugins = requests.get(f"{english_node}/_cat/plugins", params={"format": "json"}, timeout=10).json()
+    assert [p["component"] for p in plugins] == [PLUGIN_NAME]
+
+
+def test_english_analyzer_tokens_match_lucene(english_node):
+    resp = requests.post(f"{english_node}/_analyze", json={"analyzer": "english", "text": SENTENCE}, timeout=10)
+    resp.raise_for_status()
+    tokens = resp.json()["tokens"]
+    assert [t["token"] for t in tokens] == ENGLISH_TOKENS
+    assert [t["position"] for t in tokens] == ENGLISH_POSITIONS
+    standard = requests.post(
+        f"{english_node}/_analyze", json={"analyzer": "standard", "text": SENTENCE}, timeout=10
+    ).json()["tokens"]
+    assert [t["token"] for t in standard][:3] == ["the", "runners", "were"]  # the plugin changes nothing else
+
+
+def test_index_with_english_field_finds_running_for_runs(english_node):
+    index = f"test-english-{os.getpid()}"
+    body = {
+        "settings": {
+            "number_of_shards": 1, "number_of_replicas": 0,
+            # The type takes production's settings too: no stop words here.
+            "analysis": {"analyzer": {"english_all_words": {"type": "english", "stopwords": "_none_"}}},
+        },
+        "mappings": {"properties": {
+            "text": {"type": "text", "analyzer": "english"},
+            "plain": {"type": "text", "analyzer": "standard"},
+        }},
+    }
+    try:
+        created = requests.put(f"{english_node}/{index}", json=body, timeout=30)
+        assert created.ok, created.text
+        for doc_id, text in (("1", "The dog was running in the park"), ("2", "A cat sleeps on the sofa")):
+            requests.put(
+                f"{english_node}/{index}/_doc/{doc_id}", params={"refresh": "true"},
+                json={"text": text, "plain": text}, timeout=10,
+            ).raise_for_status()
+
+        def ids(field: str, query: str) -> list[str]:
+            resp = requests.post(
+                f"{english_node}/{index}/_search", json={"query": {"match": {field: query}}}, timeout=10
+            )
+            resp.raise_for_status()
+            return [hit["_id"] for hit in resp.json()["hits"]["hits"]]
+
+        assert ids("text", "runs") == ["1"]
+        assert ids("text", "sleeping") == ["2"]
+        assert ids("plain", "runs") == []  # the standard analyzer does not stem: the plugin is what matches
+        custom = requests.post(
+            f"{english_node}/{index}/_analyze", json={"analyzer": "english_all_words", "text": "The gardens"},
+            timeout=10,
+        ).json()["tokens"]
+        assert [t["token"] for t in custom] == ["the", "garden"]
+    finally:
+        requests.delete(f"{english_node}/{index}", timeout=30)
