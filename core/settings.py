@@ -127,6 +127,16 @@ class ModelSettings(BaseModel):
     passage_prompt: str = ""
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
     encode_batch_size: int = Field(default=64, ge=1, le=4096)
+    bi_encoder_backend: Literal["torch", "onnx"] = Field(
+        default="torch", description="onnx: serve the folder made by `rrs encoder export-onnx` (no torch loaded)."
+    )
+    bi_encoder_onnx_file: str = Field(
+        default="onnx/model_qint8.onnx", description="ONNX file inside that folder: model.onnx (fp32) or model_qint8.onnx."
+    )
+    bi_encoder_tolerance: float = Field(
+        default=0.95, gt=0, le=1,
+        description="Least cosine between the index's probe vector and this encoder's (another backend or precision).",
+    )
 
 
 class IngestSettings(BaseModel):

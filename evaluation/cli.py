@@ -142,7 +142,7 @@ commands = [eval_command]
 def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progress=True):
     """Build (or check) the index and load the models: the pipeline every evaluation drives."""
     from core.console import fail
-    from core.encoders import load_bi_encoder
+    from core.encoders import bi_encoder_from
     from core.errors import ClusterUnavailable, RerankerUnavailable
     from core.es_client import make_client, server_version
     from core.indexes import current_index
@@ -179,7 +179,7 @@ def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progre
             reranker = load_reranker(reranker_name, settings)
         except RerankerUnavailable as exc:
             fail(str(exc), 2)
-    bi_encoder = load_bi_encoder(settings.bi_encoder, settings.device)
+    bi_encoder = bi_encoder_from(settings)
     pipeline = SearchPipeline(settings, es, bi_encoder, reranker)
     return settings, es, version, alias, live, ingest_report, pipeline
 

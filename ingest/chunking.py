@@ -129,7 +129,7 @@ class Chunker:
                   max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> "Chunker":
         """A chunker sized for a SentenceTransformer's tokenizer and max_seq_length."""
         tokenizer = model.tokenizer
-        special = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
+        special = tokenizer.num_special_tokens_to_add(False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
         return cls(tokenizer, max_seq_length=int(model.max_seq_length), special_tokens=special,
                    chunk_tokens=chunk_tokens, overlap=overlap, prompt=prompt, max_passage_chars=max_passage_chars)
 

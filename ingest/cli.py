@@ -51,7 +51,7 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     from elasticsearch import ApiError
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from core.errors import ClusterUnavailable, IngestInterrupted, OperationFailed, SourceError
+    from core.errors import ClusterUnavailable, IndexModelMismatch, IngestInterrupted, OperationFailed, SourceError
     from ingest.pipeline import run_ingest
     from ingest.validate import FieldMap
 
@@ -64,6 +64,8 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
                             field_map=field_map, progress=not no_progress, keep_old=keep_old, break_lock=break_lock,
                             log=lambda message: click.echo(message, err=True))
     except SourceError as exc:
+        fail(str(exc), 2)
+    except IndexModelMismatch as exc:
         fail(str(exc), 2)
     except OperationFailed as exc:  # the alias is locked by another run, the build was replaced, ...
         fail(str(exc), 1)

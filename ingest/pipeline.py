@@ -322,20 +322,23 @@ def run_ingest(
 def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
             field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
     """One run, with the alias's lock held and a client open."""
-    from core.encoders import embedding_dims, encode_passages, load_bi_encoder, model_label
+    from core.encoders import bi_encoder_from, embedding_dims, encode_passages, encoder_identity, model_label
     from core.indexes import passage_index_body
 
     checked = check_sources(sources)
     started = time.perf_counter()
-    model = load_bi_encoder(settings.bi_encoder, settings.device)
+    model = bi_encoder_from(settings)
     label = model_label(settings.bi_encoder)
+    identity = encoder_identity(model, label)
     normalize = settings.vector_similarity in ("cosine", "dot_product")
     chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
                                 overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt,
                                 max_passage_chars=settings.ingest_max_passage_chars)
-    body = passage_index_body(es, settings, dims=embedding_dims(model), model=label)
-    target = open_target(es, alias, body, reindex=reindex, fingerprint=_fingerprint(sources, field_map, settings, label),
-                         model=label, refresh=settings.ingest_refresh_interval)
+    body = passage_index_body(es, settings, dims=embedding_dims(model), model=label, encoder_meta=identity)
+    encoded_by = f"{label} {identity['bi_encoder_backend']} {identity['bi_encoder_precision']}"
+    target = open_target(es, alias, body, reindex=reindex,
+                         fingerprint=_fingerprint(sources, field_map, settings, encoded_by), model=label,
+                         refresh=settings.ingest_refresh_interval, tolerance=settings.bi_encoder_tolerance)
     report = IngestReport(alias=alias, index_name=target.index, mode=target.mode, resumed=target.resumed,
                           rejects_path=str(rejects_path) if rejects_path else None)
     rejects = RejectsWriter(rejects_path)

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 
-from core.errors import OperationFailed
+from core.encoders import encoder_mismatch
+from core.errors import IndexModelMismatch, OperationFailed
 from core.indexes import (
     create_versioned_index,
     current_index,
@@ -89,13 +90,19 @@ def _relax_refresh(es: Elasticsearch, index: str, interval: str, default: str) -
 
 
 def open_target(es: Elasticsearch, alias: str, body: dict, *, reindex: bool, fingerprint: str,
-                model: str, refresh: str) -> Target:
-    """The index to write to (created or resumed as needed), with refresh relaxed."""
+                model: str, refresh: str, tolerance: float = 0.95) -> Target:
+    """The index to write to (created or resumed as needed), with refresh relaxed.
+
+    Adding to the live index needs an encoder whose vectors agree with the ones it holds
+    (``body``'s ``_meta`` describes ours): otherwise :class:`IndexModelMismatch`."""
     default_refresh = body.get("settings", {}).get("index", {}).get("refresh_interval", "1s")
     live = current_index(es, alias)
     if live is None and es.indices.exists(index=alias):
         raise RuntimeError(f"{alias!r} is a concrete index, not an alias; rename it or pick another alias")
     if live and not reindex:
+        why = encoder_mismatch(_meta(es, live), body.get("mappings", {}).get("_meta", {}), tolerance)
+        if why:
+            raise IndexModelMismatch(f"cannot add to {alias!r}: {why}; ingest with --reindex to rebuild it")
         target = Target(alias, live, "upsert")
     else:
         resumable = find_resumable(es, alias, fingerprint, model)

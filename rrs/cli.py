@@ -104,16 +104,16 @@ def index() -> None:
 @click.option("--new-version", is_flag=True, help="Create a new version and move the alias to it.")
 def index_create(alias: str | None, new_version: bool) -> None:
     """Create the index for the configured bi-encoder and point the alias at it."""
-    from core.encoders import embedding_dims, load_bi_encoder, model_label
+    from core.encoders import bi_encoder_from, embedding_dims, encoder_identity, model_label
     from core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
 
     settings = load_settings()
     alias = alias or settings.index_alias
     es_client = _client(settings)
-    model = load_bi_encoder(settings.bi_encoder, settings.device)
-    body = passage_index_body(
-        es_client, settings, dims=embedding_dims(model), model=model_label(settings.bi_encoder)
-    )
+    model = bi_encoder_from(settings)
+    label = model_label(settings.bi_encoder)
+    body = passage_index_body(es_client, settings, dims=embedding_dims(model), model=label,
+                              encoder_meta=encoder_identity(model, label))
     if new_version:
         name = create_versioned_index(es_client, alias, body)
         point_alias(es_client, alias, name)

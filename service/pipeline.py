@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from core.encoders import embedding_dims, encode_query, model_label
+from core.encoders import embedding_dims, encode_query, encoder_identity, encoder_mismatch, model_label
 from core.errors import IndexMissing, IndexModelMismatch, RerankOverloaded, RerankTimeout
 from core.passage import passage_text
 from core.settings import Settings
@@ -78,6 +78,7 @@ class SearchPipeline:
         self.metrics = metrics
         self.fields = parse_fields(settings.bm25_fields)
         self.bi_encoder_label = model_label(settings.bi_encoder)
+        self.encoder_identity = encoder_identity(bi_encoder, self.bi_encoder_label)
         self.dims = embedding_dims(bi_encoder)
         self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s,
                                    settings.window_cache_bytes)
@@ -320,13 +321,13 @@ class SearchPipeline:
         )
 
     def _check_model(self, index: str, meta: dict) -> None:
-        """Refuse an index built by another bi-encoder: its vectors would not match ours."""
-        built_with, dims = meta.get("bi_encoder"), meta.get("dims")
-        if built_with and built_with != self.bi_encoder_label:
-            raise IndexModelMismatch(
-                f"index {index!r} was built with bi-encoder {built_with!r}, but the service loads "
-                f"{self.bi_encoder_label!r} (RRS_BI_ENCODER); use the same model or reindex"
-            )
+        """Refuse an index built by another bi-encoder (or one whose vectors drift too far from
+        ours on another backend or precision): its vectors would not match ours."""
+        why = encoder_mismatch(meta, self.encoder_identity, self.settings.bi_encoder_tolerance)
+        if why:
+            raise IndexModelMismatch(f"index {index!r} cannot be searched: {why} (RRS_BI_ENCODER, "
+                                     f"RRS_BI_ENCODER_BACKEND); use the same encoder or reindex")
+        dims = meta.get("dims")
         if dims and int(dims) != self.dims:
             raise IndexModelMismatch(
                 f"index {index!r} holds {dims}-dimensional vectors, but bi-encoder "

@@ -1,7 +1,9 @@
 """The cross-encoder reranker: load, truncate, batch by length, score, within a budget.
 
-Loading uses the real ``sentence_transformers.CrossEncoder(name_or_path)``; its tokenizer,
-activation and transformer do the work. What this module adds for serving:
+With torch, loading uses the real ``sentence_transformers.CrossEncoder(name_or_path)`` and
+its transformer does the work. With ONNX Runtime only the folder's ``tokenizer.json``,
+``config.json`` and ONNX file are read: torch is never imported. Both backends cut and
+pad pairs with the same Rust tokenizer. What this module adds for serving:
 
 * explicit truncation: every pair is tokenised with ``truncation="longest_first"`` to
   ``max_length`` = min(setting, tokenizer limit, position embeddings), and each batch is
@@ -20,16 +22,20 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from core.onnx_models import open_session, precision_of
 from core.settings import Settings
+from core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
 from service.batching import MicroBatcher, Pair
 from service.blend import load_calibration
 
@@ -45,12 +51,6 @@ def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
         offset = (config.pad_token_id or 0) + 1 if "roberta" in getattr(config, "model_type", "") else 0
         limits.append(int(positions) - offset)
     return min(limits)
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first (pure)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: float | None, budget_s: float) -> int:
@@ -69,24 +69,36 @@ def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: f
     return 0
 
 
-class CrossEncoderReranker:
-    """Scores (query, passage) pairs with a CrossEncoder; one instance per process."""
+ACTIVATIONS = {
+    "Sigmoid": lambda logits: 1.0 / (1.0 + np.exp(-logits)),
+    "Identity": lambda logits: logits,
+}
 
-    def __init__(self, model, *, name: str, settings: Settings, device: str, onnx_session=None):
+
+class CrossEncoderReranker:
+    """Scores (query, passage) pairs with a cross-encoder; one instance per process.
+
+    ``forward`` maps padded numpy features to one logit per row (a torch model or an ONNX
+    session behind it); ``model`` is the torch ``CrossEncoder`` when there is one."""
+
+    def __init__(self, forward: Callable[[dict], np.ndarray], tokenizer, *, name: str, settings: Settings,
+                 device: str, config, activation: str, model=None, tokenizer_limit: int | None = None,
+                 backend: str = "torch"):
         self.model = model
         self.name = name
         self.device = device
-        self.tokenizer = model.tokenizer
-        self.max_length = max_pair_length(
-            settings.rerank_max_length, self.tokenizer.model_max_length, model.model.config
-        )
+        self.max_length = max_pair_length(settings.rerank_max_length, tokenizer_limit, config)
+        self._whole = private_copy(tokenizer)
+        self._truncating = truncating(tokenizer, self.max_length)
+        self._pad_id = pad_token_id(self._whole)
         self.batch_size = settings.rerank_batch_size
-        self.backend = "onnx" if onnx_session is not None else "torch"
+        self.backend = backend
         self.calibration = None  # BlendConfig from the model folder's rrs_rerank.json, if it has one
         self.dtype = "fp32"
-        self._onnx = onnx_session
-        self._onnx_inputs = {i.name for i in onnx_session.get_inputs()} if onnx_session is not None else set()
-        self._activation = model.activation_fn
+        self._forward = forward
+        if activation not in ACTIVATIONS:
+            raise RerankerUnavailable(f"{name!r} uses activation {activation!r}; supported: {sorted(ACTIVATIONS)}")
+        self._activation = ACTIVATIONS[activation]
         self.min_depth = settings.rerank_min_candidates
         wait_ms = settings.rerank_max_wait_ms
         if wait_ms is None:
@@ -99,13 +111,9 @@ class CrossEncoderReranker:
         )
 
     # --- scoring (synchronous; the batcher's worker calls this) -----------------------
-    def tokenize(self, pairs: Sequence[Pair]) -> dict[str, list[list[int]]]:
-        """Token ids per pair, truncated to ``max_length`` (no padding yet)."""
-        queries = [q for q, _ in pairs]
-        passages = [p for _, p in pairs]
-        return dict(
-            self.tokenizer(queries, passages, truncation="longest_first", max_length=self.max_length)
-        )
+    def tokenize(self, pairs: Sequence[Pair]) -> list:
+        """One encoding per pair, truncated to ``max_length`` (longest first; no padding yet)."""
+        return self._truncating.encode_batch([(q, p) for q, p in pairs])
 
     def score_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
         """Scores for ``pairs`` in input order (higher = more relevant), as ``CrossEncoder.predict`` gives them."""
@@ -113,41 +121,25 @@ class CrossEncoderReranker:
 
     def activate(self, logits: Sequence[float]) -> list[float]:
         """The model's own activation (sigmoid for most one-label rerankers) over raw logits."""
-        import torch
-
         if not len(logits):
             return []
-        return self._activation(torch.tensor(list(logits), dtype=torch.float32)).reshape(-1).tolist()
+        return self._activation(np.asarray(logits, dtype=np.float32)).reshape(-1).tolist()
 
     def logits_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
         """Raw logits for ``pairs`` in input order (``raw_scores`` of the /rerank API)."""
         if not pairs:
             return []
         encoded = self.tokenize(pairs)
-        lengths = [len(ids) for ids in encoded["input_ids"]]
         scores = np.empty(len(pairs), dtype=np.float32)
-        for batch in length_sorted_batches(lengths, self.batch_size):
+        for batch in length_sorted_batches([len(e.ids) for e in encoded], self.batch_size):
             if not keep_going():
                 raise RerankTimeout("every request in this round gave up")
-            features = self.tokenizer.pad(
-                [{key: values[i] for key, values in encoded.items()} for i in batch],
-                return_tensors="np" if self._onnx is not None else "pt",
-            )
+            features = pad_batch([encoded[i] for i in batch], self._pad_id)
             width = features["input_ids"].shape[1]
             if width > self.max_length:  # never hand the device a sequence it cannot take
                 raise ValueError(f"batch of width {width} exceeds max_length {self.max_length}")
             scores[batch] = self._forward(features)
         return scores.tolist()
-
-    def _forward(self, features) -> np.ndarray:
-        import torch
-
-        if self._onnx is not None:
-            feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in self._onnx_inputs}
-            return np.asarray(self._onnx.run(None, feed)[0], dtype=np.float32).reshape(-1)
-        with torch.inference_mode():
-            features = {k: v.to(self.device) for k, v in features.items()}
-            return self.model.model(**features).logits.float().reshape(-1).cpu().numpy()
 
     # --- serving (through the batcher, with a budget) --------------------------------
     @property
@@ -199,14 +191,12 @@ class CrossEncoderReranker:
 
     def pair_lengths(self, query: str, texts: Sequence[str]) -> list[int]:
         """Tokens of each (query, text) pair, special tokens included, before truncation."""
-        encoded = self.tokenizer([query] * len(texts), list(texts), truncation=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return [len(e.ids) for e in self._whole.encode_batch([(query, text) for text in texts])]
 
     def keep_tail(self, query: str, text: str) -> str:
         """``text`` cut from the left so the pair fits ``max_length`` (left truncation)."""
-        room = self.max_length - len(self.tokenizer(query, add_special_tokens=True)["input_ids"]) - 1
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
+        room = self.max_length - len(self._whole.encode(query).ids) - 1
+        offsets = self._whole.encode(text, add_special_tokens=False).offsets
         if room <= 0 or len(offsets) <= room:
             return text
         return text[offsets[-room][0]:]
@@ -230,17 +220,23 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     and not cached, a wrong path, a model that is not a one-label cross-encoder, a
     missing ONNX file).
     """
+    local = Path(name_or_path).exists()
+    reranker = _load_onnx(name_or_path, settings) if settings.rerank_backend == "onnx" else _load_torch(
+        name_or_path, settings, local)
+    if local:
+        reranker.calibration = load_calibration(name_or_path)
+    return reranker
+
+
+def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEncoderReranker:
     import torch
     from sentence_transformers import CrossEncoder
 
     from core.encoders import pick_device
 
     device = pick_device(settings.device)
-    if settings.rerank_backend == "onnx":
-        device = "cpu"
     if device == "cpu":
         torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
-    local = Path(name_or_path).exists()
     # Offline, the hub client retries for about a minute before giving up: probe once, and
     # then only a cached copy can load (at once, or not at all).
     cached_only = not local and not hub_reachable()
@@ -253,27 +249,73 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
             else " (not a local folder; a hub name needs network access or a cached copy)"
         )
         raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
-    if model.num_labels != 1:
-        raise RerankerUnavailable(
-            f"{name_or_path!r} has {model.num_labels} output labels; a reranker needs exactly 1"
-        )
+    _check_one_label(name_or_path, model.num_labels)
     model.eval()
-    onnx_session = None
-    if settings.rerank_backend == "onnx":
-        onnx_session = _onnx_session(name_or_path, settings)
+    dtype, label = _torch_dtype(settings.rerank_dtype, device)
+    if dtype != torch.float32:
+        model.model.to(dtype)
+
+    def forward(features: dict) -> np.ndarray:
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v).to(device) for k, v in features.items()}
+            return model.model(**tensors).logits.float().reshape(-1).cpu().numpy()
+
     reranker = CrossEncoderReranker(
-        model, name=_label(name_or_path), settings=settings, device=device, onnx_session=onnx_session
+        forward, model.tokenizer, name=_label(name_or_path), settings=settings, device=device,
+        config=model.model.config, activation=type(model.activation_fn).__name__, model=model,
+        tokenizer_limit=model.tokenizer.model_max_length,
     )
-    if local:
-        reranker.calibration = load_calibration(name_or_path)
-    if onnx_session is None:
-        dtype, label = _torch_dtype(settings.rerank_dtype, device)
-        if dtype != torch.float32:
-            model.model.to(dtype)
-        reranker.dtype = label
-    else:
-        reranker.dtype = "int8" if "qint8" in settings.rerank_onnx_file else "fp32"
+    reranker.dtype = label
     return reranker
+
+
+def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
+    """The tokenizer file and the ONNX graph only: no torch model is built (nor torch imported)."""
+    folder = Path(model_dir)
+    path = folder / settings.rerank_onnx_file
+    if not path.exists():
+        raise RerankerUnavailable(
+            f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`"
+        )
+    config = _read_json(folder / "config.json")
+    _check_one_label(model_dir, len(config.get("id2label") or {}) or config.get("num_labels", 1))
+    session = open_session(path, settings.torch_threads)
+    inputs = {i.name for i in session.get_inputs()}
+
+    def forward(features: dict) -> np.ndarray:
+        feed = {k: v for k, v in features.items() if k in inputs}
+        return np.asarray(session.run(None, feed)[0], dtype=np.float32).reshape(-1)
+
+    try:
+        tokenizer = load_tokenizer(folder)
+    except FileNotFoundError as exc:
+        raise RerankerUnavailable(str(exc)) from exc
+    reranker = CrossEncoderReranker(
+        forward, tokenizer, name=_label(model_dir), settings=settings, device="cpu",
+        config=SimpleNamespace(**config), activation=onnx_activation(folder), backend="onnx",
+        tokenizer_limit=_read_json(folder / "tokenizer_config.json").get("model_max_length"),
+    )
+    reranker.dtype = precision_of(settings.rerank_onnx_file)
+    return reranker
+
+
+def onnx_activation(folder: Path) -> str:
+    """The activation sentence-transformers recorded for the model ('Sigmoid' when it recorded none,
+    as ``CrossEncoder`` does for one-label models)."""
+    recorded = (_read_json(folder / "config_sentence_transformers.json").get("activation_fn")
+                or _read_json(folder / "config.json").get("sentence_transformers", {}).get("activation_fn")
+                or _read_json(folder / "config.json").get("sbert_ce_default_activation_function")
+                or "Sigmoid")
+    return recorded.rsplit(".", 1)[-1]
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _check_one_label(name: str, labels: int) -> None:
+    if labels != 1:
+        raise RerankerUnavailable(f"{name!r} has {labels} output labels; a reranker needs exactly 1")
 
 
 def hub_reachable(timeout_s: float = 2.0) -> bool:
@@ -297,17 +339,3 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
 def _label(name_or_path: str) -> str:
     path = Path(name_or_path)
     return path.name if path.exists() else name_or_path
-
-
-def _onnx_session(model_dir: str, settings: Settings):
-    path = Path(model_dir) / settings.rerank_onnx_file
-    if not path.exists():
-        raise RerankerUnavailable(
-            f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`"
-        )
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.torch_threads or os.cpu_count() or 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

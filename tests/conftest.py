@@ -117,6 +117,14 @@ def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
 
 
+@pytest.fixture(scope="session")
+def onnx_bi_encoder_dir(tmp_path_factory) -> Path:
+    """The packaged all-MiniLM-L6-v2 exported by ``rrs encoder export-onnx`` (fp32 and int8)."""
+    from training.encoder_export import export_bi_encoder
+
+    return export_bi_encoder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("minilm") / "onnx-export").folder
+
+
 def sample_passages(repo_root: Path) -> list[dict]:
     """sample/passages.jsonl as passages; the first 12 documents are split in two passages
     (chunk 0 and 1 of one parent) so collapse and MaxP have something to do."""

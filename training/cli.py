@@ -2,6 +2,7 @@
 
     rrs train-reranker DATASET --index ALIAS --output DIR [--negatives N] [--max-rank R] ...
     rrs rerank export-onnx MODEL_DIR [--no-quantize]     ONNX fp32 + int8 for CPU serving
+    rrs encoder export-onnx MODEL [--output DIR]         the bi-encoder, the same way
 
 DATASET is a BEIR folder (``queries.jsonl``, ``qrels/<split>.tsv``) or a JSONL file of
 ``{"query", "positive", "negatives"}``. Every option defaults to its ``RRS_TRAIN_*``
@@ -131,4 +132,45 @@ def export_onnx_command(model_dir: str, quantize: bool) -> None:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-commands: list = [train_reranker_command, rerank]
+@click.group("encoder")
+def encoder() -> None:
+    """Bi-encoder tools."""
+
+
+@encoder.command("export-onnx")
+@click.argument("model")
+@click.option("--output", type=click.Path(file_okay=False), help="Folder to write (default: MODEL, when it is a "
+              "local folder). Required for the packaged all-MiniLM-L6-v2 and hub names.")
+@click.option("--quantize/--no-quantize", default=True, show_default=True, help="Also write the int8 model.")
+@click.option("--sample", "sample_file", type=click.Path(exists=True, dir_okay=False),
+              help="Text file, one passage per line, to check the export on (default: built-in texts).")
+def encoder_export_command(model: str, output: str | None, quantize: bool, sample_file: str | None) -> None:
+    """Export the bi-encoder MODEL (name or folder) to OUTPUT/onnx/model.onnx (+ model_qint8.onnx),
+    pooling and normalisation included, checked against sentence-transformers' own vectors.
+
+    Serve it with RRS_BI_ENCODER=OUTPUT RRS_BI_ENCODER_BACKEND=onnx (RRS_BI_ENCODER_ONNX_FILE picks
+    fp32 or int8); torch is then not loaded.
+    """
+    from core.errors import ExportMismatch
+    from training.encoder_export import export_bi_encoder
+
+    sample = None
+    if sample_file:
+        sample = [line.strip() for line in Path(sample_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not sample:
+            fail(f"{sample_file} holds no text", 2)
+    try:
+        result = export_bi_encoder(model, output, quantize=quantize, sample=sample)
+    except (OSError, ExportMismatch) as exc:
+        fail(str(exc), 2)
+    fused = ", ".join(f"{op} x{n}" for op, n in result.fused_ops.items()) or "none (model family not fusable)"
+    click.echo(f"exporter: {result.exporter}; fused: {fused}")
+    for name, figures in result.checks.items():
+        click.echo(f"{name}: cosine to sentence-transformers min {figures['min_cosine']:.4f}, "
+                   f"mean {figures['mean_cosine']:.4f} (at least {figures['required']})")
+    for path in result.paths:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    click.echo(f"serve it with RRS_BI_ENCODER={result.folder} RRS_BI_ENCODER_BACKEND=onnx")
+
+
+commands: list = [train_reranker_command, rerank, encoder]

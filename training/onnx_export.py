@@ -1,5 +1,7 @@
 """Export a cross-encoder folder to ONNX, fuse it, check it, and quantize it to int8 (CPU serving).
 
+Bi-encoders go the same way in :mod:`training.encoder_export`; the steps below are shared.
+
 Why not ``CrossEncoder(..., backend="onnx")``: that path needs ``optimum-onnx``, whose
 only releases (0.0.x, 0.1.0) require ``transformers<4.58``, while sentence-transformers
 6.x requires ``transformers>=5``; pip cannot resolve ``sentence-transformers[onnx]==6.2``.
@@ -71,7 +73,7 @@ def export_onnx(model_dir: str | Path, *, quantize: bool = True) -> ExportResult
     fp32_path = out_dir / "model.onnx"
     raw_path = out_dir / "model.unfused.onnx"
     exporter = _export_graph(cross_encoder, raw_path)
-    fused_ops = _fuse(raw_path, fp32_path, cross_encoder.model.config)
+    fused_ops = fuse(raw_path, fp32_path, cross_encoder.model.config)
     raw_path.unlink()
 
     reference = _torch_logits(cross_encoder)
@@ -91,8 +93,9 @@ def export_onnx(model_dir: str | Path, *, quantize: bool = True) -> ExportResult
     return result
 
 
-def quantize_int8(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantization: weights per output channel, activations at run time."""
+def quantize_int8(source: Path, target: Path, op_types: list[str] | None = None) -> Path:
+    """Dynamic int8 quantization: weights per output channel, activations at run time
+    (``op_types``: only these operators; default all that can be)."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -101,7 +104,7 @@ def quantize_int8(source: Path, target: Path) -> Path:
     root.setLevel(logging.ERROR)  # quantize_dynamic logs generic advice on the root logger
     try:
         quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=op_types,
             # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape
             # inference; their outputs are fp32.
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
@@ -113,20 +116,26 @@ def quantize_int8(source: Path, target: Path) -> Path:
 
 def _export_graph(cross_encoder, path: Path) -> str:
     """Export to ``path``; returns which exporter did it."""
+    sample = cross_encoder.tokenizer(["query"] * 2, ["a passage"] * 2, padding=True, return_tensors="pt")
+    return export_module(_LogitsOnly(cross_encoder.model).eval(), sample, path, output="logits")
+
+
+def export_module(module, sample, path: Path, *, output: str) -> str:
+    """Export ``module`` (positional input_ids, attention_mask[, token_type_ids]) with dynamic
+    batch and sequence axes, traced on the tokenised ``sample``; returns which exporter did it."""
     import torch
 
-    wrapper = _LogitsOnly(cross_encoder.model).eval()
-    sample = cross_encoder.tokenizer(["query"] * 2, ["a passage"] * 2, padding=True, return_tensors="pt")
+    wrapper = module
     names = [name for name in INPUT_NAMES if name in sample]
     args = tuple(sample[name] for name in names)
-    common = dict(input_names=names, output_names=["logits"], verbose=False)
+    common = dict(input_names=names, output_names=[output], verbose=False)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         try:
             torch.onnx.export(
                 wrapper, args, str(path), dynamo=False, opset_version=17,
-                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}},
+                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names} | {output: {0: "batch"}},
                 **common,
             )
             return "torchscript"
@@ -141,7 +150,7 @@ def _export_graph(cross_encoder, path: Path) -> str:
             return "dynamo"
 
 
-def _fuse(source: Path, target: Path, config) -> dict[str, int]:
+def fuse(source: Path, target: Path, config) -> dict[str, int]:
     """Fused-operator counts written to ``target`` (a plain copy when the family is unknown)."""
     import shutil
 

@@ -54,7 +54,7 @@ def run_training(
     Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
-    from core.encoders import load_bi_encoder
+    from core.encoders import bi_encoder_from
     from core.es_client import make_client
     from core.indexes import current_index
     from service.pipeline import SearchPipeline
@@ -80,7 +80,7 @@ def run_training(
             "max_candidates": max(settings.max_candidates, depth),
             "window_cache_size": 0,
         })
-        bi_encoder = bi_encoder or load_bi_encoder(settings.bi_encoder, settings.device)
+        bi_encoder = bi_encoder or bi_encoder_from(settings)
         pipeline = SearchPipeline(search_settings, es, bi_encoder, None)
         started = time.perf_counter()
         mined = mine(pipeline, queries, config=mining, depth=depth, es=es, progress=progress)

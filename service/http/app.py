@@ -112,9 +112,9 @@ def _client(settings: Settings):
 
 
 def _bi_encoder(settings: Settings):
-    from core.encoders import load_bi_encoder
+    from core.encoders import bi_encoder_from
 
-    return load_bi_encoder(settings.bi_encoder, settings.device)
+    return bi_encoder_from(settings)
 
 
 def _reranker(settings: Settings):

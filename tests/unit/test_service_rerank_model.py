@@ -23,7 +23,7 @@ def test_scores_match_cross_encoder_predict(reranker):
 def test_over_long_pairs_are_truncated_before_the_model(reranker):
     pairs = [("query " * 300, "passage " * 5000), ("short", "short")]
     encoded = reranker.tokenize(pairs)
-    assert max(len(ids) for ids in encoded["input_ids"]) == reranker.max_length == 64
+    assert max(len(e.ids) for e in encoded) == reranker.max_length == 64
     scores = reranker.score_pairs(pairs)
     assert len(scores) == 2 and all(np.isfinite(scores))
 

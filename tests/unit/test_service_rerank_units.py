@@ -3,9 +3,10 @@ import time
 
 import pytest
 
+from core.tokenization import length_sorted_batches
 from service.batching import MicroBatcher, QueueFull
 from service.http.auth import key_is_valid, presented_key
-from service.rerank import adaptive_depth, length_sorted_batches, max_pair_length
+from service.rerank import adaptive_depth, max_pair_length
 from service.window_cache import WindowCache, window_key
 
 
