@@ -64,7 +64,7 @@ def render_passage_index(
     body["settings"]["index"].update(number_of_shards=shards, number_of_replicas=replicas)
     mappings = body["mappings"]
     mappings["_meta"].update(encoder_meta or {})
-    mappings["_meta"].update(bi_encoder=model, dims=dims, similarity=similarity)
+    mappings["_meta"].update(bi_encoder=model, dims=dims, similarity=similarity, analyzer=analyzer)
     props = mappings["properties"]
     props["title"]["analyzer"] = analyzer
     props["text"]["analyzer"] = analyzer

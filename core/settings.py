@@ -84,6 +84,9 @@ class LocalNodeSettings(BaseModel):
     es_port: int = Field(default=9200, ge=1, le=65535)
     es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$")
     es_start_timeout_s: float = Field(default=180.0, gt=0)
+    es_english_plugin: bool = Field(
+        default=True, description="Build (Maven, once) and install the english analysis plugin before the node starts."
+    )
     es_version: str | None = Field(
         default=None, description="Override the pinned version (must exist on Maven Central)."
     )
@@ -112,8 +115,10 @@ class IndexSettings(BaseModel):
     vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "int8_hnsw"
     hnsw_m: int = Field(default=16, ge=2, le=512)
     hnsw_ef_construction: int = Field(default=100, ge=2, le=3200)
-    number_of_shards: int = Field(default=1, ge=1)
-    number_of_replicas: int = Field(default=0, ge=0)
+    number_of_shards: int = Field(default=1, ge=1, description="Passage index shards (at index create and every new version).")
+    number_of_replicas: int = Field(default=0, ge=0, description="Passage index replicas; 1+ on a cluster survives a node loss.")
+    search_log_shards: int = Field(default=1, ge=1)
+    search_log_replicas: int = Field(default=0, ge=0)
 
 
 class ModelSettings(BaseModel):

@@ -368,6 +368,19 @@ def _wait_for_yellow(url: str, pid: int, node_dir: Path, timeout_s: float) -> di
     )
 
 
+def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Path, log=print) -> bool:
+    """Install the english analysis plugin into the distribution; where it cannot be built,
+    say why and go on (text fields then use the standard analyzer)."""
+    from rrs.analysis_plugin import build_plugin, install_plugin
+
+    try:
+        install_plugin(es_home, build_plugin(version, cache, java_home, log=log, es_home=es_home), java_home, log=log)
+        return True
+    except NodeError as exc:
+        log(f"The english analysis plugin is not installed ({exc}); text fields will use the standard analyzer.")
+        return False
+
+
 def start_node(settings: Settings, log=print) -> NodeInfo:
     """Start the local node (or report the external/running one) and wait for yellow."""
     if settings.es_url:
@@ -386,6 +399,8 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
     cache = settings.home.resolve()
     zip_path = fetch_distribution(version, cache)
     es_home = unpack_distribution(zip_path, cache)
+    if settings.es_english_plugin:
+        add_english_analysis(es_home, version, cache, jdk.home, log)
 
     port = settings.es_port
     if not port_is_free(port):

@@ -61,6 +61,7 @@ class Window:
     reranked_count: int
     degraded: str | None
     timings: Timings = field(default_factory=Timings)
+    partial: bool = False
 
 
 def _ms(start: float) -> float:
@@ -129,6 +130,7 @@ class SearchPipeline:
             reranked=window.reranked,
             reranked_count=window.reranked_count,
             degraded=window.degraded,
+            partial=window.partial,
             cached=cached,
             blend=Blend(weight=blending.weight, depth=window.reranked_count,
                         normalization=blending.normalization) if window.reranked else None,
@@ -176,7 +178,7 @@ class SearchPipeline:
     def _compute_window(self, request: SearchRequest, index: str, clauses: list[dict], depth: int,
                         blending: BlendConfig) -> Window:
         timings = Timings()
-        lists, candidates = self._retrieve(request, index, clauses, depth, timings)
+        lists, candidates, partial = self._retrieve(request, index, clauses, depth, timings)
 
         started = time.perf_counter()
         fused = self._fuse(request, lists)[:depth]
@@ -192,11 +194,13 @@ class SearchPipeline:
         positions = {name: _positions(ranked_list) for name, ranked_list in lists.items()}
         positions["fused"] = _positions(fused)
         hits = [self._hit(candidates[doc], score, positions, rerank, blended) for doc, score, rerank, blended in ranked]
-        if self.metrics is not None and degraded:
-            self.metrics.degraded.labels(reason=degraded).inc()
+        reasons = [reason for reason in ("partial_results" if partial else None, degraded) if reason]
+        if self.metrics is not None:
+            for reason in reasons:
+                self.metrics.degraded.labels(reason=reason).inc()
         return Window(
             hits=hits, reranked=rerank_scores is not None, reranked_count=len(rerank_scores or []),
-            degraded=degraded, timings=timings,
+            degraded=",".join(reasons) or None, timings=timings, partial=partial,
         )
 
     def _embed_uncached(self, query: str) -> tuple[float, ...]:
@@ -204,7 +208,8 @@ class SearchPipeline:
         return tuple(float(x) for x in vector)
 
     def _retrieve(self, request, index, clauses, depth, timings):
-        """BM25 and/or kNN in one round trip: ranked (id, score) lists and the passages."""
+        """BM25 and/or kNN in one round trip: ranked (id, score) lists, the passages, and whether
+        some shards did not answer (the lists then come from the others)."""
         bodies: dict[str, dict] = {}
         if request.mode in ("bm25", "hybrid"):
             bodies["bm25"] = bm25_body(
@@ -231,7 +236,7 @@ class SearchPipeline:
                 seen = candidates.setdefault(hit.id, hit)
                 if not seen.highlight and hit.highlight:
                     seen.highlight = hit.highlight
-        return lists, candidates
+        return lists, candidates, any(result.shards_failed for result in results)
 
     def _fuse(self, request: SearchRequest, lists: dict[str, list[tuple[str, float]]]) -> list[tuple[str, float]]:
         if len(lists) == 1:

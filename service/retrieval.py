@@ -41,6 +41,7 @@ class Candidate:
 class SearchResult:
     hits: list[Candidate]
     took_ms: float
+    shards_failed: int = 0  # shards that did not answer: the hits come from the others
 
 
 def parse_fields(spec: str) -> list[str]:
@@ -224,7 +225,8 @@ def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: flo
             Candidate(id=h["_id"], score=float(h["_score"] or 0.0), source=h["_source"], highlight=h.get("highlight", {}))
             for h in item["hits"]["hits"]
         ]
-        results.append(SearchResult(hits=hits, took_ms=float(item.get("took", 0))))
+        failed = int(item.get("_shards", {}).get("failed", 0) or 0) + int(bool(item.get("timed_out")))
+        results.append(SearchResult(hits=hits, took_ms=float(item.get("took", 0)), shards_failed=failed))
     return results
 
 

@@ -180,7 +180,11 @@ class SearchResponse(BaseModel):
     window: int = Field(description="Hits in the ranked window that `from` pages through.")
     reranked: bool
     reranked_count: int = Field(description="Candidates the cross-encoder scored.")
-    degraded: str | None = Field(description="Why a stage was skipped or shortened, else null.")
+    degraded: str | None = Field(
+        description="Why a stage was skipped or shortened (comma-separated reasons, e.g. partial_results, "
+                    "rerank_timeout), else null."
+    )
+    partial: bool = Field(default=False, description="Some shards did not answer: the hits come from the others.")
     cached: bool = Field(description="Served from the reranked-window cache (paging).")
     blend: Blend | None = Field(default=None, description="How reranked scores were used (null: not reranked).")
     timings_ms: Timings

@@ -49,9 +49,12 @@ class SearchLogWriter:
         max_queue_bytes: int = 16 * 1024 * 1024,
         on_drop: Callable[[int], None] | None = None,
         warn_every_s: float = 60.0,
+        shards: int = 1,
+        replicas: int = 0,
     ):
         self.es = es
         self.index = index
+        self.shape = {"shards": shards, "replicas": replicas}
         self.max_queue_bytes = max_queue_bytes
         self.warn_every_s = warn_every_s
         self._on_drop = on_drop or (lambda n: None)
@@ -166,7 +169,7 @@ class SearchLogWriter:
 
     def _create_index(self) -> None:
         if not self.es.indices.exists(index=self.index):
-            body = render_search_log_index()
+            body = render_search_log_index(**self.shape)
             try:
                 self.es.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
             except Exception as exc:  # noqa: BLE001

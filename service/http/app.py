@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
             search_log=SearchLogWriter(
                 es, settings.search_log_index, max_queue_bytes=settings.search_log_queue_bytes,
                 on_drop=lambda n: metrics.search_log_dropped.inc(n),
+                shards=settings.search_log_shards, replicas=settings.search_log_replicas,
             ) if settings.search_log_enabled else None,
             allowed_indexes={settings.index_alias, *_split(settings.allowed_indexes)},
         )

@@ -13,7 +13,7 @@ def test_passage_index_takes_dims_model_and_analyzer():
     assert props["embedding"]["index"] is True
     assert props["title"]["analyzer"] == props["text"]["analyzer"] == "english"
     assert body["mappings"]["_meta"] == {
-        "schema_version": 1, "bi_encoder": "my/model", "dims": 768, "similarity": "dot_product"
+        "schema_version": 1, "bi_encoder": "my/model", "dims": 768, "similarity": "dot_product", "analyzer": "english"
     }
     assert props["id"]["type"] == props["parent_id"]["type"] == "keyword"
     assert "_comment" not in body
