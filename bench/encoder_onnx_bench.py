@@ -64,7 +64,7 @@ def _query_latency_ms(encoder, queries: list[str]) -> dict[str, float]:
 def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
     """Resident memory of a fresh process that builds the app and serves one search."""
     script = textwrap.dedent(f"""
-        import json, resource, sys
+        import json, os, resource, sys
         from core.settings import Settings
         from service.http.app import create_app
         settings = Settings(**{overrides!r}, cross_encoder={str(reranker_dir)!r}, index_alias={alias!r})
@@ -75,7 +75,8 @@ def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
         print(json.dumps({{"rss_mb": round(rss / 1024, 1),
                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                           "torch_imported": "torch" in sys.modules,
-                          "degraded": response.get_json().get("degraded")}}))
+                          "degraded": response.get_json().get("degraded")}}), flush=True)
+        os._exit(0)  # skip interpreter teardown: the batcher and runtime threads are still up
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)

@@ -15,7 +15,7 @@ from core.settings import Settings
 
 
 def resolve_url(settings: Settings) -> str:
-    """The cluster URL: ES_URL, else the running local node's."""
+    """The cluster URL(s), comma-separated: ES_URL, else the running local node's or cluster's."""
     if settings.es_url:
         return settings.es_url
     state = settings.node_dir / "node.json"
@@ -43,7 +43,13 @@ def make_client(settings: Settings, **overrides) -> Elasticsearch:
     if settings.es_ca_certs:
         kwargs["ca_certs"] = settings.es_ca_certs
     kwargs.update(overrides)
-    return Elasticsearch(resolve_url(settings), **kwargs)
+    return Elasticsearch(hosts(resolve_url(settings)), **kwargs)
+
+
+def hosts(url: str) -> list[str]:
+    """``"http://a:9200,http://b:9200"`` -> both URLs: the client spreads requests over them and
+    skips a node that stops answering."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 def server_version(es: Elasticsearch) -> str:

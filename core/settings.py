@@ -52,7 +52,8 @@ class ElasticsearchSettings(BaseModel):
     es_url: str | None = Field(
         default=None,
         validation_alias=_env("ES_URL"),
-        description="URL of an existing cluster. When unset, the local node (rrs es start) is used.",
+        description="URL of an existing cluster, or several nodes' URLs separated by commas (the client "
+                    "moves on when one dies). When unset, the local node or cluster (rrs es start) is used.",
     )
     es_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ES_API_KEY"))
     es_username: str | None = Field(default=None, validation_alias=_env("ES_USERNAME"))
@@ -63,7 +64,9 @@ class ElasticsearchSettings(BaseModel):
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
-        return _http_url(value)
+        if not value:
+            return None
+        return ",".join(_http_url(part.strip()) for part in value.split(",") if part.strip()) or None
 
     @model_validator(mode="after")
     def _auth_is_complete(self):
@@ -84,6 +87,7 @@ class LocalNodeSettings(BaseModel):
     es_port: int = Field(default=9200, ge=1, le=65535)
     es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$")
     es_start_timeout_s: float = Field(default=180.0, gt=0)
+    es_nodes: int = Field(default=1, ge=1, le=9, description="Nodes of the local cluster (each with RRS_ES_HEAP).")
     es_english_plugin: bool = Field(
         default=True, description="Build (Maven, once) and install the english analysis plugin before the node starts."
     )

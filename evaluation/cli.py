@@ -185,11 +185,21 @@ def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progre
 
 
 def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, rrf_k=None, progress=True) -> dict:
-    """Collect both scores of every candidate once, replay the grid, write the best into the folder."""
+    """Collect both scores of every candidate once, replay the grid, write the choice into the folder.
+
+    Queries the model was trained on (``training.json`` lists them) are left out: a model
+    looks better on what it learnt from than it will on new queries."""
     from tqdm import tqdm
 
     from evaluation.tuning import choose, collect
-    from service.blend import write_calibration
+    from service.blend import trained_query_ids, write_calibration
+
+    trained = trained_query_ids(reranker_name) & set(dataset.queries)
+    if trained:
+        dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid not in trained}
+        dataset.qrels = {qid: docs for qid, docs in dataset.qrels.items() if qid not in trained}
+        if not dataset.queries:
+            raise click.UsageError(f"every query of the {dataset.split} split trained {reranker_name}: tune on another")
 
     settings, _es, _version, alias, _live, _report, pipeline = prepare(
         settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker_name,
@@ -197,7 +207,8 @@ def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, 
     with tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar:
         collected = collect(pipeline, dataset, candidates=candidates, index=alias, rrf_k=rrf_k, progress=bar)
     best, facts = choose(dataset.qrels, collected, {"dataset": str(dataset.root), "split": dataset.split,
-                                                     "queries": len(dataset.queries), "candidates": candidates})
+                                                     "queries": len(dataset.queries), "candidates": candidates,
+                                                     "left_out_trained_on": len(trained)})
     facts["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     facts["path"] = str(write_calibration(reranker_name, best, facts))
     return facts

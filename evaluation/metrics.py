@@ -38,6 +38,16 @@ def evaluate(qrels: dict[str, dict[str, int]], rankings: dict[str, list[str]]) -
     return {name: float(scores.get(measure, 0.0)) for name, measure in MEASURES.items()}
 
 
+def per_query(qrels: dict[str, dict[str, int]], rankings: dict[str, list[str]], name: str = "ndcg@10") -> dict[str, float]:
+    """One measure per judged query (missing runs = 0), for paired comparisons."""
+    measure = MEASURES[name]
+    run = run_from_rankings({qid: collapse_to_parents(docs) for qid, docs in rankings.items()})
+    scores = {qid: 0.0 for qid in qrels}
+    for metric in ir_measures.iter_calc([measure], qrels, run):
+        scores[metric.query_id] = float(metric.value)
+    return scores
+
+
 def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
     """p50 / p95 of per-query latencies."""
     if not latencies_ms:

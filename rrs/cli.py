@@ -34,13 +34,15 @@ def es() -> None:
 @es.command("start")
 @click.option("--port", type=int, help="HTTP port (default RRS_ES_PORT or 9200; next free if taken).")
 @click.option("--dir", "node_dir", type=click.Path(), help="Node data/logs dir (RRS_ES_NODE_DIR).")
-def es_start(port: int | None, node_dir: str | None) -> None:
-    """Fetch (once), configure and start the node; wait until it is yellow."""
+@click.option("--nodes", type=click.IntRange(1, 9), help="Nodes in the local cluster (RRS_ES_NODES, default 1); "
+              "each gets RRS_ES_HEAP of memory.")
+def es_start(port: int | None, node_dir: str | None, nodes: int | None) -> None:
+    """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
     from core.errors import NodeError
     from rrs.local_node import start_node
 
     settings = load_settings()
-    updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir}.items() if v}
+    updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir, "es_nodes": nodes}.items() if v}
     settings = settings.model_copy(update=updates)
     try:
         start_node(settings, log=lambda m: click.echo(m, err=True))
@@ -75,7 +77,12 @@ def es_status(as_json: bool, node_dir: str | None) -> None:
         click.echo(json.dumps(info.to_dict()))
     elif info.running:
         kind = "local node" if info.managed else "external cluster"
+        if info.nodes:
+            kind = f"local cluster of {len(info.nodes)} nodes"
         click.echo(f"running: {kind} Elasticsearch {info.version} at {info.url} ({info.health})")
+        for member in info.nodes or []:
+            click.echo(f"  {member['name']} {member['url']} pid {member['pid']} "
+                       f"{'up' if member['running'] else 'DOWN'}")
     else:
         click.echo(f"not running{f' (last url {info.url})' if info.url else ''}")
     sys.exit(0 if info.running else 3)

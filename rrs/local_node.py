@@ -1,9 +1,13 @@
-"""A real single-node Elasticsearch on loopback, for development, tests and CI.
+"""A real Elasticsearch node, or a cluster of N nodes, on loopback, for development, tests and CI.
 
 The distribution is Elastic's ``integ-test-zip`` from Maven Central, fetched once with
 ``mvn dependency:copy`` into a cache, unpacked once, and run with a JDK found on the
 machine. Each node has its own directory (config, data, logs, pid file), so the unpacked
-distribution stays pristine and several nodes can share it.
+distribution stays pristine and several nodes can share it. One node uses single-node
+discovery in the node directory itself; N nodes live in ``node-1`` ... ``node-N`` below
+it, each with its own HTTP and transport port, seeded with each other's transport ports.
+The directory's ``node.json`` lists them all, and its ``url`` names every node, so a
+client keeps working when one of them dies.
 
 Example::
 
@@ -58,6 +62,7 @@ class NodeInfo:
     java_home: str | None = None
     node_dir: str | None = None
     health: str | None = None
+    nodes: list[dict] | None = None  # a cluster's members: name, url, pid, running
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,12 +198,20 @@ def first_free_port(start: int, tries: int = 50) -> int:
     raise NodeError(f"No free port in {start}..{start + tries - 1}; set RRS_ES_PORT.")
 
 
-def render_node_config(node_dir: Path, http_port: int, transport_port: int) -> str:
-    """``elasticsearch.yml`` for a single loopback node (pure: easy to test)."""
+def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, name: str = "rrs-node-1",
+                       seed_ports: list[int] | None = None, masters: list[str] | None = None) -> str:
+    """``elasticsearch.yml`` for a loopback node (pure: easy to test): single-node discovery,
+    or, with ``seed_ports``, a cluster member that finds the others there (``masters``: the
+    names that bootstrap a new cluster; only on its first start)."""
+    discovery: dict = {"discovery.type": "single-node"}
+    if seed_ports is not None:
+        discovery = {"discovery.seed_hosts": json.dumps([f"127.0.0.1:{port}" for port in seed_ports])}
+        if masters:
+            discovery["cluster.initial_master_nodes"] = json.dumps(masters)
     lines = {
         "cluster.name": CLUSTER_NAME,
-        "node.name": "rrs-node-1",
-        "discovery.type": "single-node",
+        "node.name": name,
+        **discovery,
         "network.host": "127.0.0.1",
         "http.port": http_port,
         "transport.port": transport_port,
@@ -214,16 +227,18 @@ def render_node_config(node_dir: Path, http_port: int, transport_port: int) -> s
     return "".join(f"{key}: {value}\n" for key, value in lines.items())
 
 
-def write_node_config(es_home: Path, node_dir: Path, http_port: int, heap: str) -> Path:
-    """A config dir for this node: the distribution's defaults plus our yml and heap."""
+def write_node_config(es_home: Path, node_dir: Path, http_port: int, heap: str, *, transport_port: int | None = None,
+                      **member) -> Path:
+    """A config dir for this node: the distribution's defaults plus our yml and heap
+    (``member``: name, seed_ports, masters of a cluster node; see :func:`render_node_config`)."""
     conf = node_dir / "config"
     if conf.is_symlink():  # never rebuild (or delete) what a link points at
         conf.unlink()
     elif conf.exists():
         shutil.rmtree(conf)
     shutil.copytree(es_home / "config", conf)
-    transport_port = first_free_port(http_port + 100)
-    (conf / "elasticsearch.yml").write_text(render_node_config(node_dir, http_port, transport_port))
+    transport_port = transport_port or first_free_port(http_port + 100)
+    (conf / "elasticsearch.yml").write_text(render_node_config(node_dir, http_port, transport_port, **member))
     (conf / "jvm.options.d").mkdir(exist_ok=True)
     (conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
     for sub in ("data", "logs"):
@@ -382,14 +397,14 @@ def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Pa
 
 
 def start_node(settings: Settings, log=print) -> NodeInfo:
-    """Start the local node (or report the external/running one) and wait for yellow."""
+    """Start the local node, or the cluster of ``es_nodes`` nodes (or report the external or
+    running one), and wait for yellow."""
     if settings.es_url:
         log(f"ES_URL is set: using the existing cluster at {settings.es_url}; nothing started.")
         return node_status(settings)
-    node_dir = settings.node_dir.resolve()
     running = node_status(settings)
-    if running.running:
-        log(f"Already running at {running.url} (pid {running.pid}).")
+    if running.running and all(member["running"] for member in running.nodes or []):
+        log(f"Already running at {running.url}" + (f" (pid {running.pid})." if running.pid else "."))
         return running
     version, jdk = choose_version(
         find_jdks([settings.es_java_home] if settings.es_java_home else None), settings.es_version
@@ -401,29 +416,18 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
     es_home = unpack_distribution(zip_path, cache)
     if settings.es_english_plugin:
         add_english_analysis(es_home, version, cache, jdk.home, log)
+    if settings.es_nodes > 1 or _read_state(settings.node_dir.resolve()).get("nodes"):
+        return _start_cluster(settings, es_home, jdk, log)
 
+    node_dir = settings.node_dir.resolve()
     port = settings.es_port
     if not port_is_free(port):
         port = first_free_port(port + 1)
         log(f"Port {settings.es_port} is taken; using {port}.")
     node_dir.mkdir(parents=True, exist_ok=True)
     conf = write_node_config(es_home, node_dir, port, settings.es_heap)
-
-    env = node_environment(dict(os.environ), java_home=jdk.home, conf=conf, node_dir=node_dir)
-    pid_file = _pid_file(node_dir)
-    pid_file.unlink(missing_ok=True)
     started = time.monotonic()
-    prefix = _drop_root_prefix(node_dir, log)
-    result = subprocess.run(
-        [*prefix, str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(pid_file)],
-        env=env, capture_output=True, text=True, cwd=node_dir, stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise NodeError(
-            f"Elasticsearch failed to start (exit {result.returncode}):\n"
-            f"{(result.stdout + result.stderr)[-2000:]}\nLog tail:\n{log_tail(node_dir)}"
-        )
-    pid = int(pid_file.read_text().strip())
+    pid = _launch(es_home, node_dir, conf, jdk, log)
     url = f"http://127.0.0.1:{port}"
     info = _wait_for_yellow(url, pid, node_dir, settings.es_start_timeout_s)
     node = NodeInfo(
@@ -435,8 +439,112 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
     return node
 
 
+def plan_members(root: Path, count: int, http_ports: list[int], transport_ports: list[int]) -> list[dict]:
+    """Name, directory and ports of each cluster node (pure)."""
+    return [
+        {"name": f"rrs-node-{i}", "dir": str(root / f"node-{i}"), "http_port": http, "transport_port": transport}
+        for i, (http, transport) in enumerate(zip(http_ports, transport_ports), start=1)
+    ]
+
+
+def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[int]:
+    """``count`` free ports from ``start`` up, skipping ``taken``."""
+    ports: list[int] = []
+    port = start
+    while len(ports) < count:
+        port = first_free_port(port)
+        if port not in taken:
+            ports.append(port)
+        port += 1
+    return ports
+
+
+def _start_cluster(settings: Settings, es_home: Path, jdk: Jdk, log) -> NodeInfo:
+    """Start every member that is not running (the first time: plan ports, bootstrap the
+    cluster) and wait until all of them have joined."""
+    root = settings.node_dir.resolve()
+    state = _read_state(root)
+    members = state.get("nodes")
+    if not members:
+        http = free_ports(settings.es_port, settings.es_nodes)
+        members = plan_members(root, settings.es_nodes, http, free_ports(settings.es_port + 100, settings.es_nodes, set(http)))
+    elif len(members) != settings.es_nodes and settings.es_nodes > 1:
+        raise NodeError(f"{root} holds a {len(members)}-node cluster; stop it and use another --dir for "
+                        f"{settings.es_nodes} nodes")
+    names = [member["name"] for member in members]
+    first_boot = not any((Path(member["dir"]) / "data" / "_state").exists() for member in members)
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for member in members:
+        node_dir = Path(member["dir"])
+        member["pid"] = _read_pid(node_dir)
+        if member["pid"] is None:
+            node_dir.mkdir(parents=True, exist_ok=True)
+            conf = write_node_config(
+                es_home, node_dir, member["http_port"], settings.es_heap, transport_port=member["transport_port"],
+                name=member["name"], seed_ports=[m["transport_port"] for m in members],
+                masters=names if first_boot else None,
+            )
+            member["pid"] = _launch(es_home, node_dir, conf, jdk, log)
+        member["url"] = f"http://127.0.0.1:{member['http_port']}"
+    info = _wait_for_members(members, settings.es_start_timeout_s)
+    url = ",".join(member["url"] for member in members)
+    record = {"url": url, "version": info["version"], "java_home": str(jdk.home), "node_dir": str(root),
+              "nodes": [{k: v for k, v in member.items() if k != "pid"} for member in members]}
+    write_private(_state_file(root), json.dumps(record))
+    log(f"Elasticsearch {info['version']} cluster of {len(members)} nodes up at {url} on Java {jdk.major} "
+        f"in {time.monotonic() - started:.1f}s ({info['health']}).")
+    return node_status(settings)
+
+
+def _launch(es_home: Path, node_dir: Path, conf: Path, jdk: Jdk, log) -> int:
+    """Start one node as a daemon; its pid."""
+    env = node_environment(dict(os.environ), java_home=jdk.home, conf=conf, node_dir=node_dir)
+    pid_file = _pid_file(node_dir)
+    pid_file.unlink(missing_ok=True)
+    prefix = _drop_root_prefix(node_dir, log)
+    result = subprocess.run(
+        [*prefix, str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(pid_file)],
+        env=env, capture_output=True, text=True, cwd=node_dir, stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise NodeError(
+            f"Elasticsearch failed to start (exit {result.returncode}):\n"
+            f"{(result.stdout + result.stderr)[-2000:]}\nLog tail:\n{log_tail(node_dir)}"
+        )
+    return int(pid_file.read_text().strip())
+
+
+def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
+    """Version and health once every member has joined and the cluster is yellow or better."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for member in members:
+            if not _is_our_process(member["pid"], Path(member["dir"])):
+                raise NodeError(f"{member['name']} exited during start-up. Log tail:\n{log_tail(Path(member['dir']))}")
+        for member in members:
+            try:
+                resp = requests.get(f"{member['url']}/_cluster/health", timeout=5, params={
+                    "wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"})
+                if resp.ok and not resp.json().get("timed_out"):
+                    return cluster_info(member["url"])
+            except requests.RequestException:
+                continue
+        time.sleep(0.5)
+    raise NodeError(f"the {len(members)} nodes did not form a cluster within {timeout_s:.0f}s. Log tail of "
+                    f"{members[0]['name']}:\n{log_tail(Path(members[0]['dir']))}")
+
+
+def _read_state(node_dir: Path) -> dict:
+    path = _state_file(node_dir)
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def node_status(settings: Settings) -> NodeInfo:
-    """Is the configured cluster (ES_URL or the local node) up, where, and which version."""
+    """Is the configured cluster (ES_URL or the local node or cluster) up, where, and which version."""
     if settings.es_url:
         from core.es_client import make_client, server_version  # knows how to authenticate
 
@@ -448,9 +556,10 @@ def node_status(settings: Settings) -> NodeInfo:
         except Exception:  # noqa: BLE001 -- any failure means "not reachable"
             return NodeInfo(False, settings.es_url, None, managed=False)
     node_dir = settings.node_dir.resolve()
+    state = _read_state(node_dir)
+    if state.get("nodes"):
+        return _cluster_status(state, node_dir)
     pid = _read_pid(node_dir)
-    state_path = _state_file(node_dir)
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if pid is None:
         return NodeInfo(False, state.get("url"), state.get("version"), node_dir=str(node_dir))
     url = state.get("url")
@@ -464,15 +573,43 @@ def node_status(settings: Settings) -> NodeInfo:
     )
 
 
+def _cluster_status(state: dict, node_dir: Path) -> NodeInfo:
+    """Each member's pid and whether it answers; the cluster's health from any member that does."""
+    members, info = [], {}
+    for member in state["nodes"]:
+        pid = _read_pid(Path(member["dir"]))
+        answered = False
+        if pid is not None:
+            try:
+                info = info or cluster_info(member["url"], timeout=3.0)
+                answered = True
+            except requests.RequestException:
+                pass
+        members.append({"name": member["name"], "url": member["url"], "pid": pid, "running": answered,
+                        "node_dir": member["dir"]})
+    return NodeInfo(
+        running=bool(info), url=state.get("url"), version=info.get("version", state.get("version")),
+        java_home=state.get("java_home"), node_dir=str(node_dir), health=info.get("health"), nodes=members,
+    )
+
+
 def stop_node(settings: Settings, timeout_s: float = 60.0, log=print) -> bool:
-    """Stop exactly the process this node directory started; True if one was stopped."""
+    """Stop exactly the processes this node directory started (every member of a cluster);
+    True if one was stopped."""
     if settings.es_url:
         log(f"ES_URL is set ({settings.es_url}): that cluster is not ours to stop.")
         return False
     node_dir = settings.node_dir.resolve()
+    dirs = [Path(member["dir"]) for member in _read_state(node_dir).get("nodes", [])] or [node_dir]
+    stopped = [_stop_process(path, timeout_s, log) for path in dirs]
+    if not any(stopped):
+        log("No local node is running.")
+    return any(stopped)
+
+
+def _stop_process(node_dir: Path, timeout_s: float, log) -> bool:
     pid = _read_pid(node_dir)
     if pid is None:
-        log("No local node is running.")
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s

@@ -185,7 +185,7 @@ class SearchPipeline:
         timings.fuse = _ms(started)
 
         started = time.perf_counter()
-        rerank_scores, degraded = self._rerank(request, fused, candidates, blending.depth)
+        rerank_scores, degraded = self._rerank(request, fused, candidates, blending)
         timings.rerank = _ms(started) if request.rerank else 0.0
 
         ranked = self._order(fused, rerank_scores, blending)
@@ -247,10 +247,12 @@ class SearchPipeline:
         k = method.k or self.settings.rrf_k
         return fusion.rrf({name: [doc for doc, _ in ranked] for name, ranked in lists.items()}, k=k)
 
-    def _rerank(self, request, fused, candidates, wanted: int | None) -> tuple[list[float] | None, str | None]:
-        """Cross-encoder scores of the first ``wanted`` fused candidates, or None and why not."""
-        if not request.rerank:
+    def _rerank(self, request, fused, candidates, blending: BlendConfig) -> tuple[list[float] | None, str | None]:
+        """Cross-encoder scores of the first ``blending.depth`` fused candidates, or None and why not.
+        A blend weight of 0 gives the cross-encoder no say: it is not run."""
+        if not request.rerank or blending.weight == 0:
             return None, None
+        wanted = blending.depth
         if not self.settings.rerank_enabled:
             return None, "rerank_disabled"
         if self.reranker is None:

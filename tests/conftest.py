@@ -49,7 +49,7 @@ def _stop_orphaned_test_nodes(base: Settings) -> None:
     """Nodes left by test sessions that were killed (their pytest pid is gone)."""
     from rrs.local_node import stop_node
 
-    for node_dir in base.home.glob("test-node-*"):
+    for node_dir in [*base.home.glob("test-node-*"), *base.home.glob("fault-node-*"), *base.home.glob("test-cluster-*")]:
         owner = node_dir.name.rsplit("-", 1)[-1]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             stop_node(base.model_copy(update={"es_node_dir": node_dir}), log=lambda _m: None)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from service.blend import TRAINING_FACTS
+
 CARD_NAME = "README.md"
-FACTS_NAME = "training.json"
+FACTS_NAME = TRAINING_FACTS
 
 
 def _table(rows: list[tuple[str, object]]) -> str:
@@ -124,3 +126,4 @@ def write_model_card(output_dir: Path, facts: dict) -> Path:
     card.write_text(render_model_card(facts), encoding="utf-8")
     (output_dir / FACTS_NAME).write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
     return card
+

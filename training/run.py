@@ -21,7 +21,7 @@ from core.settings import Settings, TrainingSettings
 from training.judgments import load_judgments
 from training.mining import MiningConfig, check_index, drop_missing, mine
 from training.model_card import write_model_card
-from training.trainer import TrainConfig, train_reranker
+from training.trainer import TrainConfig, split_heldout, train_reranker
 
 
 def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
@@ -108,12 +108,16 @@ def run_training(
             "alias": alias,
             "index": index,
             "dropped_missing": len(missing),
+            # ``rrs eval --tune-rerank`` leaves these out: a model flatters itself on what it learnt from
+            "trained_query_ids": [query.id for query in split_heldout(list(mined), training.eval_fraction,
+                                                                      training.seed)[0]],
         },
         "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth},
         "result": result.to_dict(),
     }
     if blend_facts is not None:
-        facts["blend"] = {key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best")}
+        facts["blend"] = {key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best",
+                                                            "chosen_gain")}
     write_model_card(Path(output_dir), facts)
     return facts
 
@@ -128,7 +132,6 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
     from service.blend import write_calibration
     from service.pipeline import SearchPipeline
     from service.rerank import load_reranker
-    from training.trainer import split_heldout
 
     _, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
     judged = {query.id: query for query in queries if query.positive_ids}

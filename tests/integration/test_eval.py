@@ -111,8 +111,14 @@ def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_f
     assert len(facts["grid"]) == 11 * 2  # weights 0..1 x (minmax, rank) at the one depth 6 allows
     chosen = load_calibration(folder)
     assert (chosen.weight, chosen.depth, chosen.normalization) == (
-        facts["best"]["weight"], facts["best"]["depth"], facts["best"]["normalization"])
-    assert chosen.weight < 1.0 or facts["plain_rerank"] == 1.0  # a random reranker never wins outright
+        facts["chosen_gain"]["weight"], facts["chosen_gain"]["depth"], facts["chosen_gain"]["normalization"])
+    assert chosen.weight == 0.0  # nothing can be shown to beat a perfect hybrid order: keep it, skip the model
+
+    # Queries the model was trained on are left out of its tuning.
+    (folder / "training.json").write_text(json.dumps({"data": {"trained_query_ids": [QUERIES[0][0]]}}))
+    result = run(dataset, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank", "--output", out)
+    facts = json.loads(out.read_text())
+    assert result.exit_code == 0 and (facts["chosen_on"]["queries"], facts["chosen_on"]["left_out_trained_on"]) == (2, 1)
 
 
 def test_tune_rerank_needs_a_model_folder(env, tmp_path):

@@ -99,3 +99,32 @@ def test_the_node_gets_a_minimal_environment(tmp_path):
     env = local_node.node_environment(environ, java_home=Path("/jdk"), conf=tmp_path / "config", node_dir=tmp_path)
     assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ES_JAVA_HOME": "/jdk",
                    "ES_PATH_CONF": str(tmp_path / "config"), "HOME": str(tmp_path)}
+
+
+def test_cluster_members_seed_each_other_and_bootstrap_once(tmp_path):
+    import json as jsonlib
+
+    from rrs.local_node import plan_members
+
+    members = plan_members(tmp_path, 3, [9550, 9551, 9552], [9650, 9651, 9652])
+    assert [m["name"] for m in members] == ["rrs-node-1", "rrs-node-2", "rrs-node-3"]
+    assert members[2]["dir"] == str(tmp_path / "node-3") and members[2]["transport_port"] == 9652
+    first = render_node_config(tmp_path / "node-2", 9551, 9651, name="rrs-node-2", seed_ports=[9650, 9651, 9652],
+                               masters=["rrs-node-1", "rrs-node-2", "rrs-node-3"])
+    lines = dict(line.split(": ", 1) for line in first.splitlines())
+    assert "discovery.type" not in lines and lines["node.name"] == "rrs-node-2"
+    assert jsonlib.loads(lines["discovery.seed_hosts"]) == ["127.0.0.1:9650", "127.0.0.1:9651", "127.0.0.1:9652"]
+    assert jsonlib.loads(lines["cluster.initial_master_nodes"]) == ["rrs-node-1", "rrs-node-2", "rrs-node-3"]
+    again = render_node_config(tmp_path / "node-2", 9551, 9651, name="rrs-node-2", seed_ports=[9650, 9651, 9652])
+    assert "cluster.initial_master_nodes" not in again  # a restart must not bootstrap a second cluster
+
+
+def test_several_es_urls_become_several_hosts():
+    from core.es_client import hosts
+    from core.settings import Settings
+
+    settings = Settings(es_url=" http://127.0.0.1:9201/ , http://127.0.0.1:9202")
+    assert settings.es_url == "http://127.0.0.1:9201,http://127.0.0.1:9202"
+    assert hosts(settings.es_url) == ["http://127.0.0.1:9201", "http://127.0.0.1:9202"]
+    with pytest.raises(ValueError, match="http"):
+        Settings(es_url="http://127.0.0.1:9201,127.0.0.1:9202")

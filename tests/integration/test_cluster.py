@@ -1,0 +1,183 @@
+"""A 3-node cluster on loopback (2 shards, 1 replica): nodes killed under ingest and under
+searching clients, shards that do not answer surfaced as `partial`, several ES_URL hosts,
+and two stateless service instances that answer alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import pytest
+import requests
+from fault_tools import SearchLoad, start_ingest, stored, wait_until_indexing, write_corpus
+from serve_process import rrs_serve
+
+from core.es_client import make_client
+from rrs.local_node import first_free_port, node_status, start_node, stop_node
+
+NODES = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(es_settings):
+    """Three nodes of 512 MB heap each, in a directory of this module's own."""
+    if es_settings.es_url:
+        pytest.skip("ES_URL names an external cluster: these tests kill nodes of a local one")
+    settings = es_settings.model_copy(update={
+        "es_node_dir": es_settings.home / f"test-cluster-{os.getpid()}", "es_nodes": NODES,
+        "es_port": first_free_port(9550), "es_heap": "512m", "number_of_shards": 2, "number_of_replicas": 1,
+        "search_log_shards": 2, "search_log_replicas": 1,
+    })
+    start_node(settings, log=print)
+    yield settings
+    stop_node(settings, log=print)
+    shutil.rmtree(settings.node_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster_env(cluster) -> dict:
+    """What `rrs` processes need: every node's URL in ES_URL (the first one is killed below)."""
+    members = node_status(cluster).nodes
+    return {**os.environ, "ES_URL": ",".join(m["url"] for m in members), "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu",
+            "RRS_NUMBER_OF_SHARDS": "2", "RRS_NUMBER_OF_REPLICAS": "1"}
+
+
+def _kill(cluster, name: str) -> None:
+    member = next(m for m in node_status(cluster).nodes if m["name"] == name)
+    os.kill(member["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{member['pid']}"):
+        time.sleep(0.1)
+
+
+def _heal(cluster) -> None:
+    """Start the dead members again and wait for green."""
+    start_node(cluster, log=print)
+    es = make_client(cluster)
+    es.options(request_timeout=120).cluster.health(wait_for_status="green", timeout="100s")
+    es.close()
+
+
+def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, cluster_env, tmp_path):
+    from click.testing import CliRunner
+
+    from rrs.cli import main
+
+    status = CliRunner().invoke(main, ["es", "status", "--json", "--dir", str(cluster.node_dir)],
+                                env={"RRS_HOME": str(cluster.home)})
+    info = json.loads(status.output)
+    assert status.exit_code == 0 and info["health"] == "green"
+    assert [(m["name"], m["running"]) for m in info["nodes"]] == [(f"rrs-node-{i}", True) for i in (1, 2, 3)]
+    assert len({m["url"] for m in info["nodes"]}) == NODES and info["url"].count("http://") == NODES
+
+    run = start_ingest(write_corpus(tmp_path / "corpus.jsonl", n=60), "shaped", cluster_env)
+    assert run.wait(timeout=600) == 0, run.communicate()
+    es = make_client(cluster)
+    shards = es.cat.shards(index="shaped", format="json")
+    assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
+    assert len({s["node"] for s in shards}) >= 2  # primaries and replicas spread over the nodes
+
+    from service.search_log import SearchLogWriter
+
+    writer = SearchLogWriter(es, "cluster-search-log", shards=cluster.search_log_shards,
+                             replicas=cluster.search_log_replicas)
+    writer.log({"query": "shape", "status": 200})
+    assert writer.flush(20)
+    index_settings = es.indices.get_settings(index="cluster-search-log")["cluster-search-log"]["settings"]["index"]
+    assert (index_settings["number_of_shards"], index_settings["number_of_replicas"]) == ("2", "1")
+    es.close()
+
+
+def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(cluster, cluster_env, tmp_path):
+    path = write_corpus(tmp_path / "corpus.jsonl")
+    es = make_client(cluster)
+    clean = start_ingest(path, "clean", cluster_env)
+    assert clean.wait(timeout=600) == 0, clean.communicate()
+    expected = stored(es, "clean")
+    assert len(expected) == 120
+
+    run = start_ingest(path, "faulty", cluster_env)
+    wait_until_indexing(es, "faulty", run)
+    assert run.poll() is None, "the ingest finished before a node could be killed"
+    _kill(cluster, "rrs-node-2")
+    run.communicate(timeout=600)  # with a replica of every shard left, the run may well finish
+    again = start_ingest(path, "faulty", cluster_env)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
+    es.close()
+    _heal(cluster)
+
+
+def test_two_instances_answer_alike_and_survive_the_first_host_dying(cluster, cluster_env, tmp_path,
+                                                                     tiny_cross_encoder_dir):
+    env = {**cluster_env, "RRS_INDEX_ALIAS": "clean", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+           "RRS_SERVE_THREADS": "8", "RRS_SEARCH_TIMEOUT_S": "2", "RRS_ALIAS_CACHE_S": "0",
+           "RRS_WINDOW_CACHE_SIZE": "0", "RRS_SEARCH_LOG_ENABLED": "false"}
+    if not make_client(cluster).indices.exists_alias(name="clean"):
+        pytest.skip("needs the index of the ingest test")
+    with rrs_serve(first_free_port(19_300), env, tmp_path / "a.log") as first, \
+            rrs_serve(first_free_port(19_400), env, tmp_path / "b.log") as second:
+        request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
+        answers = [requests.post(f"{base}/search", json=request, timeout=60).json() for base in (first, second)]
+        assert answers[0]["reranked"] and answers[0]["hits"]
+        assert [(h["id"], h["score"]) for h in answers[0]["hits"]] == [(h["id"], h["score"]) for h in answers[1]["hits"]]
+
+        with SearchLoad(first) as load:
+            time.sleep(3)
+            killed = time.monotonic()
+            _kill(cluster, "rrs-node-1")  # the first host in ES_URL
+            deadline = killed + 60
+            while time.monotonic() < deadline and not _steady(load, killed):
+                time.sleep(0.2)
+    print("statuses:", dict(load.statuses), "partial answers:", load.partial)
+    assert set(load.statuses) <= {200, 503}, load.statuses
+    assert not load.missing_retry_after
+    after = [t for t in load.answered if t > killed]
+    assert after, "no search succeeded after the first host died"
+    last_refusal = max([t for t in load.refused if t > killed], default=killed)
+    print(f"every search succeeds again {last_refusal - killed:.1f} s after the node was killed")
+    assert last_refusal - killed < 45
+    _heal(cluster)
+
+
+def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
+    """Searches have succeeded for ``quiet_s`` seconds since the last refusal after ``since``."""
+    last_refusal = max([t for t in load.refused if t > since], default=since)
+    return any(t > last_refusal + quiet_s for t in load.answered)
+
+
+def test_shards_that_do_not_answer_are_reported_as_partial(cluster, cluster_env, bi_encoder, tmp_path):
+    """One shard per node and no replicas: with a node gone, a third of the index cannot answer."""
+    from core.indexes import ensure_alias, passage_index_body
+    from ingest.pipeline import run_ingest
+    from service.http.app import create_app
+
+    es = make_client(cluster)
+    settings = cluster.model_copy(update={"number_of_shards": 3, "number_of_replicas": 0, "index_alias": "thirds",
+                                          "search_log_enabled": False})
+    from core.encoders import embedding_dims, encoder_identity, model_label
+
+    label = model_label(settings.bi_encoder)
+    body = passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=label,
+                              encoder_meta=encoder_identity(bi_encoder, label))
+    body["settings"]["index"]["routing.allocation.total_shards_per_node"] = 1
+    ensure_alias(es, "thirds", body)
+    run_ingest([write_corpus(tmp_path / "corpus.jsonl", n=90)], settings, alias="thirds", progress=False, es=es)
+    es.options(request_timeout=60).cluster.health(index="thirds", wait_for_status="green", timeout="50s")
+    client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=None).test_client()
+    whole = client.post("/search", json={"query": "jazz note", "top_k": 50, "rerank": False}).get_json()
+    assert whole["partial"] is False and whole["degraded"] is None
+
+    _kill(cluster, "rrs-node-3")
+    for mode in ("bm25", "knn", "hybrid"):
+        response = client.post("/search", json={"query": "jazz note again", "top_k": 50, "rerank": False, "mode": mode})
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+        assert answer["partial"] is True and "partial_results" in answer["degraded"], (mode, answer["degraded"])
+        assert 0 < len(answer["hits"]) < len(whole["hits"])
+    es.close()
+    _heal(cluster)
