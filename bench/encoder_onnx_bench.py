@@ -64,16 +64,17 @@ def _query_latency_ms(encoder, queries: list[str]) -> dict[str, float]:
 def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
     """Resident memory of a fresh process that builds the app and serves one search."""
     script = textwrap.dedent(f"""
-        import json, os, resource, sys
+        import json, os, sys
         from core.settings import Settings
         from service.http.app import create_app
-        settings = Settings(**{overrides!r}, cross_encoder={str(reranker_dir)!r}, index_alias={alias!r})
+        settings = Settings(**{overrides!r}, cross_encoder={str(reranker_dir)!r}, index_alias={alias!r},
+                            rerank_timeout_ms=600000)
         client = create_app(settings).test_client()
         response = client.post("/search", json={{"query": "vitamin d and bone fractures", "top_k": 10}})
         assert response.status_code == 200, response.get_data(as_text=True)
-        rss = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")][0]
-        print(json.dumps({{"rss_mb": round(rss / 1024, 1),
-                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+        print(json.dumps({{"rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+                          "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
                           "torch_imported": "torch" in sys.modules,
                           "degraded": response.get_json().get("degraded")}}), flush=True)
         os._exit(0)  # skip interpreter teardown: the batcher and runtime threads are still up
@@ -130,6 +131,7 @@ def main() -> None:
                                       progress=False)
         ndcg = {row["config"]: round(row["metrics"]["ndcg@10"], 4) for row in rows}
         results[name] = {
+            "stage_busy_s": {k: round(v, 1) for k, v in report.stage_seconds.items()},
             "passages": report.chunks, "ingest_wall_s": round(report.wall_seconds, 1),
             "ingest_passages_per_s": round(report.chunks / report.wall_seconds, 2),
             "ndcg@10": ndcg, "query_embedding_ms": _query_latency_ms(bi_encoder_from(settings), queries),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -33,10 +34,10 @@ def es() -> None:
 
 @es.command("start")
 @click.option("--port", type=int, help="HTTP port (default RRS_ES_PORT or 9200; next free if taken).")
-@click.option("--dir", "node_dir", type=click.Path(), help="Node data/logs dir (RRS_ES_NODE_DIR).")
+@click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node data/logs dir (RRS_ES_NODE_DIR).")
 @click.option("--nodes", type=click.IntRange(1, 9), help="Nodes in the local cluster (RRS_ES_NODES, default 1); "
               "each gets RRS_ES_HEAP of memory.")
-def es_start(port: int | None, node_dir: str | None, nodes: int | None) -> None:
+def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None:
     """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
     from core.errors import NodeError
     from rrs.local_node import start_node
@@ -51,8 +52,8 @@ def es_start(port: int | None, node_dir: str | None, nodes: int | None) -> None:
 
 
 @es.command("stop")
-@click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
-def es_stop(node_dir: str | None) -> None:
+@click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node dir (RRS_ES_NODE_DIR).")
+def es_stop(node_dir: Path | None) -> None:
     """Stop the node this directory started (and nothing else)."""
     from rrs.local_node import stop_node
 
@@ -64,8 +65,8 @@ def es_stop(node_dir: str | None) -> None:
 
 @es.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: running, url, version, ...")
-@click.option("--dir", "node_dir", type=click.Path(), help="Node dir (RRS_ES_NODE_DIR).")
-def es_status(as_json: bool, node_dir: str | None) -> None:
+@click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node dir (RRS_ES_NODE_DIR).")
+def es_status(as_json: bool, node_dir: Path | None) -> None:
     """Say whether the cluster is up, its URL and version; exit 3 when it is not running."""
     from rrs.local_node import node_status
 

@@ -600,7 +600,7 @@ def stop_node(settings: Settings, timeout_s: float = 60.0, log=print) -> bool:
         log(f"ES_URL is set ({settings.es_url}): that cluster is not ours to stop.")
         return False
     node_dir = settings.node_dir.resolve()
-    dirs = [Path(member["dir"]) for member in _read_state(node_dir).get("nodes", [])] or [node_dir]
+    dirs = [Path(member["dir"]) for member in _read_state(node_dir).get("nodes") or []] or [node_dir]
     stopped = [_stop_process(path, timeout_s, log) for path in dirs]
     if not any(stopped):
         log("No local node is running.")

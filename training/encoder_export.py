@@ -7,11 +7,12 @@ differences found by measurement on ``all-MiniLM-L6-v2`` (SciFact passages, 2 CP
 * the fp32 graph agrees with ``SentenceTransformer.encode`` to cosine 0.9999996 per
   passage, so it must reach :data:`MIN_FP32_COSINE` (0.999) on every check text or it is
   refused;
-* int8 moves each passage a little (cosine 0.991 at worst, 0.995 on average): it is
+* int8 moves each passage a little (on SciFact passages cosine 0.991 at worst, 0.995 on average; 0.981 on the odd check texts: emoji, code, all caps): it is
   checked against a floor (:data:`MIN_INT8_COSINE`) that catches a broken quantization, and
-  its ranking quality is measured by ``bench/encoder_onnx_bench.py``. Only the matrix
-  multiplications are quantized: the fused attention kernel ran slower in int8 and moved
-  vectors more.
+  its ranking quality is measured by ``bench/encoder_onnx_bench.py``. Every operator that
+  can be is quantized, the fused attention kernels included: on this machine's AVX-512 VNNI
+  cores that encoded 45.9 passages/s against 39.8 with the matrix multiplications alone
+  (fp32: 22.8), at the same cosines.
 
 The output folder serves without torch: ``tokenizer.json``, the configs, ``rrs_encoder.json``
 (source name, pooling, dims, max length, the check figures) and ``onnx/model.onnx`` /
@@ -36,8 +37,8 @@ from core.onnx_models import ENCODER_CARD
 from training.onnx_export import export_module, fuse, quantize_int8
 
 MIN_FP32_COSINE = 0.999
-MIN_INT8_COSINE = 0.98
-INT8_OP_TYPES = ["MatMul"]
+MIN_INT8_COSINE = 0.97
+INT8_OP_TYPES = None  # every quantizable operator (see the module docstring)
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.h5", "*.msgpack", "onnx", "openvino")
 CHECK_TEXTS = [
     "q",

@@ -35,7 +35,7 @@ def test_export_writes_a_torch_free_folder_with_its_source_name(onnx_bi_encoder_
     assert card["source"] == "sentence-transformers/all-MiniLM-L6-v2" == model_label(str(onnx_bi_encoder_dir))
     assert (card["pooling"], card["normalized"], card["dims"], card["max_seq_length"]) == ("mean", True, 384, 256)
     assert card["checks"]["onnx/model.onnx"]["min_cosine"] >= 0.999
-    assert card["checks"]["onnx/model_qint8.onnx"]["min_cosine"] >= 0.98
+    assert card["checks"]["onnx/model_qint8.onnx"]["min_cosine"] >= 0.97
     assert not list(onnx_bi_encoder_dir.glob("*.safetensors")) and (onnx_bi_encoder_dir / "tokenizer.json").exists()
 
 
@@ -46,7 +46,7 @@ def test_onnx_vectors_match_sentence_transformers(onnx_bi_encoder_dir):
     int8 = OnnxBiEncoder(onnx_bi_encoder_dir, "onnx/model_qint8.onnx")
     assert (fp32.precision, int8.precision, fp32.get_sentence_embedding_dimension()) == ("fp32", "int8", 384)
     assert _cosines(fp32.encode(PASSAGES, batch_size=3), reference).min() >= 0.999
-    assert _cosines(int8.encode(PASSAGES, batch_size=3), reference).min() >= 0.98
+    assert _cosines(int8.encode(PASSAGES, batch_size=3), reference).min() >= 0.97
     vectors = int8.encode(PASSAGES)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # input order survives the length-sorted batches
@@ -99,7 +99,7 @@ def test_probe_check_accepts_another_backend_and_refuses_another_model(onnx_bi_e
                                      "sentence-transformers/all-MiniLM-L6-v2")
     assert (int8_identity["bi_encoder_backend"], int8_identity["bi_encoder_precision"]) == ("onnx", "int8")
     cosine = probe_cosine(torch_identity["bi_encoder_probe"], int8_identity["bi_encoder_probe"])
-    assert 0.98 <= cosine < 1.0
+    assert 0.97 <= cosine < 1.0
     assert encoder_mismatch(torch_identity, int8_identity, 0.95) is None
     refused = encoder_mismatch(torch_identity, int8_identity, 0.99999)
     assert "'sentence-transformers/all-MiniLM-L6-v2' (torch fp32)" in refused
