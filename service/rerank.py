@@ -255,9 +255,11 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     if dtype != torch.float32:
         model.model.to(dtype)
 
+    inputs = set(model.tokenizer.model_input_names)  # e.g. no token_type_ids for DistilBERT
+
     def forward(features: dict) -> np.ndarray:
         with torch.inference_mode():
-            tensors = {k: torch.from_numpy(v).to(device) for k, v in features.items()}
+            tensors = {k: torch.from_numpy(v).to(device) for k, v in features.items() if k in inputs}
             return model.model(**tensors).logits.float().reshape(-1).cpu().numpy()
 
     reranker = CrossEncoderReranker(

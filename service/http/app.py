@@ -115,7 +115,11 @@ def _client(settings: Settings):
 def _bi_encoder(settings: Settings):
     from core.encoders import bi_encoder_from
 
-    return bi_encoder_from(settings)
+    try:
+        return bi_encoder_from(settings)
+    except OSError as exc:  # a missing folder or ONNX file: say which, do not crash the worker
+        raise StartupError(f"cannot load bi-encoder {settings.bi_encoder!r} ({settings.bi_encoder_backend}): "
+                           f"{exc}") from exc
 
 
 def _reranker(settings: Settings):

@@ -57,3 +57,9 @@ def test_int8_index_is_recorded_searchable_by_torch_and_guarded(es, es_settings,
         run_ingest([corpus], es_settings.model_copy(update={"bi_encoder_tolerance": 0.99999}), alias=alias,
                    progress=False)
     assert es.count(index=alias)["count"] == report.indexed
+
+
+def test_a_missing_onnx_folder_stops_start_up_with_its_name(es, es_settings, tmp_path):
+    settings = es_settings.model_copy(update={"bi_encoder": str(tmp_path / "no-export"), "bi_encoder_backend": "onnx"})
+    with pytest.raises(StartupError, match=r"cannot load bi-encoder .*no-export.* \(onnx\).*rrs encoder export-onnx"):
+        create_app(settings, es=es, reranker=None)
