@@ -51,7 +51,7 @@ def read_source(es, alias: str) -> tuple[list[dict], np.ndarray]:
     from elasticsearch import helpers
 
     docs, vectors = [], []
-    for hit in helpers.scan(es, index=alias, query={"match_all": {}}, _source=["title", "text", "embedding"], size=1000):
+    for hit in helpers.scan(es, index=alias, query={"query": {"match_all": {}}}, _source=["title", "text", "embedding"], size=1000):
         source = hit["_source"]
         docs.append({"title": source.get("title") or "", "text": source["text"]})
         vectors.append(source["embedding"])
