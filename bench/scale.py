@@ -5,15 +5,17 @@ then synthetic ones: a real vector plus Gaussian noise, re-normalised, and a tex
 real sentences drawn at random (seeded). At each size, for each vector index type:
 
 * bulk indexing rate (passages/s), force-merge time (to one segment), disk size;
-* heap growth and off-heap vector bytes (``_stats/dense_vector``) per passage;
+* heap bytes (segment memory the node keeps on the heap, ``_stats/segments``) and off-heap
+  vector bytes (``_stats/dense_vector``) per passage;
 * BM25, kNN and hybrid (both in one ``_msearch``, as the service sends them) latency
   p50/p95 at concurrency 1 and 8, with SciFact test queries;
 * kNN recall@10 against exact (brute-force, numpy) search on a sample of queries.
 
 A size is skipped when its vectors would not fit this machine's memory or the time budget
 is spent; the JSON says which and why. ``fits_in_page_cache_up_to`` extrapolates, from the
-off-heap bytes per passage, how many passages one machine's spare memory keeps hot: past
-it, kNN reads from disk and a second machine (or a smaller quantization) is needed.
+off-heap bytes kNN keeps hot per passage (quantized vectors, or raw ones for plain ``hnsw``,
+plus the graph), how many passages one machine's spare memory keeps hot: past it, kNN reads
+from disk and a second machine (or a smaller quantization) is needed.
 
     HF_HUB_OFFLINE=1 python bench/scale.py --source-es http://127.0.0.1:9200 --source-alias scifact \\
         --sizes 10000,100000,1000000 --types hnsw,int8_hnsw,bbq_hnsw --nodes 1,3
@@ -51,7 +53,9 @@ def read_source(es, alias: str) -> tuple[list[dict], np.ndarray]:
     from elasticsearch import helpers
 
     docs, vectors = [], []
-    for hit in helpers.scan(es, index=alias, query={"query": {"match_all": {}}}, _source=["title", "text", "embedding"], size=1000):
+    body = {"query": {"match_all": {}},  # vectors are left out of _source unless asked for
+            "_source": {"includes": ["title", "text", "embedding"], "exclude_vectors": False}}
+    for hit in helpers.scan(es, index=alias, query=body, size=1000):
         source = hit["_source"]
         docs.append({"title": source.get("title") or "", "text": source["text"]})
         vectors.append(source["embedding"])
@@ -107,7 +111,6 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
                                 analyzer="standard", index_type=index_type, shards=shards, replicas=0)
     body["settings"]["index"]["refresh_interval"] = "-1"
     es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
-    heap_before = heap_used(es)
 
     def actions():
         for i, ((title, text), vector) in enumerate(zip(texts, vectors)):
@@ -123,9 +126,15 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
     es.options(request_timeout=7200).indices.forcemerge(index=name, max_num_segments=1)
     merge_s = time.perf_counter() - started
     es.indices.refresh(index=name)
-    stats = es.indices.stats(index=name, metric="store,dense_vector")["_all"]["primaries"]
-    off_heap = stats.get("dense_vector", {}).get("off_heap", {}).get("total_size_bytes", 0)
-    heap_growth = max(heap_used(es) - heap_before, 0)
+    stats = es.indices.stats(index=name, metric="store,dense_vector,segments")["_all"]["primaries"]
+    parts = stats.get("dense_vector", {}).get("off_heap", {})
+    off_heap = parts.get("total_size_bytes", 0)
+    # What kNN search keeps hot: the quantized vectors (or the raw ones for plain hnsw) and the graph;
+    # the raw floats of a quantized index are read only to rescore and to merge.
+    searched = parts.get("total_veb_size_bytes", 0) or parts.get("total_veq_size_bytes", 0) or parts.get(
+        "total_vec_size_bytes", 0)
+    hot = searched + parts.get("total_vex_size_bytes", 0)
+    on_heap = stats.get("segments", {}).get("memory_in_bytes", 0)
 
     bm25 = [[{}, {"size": 100, "_source": False, "query": {"multi_match": {"query": q, "fields": ["title^2", "text"]}}}]
             for q in queries]
@@ -151,7 +160,9 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
         "force_merge_s": round(merge_s, 1), "disk_bytes": stats["store"]["size_in_bytes"],
         "disk_bytes_per_passage": round(stats["store"]["size_in_bytes"] / len(texts), 1),
         "off_heap_bytes_per_passage": round(off_heap / len(texts), 1),
-        "heap_growth_bytes_per_passage": round(heap_growth / len(texts), 2),
+        "hot_off_heap_bytes_per_passage": round(hot / len(texts), 1),
+        "heap_bytes_per_passage": round(on_heap / len(texts), 2),
+        "node_heap_used_bytes": heap_used(es),
         "latency_ms": latency, "knn_recall@10": round(statistics.mean(found), 4),
     }
 
@@ -253,8 +264,9 @@ def main() -> None:
     spare = available_memory()
     fits = {}
     for row in results:
-        if row["off_heap_bytes_per_passage"]:
-            fits[f"{row['index_type']}"] = int(spare / row["off_heap_bytes_per_passage"])
+        per_passage = row.get("hot_off_heap_bytes_per_passage") or row["off_heap_bytes_per_passage"]
+        if per_passage:
+            fits[row["index_type"]] = int(spare / per_passage)
     document = {
         "source": {"alias": args.source_alias, "real_passages": len(docs), "noise": NOISE},
         "machine": {"cpus": os.cpu_count(), "mem_available_bytes": spare, "heap_per_node": args.heap},

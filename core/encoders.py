@@ -91,6 +91,20 @@ def load_bi_encoder(name_or_path: str, device: str | None = None, backend: str =
     return model
 
 
+CUDA_TOKEN_BUDGET = 65_536
+
+
+def encode_batch_size(settings, model) -> int:
+    """Texts per encode batch: from the token budget (on CUDA by default, where a batch is
+    bounded by memory in tokens, not texts), else ``encode_batch_size``."""
+    budget = settings.encode_token_budget
+    if budget is None and str(getattr(model, "device", "cpu")).startswith("cuda"):
+        budget = CUDA_TOKEN_BUDGET
+    if budget is None:
+        return settings.encode_batch_size
+    return max(1, budget // max(int(getattr(model, "max_seq_length", 512) or 512), 1))
+
+
 def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
 

@@ -135,7 +135,11 @@ class ModelSettings(BaseModel):
     query_prompt: str = ""
     passage_prompt: str = ""
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
-    encode_batch_size: int = Field(default=64, ge=1, le=4096)
+    encode_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch (CPU).")
+    encode_token_budget: int | None = Field(
+        default=None, ge=256,
+        description="Tokens per encode batch: batch = budget / max_seq_length. Default: 65,536 on CUDA, unused on CPU.",
+    )
     bi_encoder_backend: Literal["torch", "onnx"] = Field(
         default="torch", description="onnx: serve the folder made by `rrs encoder export-onnx` (no torch loaded)."
     )

@@ -322,7 +322,14 @@ def run_ingest(
 def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
             field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
     """One run, with the alias's lock held and a client open."""
-    from core.encoders import bi_encoder_from, embedding_dims, encode_passages, encoder_identity, model_label
+    from core.encoders import (
+        bi_encoder_from,
+        embedding_dims,
+        encode_batch_size,
+        encode_passages,
+        encoder_identity,
+        model_label,
+    )
     from core.indexes import passage_index_body
 
     checked = check_sources(sources)
@@ -330,6 +337,7 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     model = bi_encoder_from(settings)
     label = model_label(settings.bi_encoder)
     identity = encoder_identity(model, label)
+    batch_size = encode_batch_size(settings, model)
     normalize = settings.vector_similarity in ("cosine", "dot_product")
     chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
                                 overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt,
@@ -387,7 +395,7 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
                 with clock.stage("encode", len(batch.to_encode)):
                     batch.vectors = encode_passages(model, [row.passage.embed_text for row in batch.to_encode],
                                                     prompt=settings.passage_prompt,
-                                                    batch_size=settings.encode_batch_size, normalize=normalize)
+                                                    batch_size=batch_size, normalize=normalize)
                 report.encoded += len(batch.to_encode)
                 _put_checked(to_index, batch, indexer)
             bar.update(len(batch.rows))

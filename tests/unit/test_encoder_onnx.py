@@ -128,3 +128,16 @@ def test_export_command_needs_an_output_for_the_packaged_model_and_torch_refuses
     assert result.exit_code == 2 and "--output" in result.output
     with pytest.raises(FileNotFoundError, match="RRS_BI_ENCODER_BACKEND=onnx"):
         load_bi_encoder(str(onnx_bi_encoder_dir), "cpu")
+
+
+def test_encode_batches_are_sized_in_tokens_on_cuda_and_in_texts_elsewhere():
+    from types import SimpleNamespace
+
+    from core.encoders import encode_batch_size
+    from core.settings import Settings
+
+    cpu = SimpleNamespace(device="cpu", max_seq_length=256)
+    cuda = SimpleNamespace(device="cuda:0", max_seq_length=256)
+    assert encode_batch_size(Settings(), cpu) == 64
+    assert encode_batch_size(Settings(), cuda) == 65_536 // 256
+    assert encode_batch_size(Settings(encode_token_budget=8192), cpu) == 32
