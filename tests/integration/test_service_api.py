@@ -361,9 +361,10 @@ def test_blending_keeps_the_first_stage_in_the_final_order(client):
     half = post(client, **body, rerank_weight=0.5, rerank_depth=10, rerank_normalization="rank")[1]
     assert plain["blend"] == {"weight": 1.0, "depth": 20, "normalization": "minmax"}
     assert all(h["stages"]["blended"] is None for h in plain["hits"])
-    # weight 0: the reranked window in fused order, each hit still showing its cross-encoder score
+    # weight 0: the cross-encoder has no say, so it is not run: the fused order, nothing reranked
     assert [h["stages"]["fused"]["rank"] for h in first_stage["hits"]] == list(range(1, 11))
-    assert all(h["stages"]["rerank"] is not None and h["stages"]["blended"] for h in first_stage["hits"])
+    assert first_stage["reranked"] is False and first_stage["degraded"] is None and first_stage["blend"] is None
+    assert all(h["stages"]["rerank"] is None for h in first_stage["hits"])
     assert half["blend"] == {"weight": 0.5, "depth": 10, "normalization": "rank"} and half["reranked_count"] == 10
     scores = [h["score"] for h in half["hits"]]
     assert scores == sorted(scores, reverse=True) and all(h["score"] == h["stages"]["blended"]["score"] for h in half["hits"])

@@ -104,11 +104,13 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     card = (output / "README.md").read_text()
     assert str(tiny_cross_encoder_dir) in card and corpus_alias in card and "Held-out metrics" in card
     assert json.loads((output / "training.json").read_text())["result"]["steps"] == result["steps"]
-    # The blend was chosen on the two held-out queries and stored beside the model.
+    # The blend was chosen on the two held-out queries and stored beside the model: one query to
+    # choose on and one to confirm with cannot show a reliable gain, so the choice is weight 0.
     calibration = json.loads((output / "rrs_rerank.json").read_text())
     assert facts["blend"]["chosen_on"]["queries"] == 2 and calibration["chosen"] == {
-        key: facts["blend"]["best"][key] for key in ("weight", "depth", "normalization")}
-    assert facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
+        key: facts["blend"]["chosen_gain"][key] for key in ("weight", "depth", "normalization")}
+    assert calibration["chosen"]["weight"] == 0.0 and facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
+    assert len(facts["data"]["trained_query_ids"]) == len(QUERIES) - 2
 
     # Loadable by path with the real code, and training moved the weights.
     pairs = [(text, TEXTS[d]) for (q, text), (_, d, _) in zip(QUERIES, QRELS)]
@@ -126,11 +128,14 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
         changed = 0
         for _, text in QUERIES:
             plain = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=False, highlight=False))
-            ranked = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False))
-            assert ranked.reranked and ranked.degraded is None
-            scores = [hit.score for hit in ranked.hits if hit.stages.rerank]  # final: the model's calibrated blend
+            calibrated = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False))
+            assert not calibrated.reranked and calibrated.degraded is None  # weight 0: the model is not run
+            assert [h.parent_id for h in calibrated.hits] == [h.parent_id for h in plain.hits]
+            ranked = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False,
+                                                   rerank_weight=1.0))
+            assert ranked.reranked and ranked.degraded is None and ranked.blend.weight == 1.0
+            scores = [hit.score for hit in ranked.hits if hit.stages.rerank]
             assert scores == sorted(scores, reverse=True)
-            assert ranked.blend.weight == reranker.calibration.weight
             assert {h.parent_id for h in ranked.hits} == {h.parent_id for h in plain.hits}
             changed += [h.parent_id for h in ranked.hits] != [h.parent_id for h in plain.hits]
         assert changed >= 1
