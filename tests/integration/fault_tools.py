@@ -41,6 +41,15 @@ def wait_until_indexing(es, alias, run, at_least=24, timeout_s=300) -> None:
         time.sleep(0.05)
 
 
+def clean_run(path, es, env, alias="clean") -> dict[str, str]:
+    """What an undisturbed ingest of ``path`` stores: the reference a faulty run must equal."""
+    run = start_ingest(path, alias, env)
+    assert run.wait(timeout=600) == 0, run.communicate()
+    expected = stored(es, alias)
+    assert len(expected) == 120
+    return expected
+
+
 def stored(es, alias) -> dict[str, str]:
     es.indices.refresh(index=alias)
     hits = es.search(index=alias, size=1000, source=["content_hash"], query={"match_all": {}})["hits"]["hits"]

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import requests
-from fault_tools import SearchLoad, start_ingest, stored, wait_until_indexing, write_corpus
+from fault_tools import SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve
 
 from core.es_client import make_client
@@ -95,10 +95,7 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, clus
 def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(cluster, cluster_env, tmp_path):
     path = write_corpus(tmp_path / "corpus.jsonl")
     es = make_client(cluster)
-    clean = start_ingest(path, "clean", cluster_env)
-    assert clean.wait(timeout=600) == 0, clean.communicate()
-    expected = stored(es, "clean")
-    assert len(expected) == 120
+    expected = clean_run(path, es, cluster_env)
 
     run = start_ingest(path, "faulty", cluster_env)
     wait_until_indexing(es, "faulty", run)

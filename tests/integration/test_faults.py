@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from fault_tools import CLIENTS, SearchLoad, start_ingest, stored, wait_until_indexing, write_corpus
+from fault_tools import CLIENTS, SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve
 
 from core.es_client import make_client
@@ -44,10 +44,7 @@ def test_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(own_nod
     env = {**os.environ, "ES_URL": url, "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu"}
     path = write_corpus(tmp_path / "corpus.jsonl")
     es = make_client(own_node)
-    clean = start_ingest(path, "clean", env)
-    assert clean.wait(timeout=600) == 0, clean.communicate()
-    expected = stored(es, "clean")
-    assert len(expected) == 120
+    expected = clean_run(path, es, env)
 
     run = start_ingest(path, "faulty", env)
     wait_until_indexing(es, "faulty", run)
