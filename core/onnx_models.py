@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id
+from core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, truncating
 
 ENCODER_CARD = "rrs_encoder.json"
 
@@ -67,8 +67,7 @@ class OnnxBiEncoder:
         self.precision = precision_of(onnx_file)
         self.max_seq_length = int(card["max_seq_length"])
         self.tokenizer = load_tokenizer(model_dir)
-        self._encoder = load_tokenizer(model_dir)
-        self._encoder.enable_truncation(self.max_seq_length)
+        self._encoder = truncating(self.tokenizer, self.max_seq_length)
         self._pad_id = pad_token_id(self.tokenizer)
         self._session = open_session(path, threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
