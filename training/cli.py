@@ -31,6 +31,7 @@ from core.console import fail, load_settings
 @click.option("--negatives", type=int, help="Mined hard negatives per query [8].")
 @click.option("--min-rank", type=int, help="Best hybrid rank a negative may have [1].")
 @click.option("--max-rank", type=int, help="Worst hybrid rank a negative may have [30].")
+@click.option("--title-queries", type=int, help="Extra training queries from corpus titles (title -> its text) [0].")
 @click.option("--sampling", type=click.Choice(["top", "random"]), help="Which negatives of the rank range [random].")
 @click.option("--loss", type=click.Choice(["bce", "mnrl"]), help="bce or multiple-negatives ranking [bce].")
 @click.option("--epochs", type=float, help="Training epochs [1].")
@@ -48,7 +49,7 @@ from core.console import fail, load_settings
 @click.option("--tune/--no-tune", default=True, show_default=True,
               help="Choose the new model's blend with the hybrid order on the held-out queries (rrs_rerank.json).")
 def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
-                           sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
+                           title_queries, sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
                            eval_steps, patience, seed, skip_missing, no_progress, as_json, tune) -> None:
     """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
 
@@ -63,7 +64,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
 
     settings = load_settings(**{
         "train_base_model": base_model, "train_negatives": negatives, "train_min_rank": min_rank,
-        "train_max_rank": max_rank, "train_negative_sampling": sampling, "train_loss": loss,
+        "train_max_rank": max_rank, "train_title_queries": title_queries, "train_negative_sampling": sampling, "train_loss": loss,
         "train_epochs": epochs, "train_batch_size": batch_size, "train_learning_rate": learning_rate,
         "train_max_length": max_length, "train_eval_fraction": eval_fraction, "train_eval_depth": eval_depth,
         "train_eval_steps": eval_steps, "train_early_stopping_patience": patience, "train_seed": seed,

@@ -42,12 +42,15 @@ class MiningConfig:
     max_rank: int = 30
     sampling: Literal["top", "random"] = "random"
     seed: int = 42
+    title_queries: int = 0  # extra training queries made of document titles (training/pseudo_queries.py)
 
     def __post_init__(self) -> None:
         if self.min_rank < 1 or self.max_rank < self.min_rank:
             raise ValueError(f"rank range {self.min_rank}..{self.max_rank} is empty (need 1 <= min_rank <= max_rank)")
         if self.negatives < 0:
             raise ValueError("negatives must be >= 0")
+        if self.title_queries < 0:
+            raise ValueError("title_queries must be >= 0")
 
 
 @dataclass
@@ -173,6 +176,12 @@ def search_request(query: str, *, depth: int, candidates: int) -> SearchRequest:
     )
 
 
+def mine_one_query(pipeline, text: str, *, depth: int) -> list:
+    """The first stage's hits for ``text``, ``depth`` deep (one per document)."""
+    candidates = max(pipeline.settings.default_candidates, depth)
+    return pipeline.search(search_request(text, depth=depth, candidates=candidates)).hits
+
+
 def mine(
     pipeline,
     queries: Sequence[TrainingQuery],
@@ -193,18 +202,17 @@ def mine(
     es = es or pipeline.es
     alias = pipeline.settings.index_alias
     depth = max(depth or 0, config.max_rank)
-    candidates = max(pipeline.settings.default_candidates, depth)
     rng = random.Random(config.seed)
     judged_ids = {doc for query in queries for doc in (*query.positive_ids, *query.negative_ids)}
     texts = first_passages(es, alias, judged_ids) if judged_ids else {}
     mined: list[MinedQuery] = []
     for query in tqdm(queries, desc="mine negatives", unit=" queries", disable=not progress, dynamic_ncols=True):
-        response = pipeline.search(search_request(query.text, depth=depth, candidates=candidates))
-        hit_texts = {hit.parent_id: passage_text({"title": hit.title, "text": hit.text}) for hit in response.hits}
-        ranked_ids = [hit.parent_id for hit in response.hits]
+        hits = mine_one_query(pipeline, query.text, depth=depth)
+        hit_texts = {hit.parent_id: passage_text({"title": hit.title, "text": hit.text}) for hit in hits}
+        ranked_ids = [hit.parent_id for hit in hits]
         given = {normalize_text(text) for text in query.positive_texts}
         excluded = set(query.positive_ids) | set(query.negative_ids)
-        excluded |= {hit.parent_id for hit in response.hits if given and _matches(hit.text, given)}
+        excluded |= {hit.parent_id for hit in hits if given and _matches(hit.text, given)}
         picked = pick_negatives(
             ranked_ids, excluded, min_rank=config.min_rank, max_rank=config.max_rank,
             count=config.negatives, sampling=config.sampling, rng=rng,

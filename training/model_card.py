@@ -73,6 +73,7 @@ scores = model.predict([("a query", "a passage")])
     ("format", data['format']),
     ("queries with a positive", data['queries']),
     ("training queries", result['train_queries']),
+    ("title queries from the corpus (training only)", result.get('title_queries', 0)),
     ("held-out queries", result['heldout_queries']),
     ("training rows", result['train_rows']),
     ("index alias (index)", f"{data['alias']} ({data.get('index') or '-'})"),

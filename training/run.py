@@ -87,12 +87,21 @@ def run_training(
         mining_seconds = round(time.perf_counter() - started, 1)
         mined_total = sum(query.mined for query in mined)
         log(f"mined {mined_total} hard negatives for {len(mined)} queries in {mining_seconds} s")
+        titles: list = []
+        if mining.title_queries:
+            from training.pseudo_queries import pseudo_queries
+
+            started = time.perf_counter()
+            judged = {doc for query in queries for doc in query.positive_ids}
+            titles = pseudo_queries(pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged,
+                                    seed=mining.seed, progress=progress)
+            log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
         index = current_index(es, alias)
     finally:
         if own_client:
             es.close()
 
-    result = train_reranker(mined, training, output_dir, progress=progress, log=log)
+    result = train_reranker(mined, training, output_dir, extra_train=titles, progress=progress, log=log)
     blend_facts = None
     if tune_blend:
         blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=search_settings, alias=alias,
@@ -112,7 +121,8 @@ def run_training(
             "trained_query_ids": [query.id for query in split_heldout(list(mined), training.eval_fraction,
                                                                       training.seed)[0]],
         },
-        "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth},
+        "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth,
+                   "title_queries_made": len(titles)},
         "result": result.to_dict(),
     }
     if blend_facts is not None:

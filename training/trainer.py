@@ -71,6 +71,7 @@ class TrainResult:
     precision: str
     train_queries: int
     heldout_queries: int
+    title_queries: int
     train_rows: int
     steps: int
     seconds: float
@@ -205,10 +206,13 @@ def train_reranker(
     config: TrainConfig,
     output_dir: Path,
     *,
+    extra_train: Sequence[MinedQuery] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train, keep the best held-out checkpoint, save a loadable folder to ``output_dir``."""
+    """Train, keep the best held-out checkpoint, save a loadable folder to ``output_dir``.
+
+    ``extra_train`` (title queries) only ever trains: the held-out slice comes from ``mined``."""
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
@@ -220,6 +224,8 @@ def train_reranker(
     device = pick_device(config.device)
     precision = precision_for(device)
     train, heldout = split_heldout(list(mined), config.eval_fraction, config.seed)
+    judged_train = len(train)
+    train = train + list(extra_train)
     if not any(q.negatives for q in train) and config.loss == "bce":
         raise TrainingError("no negatives for any training query: raise --negatives or widen the rank range")
     negatives = max((len(q.negatives) for q in train), default=0)
@@ -286,7 +292,7 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=callbacks,
     )
-    log(f"training on {len(train)} queries ({n_rows} rows, loss {config.loss}) on {device} ({precision})")
+    log(f"training on {len(train)} queries ({len(extra_train)} of them title queries) ({n_rows} rows, loss {config.loss}) on {device} ({precision})")
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
@@ -310,7 +316,8 @@ def train_reranker(
         config=asdict(config),
         device=device,
         precision=precision,
-        train_queries=len(train),
+        train_queries=judged_train,
+        title_queries=len(extra_train),
         heldout_queries=len(samples),
         train_rows=n_rows,
         steps=int(output.global_step),

@@ -136,6 +136,8 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
         "summary": "Rank texts for a query (text-embeddings-inference's /rerank; Cohere's documents/top_n)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RerankRequest")}}},
         "responses": {"200": {"description": "TEI: [{index, score, text?}] best first; Cohere: {results}",
+                              "headers": {"Server-Timing": {"description": "rerank;dur=<ms spent scoring>",
+                                                            "schema": {"type": "string"}}},
                               "content": {"application/json": {"schema": {"oneOf": [
                                   {"type": "array", "items": _ref("Rank")}, _ref("CohereRerankResponse")]}}}},
                       **rerank_errors},

@@ -7,6 +7,9 @@ answered with ``[{index, score, text?}]`` best first) or Cohere's (``documents``
 answered with ``{"results": [{index, relevance_score, document?}]}``), so frameworks that
 already speak either (Haystack, LangChain, LlamaIndex) work unchanged. Scoring goes through
 the same reranker, micro-batcher, time budget, auth and metrics as ``/search``.
+
+Every answer carries ``Server-Timing: rerank;dur=<ms>``: the time spent scoring, so a caller
+(the search front end's remote reranker, a benchmark) can tell transport from model time.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ def rerank():
         scores = reranker.rank(body.query, body.items, budget_s=settings.rerank_timeout_ms / 1000.0,
                                raw=body.raw_scores, truncate=body.should_truncate,
                                direction=body.truncation_direction.lower())
-    state["metrics"].stage_seconds.labels(stage="rerank").observe(time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    state["metrics"].stage_seconds.labels(stage="rerank").observe(seconds)
+    timing = {"Server-Timing": f"rerank;dur={seconds * 1000:.2f}"}
     order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep input order
     if body.cohere:
         chosen = order[: body.top_n] if body.top_n else order
@@ -51,10 +56,10 @@ def rerank():
                    for i in chosen]
         answer = CohereRerankResponse(id=uuid.uuid4().hex, results=results,
                                       meta={"model": reranker.name, "billed_units": {"search_units": 0}})
-        return jsonify(answer.model_dump(exclude_none=True))
+        return jsonify(answer.model_dump(exclude_none=True)), timing
     if body.top_n:
         order = order[: body.top_n]
     ranks = [Rank(index=i, score=scores[i], text=body.items[i] if body.return_text else None) for i in order]
-    return jsonify([rank.model_dump(exclude_none=True) for rank in ranks])
+    return jsonify([rank.model_dump(exclude_none=True) for rank in ranks]), timing
 
 

@@ -68,6 +68,8 @@ def test_tei_request_and_answer_as_haystack_sends_it(search_front, tiny_cross_en
     assert [r["score"] for r in ranks] == sorted((r["score"] for r in ranks), reverse=True)
     by_index = {r["index"]: r["score"] for r in ranks}
     assert [by_index[i] for i in range(4)] == pytest.approx(expected_scores(tiny_cross_encoder_dir), abs=1e-5)
+    name, duration = response.headers["Server-Timing"].split(";dur=")  # model time, apart from transport
+    assert name == "rerank" and 0.0 < float(duration) < response.elapsed.total_seconds() * 1000
 
 
 def test_return_text_raw_scores_and_left_truncation(search_front, tiny_cross_encoder_dir):

@@ -79,6 +79,27 @@ def test_mining_takes_hybrid_results_minus_the_judged_positives(es, es_settings,
         assert item.negatives[len(judged_negatives):] == expected
 
 
+def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings, bi_encoder, corpus_alias):
+    from training.pseudo_queries import pseudo_queries
+
+    pipeline = search_pipeline(es_settings, es, bi_encoder, corpus_alias)
+    config = MiningConfig(negatives=2, max_rank=6, seed=1)
+    made = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, seed=1,
+                          progress=False)
+    titles = {doc: (title, text) for doc, title, text in DOCS}
+    assert len(made) == 4
+    for item in made:
+        doc = item.id.removeprefix("title:")
+        title, text = titles[doc]
+        assert doc not in {"d2", "d9"} and len(title.split()) >= 2  # excluded and one-word titles never drawn
+        assert item.query == title and item.positives == [text]
+        bodies = {other_text for other, _, other_text in DOCS if other != doc}
+        assert len(item.negatives) == 2 and set(item.negatives) <= bodies  # other documents, titles left out
+    again = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, seed=1,
+                           progress=False)
+    assert [(m.id, m.negatives) for m in again] == [(m.id, m.negatives) for m in made]  # seeded
+
+
 def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_alias, tmp_path, tiny_cross_encoder_dir):
     from sentence_transformers import CrossEncoder
 
@@ -90,13 +111,15 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
                            eval_fraction=0.25, eval_depth=8, eval_steps=2, early_stopping_patience=0, seed=3,
                            max_length=64, device="cpu")
     facts = run_training(write_beir(tmp_path / "data"), es_settings, alias=corpus_alias, output_dir=output,
-                         mining=MiningConfig(negatives=3, max_rank=8, seed=3), training=training,
+                         mining=MiningConfig(negatives=3, max_rank=8, seed=3, title_queries=5), training=training,
                          progress=False, es=es, bi_encoder=bi_encoder, log=lambda _m: None)
 
     result = facts["result"]
     assert result["train_queries"] == 6 and result["heldout_queries"] == 2
     assert facts["mining"]["mined_total"] == 8 * 3
-    assert result["train_rows"] >= 6 * (1 + 3)  # each training query: its positive(s) and three negatives
+    # Title queries: the titled (2+ words) documents no judgment names are d9, d10, d11 -- three, not five.
+    assert result["title_queries"] == facts["mining"]["title_queries_made"] == 3
+    assert result["train_rows"] >= 6 * (1 + 3) + 3 * (1 + 3)  # each query: its positive(s) and three negatives
     assert result["steps"] >= 1 and result["best_step"] is not None
     assert set(result["after"]) >= {"ndcg@10", "mrr@10", "map"} and set(result["first_stage"]) >= {"ndcg@10"}
     assert [entry["step"] for entry in result["eval_history"]] == sorted(entry["step"] for entry in result["eval_history"])

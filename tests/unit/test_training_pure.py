@@ -183,3 +183,17 @@ def test_model_card_names_base_data_settings_metrics_and_date(tmp_path):
 def test_model_card_without_heldout_says_nothing_was_measured():
     facts = {**FACTS, "result": {**FACTS["result"], "first_stage": {}, "before": {}, "after": {}}}
     assert "nothing was measured" in render_model_card(facts)
+
+
+def test_title_queries_draw_is_seeded_skips_excluded_and_ignores_input_order():
+    from training.pseudo_queries import draw
+
+    documents = {f"d{i}": (f"title {i}", f"text {i}") for i in range(20)}
+    reversed_documents = dict(reversed(list(documents.items())))
+    first = draw(documents, 5, exclude={"d3", "d4"}, seed=7)
+    assert len(first) == len(set(first)) == 5 and not {"d3", "d4"} & set(first)
+    assert draw(reversed_documents, 5, exclude={"d3", "d4"}, seed=7) == first
+    assert draw(documents, 5, exclude={"d3", "d4"}, seed=8) != first
+    assert sorted(draw(documents, 50, exclude={"d0"}, seed=7)) == sorted(set(documents) - {"d0"})  # all that is left
+    with pytest.raises(ValueError, match="title_queries"):
+        MiningConfig(title_queries=-1)
