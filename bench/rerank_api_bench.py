@@ -76,7 +76,7 @@ def model_dir(given: str | None, work: Path) -> str:
 def start_pool(folder: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": folder, "RRS_DEVICE": "cpu",
            "RRS_SERVE_THREADS": "4", "RRS_SEARCH_LOG_ENABLED": "false", "HF_HUB_OFFLINE": "1",
-           "RRS_RERANK_MAX_LENGTH": "256"}
+           "RRS_RERANK_MAX_LENGTH": "256", "RRS_RERANK_TIMEOUT_MS": "600000"}  # cost, not the budget, is measured
     rrs = Path(sys.executable).parent / "rrs"
     process = subprocess.Popen([str(rrs), "serve", "--port", str(port)], env=env, stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -20,7 +20,9 @@ from disk and a second machine (or a smaller quantization) is needed.
     HF_HUB_OFFLINE=1 python bench/scale.py --source-es http://127.0.0.1:9200 --source-alias scifact \\
         --sizes 10000,100000,1000000 --types hnsw,int8_hnsw,bbq_hnsw --nodes 1,3
 
-Writes ``bench/results/scale.json`` and ``bench/results/scale.png``.
+Writes ``bench/results/scale.json`` and ``bench/results/scale.png``. Runs measured apart (one
+size or type per run, ``--out`` per run) are drawn on one chart with
+``--chart-from A.json,B.json,... --out ALL.json`` (the PNG beside ``--out``; nothing is measured).
 """
 
 from __future__ import annotations
@@ -215,7 +217,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--budget-s", type=float, default=3600.0, help="Stop starting new sizes after this long.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    parser.add_argument("--chart-from", help="Comma-separated result files to draw together (measures nothing).")
     args = parser.parse_args()
+    if args.chart_from:
+        merged = [row for name in args.chart_from.split(",") for row in json.loads(Path(name).read_text())["results"]]
+        chart(merged, args.out.with_suffix(".png"))
+        return
 
     from elasticsearch import Elasticsearch
 

@@ -292,7 +292,8 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=callbacks,
     )
-    log(f"training on {len(train)} queries ({len(extra_train)} of them title queries) ({n_rows} rows, loss {config.loss}) on {device} ({precision})")
+    log(f"training on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, loss {config.loss}) "
+        f"on {device} ({precision})")
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
