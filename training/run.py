@@ -164,6 +164,9 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
     best, facts = choose(dataset.qrels, collected, {"split": f"held-out ({len(heldout)} training queries not trained on)",
                                                      "queries": len(heldout), "candidates": candidates})
     write_calibration(output_dir, best, facts)
+    top = facts["best"]
     log(f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
-        f"{best.normalization} (nDCG@10 {facts['best']['ndcg@10']} vs hybrid {facts['hybrid_alone']})")
+        f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "
+        f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
+        f"unconfirmed unless chosen)")
     return facts
