@@ -333,7 +333,10 @@ class TrainingSettings(BaseModel):
     )
     train_negatives: int = Field(default=8, ge=0, le=200, description="Mined hard negatives per training query.")
     train_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have (1-based).")
-    train_max_rank: int = Field(default=30, ge=1, le=1000, description="Worst hybrid rank a mined negative may have.")
+    train_max_rank: int = Field(
+        default=100, ge=1, le=1000,
+        description="Worst hybrid rank a mined negative may have (100: the whole window the service reranks).",
+    )
     train_title_queries: int = Field(
         default=0, ge=0, description="Extra training queries made of corpus titles (the title asks for its text)."
     )
@@ -345,9 +348,9 @@ class TrainingSettings(BaseModel):
     )
     train_epochs: float = Field(default=1.0, gt=0)
     train_batch_size: int = Field(default=16, ge=1, le=4096)
-    train_learning_rate: float = Field(default=2e-5, gt=0, lt=1)
+    train_learning_rate: float = Field(default=5e-5, gt=0, lt=1)
     train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    train_max_length: int = Field(default=256, ge=16, le=8192, description="Token cap per (query, passage) pair.")
+    train_max_length: int = Field(default=128, ge=16, le=8192, description="Token cap per (query, passage) pair.")
     train_eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of training queries held out for evaluation.")
     train_eval_depth: int = Field(default=30, ge=2, le=1000, description="Hybrid candidates per held-out query the evaluator reranks.")
     train_eval_steps: int | None = Field(default=None, ge=1, description="Steps between evaluations; default: 4 per epoch.")

@@ -39,7 +39,7 @@ class MiningConfig:
 
     negatives: int = 8
     min_rank: int = 1
-    max_rank: int = 30
+    max_rank: int = 100
     sampling: Literal["top", "random"] = "random"
     seed: int = 42
     title_queries: int = 0  # extra training queries made of document titles (training/pseudo_queries.py)

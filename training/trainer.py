@@ -39,9 +39,9 @@ class TrainConfig:
     loss: Literal["bce", "mnrl"] = "bce"
     epochs: float = 1.0
     batch_size: int = 16
-    learning_rate: float = 2e-5
+    learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
-    max_length: int = 256
+    max_length: int = 128
     eval_fraction: float = 0.1
     eval_depth: int = 30
     eval_steps: int | None = None

@@ -147,7 +147,7 @@ def test_default_eval_steps_and_metric_prefix():
 
 def test_train_config_from_settings_prefers_overrides():
     config = TrainConfig.from_settings(Settings(train_epochs=2, train_loss="mnrl"), epochs=3, seed=None)
-    assert (config.epochs, config.loss, config.seed, config.max_length) == (3, "mnrl", 42, 256)
+    assert (config.epochs, config.loss, config.seed, config.max_length) == (3, "mnrl", 42, 128)
 
 
 FACTS = {
