@@ -331,14 +331,15 @@ class TrainingSettings(BaseModel):
         description="Cross-encoder or BERT-like checkpoint (name or path) to fine-tune; "
         "'all-MiniLM-L6-v2' is the packaged offline copy, given a fresh one-label head.",
     )
-    train_negatives: int = Field(default=8, ge=0, le=200, description="Mined hard negatives per training query.")
+    train_negatives: int = Field(default=6, ge=0, le=200, description="Mined hard negatives per training query.")
     train_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have (1-based).")
     train_max_rank: int = Field(
         default=100, ge=1, le=1000,
         description="Worst hybrid rank a mined negative may have (100: the whole window the service reranks).",
     )
     train_title_queries: int = Field(
-        default=0, ge=0, description="Extra training queries made of corpus titles (the title asks for its text)."
+        default=800, ge=0, description="Extra training queries made of corpus titles (the title asks for its text); "
+        "0 = judged queries only.",
     )
     train_negative_sampling: Literal["top", "random"] = Field(
         default="random", description="top: the highest-ranked non-positives; random: a seeded sample of the rank range."

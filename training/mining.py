@@ -37,12 +37,12 @@ ID_BATCH = 1000  # ids per terms query when checking or fetching documents
 class MiningConfig:
     """Which first-stage results become negatives (ranks are 1-based, inclusive)."""
 
-    negatives: int = 8
+    negatives: int = 6
     min_rank: int = 1
     max_rank: int = 100
     sampling: Literal["top", "random"] = "random"
     seed: int = 42
-    title_queries: int = 0  # extra training queries made of document titles (training/pseudo_queries.py)
+    title_queries: int = 800  # extra training queries made of document titles (training/pseudo_queries.py)
 
     def __post_init__(self) -> None:
         if self.min_rank < 1 or self.max_rank < self.min_rank:
