@@ -117,7 +117,12 @@ def present_parent_ids(es: Elasticsearch, alias: str, ids: Iterable[str]) -> set
 
 def first_passages(es: Elasticsearch, alias: str, ids: Iterable[str]) -> dict[str, str]:
     """Parent id -> the text the reranker reads for its first passage (lowest chunk)."""
-    texts: dict[str, str] = {}
+    return {parent: passage_text(source) for parent, source in first_sources(es, alias, ids).items()}
+
+
+def first_sources(es: Elasticsearch, alias: str, ids: Iterable[str]) -> dict[str, dict]:
+    """Parent id -> title and text of its first passage (lowest chunk)."""
+    sources: dict[str, dict] = {}
     for batch in _batches(sorted(set(ids))):
         response = es.search(
             index=alias,
@@ -128,9 +133,8 @@ def first_passages(es: Elasticsearch, alias: str, ids: Iterable[str]) -> dict[st
             source=["parent_id", "title", "text"],
         )
         for hit in response["hits"]["hits"]:
-            source = hit["_source"]
-            texts[source.get("parent_id") or hit["_id"]] = passage_text(source)
-    return texts
+            sources[hit["_source"].get("parent_id") or hit["_id"]] = hit["_source"]
+    return sources
 
 
 def check_index(es: Elasticsearch, alias: str, queries: Sequence[TrainingQuery], *, skip_missing: bool = False) -> set[str]:

@@ -14,7 +14,7 @@ evaluation and blend tuning stay on the judged queries.
 Example::
 
     extra = pseudo_queries(pipeline, es, "scifact", count=2000, config=MiningConfig(negatives=4),
-                           exclude={"4983"}, seed=42)
+                           exclude={"4983"})
 """
 
 from __future__ import annotations
@@ -24,26 +24,26 @@ from collections.abc import Iterable
 
 from elasticsearch import Elasticsearch
 
-from training.mining import MinedQuery, MiningConfig, mine_one_query, pick_negatives
+from training.mining import MinedQuery, MiningConfig, first_sources, mine_one_query, pick_negatives
 
 MIN_TITLE_WORDS = 2  # a one-word title ("Introduction", "Abstract") asks for nothing in particular
 
 
-def titled_documents(es: Elasticsearch, alias: str) -> dict[str, tuple[str, str]]:
-    """Parent id -> (title, text of its first passage) for every document with a title."""
+def titled_documents(es: Elasticsearch, alias: str) -> dict[str, str]:
+    """Parent id -> title, for every document with a title of at least ``MIN_TITLE_WORDS``
+    words (titles only: the texts of the few drawn are fetched afterwards)."""
     from elasticsearch import helpers
 
-    documents: dict[str, tuple[str, str]] = {}
-    query = {"query": {"bool": {"filter": [{"exists": {"field": "title"}}]}}, "_source": ["parent_id", "title", "text", "chunk"]}
+    titles: dict[str, str] = {}
+    query = {"query": {"bool": {"filter": [{"exists": {"field": "title"}}]}}, "_source": ["parent_id", "title"]}
     for hit in helpers.scan(es, index=alias, query=query, size=1000):
-        source = hit["_source"]
-        parent = source.get("parent_id") or hit["_id"]
-        if (source.get("chunk") or 0) == 0 and len((source.get("title") or "").split()) >= MIN_TITLE_WORDS:
-            documents[parent] = (source["title"].strip(), source.get("text") or "")
-    return documents
+        title = (hit["_source"].get("title") or "").strip()
+        if len(title.split()) >= MIN_TITLE_WORDS:
+            titles[hit["_source"].get("parent_id") or hit["_id"]] = title
+    return titles
 
 
-def draw(documents: dict[str, tuple[str, str]], count: int, exclude: Iterable[str], seed: int) -> list[str]:
+def draw(documents: dict[str, str], count: int, exclude: Iterable[str], seed: int) -> list[str]:
     """``count`` document ids (fewer when fewer are left), seeded, sorted ids first so the
     draw does not depend on the order Elasticsearch returned them in."""
     banned = set(exclude)
@@ -52,16 +52,18 @@ def draw(documents: dict[str, tuple[str, str]], count: int, exclude: Iterable[st
 
 
 def pseudo_queries(pipeline, es: Elasticsearch, alias: str, *, count: int, config: MiningConfig,
-                   exclude: Iterable[str] = (), seed: int = 42, progress: bool = True) -> list[MinedQuery]:
-    """Up to ``count`` title queries with their text as positive and mined negatives."""
+                   exclude: Iterable[str] = (), progress: bool = True) -> list[MinedQuery]:
+    """Up to ``count`` title queries with their text as positive and mined negatives (seeded
+    by ``config.seed``)."""
     from tqdm import tqdm
 
-    documents = titled_documents(es, alias)
-    rng = random.Random(seed)
+    titles = titled_documents(es, alias)
+    drawn = draw(titles, count, exclude, config.seed)
+    texts = {doc: source.get("text") or "" for doc, source in first_sources(es, alias, drawn).items()}
+    rng = random.Random(config.seed)
     out: list[MinedQuery] = []
-    for doc in tqdm(draw(documents, count, exclude, seed), desc="title queries", unit=" queries",
-                    disable=not progress, dynamic_ncols=True):
-        title, text = documents[doc]
+    for doc in tqdm(drawn, desc="title queries", unit=" queries", disable=not progress, dynamic_ncols=True):
+        title, text = titles[doc], texts.get(doc, "")
         hits = mine_one_query(pipeline, title, depth=config.max_rank)
         bodies = {hit.parent_id: hit.text for hit in hits}
         picked = pick_negatives([hit.parent_id for hit in hits], {doc}, min_rank=config.min_rank,

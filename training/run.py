@@ -94,7 +94,7 @@ def run_training(
             started = time.perf_counter()
             judged = {doc for query in queries for doc in query.positive_ids}
             titles = pseudo_queries(pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged,
-                                    seed=mining.seed, progress=progress)
+                                    progress=progress)
             log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
         index = current_index(es, alias)
     finally:

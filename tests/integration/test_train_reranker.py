@@ -84,7 +84,7 @@ def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings,
 
     pipeline = search_pipeline(es_settings, es, bi_encoder, corpus_alias)
     config = MiningConfig(negatives=2, max_rank=6, seed=1)
-    made = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, seed=1,
+    made = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"},
                           progress=False)
     titles = {doc: (title, text) for doc, title, text in DOCS}
     assert len(made) == 4
@@ -95,7 +95,7 @@ def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings,
         assert item.query == title and item.positives == [text]
         bodies = {other_text for other, _, other_text in DOCS if other != doc}
         assert len(item.negatives) == 2 and set(item.negatives) <= bodies  # other documents, titles left out
-    again = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, seed=1,
+    again = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"},
                            progress=False)
     assert [(m.id, m.negatives) for m in again] == [(m.id, m.negatives) for m in made]  # seeded
 
