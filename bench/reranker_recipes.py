@@ -9,7 +9,8 @@ RRF candidates over ALIAS, one search per query with every cross-encoder score k
 
 * hybrid alone, plain rerank of all 100 candidates, and the blend the model folder carries
   (chosen on held-out train queries by the training run: weight 0 when not confirmed);
-* the best fixed blend on test itself, for information only (chosen on test: not a result).
+* the best fixed blend on test itself, and every setting's figure, for information only (chosen
+  on test: not a result; the grid shows what any rule's held-out choice gives on test).
 
 Prints a table and writes bench/results/reranker_recipes.json (merged with earlier rows).
 """
@@ -92,7 +93,9 @@ def main() -> None:
                      "plain_rerank_100": ndcg(BlendConfig(weight=1.0, depth=args.candidates)),
                      "carried_blend": {"weight": carried.weight, "depth": carried.depth,
                                        "normalization": carried.normalization, "ndcg@10": ndcg(carried)},
-                     "best_fixed_blend_on_test_for_information": grid[0]},
+                     "best_fixed_blend_on_test_for_information": grid[0],
+                     "grid_for_information": [{k: row[k] for k in ("weight", "depth", "normalization", "ndcg@10")}
+                                              for row in grid]},
             "scoring_seconds": round(seconds, 1),
         }
         test = rows[folder.name]["test"]

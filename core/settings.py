@@ -347,7 +347,7 @@ class TrainingSettings(BaseModel):
     train_loss: Literal["bce", "mnrl"] = Field(
         default="bce", description="bce: binary cross-entropy on (query, passage, label); mnrl: multiple negatives ranking."
     )
-    train_epochs: float = Field(default=1.0, gt=0)
+    train_epochs: float = Field(default=2.0, gt=0)
     train_batch_size: int = Field(default=16, ge=1, le=4096)
     train_learning_rate: float = Field(default=5e-5, gt=0, lt=1)
     train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)

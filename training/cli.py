@@ -34,7 +34,7 @@ from core.console import fail, load_settings
 @click.option("--title-queries", type=int, help="Extra training queries from corpus titles (title -> its text); 0 = none [800].")
 @click.option("--sampling", type=click.Choice(["top", "random"]), help="Which negatives of the rank range [random].")
 @click.option("--loss", type=click.Choice(["bce", "mnrl"]), help="bce or multiple-negatives ranking [bce].")
-@click.option("--epochs", type=float, help="Training epochs [1].")
+@click.option("--epochs", type=float, help="Training epochs [2].")
 @click.option("--batch-size", type=int, help="Pairs (bce) or queries (mnrl) per step [16].")
 @click.option("--lr", "learning_rate", type=float, help="Peak learning rate [5e-5].")
 @click.option("--max-length", type=int, help="Token cap per (query, passage) pair [128].")

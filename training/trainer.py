@@ -37,7 +37,7 @@ class TrainConfig:
 
     base_model: str = "all-MiniLM-L6-v2"
     loss: Literal["bce", "mnrl"] = "bce"
-    epochs: float = 1.0
+    epochs: float = 2.0
     batch_size: int = 16
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
