@@ -36,6 +36,9 @@ def _interrupt(es, alias, path, cli_env, sig, *extra) -> tuple[int, str]:
         [sys.executable, "-m", "rrs", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress",
          *extra],
         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a suite started in the background (`./run test &`) inherits an ignored SIGINT, and so
+        # would the child: give it the default, as a terminal's Ctrl-C finds it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 240
