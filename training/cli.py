@@ -18,6 +18,9 @@ from pathlib import Path
 import click
 
 from core.console import fail, load_settings
+from core.settings import TrainingSettings
+
+D = TrainingSettings()  # the defaults the help shows are the settings' own
 
 
 @click.command("train-reranker")
@@ -28,21 +31,24 @@ from core.console import fail, load_settings
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder (files of the same name are replaced).")
 @click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
 @click.option("--base", "base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder].")
-@click.option("--negatives", type=int, help="Mined hard negatives per query [6].")
-@click.option("--min-rank", type=int, help="Best hybrid rank a negative may have [1].")
-@click.option("--max-rank", type=int, help="Worst hybrid rank a negative may have [100].")
-@click.option("--title-queries", type=int, help="Extra training queries from corpus titles (title -> its text); 0 = none [800].")
-@click.option("--sampling", type=click.Choice(["top", "random"]), help="Which negatives of the rank range [random].")
-@click.option("--loss", type=click.Choice(["bce", "mnrl"]), help="bce or multiple-negatives ranking [bce].")
-@click.option("--epochs", type=float, help="Training epochs [2].")
-@click.option("--batch-size", type=int, help="Pairs (bce) or queries (mnrl) per step [16].")
-@click.option("--lr", "learning_rate", type=float, help="Peak learning rate [5e-5].")
-@click.option("--max-length", type=int, help="Token cap per (query, passage) pair [128].")
-@click.option("--eval-fraction", type=float, help="Share of queries held out for evaluation [0.1].")
-@click.option("--eval-depth", type=int, help="Hybrid candidates per held-out query [30].")
+@click.option("--negatives", type=int, help=f"Mined hard negatives per query [{D.train_negatives}].")
+@click.option("--min-rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_min_rank}].")
+@click.option("--max-rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_max_rank}].")
+@click.option("--title-queries", type=int,
+              help=f"Extra training queries from corpus titles (title -> its text); 0 = none [{D.train_title_queries}].")
+@click.option("--sampling", type=click.Choice(["top", "random"]),
+              help=f"Which negatives of the rank range [{D.train_negative_sampling}].")
+@click.option("--loss", type=click.Choice(["bce", "mnrl"]), help=f"bce or multiple-negatives ranking [{D.train_loss}].")
+@click.option("--epochs", type=float, help=f"Training epochs [{D.train_epochs:g}].")
+@click.option("--batch-size", type=int, help=f"Pairs (bce) or queries (mnrl) per step [{D.train_batch_size}].")
+@click.option("--lr", "learning_rate", type=float, help=f"Peak learning rate [{D.train_learning_rate:g}].")
+@click.option("--max-length", type=int, help=f"Token cap per (query, passage) pair [{D.train_max_length}].")
+@click.option("--eval-fraction", type=float, help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}].")
+@click.option("--eval-depth", type=int, help=f"Hybrid candidates per held-out query [{D.train_eval_depth}].")
 @click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
-@click.option("--patience", type=int, help="Evaluations without improvement before stopping; 0 = off [3].")
-@click.option("--seed", type=int, help="Seed of the split, sampling, head init and trainer [42].")
+@click.option("--patience", type=int,
+              help=f"Evaluations without improvement before stopping; 0 = off [{D.train_early_stopping_patience}].")
+@click.option("--seed", type=int, help=f"Seed of the split, sampling, head init and trainer [{D.train_seed}].")
 @click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")

@@ -27,9 +27,11 @@ from elasticsearch import Elasticsearch
 from core.errors import MiningError
 from core.indexes import current_index
 from core.passage import passage_text
+from core.settings import TrainingSettings
 from service.schemas import SearchRequest
 from training.judgments import TrainingQuery
 
+DEFAULTS = TrainingSettings()  # the one home of every training default (``RRS_TRAIN_*``)
 ID_BATCH = 1000  # ids per terms query when checking or fetching documents
 
 
@@ -37,12 +39,12 @@ ID_BATCH = 1000  # ids per terms query when checking or fetching documents
 class MiningConfig:
     """Which first-stage results become negatives (ranks are 1-based, inclusive)."""
 
-    negatives: int = 6
-    min_rank: int = 1
-    max_rank: int = 100
-    sampling: Literal["top", "random"] = "random"
-    seed: int = 42
-    title_queries: int = 800  # extra training queries made of document titles (training/pseudo_queries.py)
+    negatives: int = DEFAULTS.train_negatives
+    min_rank: int = DEFAULTS.train_min_rank
+    max_rank: int = DEFAULTS.train_max_rank
+    sampling: Literal["top", "random"] = DEFAULTS.train_negative_sampling
+    seed: int = DEFAULTS.train_seed
+    title_queries: int = DEFAULTS.train_title_queries  # queries made of document titles (training/pseudo_queries.py)
 
     def __post_init__(self) -> None:
         if self.min_rank < 1 or self.max_rank < self.min_rank:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.errors import TrainingError
-from training.mining import MinedQuery
+from training.mining import DEFAULTS, MinedQuery
 
 EVALUATOR_NAME = "heldout"
 AT_K = 10
@@ -35,18 +35,18 @@ AT_K = 10
 class TrainConfig:
     """Everything that shapes one training run (recorded in the model card)."""
 
-    base_model: str = "all-MiniLM-L6-v2"
-    loss: Literal["bce", "mnrl"] = "bce"
-    epochs: float = 2.0
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    eval_fraction: float = 0.1
-    eval_depth: int = 30
-    eval_steps: int | None = None
-    early_stopping_patience: int = 3
-    seed: int = 42
+    base_model: str = DEFAULTS.train_base_model
+    loss: Literal["bce", "mnrl"] = DEFAULTS.train_loss
+    epochs: float = DEFAULTS.train_epochs
+    batch_size: int = DEFAULTS.train_batch_size
+    learning_rate: float = DEFAULTS.train_learning_rate
+    warmup_ratio: float = DEFAULTS.train_warmup_ratio
+    max_length: int = DEFAULTS.train_max_length
+    eval_fraction: float = DEFAULTS.train_eval_fraction
+    eval_depth: int = DEFAULTS.train_eval_depth
+    eval_steps: int | None = DEFAULTS.train_eval_steps
+    early_stopping_patience: int = DEFAULTS.train_early_stopping_patience
+    seed: int = DEFAULTS.train_seed
     device: str | None = None
 
     @classmethod
