@@ -58,8 +58,8 @@ def ensure_scifact_index(es, settings, bi_encoder, alias: str = BENCH_ALIAS) -> 
     """Index SciFact (one passage per abstract) behind ``alias`` unless it is already complete."""
     from elasticsearch import helpers
 
-    from core.encoders import embedding_dims, encode_passages, model_label
-    from core.indexes import current_index, delete_alias_and_versions, ensure_alias, passage_index_body
+    from rrsearch.core.encoders import embedding_dims, encode_passages, model_label
+    from rrsearch.core.indexes import current_index, delete_alias_and_versions, ensure_alias, passage_index_body
 
     corpus = load_corpus()
     if current_index(es, alias) and es.count(index=alias)["count"] == len(corpus):

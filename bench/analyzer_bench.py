@@ -32,7 +32,7 @@ CONFIGS = ("bm25", "hybrid_rrf")
 
 def describe(es, alias: str) -> dict:
     """The analyzer and encoder an alias's index was built with."""
-    from core.indexes import current_index
+    from rrsearch.core.indexes import current_index
 
     live = current_index(es, alias)
     mapping = es.indices.get_mapping(index=live)[live]["mappings"]
@@ -47,11 +47,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "analyzer_scifact.json")
     args = parser.parse_args()
 
-    from core.es_client import make_client
-    from core.settings import Settings
-    from evaluation.cli import evaluate_dataset
-    from evaluation.dataset import load_dataset
-    from evaluation.runner import FusionParams
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.settings import Settings
+    from rrsearch.evaluation.cli import evaluate_dataset
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.runner import FusionParams
 
     settings = Settings()
     es = make_client(settings)

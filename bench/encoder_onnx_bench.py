@@ -53,7 +53,7 @@ def _backends(model_dir: Path, with_fp32: bool) -> dict[str, dict]:
 
 
 def _query_latency_ms(encoder, queries: list[str]) -> dict[str, float]:
-    from core.encoders import encode_query
+    from rrsearch.core.encoders import encode_query
 
     for text in queries[:10]:
         encode_query(encoder, text)  # warm
@@ -68,7 +68,7 @@ def _query_latency_ms(encoder, queries: list[str]) -> dict[str, float]:
 
 def _interleaved_query_latency(encoders: dict, queries: list[str], rounds: int = 5) -> dict:
     """p50/p95 per backend over ``rounds`` alternating passes of every query."""
-    from core.encoders import encode_query
+    from rrsearch.core.encoders import encode_query
 
     times: dict[str, list[float]] = {name: [] for name in encoders}
     for name, encoder in encoders.items():
@@ -88,8 +88,8 @@ def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
     """Resident memory of a fresh process that builds the app and serves one search."""
     script = textwrap.dedent(f"""
         import json, os, sys
-        from core.settings import Settings
-        from service.http.app import create_app
+        from rrsearch.core.settings import Settings
+        from rrsearch.service.http.app import create_app
         settings = Settings(**{overrides!r}, cross_encoder={str(reranker_dir)!r}, index_alias={alias!r},
                             rerank_timeout_ms=600000)
         client = create_app(settings).test_client()
@@ -121,17 +121,17 @@ def main() -> None:
         return
 
     from bench.ingest_bench import _limited_copy
-    from core.encoders import bi_encoder_from
-    from core.es_client import make_client
-    from core.indexes import delete_alias_and_versions
-    from core.onnx_models import read_encoder_card
-    from core.settings import Settings
-    from evaluation.cli import evaluate_dataset
-    from evaluation.dataset import load_dataset
-    from evaluation.runner import FusionParams
-    from ingest.pipeline import run_ingest
-    from training.encoder_export import export_bi_encoder
-    from training.onnx_export import export_onnx
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.core.onnx_models import read_encoder_card
+    from rrsearch.core.settings import Settings
+    from rrsearch.evaluation.cli import evaluate_dataset
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.runner import FusionParams
+    from rrsearch.ingest.pipeline import run_ingest
+    from rrsearch.training.encoder_export import export_bi_encoder
+    from rrsearch.training.onnx_export import export_onnx
 
     base = Settings()
     model_dir = CACHE / "minilm-onnx"
@@ -200,9 +200,9 @@ def main() -> None:
 
 
 def _query_only(out: Path) -> None:
-    from core.encoders import bi_encoder_from
-    from core.settings import Settings
-    from evaluation.dataset import load_dataset
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.settings import Settings
+    from rrsearch.evaluation.dataset import load_dataset
 
     base = Settings()
     queries = list(load_dataset(DATA, "test").queries.values())

@@ -35,7 +35,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from core.encoders import resolve_model_path
+    from rrsearch.core.encoders import resolve_model_path
 
     texts = [f"{d['title']}. {d['text']}" for d in load_corpus()[: args.limit]]
     model = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device=args.device)

@@ -85,8 +85,8 @@ def main() -> None:
     import torch
     from sentence_transformers import CrossEncoder
 
-    from core.settings import Settings
-    from service.rerank import load_reranker
+    from rrsearch.core.settings import Settings
+    from rrsearch.service.rerank import load_reranker
 
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():

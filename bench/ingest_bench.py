@@ -45,10 +45,10 @@ def _limited_copy(corpus: Path, limit: int, folder: Path) -> Path:
 
 def _passage_texts(corpus: Path, model, settings) -> list[str]:
     """Exactly what the pipeline embeds: validated documents, chunked the same way."""
-    from core.errors import RecordRejected
-    from ingest.chunking import Chunker
-    from ingest.sources import read_sources
-    from ingest.validate import FieldMap, Limits, to_document
+    from rrsearch.core.errors import RecordRejected
+    from rrsearch.ingest.chunking import Chunker
+    from rrsearch.ingest.sources import read_sources
+    from rrsearch.ingest.validate import FieldMap, Limits, to_document
 
     docs = []
     for record in read_sources([corpus]):
@@ -63,7 +63,7 @@ def _passage_texts(corpus: Path, model, settings) -> list[str]:
 
 def _pure_encode(model, texts: list[str], settings) -> float:
     """Passages/s of one encode call over all passages (sorted by length inside: the best case)."""
-    from core.encoders import encode_passages
+    from rrsearch.core.encoders import encode_passages
 
     start = time.perf_counter()
     encode_passages(model, texts, prompt=settings.passage_prompt, batch_size=settings.encode_batch_size)
@@ -80,11 +80,11 @@ def main() -> None:
 
     import torch
 
-    from core.encoders import encode_passages, load_bi_encoder
-    from core.es_client import make_client
-    from core.indexes import delete_alias_and_versions
-    from core.settings import Settings
-    from ingest.pipeline import run_ingest
+    from rrsearch.core.encoders import encode_passages, load_bi_encoder
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.core.settings import Settings
+    from rrsearch.ingest.pipeline import run_ingest
 
     settings = Settings()
     corpus = _limited_copy(args.corpus, args.limit, Path("/tmp/rrs-bench")) if args.limit else args.corpus

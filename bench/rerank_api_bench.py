@@ -101,9 +101,9 @@ def main() -> None:
 
     from sentence_transformers import CrossEncoder
 
-    from core.settings import Settings
-    from service.remote_rerank import RemoteReranker
-    from service.rerank import load_reranker
+    from rrsearch.core.settings import Settings
+    from rrsearch.service.remote_rerank import RemoteReranker
+    from rrsearch.service.rerank import load_reranker
 
     work = Path(tempfile.mkdtemp(prefix="rrs-rerank-bench-"))
     folder = model_dir(args.model, work)

@@ -79,9 +79,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "rerank_cpu.json")
     args = parser.parse_args()
 
-    from core.settings import Settings
-    from service.rerank import load_reranker
-    from training.onnx_export import export_onnx
+    from rrsearch.core.settings import Settings
+    from rrsearch.service.rerank import load_reranker
+    from rrsearch.training.onnx_export import export_onnx
 
     settings = Settings()
     model_dir = Path(args.model or (settings.home / "bench-models" / "minilm-l6-cross-encoder"))
@@ -108,10 +108,10 @@ def main() -> None:
     print(json.dumps(result, indent=2), flush=True)
 
     if args.queries:
-        from core.encoders import load_bi_encoder
-        from core.es_client import make_client
-        from core.passage import passage_text
-        from service.retrieval import bm25_body, msearch, parse_fields
+        from rrsearch.core.encoders import load_bi_encoder
+        from rrsearch.core.es_client import make_client
+        from rrsearch.core.passage import passage_text
+        from rrsearch.service.retrieval import bm25_body, msearch, parse_fields
 
         es = make_client(settings)
         ensure_scifact_index(es, settings, load_bi_encoder(settings.bi_encoder, settings.device))

@@ -47,15 +47,15 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100)
     args = parser.parse_args()
 
-    from core.encoders import bi_encoder_from
-    from core.es_client import make_client
-    from core.settings import Settings
-    from evaluation.dataset import load_dataset
-    from evaluation.metrics import evaluate
-    from evaluation.tuning import collect, hybrid_alone, replay, tune
-    from service.blend import BlendConfig, load_calibration
-    from service.pipeline import SearchPipeline
-    from service.rerank import load_reranker
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.settings import Settings
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.metrics import evaluate
+    from rrsearch.evaluation.tuning import collect, hybrid_alone, replay, tune
+    from rrsearch.service.blend import BlendConfig, load_calibration
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.rerank import load_reranker
 
     settings = Settings(index_alias=args.index, rerank_timeout_ms=3_600_000.0, window_cache_size=0,
                         max_top_k=max(100, args.candidates), max_candidates=max(100, args.candidates))

@@ -105,7 +105,7 @@ def timed_searches(es, index: str, bodies: list[list[dict]], concurrency: int) -
 def measure(es, settings, index_type: str, shards: int, texts, vectors, queries, query_vectors) -> dict:
     from elasticsearch import helpers
 
-    from core.mappings import render_passage_index
+    from rrsearch.core.mappings import render_passage_index
 
     name = f"scale-{index_type.replace('_', '-')}-{len(texts)}"
     es.indices.delete(index=name, ignore_unavailable=True)
@@ -226,10 +226,10 @@ def main() -> None:
 
     from elasticsearch import Elasticsearch
 
-    from core.encoders import encode_passages, load_bi_encoder
-    from core.es_client import make_client
-    from core.settings import Settings
-    from rrs.local_node import first_free_port, start_node, stop_node
+    from rrsearch.core.encoders import encode_passages, load_bi_encoder
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.settings import Settings
+    from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     started = time.monotonic()
     source = Elasticsearch(args.source_es, request_timeout=120)

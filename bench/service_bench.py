@@ -94,11 +94,11 @@ def main() -> None:
     parser.add_argument("--model", help="cross-encoder folder (default: MiniLM-L6-size, built once)")
     args = parser.parse_args()
 
-    from core.encoders import load_bi_encoder
-    from core.es_client import make_client, resolve_url
-    from core.settings import Settings
-    from rrs.local_node import first_free_port
-    from training.onnx_export import export_onnx
+    from rrsearch.core.encoders import load_bi_encoder
+    from rrsearch.core.es_client import make_client, resolve_url
+    from rrsearch.core.settings import Settings
+    from rrsearch.rrs.local_node import first_free_port
+    from rrsearch.training.onnx_export import export_onnx
 
     settings = Settings()
     es = make_client(settings)

@@ -67,18 +67,18 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from core.encoders import load_bi_encoder, pick_device
-    from core.es_client import make_client, server_version
-    from core.passage import passage_text
-    from core.settings import Settings
-    from evaluation.dataset import load_dataset
-    from evaluation.runner import FusionParams, run_configuration
-    from service.pipeline import SearchPipeline
-    from service.rerank import load_reranker
-    from service.schemas import SearchRequest
-    from training.mining import MiningConfig
-    from training.run import run_training
-    from training.trainer import TrainConfig
+    from rrsearch.core.encoders import load_bi_encoder, pick_device
+    from rrsearch.core.es_client import make_client, server_version
+    from rrsearch.core.passage import passage_text
+    from rrsearch.core.settings import Settings
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.runner import FusionParams, run_configuration
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.rerank import load_reranker
+    from rrsearch.service.schemas import SearchRequest
+    from rrsearch.training.mining import MiningConfig
+    from rrsearch.training.run import run_training
+    from rrsearch.training.trainer import TrainConfig
 
     device = pick_device(args.device)
     settings = Settings().model_copy(update={"device": device})
@@ -89,7 +89,7 @@ def main() -> None:
     # 1. the index
     alias = args.index or DEFAULT_ALIAS
     if args.index is None:
-        from ingest.pipeline import run_ingest
+        from rrsearch.ingest.pipeline import run_ingest
 
         corpus = next(p for p in (args.data / "corpus.jsonl.gz", args.data / "corpus.jsonl") if p.exists())
         report = run_ingest([corpus], settings, alias=alias, progress=True, es=es)

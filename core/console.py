@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 from pydantic import ValidationError
 
-from core.settings import Settings
+from rrsearch.core.settings import Settings
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.onnx_models import OnnxBiEncoder, read_encoder_card
+from rrsearch.core.onnx_models import OnnxBiEncoder, read_encoder_card
 
 PACKAGED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 PROBE_TEXT = "Probe: the vitamin D content of salmon is measured by liquid chromatography."

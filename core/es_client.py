@@ -10,8 +10,8 @@ import json
 
 from elasticsearch import Elasticsearch
 
-from core.errors import ClusterUnavailable
-from core.settings import Settings
+from rrsearch.core.errors import ClusterUnavailable
+from rrsearch.core.settings import Settings
 
 
 def resolve_url(settings: Settings) -> str:

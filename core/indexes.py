@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from core.errors import IndexMissing
-from core.es_client import server_version
-from core.mappings import render_passage_index
-from core.settings import Settings
+from rrsearch.core.errors import IndexMissing
+from rrsearch.core.es_client import server_version
+from rrsearch.core.mappings import render_passage_index
+from rrsearch.core.settings import Settings
 
 VERSION_SUFFIX = re.compile(r"-v\d{8}-\d{6}-\d{6}$")
 

@@ -11,9 +11,9 @@ import json
 from functools import lru_cache
 from importlib.resources import files
 
-from core.passage import VECTOR_FIELD
+from rrsearch.core.passage import VECTOR_FIELD
 
-MAPPINGS_DIR = files("es_mappings")  # package data: a checkout and an installed wheel alike
+MAPPINGS_DIR = files("rrsearch.es_mappings")  # package data: a checkout and an installed wheel alike
 QUANTIZED_TYPES = {"int8_hnsw", "int4_hnsw", "bbq_hnsw"}
 # First server version that accepts each index_options type (from the ES reference).
 MIN_VERSION_FOR_TYPE = {"int8_hnsw": (8, 12), "int4_hnsw": (8, 15), "bbq_hnsw": (8, 18)}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, truncating
+from rrsearch.core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, truncating
 
 ENCODER_CARD = "rrs_encoder.json"
 

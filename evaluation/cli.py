@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from core.passage import VECTOR_FIELD
-from evaluation.runner import CONFIGS, FusionParams
+from rrsearch.core.passage import VECTOR_FIELD
+from rrsearch.evaluation.runner import CONFIGS, FusionParams
 
 
 def default_alias(dataset_dir: Path) -> str:
@@ -51,10 +51,10 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
 
     With --tune-rerank, choose instead how --reranker (a model folder) is blended with the
     hybrid order, on --split (use train; report on test), and store it beside the model."""
-    from core.console import fail, load_settings
-    from core.errors import DatasetError
-    from evaluation.dataset import load_dataset
-    from evaluation.report import compare, format_table, write_chart, write_json
+    from rrsearch.core.console import fail, load_settings
+    from rrsearch.core.errors import DatasetError
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.report import compare, format_table, write_chart, write_json
 
     settings = load_settings()
     try:
@@ -95,8 +95,8 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
 def evaluate_dataset(settings, dataset, *, index_alias, candidates, reranker_name, configs, fusion, progress=True):
     """Build or check the index, load the models, run every configuration; returns
     (results, the exact settings of the run)."""
-    from core.encoders import model_label
-    from evaluation.runner import run_all, warm_query_embeddings
+    from rrsearch.core.encoders import model_label
+    from rrsearch.evaluation.runner import run_all, warm_query_embeddings
 
     settings, es, version, alias, live, ingest_report, pipeline = prepare(
         settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker_name,
@@ -141,13 +141,13 @@ commands = [eval_command]
 
 def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progress=True):
     """Build (or check) the index and load the models: the pipeline every evaluation drives."""
-    from core.console import fail
-    from core.encoders import bi_encoder_from
-    from core.errors import ClusterUnavailable, RerankerUnavailable
-    from core.es_client import make_client, server_version
-    from core.indexes import current_index
-    from service.pipeline import SearchPipeline
-    from service.rerank import load_reranker
+    from rrsearch.core.console import fail
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.errors import ClusterUnavailable, RerankerUnavailable
+    from rrsearch.core.es_client import make_client, server_version
+    from rrsearch.core.indexes import current_index
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.rerank import load_reranker
 
     # Evaluation wants every query fully reranked: no time budget, no small page limits.
     settings = settings.model_copy(update={
@@ -167,7 +167,7 @@ def prepare(settings, dataset, *, index_alias, candidates, reranker_name, progre
     alias = index_alias or default_alias(dataset.root)
     ingest_report = None
     if index_alias is None:
-        from ingest.pipeline import run_ingest
+        from rrsearch.ingest.pipeline import run_ingest
 
         ingest_report = run_ingest([dataset.corpus_path], settings, alias=alias, progress=progress, es=es)
     live = current_index(es, alias)
@@ -191,8 +191,8 @@ def tune_reranker(settings, dataset, *, index_alias, candidates, reranker_name, 
     looks better on what it learnt from than it will on new queries."""
     from tqdm import tqdm
 
-    from evaluation.tuning import choose, collect
-    from service.blend import trained_query_ids, write_calibration
+    from rrsearch.evaluation.tuning import choose, collect
+    from rrsearch.service.blend import trained_query_ids, write_calibration
 
     trained = trained_query_ids(reranker_name) & set(dataset.queries)
     if trained:

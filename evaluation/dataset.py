@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import DatasetError
+from rrsearch.core.errors import DatasetError
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from evaluation.dataset import Dataset
-from evaluation.metrics import evaluate, latency_summary
-from service.schemas import Fusion, SearchRequest
+from rrsearch.evaluation.dataset import Dataset
+from rrsearch.evaluation.metrics import evaluate, latency_summary
+from rrsearch.service.schemas import Fusion, SearchRequest
 
 CONFIGS = ("bm25", "knn", "hybrid_rrf", "hybrid_linear")
 

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from evaluation.dataset import Dataset
-from evaluation.metrics import evaluate, per_query
-from service.blend import BlendConfig, blend
-from service.schemas import Fusion, SearchRequest
+from rrsearch.evaluation.dataset import Dataset
+from rrsearch.evaluation.metrics import evaluate, per_query
+from rrsearch.service.blend import BlendConfig, blend
+from rrsearch.service.schemas import Fusion, SearchRequest
 
 WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
 DEPTHS = (10, 20, 30, 50, 100)

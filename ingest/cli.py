@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from core.console import fail, load_settings
+from rrsearch.core.console import fail, load_settings
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -51,9 +51,9 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     from elasticsearch import ApiError
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from core.errors import ClusterUnavailable, IndexModelMismatch, IngestInterrupted, OperationFailed, SourceError
-    from ingest.pipeline import run_ingest
-    from ingest.validate import FieldMap
+    from rrsearch.core.errors import ClusterUnavailable, IndexModelMismatch, IngestInterrupted, OperationFailed, SourceError
+    from rrsearch.ingest.pipeline import run_ingest
+    from rrsearch.ingest.validate import FieldMap
 
     settings = load_settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
     field_map = FieldMap(id=tuple(id_fields) or FieldMap.id, title=title_field, text=text_field,
@@ -91,9 +91,9 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
 @click.option("--ids-file", type=click.File("r"), help="More ids, one per line.")
 def delete_command(ids, alias, ids_file) -> None:
     """Delete documents (all their passages) by document id."""
-    from core.errors import ClusterUnavailable, IndexMissing
-    from core.es_client import make_client
-    from ingest.delete import delete_documents
+    from rrsearch.core.errors import ClusterUnavailable, IndexMissing
+    from rrsearch.core.es_client import make_client
+    from rrsearch.ingest.delete import delete_documents
 
     wanted = [*ids, *(line.strip() for line in ids_file or [] if line.strip())]
     if not wanted:

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk, scan
 
-from core.errors import IndexMissing
-from core.indexes import current_index
+from rrsearch.core.errors import IndexMissing
+from rrsearch.core.indexes import current_index
 
 IDS_PER_QUERY = 1000  # well under index.max_terms_count (65,536)
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
-from core.errors import IngestLocked
+from rrsearch.core.errors import IngestLocked
 
 LOCK_INDEX = "rrs-ingest-locks"
 

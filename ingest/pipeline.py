@@ -28,17 +28,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.errors import IngestInterrupted, RecordRejected
-from core.passage import passage_document
-from core.settings import Settings
-from ingest import lock
-from ingest.chunking import Chunker, Passage
-from ingest.delete import delete_parents
-from ingest.ids import content_hash, passage_id
-from ingest.report import IngestReport, StageClock
-from ingest.sources import RawRecord, check_sources, read_sources, source_digest
-from ingest.target import Target, close_target, open_target
-from ingest.validate import Document, FieldMap, Limits, RejectsWriter, to_document
+from rrsearch.core.errors import IngestInterrupted, RecordRejected
+from rrsearch.core.passage import passage_document
+from rrsearch.core.settings import Settings
+from rrsearch.ingest import lock
+from rrsearch.ingest.chunking import Chunker, Passage
+from rrsearch.ingest.delete import delete_parents
+from rrsearch.ingest.ids import content_hash, passage_id
+from rrsearch.ingest.report import IngestReport, StageClock
+from rrsearch.ingest.sources import RawRecord, check_sources, read_sources, source_digest
+from rrsearch.ingest.target import Target, close_target, open_target
+from rrsearch.ingest.validate import Document, FieldMap, Limits, RejectsWriter, to_document
 
 __all__ = ["FieldMap", "IngestInterrupted", "IngestReport", "run_ingest"]
 
@@ -299,7 +299,7 @@ def run_ingest(
     ``IngestInterrupted`` on Ctrl-C (or SIGTERM) after saving what was encoded; any other
     error propagates after the index settings are restored.
     """
-    from core.es_client import make_client, server_version
+    from rrsearch.core.es_client import make_client, server_version
 
     sources = [Path(path) for path in sources]
     check_sources(sources)  # fail fast on a typo, before loading anything
@@ -322,7 +322,7 @@ def run_ingest(
 def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
             field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
     """One run, with the alias's lock held and a client open."""
-    from core.encoders import (
+    from rrsearch.core.encoders import (
         bi_encoder_from,
         embedding_dims,
         encode_batch_size,
@@ -330,7 +330,7 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
         encoder_identity,
         model_label,
     )
-    from core.indexes import passage_index_body
+    from rrsearch.core.indexes import passage_index_body
 
     checked = check_sources(sources)
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import SourceError
+from rrsearch.core.errors import SourceError
 
 TEXT_FILE_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024  # RRS_INGEST_MAX_LINE_BYTES

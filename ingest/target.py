@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 
-from core.encoders import encoder_mismatch
-from core.errors import IndexModelMismatch, OperationFailed
-from core.indexes import (
+from rrsearch.core.encoders import encoder_mismatch
+from rrsearch.core.errors import IndexModelMismatch, OperationFailed
+from rrsearch.core.indexes import (
     create_versioned_index,
     current_index,
     drop_old_versions,

@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
-from core.errors import RecordRejected
-from ingest.ids import MAX_DOC_ID_BYTES, derive_doc_id
-from ingest.sources import RawRecord
+from rrsearch.core.errors import RecordRejected
+from rrsearch.ingest.ids import MAX_DOC_ID_BYTES, derive_doc_id
+from rrsearch.ingest.sources import RawRecord
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from core.errors import NodeError
+from rrsearch.core.errors import NodeError
 
 PLUGIN_NAME = "rrs-analysis-english"  # the descriptor's name: the node installs it as plugins/<name>
 ANALYZER_NAME = "english"

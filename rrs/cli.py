@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from core.console import fail, load_settings
-from core.settings import Settings
+from rrsearch.core.console import fail, load_settings
+from rrsearch.core.settings import Settings
 
 
 @click.group()
@@ -39,8 +39,8 @@ def es() -> None:
               "each gets RRS_ES_HEAP of memory.")
 def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None:
     """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
-    from core.errors import NodeError
-    from rrs.local_node import start_node
+    from rrsearch.core.errors import NodeError
+    from rrsearch.rrs.local_node import start_node
 
     settings = load_settings()
     updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir, "es_nodes": nodes}.items() if v}
@@ -55,7 +55,7 @@ def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None
 @click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node dir (RRS_ES_NODE_DIR).")
 def es_stop(node_dir: Path | None) -> None:
     """Stop the node this directory started (and nothing else)."""
-    from rrs.local_node import stop_node
+    from rrsearch.rrs.local_node import stop_node
 
     settings = load_settings()
     if node_dir:
@@ -68,7 +68,7 @@ def es_stop(node_dir: Path | None) -> None:
 @click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node dir (RRS_ES_NODE_DIR).")
 def es_status(as_json: bool, node_dir: Path | None) -> None:
     """Say whether the cluster is up, its URL and version; exit 3 when it is not running."""
-    from rrs.local_node import node_status
+    from rrsearch.rrs.local_node import node_status
 
     settings = load_settings()
     if node_dir:
@@ -93,8 +93,8 @@ def es_status(as_json: bool, node_dir: Path | None) -> None:
 
 
 def _client(settings: Settings):
-    from core.errors import ClusterUnavailable
-    from core.es_client import make_client
+    from rrsearch.core.errors import ClusterUnavailable
+    from rrsearch.core.es_client import make_client
 
     try:
         return make_client(settings)
@@ -112,8 +112,8 @@ def index() -> None:
 @click.option("--new-version", is_flag=True, help="Create a new version and move the alias to it.")
 def index_create(alias: str | None, new_version: bool) -> None:
     """Create the index for the configured bi-encoder and point the alias at it."""
-    from core.encoders import bi_encoder_from, embedding_dims, encoder_identity, model_label
-    from core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
+    from rrsearch.core.encoders import bi_encoder_from, embedding_dims, encoder_identity, model_label
+    from rrsearch.core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -135,7 +135,7 @@ def index_create(alias: str | None, new_version: bool) -> None:
 @click.confirmation_option(prompt="Delete every version of this alias's index?")
 def index_delete(alias: str | None) -> None:
     """Delete every version of the alias's index (safe when none exists)."""
-    from core.indexes import delete_alias_and_versions
+    from rrsearch.core.indexes import delete_alias_and_versions
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -147,7 +147,7 @@ def index_delete(alias: str | None) -> None:
 @click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
 def index_info(alias: str | None) -> None:
     """Print the alias's current index, its versions, document count and _meta as JSON."""
-    from core.indexes import current_index, list_versions
+    from rrsearch.core.indexes import current_index, list_versions
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -162,11 +162,11 @@ def index_info(alias: str | None) -> None:
 
 def _add_package_commands() -> None:
     """Each package owns its subcommands; this script only gathers them."""
-    from evaluation.cli import commands as eval_commands
-    from ingest.cli import commands as ingest_commands
-    from rrs.kibana import commands as kibana_commands
-    from service.cli import commands as service_commands
-    from training.cli import commands as training_commands
+    from rrsearch.evaluation.cli import commands as eval_commands
+    from rrsearch.ingest.cli import commands as ingest_commands
+    from rrsearch.rrs.kibana import commands as kibana_commands
+    from rrsearch.service.cli import commands as service_commands
+    from rrsearch.training.cli import commands as training_commands
 
     for command in [*service_commands, *ingest_commands, *eval_commands, *training_commands, *kibana_commands]:
         main.add_command(command)

@@ -29,10 +29,10 @@ from typing import Any, Iterable
 
 import click
 
-from core.console import fail, load_settings
-from core.errors import KibanaError
+from rrsearch.core.console import fail, load_settings
+from rrsearch.core.errors import KibanaError
 
-OBJECTS_DIR = Path(str(files("es_mappings") / "kibana"))  # package data (es_mappings/kibana/)
+OBJECTS_DIR = Path(str(files("rrsearch.es_mappings") / "kibana"))  # package data (es_mappings/kibana/)
 IMPORT_PATH = "/api/saved_objects/_import"
 UPLOAD_NAME = "rrsearch.ndjson"  # Kibana rejects a file part whose name does not end in .ndjson
 SPACE_ID = re.compile(r"^[a-z0-9_-]+$")

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import requests
 
-from core.errors import NodeError
-from core.settings import Settings
+from rrsearch.core.errors import NodeError
+from rrsearch.core.settings import Settings
 
 # The one place the Elasticsearch version is pinned. ES 9 needs Java 21+, ES 8 runs on 17+.
 PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
@@ -386,7 +386,7 @@ def _wait_for_yellow(url: str, pid: int, node_dir: Path, timeout_s: float) -> di
 def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Path, log=print) -> bool:
     """Install the english analysis plugin into the distribution; where it cannot be built,
     say why and go on (text fields then use the standard analyzer)."""
-    from rrs.analysis_plugin import build_plugin, install_plugin
+    from rrsearch.rrs.analysis_plugin import build_plugin, install_plugin
 
     try:
         install_plugin(es_home, build_plugin(version, cache, java_home, log=log, es_home=es_home), java_home, log=log)
@@ -546,7 +546,7 @@ def _read_state(node_dir: Path) -> dict:
 def node_status(settings: Settings) -> NodeInfo:
     """Is the configured cluster (ES_URL or the local node or cluster) up, where, and which version."""
     if settings.es_url:
-        from core.es_client import make_client, server_version  # knows how to authenticate
+        from rrsearch.core.es_client import make_client, server_version  # knows how to authenticate
 
         try:
             es = make_client(settings)

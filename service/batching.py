@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from core.errors import QueueFull
+from rrsearch.core.errors import QueueFull
 
 Pair = tuple[str, str]
 ScoreFn = Callable[[Sequence[Pair], Callable[[], bool]], Sequence[float]]

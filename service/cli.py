@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from core.console import load_settings
+from rrsearch.core.console import load_settings
 
 GUNICORN_CONF = Path(__file__).resolve().parent / "http" / "gunicorn.conf.py"
 
@@ -40,7 +40,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
         argv += ["--workers", str(workers)]
     if threads:
         argv += ["--threads", str(threads)]
-    argv.append("service.http.app:create_app()")
+    argv.append("rrsearch.service.http.app:create_app()")
     os.execv(sys.executable, argv)
 
 
@@ -56,9 +56,9 @@ def rank(query: str, file: Path, top: int | None, max_chars: int, as_json: bool)
     the cross-encoder for QUERY (RRS_CROSS_ENCODER, or the pool at RRS_RERANKER_URL)."""
     import json
 
-    from core.console import fail
-    from core.errors import RRSError
-    from service.paragraphs import split_document
+    from rrsearch.core.console import fail
+    from rrsearch.core.errors import RRSError
+    from rrsearch.service.paragraphs import split_document
 
     settings = load_settings()
     suffix = file.suffix.lower()
@@ -89,11 +89,11 @@ def rank(query: str, file: Path, top: int | None, max_chars: int, as_json: bool)
 def _ranking_model(settings):
     """The pool at RRS_RERANKER_URL, else the cross-encoder loaded here."""
     if settings.reranker_url:
-        from service.remote_rerank import RemoteReranker
+        from rrsearch.service.remote_rerank import RemoteReranker
 
         key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
         return RemoteReranker(settings.reranker_url, api_key=key)
-    from service.rerank import load_reranker
+    from rrsearch.service.rerank import load_reranker
 
     return load_reranker(settings.cross_encoder, settings)
 

@@ -21,13 +21,13 @@ from functools import lru_cache
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from core.encoders import embedding_dims, encode_query, encoder_identity, encoder_mismatch, model_label
-from core.errors import IndexMissing, IndexModelMismatch, RerankOverloaded, RerankTimeout
-from core.passage import passage_text
-from core.settings import Settings
-from service import fusion
-from service.blend import BlendConfig, blend
-from service.retrieval import (
+from rrsearch.core.encoders import embedding_dims, encode_query, encoder_identity, encoder_mismatch, model_label
+from rrsearch.core.errors import IndexMissing, IndexModelMismatch, RerankOverloaded, RerankTimeout
+from rrsearch.core.passage import passage_text
+from rrsearch.core.settings import Settings
+from rrsearch.service import fusion
+from rrsearch.service.blend import BlendConfig, blend
+from rrsearch.service.retrieval import (
     Candidate,
     bm25_body,
     filter_clauses,
@@ -36,8 +36,8 @@ from service.retrieval import (
     msearch,
     parse_fields,
 )
-from service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
-from service.window_cache import WindowCache, window_key
+from rrsearch.service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
+from rrsearch.service.window_cache import WindowCache, window_key
 
 log = logging.getLogger("rrs.search")
 

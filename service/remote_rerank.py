@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
-from core.errors import InputTooLong, RerankError, RerankerUnavailable, RerankOverloaded, RerankTimeout
-from service.blend import BlendConfig
+from rrsearch.core.errors import InputTooLong, RerankError, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from rrsearch.service.blend import BlendConfig
 
 
 class RemoteReranker:

@@ -32,12 +32,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
-from core.onnx_models import open_session, precision_of
-from core.settings import Settings
-from core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
-from service.batching import MicroBatcher, Pair
-from service.blend import load_calibration
+from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from rrsearch.core.onnx_models import open_session, precision_of
+from rrsearch.core.settings import Settings
+from rrsearch.core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
+from rrsearch.service.batching import MicroBatcher, Pair
+from rrsearch.service.blend import load_calibration
 
 
 def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
@@ -232,7 +232,7 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     import torch
     from sentence_transformers import CrossEncoder
 
-    from core.encoders import pick_device
+    from rrsearch.core.encoders import pick_device
 
     device = pick_device(settings.device)
     if device == "cpu":

@@ -18,8 +18,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from core.errors import FilterError, IndexMissing, SearchFailed, SearchRejected
-from core.passage import SOURCE_FIELDS, VECTOR_FIELD
+from rrsearch.core.errors import FilterError, IndexMissing, SearchFailed, SearchRejected
+from rrsearch.core.passage import SOURCE_FIELDS, VECTOR_FIELD
 
 # Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
 TOP_LEVEL_FILTER_FIELDS = {"parent_id", "source", "chunk", "chunk_count", "model", "indexed_at"}

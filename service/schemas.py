@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.errors import LimitError
+from rrsearch.core.errors import LimitError
 
 Scalar = str | int | float | bool
 

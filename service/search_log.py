@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 
 from elasticsearch import Elasticsearch, helpers
 
-from core.mappings import render_search_log_index
+from rrsearch.core.mappings import render_search_log_index
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from rrsearch.core.settings import Settings
 
 TEST_NODE_PORT = 9250  # away from a developer's own node on 9200; next free one if taken
 
@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def es_settings() -> Settings:
     """Settings pointing at a real, running cluster for the whole test session."""
-    from rrs.local_node import first_free_port, start_node, stop_node
+    from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     base = Settings()
     if base.es_url:
@@ -47,7 +47,7 @@ def es_settings() -> Settings:
 
 def _stop_orphaned_test_nodes(base: Settings) -> None:
     """Nodes left by test sessions that were killed (their pytest pid is gone)."""
-    from rrs.local_node import stop_node
+    from rrsearch.rrs.local_node import stop_node
 
     for node_dir in [*base.home.glob("test-node-*"), *base.home.glob("fault-node-*"), *base.home.glob("test-cluster-*")]:
         owner = node_dir.name.rsplit("-", 1)[-1]
@@ -58,7 +58,7 @@ def _stop_orphaned_test_nodes(base: Settings) -> None:
 
 @pytest.fixture(scope="session")
 def es(es_settings):
-    from core.es_client import make_client
+    from rrsearch.core.es_client import make_client
 
     client = make_client(es_settings)
     yield client
@@ -68,7 +68,7 @@ def es(es_settings):
 @pytest.fixture(scope="session")
 def bi_encoder():
     """The packaged all-MiniLM-L6-v2, loaded offline."""
-    from core.encoders import load_bi_encoder
+    from rrsearch.core.encoders import load_bi_encoder
 
     return load_bi_encoder("all-MiniLM-L6-v2", "cpu")
 
@@ -76,7 +76,7 @@ def bi_encoder():
 @pytest.fixture
 def alias(es):
     """A fresh alias name; every index version behind it is deleted afterwards."""
-    from core.indexes import delete_alias_and_versions
+    from rrsearch.core.indexes import delete_alias_and_versions
 
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
@@ -120,7 +120,7 @@ def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_bi_encoder_dir(tmp_path_factory) -> Path:
     """The packaged all-MiniLM-L6-v2 exported by ``rrs encoder export-onnx`` (fp32 and int8)."""
-    from training.encoder_export import export_bi_encoder
+    from rrsearch.training.encoder_export import export_bi_encoder
 
     return export_bi_encoder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("minilm") / "onnx-export").folder
 
@@ -151,8 +151,8 @@ def service_index(es, es_settings, bi_encoder, repo_root):
     """A session-wide alias holding the sample passages (embedded with the real bi-encoder)."""
     from elasticsearch import helpers
 
-    from core.encoders import embedding_dims, encode_passages, model_label
-    from core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
+    from rrsearch.core.encoders import embedding_dims, encode_passages, model_label
+    from rrsearch.core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
 
     name = f"test-svc-{uuid.uuid4().hex[:8]}"
     body = passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
@@ -174,7 +174,7 @@ def service_index(es, es_settings, bi_encoder, repo_root):
 @pytest.fixture(scope="session")
 def es_url(es_settings) -> str:
     """The test cluster's URL, for CLI runs and subprocesses (they read ES_URL)."""
-    from core.es_client import resolve_url
+    from rrsearch.core.es_client import resolve_url
 
     return resolve_url(es_settings)
 

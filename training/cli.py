@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from core.console import fail, load_settings
-from core.settings import TrainingSettings
+from rrsearch.core.console import fail, load_settings
+from rrsearch.core.settings import TrainingSettings
 
 D = TrainingSettings()  # the defaults the help shows are the settings' own
 
@@ -64,9 +64,9 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
     (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
     a GPU), and writes a model folder with a model card to --output.
     """
-    from core.errors import ClusterUnavailable, DatasetError, MiningError, TrainingError
-    from training.run import mining_config_from, run_training
-    from training.trainer import TrainConfig
+    from rrsearch.core.errors import ClusterUnavailable, DatasetError, MiningError, TrainingError
+    from rrsearch.training.run import mining_config_from, run_training
+    from rrsearch.training.trainer import TrainConfig
 
     settings = load_settings(**{
         "train_base_model": base_model, "train_negatives": negatives, "train_min_rank": min_rank,
@@ -123,8 +123,8 @@ def export_onnx_command(model_dir: str, quantize: bool) -> None:
 
     Serve it with RRS_RERANK_BACKEND=onnx (RRS_RERANK_ONNX_FILE picks fp32 or int8).
     """
-    from core.errors import ExportMismatch
-    from training.onnx_export import export_onnx
+    from rrsearch.core.errors import ExportMismatch
+    from rrsearch.training.onnx_export import export_onnx
 
     try:
         result = export_onnx(model_dir, quantize=quantize)
@@ -158,8 +158,8 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     Serve it with RRS_BI_ENCODER=OUTPUT RRS_BI_ENCODER_BACKEND=onnx (RRS_BI_ENCODER_ONNX_FILE picks
     fp32 or int8); torch is then not loaded.
     """
-    from core.errors import ExportMismatch
-    from training.encoder_export import export_bi_encoder
+    from rrsearch.core.errors import ExportMismatch
+    from rrsearch.training.encoder_export import export_bi_encoder
 
     sample = None
     if sample_file:

@@ -31,10 +31,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.encoders import PACKAGED_NAMES, model_label, resolve_model_path
-from core.errors import ExportMismatch
-from core.onnx_models import ENCODER_CARD
-from training.onnx_export import export_module, fuse, quantize_int8
+from rrsearch.core.encoders import PACKAGED_NAMES, model_label, resolve_model_path
+from rrsearch.core.errors import ExportMismatch
+from rrsearch.core.onnx_models import ENCODER_CARD
+from rrsearch.training.onnx_export import export_module, fuse, quantize_int8
 
 MIN_FP32_COSINE = 0.999
 MIN_INT8_COSINE = 0.97
@@ -160,7 +160,7 @@ def _copy_configs(source: Path, folder: Path) -> None:
 
 
 def _cosines(folder: Path, path: Path, texts: list[str], reference, np):
-    from core.onnx_models import OnnxBiEncoder
+    from rrsearch.core.onnx_models import OnnxBiEncoder
 
     vectors = OnnxBiEncoder(folder, path.relative_to(folder).as_posix()).encode(texts, batch_size=16)
     return np.sum(vectors * reference, axis=1) / np.maximum(

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import JudgmentsError
-from evaluation.dataset import read_qrels, read_queries
+from rrsearch.core.errors import JudgmentsError
+from rrsearch.evaluation.dataset import read_qrels, read_queries
 
 
 @dataclass

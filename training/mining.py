@@ -24,12 +24,12 @@ from typing import Literal
 
 from elasticsearch import Elasticsearch
 
-from core.errors import MiningError
-from core.indexes import current_index
-from core.passage import passage_text
-from core.settings import TrainingSettings
-from service.schemas import SearchRequest
-from training.judgments import TrainingQuery
+from rrsearch.core.errors import MiningError
+from rrsearch.core.indexes import current_index
+from rrsearch.core.passage import passage_text
+from rrsearch.core.settings import TrainingSettings
+from rrsearch.service.schemas import SearchRequest
+from rrsearch.training.judgments import TrainingQuery
 
 DEFAULTS = TrainingSettings()  # the one home of every training default (``RRS_TRAIN_*``)
 ID_BATCH = 1000  # ids per terms query when checking or fetching documents

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.blend import TRAINING_FACTS
+from rrsearch.service.blend import TRAINING_FACTS
 
 CARD_NAME = "README.md"
 FACTS_NAME = TRAINING_FACTS

@@ -35,7 +35,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import ExportMismatch
+from rrsearch.core.errors import ExportMismatch
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 FUSABLE_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from elasticsearch import Elasticsearch
 
-from training.mining import MinedQuery, MiningConfig, first_sources, mine_one_query, pick_negatives
+from rrsearch.training.mining import MinedQuery, MiningConfig, first_sources, mine_one_query, pick_negatives
 
 MIN_TITLE_WORDS = 2  # a one-word title ("Introduction", "Abstract") asks for nothing in particular
 

@@ -17,11 +17,11 @@ from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.settings import Settings, TrainingSettings
-from training.judgments import load_judgments
-from training.mining import MiningConfig, check_index, drop_missing, mine
-from training.model_card import write_model_card
-from training.trainer import TrainConfig, split_heldout, train_reranker
+from rrsearch.core.settings import Settings, TrainingSettings
+from rrsearch.training.judgments import load_judgments
+from rrsearch.training.mining import MiningConfig, check_index, drop_missing, mine
+from rrsearch.training.model_card import write_model_card
+from rrsearch.training.trainer import TrainConfig, split_heldout, train_reranker
 
 
 def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
@@ -54,10 +54,10 @@ def run_training(
     Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
-    from core.encoders import bi_encoder_from
-    from core.es_client import make_client
-    from core.indexes import current_index
-    from service.pipeline import SearchPipeline
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.indexes import current_index
+    from rrsearch.service.pipeline import SearchPipeline
 
     mining = mining or mining_config_from(settings)
     training = training or TrainConfig.from_settings(settings)
@@ -89,7 +89,7 @@ def run_training(
         log(f"mined {mined_total} hard negatives for {len(mined)} queries in {mining_seconds} s")
         titles: list = []
         if mining.title_queries:
-            from training.pseudo_queries import pseudo_queries
+            from rrsearch.training.pseudo_queries import pseudo_queries
 
             started = time.perf_counter()
             judged = {doc for query in queries for doc in query.positive_ids}
@@ -136,12 +136,12 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
                      bi_encoder, progress: bool, log) -> dict | None:
     """Choose the new model's blend on the held-out queries (the ones it did not train on)
     and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
-    from core.es_client import make_client
-    from evaluation.dataset import Dataset
-    from evaluation.tuning import choose, collect
-    from service.blend import write_calibration
-    from service.pipeline import SearchPipeline
-    from service.rerank import load_reranker
+    from rrsearch.core.es_client import make_client
+    from rrsearch.evaluation.dataset import Dataset
+    from rrsearch.evaluation.tuning import choose, collect
+    from rrsearch.service.blend import write_calibration
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.rerank import load_reranker
 
     _, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
     judged = {query.id: query for query in queries if query.positive_ids}

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from core.errors import TrainingError
-from training.mining import DEFAULTS, MinedQuery
+from rrsearch.core.errors import TrainingError
+from rrsearch.training.mining import DEFAULTS, MinedQuery
 
 EVALUATOR_NAME = "heldout"
 AT_K = 10
@@ -52,7 +52,7 @@ class TrainConfig:
     @classmethod
     def from_settings(cls, settings, **overrides) -> "TrainConfig":
         """The ``train_*`` settings, with any non-None override on top."""
-        from core.settings import TrainingSettings
+        from rrsearch.core.settings import TrainingSettings
 
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in settings.group(TrainingSettings, "train_").items() if k in names}
@@ -176,7 +176,7 @@ def load_base_model(name_or_path: str, *, max_length: int, seed: int, device: st
     from sentence_transformers import CrossEncoder
     from transformers import set_seed
 
-    from core.encoders import resolve_model_path
+    from rrsearch.core.encoders import resolve_model_path
 
     set_seed(seed)  # the new head's initial weights
     path = resolve_model_path(name_or_path)
@@ -218,7 +218,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from transformers import EarlyStoppingCallback
 
-    from core.encoders import pick_device
+    from rrsearch.core.encoders import pick_device
 
     output_dir = Path(output_dir)
     device = pick_device(config.device)

@@ -24,17 +24,17 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import IndexMissing, IndexModelMismatch, StartupError
-from core.settings import Settings, get_settings
-from service.http.auth import configured_keys, key_is_valid, presented_key
-from service.http.errors import ApiError, answered_as_api_errors, validation_error
-from service.http.metrics import Metrics
-from service.http.openapi import build_openapi
-from service.http.ranking import ranking
-from service.http.web import PAGE_PATHS, web
-from service.pipeline import SearchPipeline
-from service.schemas import Readiness, SearchRequest, check_limits
-from service.search_log import SearchLogWriter
+from rrsearch.core.errors import IndexMissing, IndexModelMismatch, StartupError
+from rrsearch.core.settings import Settings, get_settings
+from rrsearch.service.http.auth import configured_keys, key_is_valid, presented_key
+from rrsearch.service.http.errors import ApiError, answered_as_api_errors, validation_error
+from rrsearch.service.http.metrics import Metrics
+from rrsearch.service.http.openapi import build_openapi
+from rrsearch.service.http.ranking import ranking
+from rrsearch.service.http.web import PAGE_PATHS, web
+from rrsearch.service.pipeline import SearchPipeline
+from rrsearch.service.schemas import Readiness, SearchRequest, check_limits
+from rrsearch.service.search_log import SearchLogWriter
 
 log = logging.getLogger("rrs.service")
 api = Blueprint("api", __name__)  # the search side: /search, /readyz
@@ -102,8 +102,8 @@ def _split(text: str) -> list[str]:
 
 
 def _client(settings: Settings):
-    from core.errors import ClusterUnavailable
-    from core.es_client import make_client
+    from rrsearch.core.errors import ClusterUnavailable
+    from rrsearch.core.es_client import make_client
 
     try:
         # One retry at most: a dead node should give a quick 503, not a long hang.
@@ -113,7 +113,7 @@ def _client(settings: Settings):
 
 
 def _bi_encoder(settings: Settings):
-    from core.encoders import bi_encoder_from
+    from rrsearch.core.encoders import bi_encoder_from
 
     try:
         return bi_encoder_from(settings)
@@ -126,11 +126,11 @@ def _reranker(settings: Settings):
     """(reranker or None, problem or None); raises StartupError when it must not be missing."""
     if not settings.rerank_enabled:
         return None, None
-    from core.errors import RerankerUnavailable
-    from service.rerank import load_reranker
+    from rrsearch.core.errors import RerankerUnavailable
+    from rrsearch.service.rerank import load_reranker
 
     if settings.reranker_url and settings.serve_role == "search":
-        from service.remote_rerank import RemoteReranker
+        from rrsearch.service.remote_rerank import RemoteReranker
 
         key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
         remote = RemoteReranker(settings.reranker_url, pool_size=settings.serve_threads, api_key=key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from core.settings import Settings
+from rrsearch.core.settings import Settings
 
 
 def configured_keys(settings: Settings) -> list[bytes]:

@@ -19,7 +19,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError as ElasticsearchApiError
 from pydantic import ValidationError
 
-from core.errors import (
+from rrsearch.core.errors import (
     BackendUnavailable,
     IndexMissing,
     IndexModelMismatch,

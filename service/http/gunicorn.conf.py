@@ -10,7 +10,7 @@
 
 import os
 
-from core.settings import get_settings
+from rrsearch.core.settings import get_settings
 
 _settings = get_settings()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
-from service.retrieval import INTEGER_RANGES, value_kind
-from service.schemas import (
+from rrsearch.service.retrieval import INTEGER_RANGES, value_kind
+from rrsearch.service.schemas import (
     CohereRerankResponse,
     ErrorResponse,
     Rank,

@@ -20,9 +20,9 @@ import uuid
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from core.errors import RerankerUnavailable
-from service.http.errors import answered_as_api_errors, validation_error
-from service.schemas import CohereDocument, CohereRerankResponse, CohereResult, Rank, RerankRequest, check_rerank_limits
+from rrsearch.core.errors import RerankerUnavailable
+from rrsearch.service.http.errors import answered_as_api_errors, validation_error
+from rrsearch.service.schemas import CohereDocument, CohereRerankResponse, CohereResult, Rank, RerankRequest, check_rerank_limits
 
 ranking = Blueprint("ranking", __name__)
 

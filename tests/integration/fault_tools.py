@@ -26,7 +26,7 @@ def write_corpus(path, n=120):
 
 
 def start_ingest(path, alias, env):
-    return subprocess.Popen([sys.executable, "-m", "rrs", "ingest", str(path), "--index", alias, "--batch-size", "8",
+    return subprocess.Popen([sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", alias, "--batch-size", "8",
                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

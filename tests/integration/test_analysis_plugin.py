@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.settings import Settings
-from rrs.analysis_plugin import PLUGIN_NAME, build_plugin, install_plugin
-from rrs.local_node import (
+from rrsearch.core.settings import Settings
+from rrsearch.rrs.analysis_plugin import PLUGIN_NAME, build_plugin, install_plugin
+from rrsearch.rrs.local_node import (
     choose_version,
     fetch_distribution,
     find_jdks,

@@ -15,8 +15,8 @@ from serve_process import rrs_serve
 
 @pytest.fixture(scope="module")
 def served(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory):
-    from core.es_client import resolve_url
-    from rrs.local_node import first_free_port
+    from rrsearch.core.es_client import resolve_url
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {"ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
            "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1",

@@ -15,8 +15,8 @@ import requests
 from fault_tools import SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve
 
-from core.es_client import make_client
-from rrs.local_node import first_free_port, node_status, start_node, stop_node
+from rrsearch.core.es_client import make_client
+from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
 
 NODES = 3
 
@@ -64,7 +64,7 @@ def _heal(cluster) -> None:
 def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, cluster_env, tmp_path):
     from click.testing import CliRunner
 
-    from rrs.cli import main
+    from rrsearch.rrs.cli import main
 
     status = CliRunner().invoke(main, ["es", "status", "--json", "--dir", str(cluster.node_dir)],
                                 env={"RRS_HOME": str(cluster.home)})
@@ -81,7 +81,7 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, clus
     assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
     assert len({s["node"] for s in shards}) >= 2  # primaries and replicas spread over the nodes
 
-    from service.search_log import SearchLogWriter
+    from rrsearch.service.search_log import SearchLogWriter
 
     writer = SearchLogWriter(es, "cluster-search-log", shards=cluster.search_log_shards,
                              replicas=cluster.search_log_replicas)
@@ -150,14 +150,14 @@ def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
 
 def test_shards_that_do_not_answer_are_reported_as_partial(cluster, cluster_env, bi_encoder, tmp_path):
     """One shard per node and no replicas: with a node gone, a third of the index cannot answer."""
-    from core.indexes import ensure_alias, passage_index_body
-    from ingest.pipeline import run_ingest
-    from service.http.app import create_app
+    from rrsearch.core.indexes import ensure_alias, passage_index_body
+    from rrsearch.ingest.pipeline import run_ingest
+    from rrsearch.service.http.app import create_app
 
     es = make_client(cluster)
     settings = cluster.model_copy(update={"number_of_shards": 3, "number_of_replicas": 0, "index_alias": "thirds",
                                           "search_log_enabled": False, "max_top_k": 200, "max_candidates": 200})
-    from core.encoders import embedding_dims, encoder_identity, model_label
+    from rrsearch.core.encoders import embedding_dims, encoder_identity, model_label
 
     label = model_label(settings.bi_encoder)
     body = passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=label,

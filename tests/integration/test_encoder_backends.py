@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import IndexModelMismatch, StartupError
-from ingest.pipeline import run_ingest
-from service.http.app import create_app
+from rrsearch.core.errors import IndexModelMismatch, StartupError
+from rrsearch.ingest.pipeline import run_ingest
+from rrsearch.service.http.app import create_app
 
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
 

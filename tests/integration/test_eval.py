@@ -6,8 +6,8 @@ import pytest
 from beir_corpus import DOCS, write_beir
 from click.testing import CliRunner
 
-from core.es_client import resolve_url
-from rrs.cli import main
+from rrsearch.core.es_client import resolve_url
+from rrsearch.rrs.cli import main
 
 QUERIES = [
     ("q1", "waggle dance of worker bees"),
@@ -25,7 +25,7 @@ def write_dataset(root, qrels=QRELS, queries=QUERIES):
 def env(es, es_settings, alias, monkeypatch):
     """The CLI talks to the test node; yields a unique name for dataset folders, whose
     eval index (``eval-<name>``) is deleted afterwards."""
-    from core.indexes import delete_alias_and_versions
+    from rrsearch.core.indexes import delete_alias_and_versions
 
     monkeypatch.setenv("ES_URL", resolve_url(es_settings))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -96,7 +96,7 @@ def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_f
                                                                                     tiny_cross_encoder_dir):
     import shutil
 
-    from service.blend import load_calibration
+    from rrsearch.service.blend import load_calibration
 
     folder = tmp_path / "reranker"
     shutil.copytree(tiny_cross_encoder_dir, folder)

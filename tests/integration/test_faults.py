@@ -13,8 +13,8 @@ import pytest
 from fault_tools import CLIENTS, SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve
 
-from core.es_client import make_client
-from rrs.local_node import first_free_port, node_status, start_node, stop_node
+from rrsearch.core.es_client import make_client
+from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Create the passage index on a real node, index real embeddings, get them back."""
 
-from core.encoders import embedding_dims, encode_passages, encode_query, model_label
-from core.indexes import (
+from rrsearch.core.encoders import embedding_dims, encode_passages, encode_query, model_label
+from rrsearch.core.indexes import (
     create_versioned_index,
     current_index,
     delete_alias_and_versions,

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.encoders import encode_query, model_label
-from core.indexes import current_index
-from ingest.pipeline import run_ingest
+from rrsearch.core.encoders import encode_query, model_label
+from rrsearch.core.indexes import current_index
+from rrsearch.ingest.pipeline import run_ingest
 
 SCIFACT = "/work/shared/data/scifact/corpus.jsonl.gz"
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ingest.pipeline import run_ingest
+from rrsearch.ingest.pipeline import run_ingest
 
 
 def jsonl(*records) -> bytes:
@@ -80,8 +80,8 @@ def test_an_unbreakable_megabyte_stays_searchable_with_highlights(es, es_setting
                                                                   max_passage_chars, passage_count):
     """Cut into bounded passages, or kept whole (past the index's highlight limit of 1,000,000
     characters): either way a highlighted search that matches it answers."""
-    from service.pipeline import SearchPipeline
-    from service.schemas import SearchRequest
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.schemas import SearchRequest
 
     corpus = tmp_path / "huge.jsonl"
     corpus.write_bytes(jsonl({"id": "huge", "title": "needle", "text": "needle haystack " + "z" * 1_050_000},

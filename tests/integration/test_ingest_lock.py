@@ -8,8 +8,8 @@ import socket
 
 from click.testing import CliRunner
 
-from ingest.lock import LOCK_INDEX
-from rrs.cli import main
+from rrsearch.ingest.lock import LOCK_INDEX
+from rrsearch.rrs.cli import main
 
 
 def _corpus(path):

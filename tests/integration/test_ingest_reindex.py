@@ -4,8 +4,8 @@ a search loop running all the while never fails and only ever sees a complete in
 import json
 import threading
 
-from core.indexes import current_index, list_versions
-from ingest.pipeline import run_ingest
+from rrsearch.core.indexes import current_index, list_versions
+from rrsearch.ingest.pipeline import run_ingest
 
 
 def _write(path, n, tag):

@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from rrs.cli import main
+from rrsearch.rrs.cli import main
 
 GOOD = [
     {"id": "g1", "title": "Otters", "text": "Sea otters crack shellfish on their bellies.", "metadata": {"year": 2020}},

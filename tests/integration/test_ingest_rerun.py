@@ -4,8 +4,8 @@ import json
 
 from click.testing import CliRunner
 
-from ingest.pipeline import run_ingest
-from rrs.cli import main
+from rrsearch.ingest.pipeline import run_ingest
+from rrsearch.rrs.cli import main
 
 
 def _settings(es_settings):

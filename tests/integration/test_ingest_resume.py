@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from core.indexes import current_index, list_versions
-from ingest.pipeline import run_ingest
+from rrsearch.core.indexes import current_index, list_versions
+from rrsearch.ingest.pipeline import run_ingest
 
 N_DOCS = 160
 BATCH = 16
@@ -33,7 +33,7 @@ def _indexed_so_far(es, alias):
 def _interrupt(es, alias, path, cli_env, sig, *extra) -> tuple[int, str]:
     """Start `rrs ingest`, send ``sig`` once KILL_AFTER passages are in; (exit code, stderr)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rrs", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress",
+        [sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress",
          *extra],
         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a suite started in the background (`./run test &`) inherits an ignored SIGINT, and so

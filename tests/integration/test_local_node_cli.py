@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from rrs.local_node import first_free_port
+from rrsearch.rrs.local_node import first_free_port
 
 
 def rrs(*args, env):
-    return subprocess.run([sys.executable, "-m", "rrs", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "rrsearch", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")

@@ -31,8 +31,8 @@ def render(template: str, *, upstream: str, listen: int) -> str:
 
 @pytest.fixture(scope="module")
 def served(es_settings, service_index, tmp_path_factory):
-    from core.es_client import resolve_url
-    from rrs.local_node import first_free_port
+    from rrsearch.core.es_client import resolve_url
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {"ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index, "RRS_RERANK_ENABLED": "false",
            "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu"}
@@ -43,7 +43,7 @@ def served(es_settings, service_index, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def proxy(served, repo_root):
-    from rrs.local_node import first_free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     base, work = served
     port = first_free_port(18_900)

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sentence_transformers import CrossEncoder
 
-from rrs.cli import main
-from service.paragraphs import split_html, split_text
+from rrsearch.rrs.cli import main
+from rrsearch.service.paragraphs import split_html, split_text
 
 PARAGRAPHS = ["Sourdough needs a lively starter fed with flour and water.",
               "Saturn's rings are made of ice and rock.",

@@ -11,9 +11,9 @@ from urllib.parse import urlparse
 import pytest
 from tcp_relay import TcpRelay
 
-from core.es_client import make_client
-from rrs.local_node import first_free_port
-from service.search_log import SearchLogWriter, record_bytes
+from rrsearch.core.es_client import make_client
+from rrsearch.rrs.local_node import first_free_port
+from rrsearch.service.search_log import SearchLogWriter, record_bytes
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_records_wait_for_elasticsearch_and_are_all_written(cut_link, es, caplog
     index = f"test-log-{uuid.uuid4().hex[:8]}"
     dropped = []
     writer = SearchLogWriter(client, index, on_drop=dropped.append, warn_every_s=60)
-    caplog.set_level(logging.WARNING, logger="service.search_log")
+    caplog.set_level(logging.WARNING, logger="rrsearch.service.search_log")
     try:
         for n in range(50):
             writer.log({"query": f"q{n}", "status": 200})

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from service.http.app import create_app
-from service.rerank import load_reranker
+from rrsearch.service.http.app import create_app
+from rrsearch.service.rerank import load_reranker
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' (Playwright)")
 expect = playwright_api.expect
@@ -60,8 +60,8 @@ def page_index(es, es_settings, bi_encoder):
     """A small alias of its own, holding the documents above (one of them hostile)."""
     from elasticsearch import helpers
 
-    from core.encoders import embedding_dims, encode_passages, model_label
-    from core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
+    from rrsearch.core.encoders import embedding_dims, encode_passages, model_label
+    from rrsearch.core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
 
     name = f"test-page-{uuid.uuid4().hex[:8]}"
     label = model_label("all-MiniLM-L6-v2")

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from tcp_relay import TcpRelay
 
-from core.passage import passage_text
-from service.http.app import StartupError, create_app
-from service.rerank import load_reranker
+from rrsearch.core.passage import passage_text
+from rrsearch.service.http.app import StartupError, create_app
+from rrsearch.service.rerank import load_reranker
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_api_keys(settings, bi_encoder, reranker):
 
 
 def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder, reranker):
-    from rrs.local_node import first_free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     closed = f"http://127.0.0.1:{first_free_port(39_500)}"
     app = make_app(settings, bi_encoder, reranker, es_url=closed, search_timeout_s=2.0)
@@ -212,7 +212,7 @@ def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder
 def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reranker, es_url):
     from urllib.parse import urlparse
 
-    from rrs.local_node import first_free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     node = urlparse(es_url)
     relay = TcpRelay(first_free_port(39_600), (node.hostname, node.port)).start()
@@ -263,7 +263,7 @@ def test_missing_reranker_stops_start_up_unless_allowed(settings, bi_encoder, tm
 
 
 def test_index_built_by_another_model_stops_start_up(es, es_settings, settings, bi_encoder, alias):
-    from core.indexes import ensure_alias, passage_index_body
+    from rrsearch.core.indexes import ensure_alias, passage_index_body
 
     ensure_alias(es, alias, passage_index_body(es, es_settings, dims=384, model="other/model"))
     with pytest.raises(StartupError, match="other/model"):
@@ -321,8 +321,8 @@ def test_wrong_method_says_which_are_allowed(client):
 def test_a_blocked_index_gives_503_and_readyz_503_and_the_worker_still_boots(settings, bi_encoder, reranker, es, repo_root):
     """An ApiError that is not a connection error (403 cluster_block_exception here) is our
     trouble: 503 with Retry-After, never a 500, and a worker that boots meanwhile comes up."""
-    from core.encoders import embedding_dims, model_label
-    from core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
+    from rrsearch.core.encoders import embedding_dims, model_label
+    from rrsearch.core.indexes import delete_alias_and_versions, ensure_alias, passage_index_body
 
     alias = f"test-blocked-{uuid.uuid4().hex[:8]}"
     body = passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
@@ -373,7 +373,7 @@ def test_blending_keeps_the_first_stage_in_the_final_order(client):
 def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from service.blend import BlendConfig, write_calibration
+    from rrsearch.service.blend import BlendConfig, write_calibration
 
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_cross_encoder_dir, folder)

@@ -10,11 +10,11 @@ import beir_corpus
 import pytest
 from click.testing import CliRunner
 
-from rrs.cli import main
-from training.judgments import load_judgments
-from training.mining import MiningConfig, MiningError, check_index, first_passages, mine, search_request
-from training.run import run_training
-from training.trainer import TrainConfig
+from rrsearch.rrs.cli import main
+from rrsearch.training.judgments import load_judgments
+from rrsearch.training.mining import MiningConfig, MiningError, check_index, first_passages, mine, search_request
+from rrsearch.training.run import run_training
+from rrsearch.training.trainer import TrainConfig
 
 DOCS = beir_corpus.DOCS
 QUERIES = [
@@ -39,7 +39,7 @@ def write_beir(root, qrels=QRELS):
 @pytest.fixture
 def corpus_alias(es, es_settings, alias, tmp_path):
     """A fresh alias holding DOCS, ingested by the real ingest pipeline."""
-    from ingest.pipeline import run_ingest
+    from rrsearch.ingest.pipeline import run_ingest
 
     corpus = write_beir(tmp_path / "data") / "corpus.jsonl"
     report = run_ingest([corpus], es_settings, alias=alias, progress=False, es=es)
@@ -49,7 +49,7 @@ def corpus_alias(es, es_settings, alias, tmp_path):
 
 
 def search_pipeline(es_settings, es, bi_encoder, alias, reranker=None):
-    from service.pipeline import SearchPipeline
+    from rrsearch.service.pipeline import SearchPipeline
 
     settings = es_settings.model_copy(update={"index_alias": alias, "window_cache_size": 0, "rerank_timeout_ms": 600_000.0})
     return SearchPipeline(settings, es, bi_encoder, reranker)
@@ -80,7 +80,7 @@ def test_mining_takes_hybrid_results_minus_the_judged_positives(es, es_settings,
 
 
 def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings, bi_encoder, corpus_alias):
-    from training.pseudo_queries import pseudo_queries
+    from rrsearch.training.pseudo_queries import pseudo_queries
 
     pipeline = search_pipeline(es_settings, es, bi_encoder, corpus_alias)
     config = MiningConfig(negatives=2, max_rank=6, seed=1)
@@ -103,8 +103,8 @@ def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings,
 def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_alias, tmp_path, tiny_cross_encoder_dir):
     from sentence_transformers import CrossEncoder
 
-    from service.rerank import load_reranker
-    from service.schemas import SearchRequest
+    from rrsearch.service.rerank import load_reranker
+    from rrsearch.service.schemas import SearchRequest
 
     output = tmp_path / "reranker"
     training = TrainConfig(base_model=str(tiny_cross_encoder_dir), epochs=1, batch_size=4, learning_rate=5e-3,
@@ -201,8 +201,8 @@ def test_judged_ids_missing_from_the_index_fail_early(es, corpus_alias, tmp_path
 
 
 def test_empty_alias_fails_early(es, es_settings, bi_encoder, alias, tmp_path, cli_env):
-    from core.encoders import embedding_dims, model_label
-    from core.indexes import ensure_alias, passage_index_body
+    from rrsearch.core.encoders import embedding_dims, model_label
+    from rrsearch.core.indexes import ensure_alias, passage_index_body
 
     body = passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
     ensure_alias(es, alias, body)

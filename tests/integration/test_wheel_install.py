@@ -80,6 +80,6 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
                               cwd=home, capture_output=True, text=True, env=cli_env, timeout=120, check=True)
         assert json.loads(info.stdout)["index"] == name
     finally:
-        from core.indexes import delete_alias_and_versions
+        from rrsearch.core.indexes import delete_alias_and_versions
 
         delete_alias_and_versions(es, alias)

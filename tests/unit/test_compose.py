@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from rrs.local_node import PINNED_VERSIONS
+from rrsearch.rrs.local_node import PINNED_VERSIONS
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,8 @@ def test_dockerfile_copies_every_package_the_cli_imports(repo_root):
     import tomllib
 
     dockerfile = (repo_root / "Dockerfile").read_text()
-    packages = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
-    for package in (p.rstrip("*") for p in packages):
-        assert f"COPY {package} ./{package}" in dockerfile, package
-    assert "COPY es_mappings ./es_mappings" in dockerfile
+    setuptools = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = ["rrsearch", *setuptools["package-dir"].values()]
+    assert "es_mappings" in folders
+    for folder in folders:
+        assert f"COPY {folder} ./{folder}" in dockerfile, folder

@@ -8,15 +8,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from core.encoders import (
+from rrsearch.core.encoders import (
     encoder_identity,
     encoder_mismatch,
     load_bi_encoder,
     model_label,
     probe_cosine,
 )
-from core.errors import ExportMismatch
-from core.onnx_models import OnnxBiEncoder, read_encoder_card
+from rrsearch.core.errors import ExportMismatch
+from rrsearch.core.onnx_models import OnnxBiEncoder, read_encoder_card
 
 PASSAGES = [
     "Vitamin D deficiency is associated with a higher risk of fractures in the elderly.",
@@ -54,8 +54,8 @@ def test_onnx_vectors_match_sentence_transformers(onnx_bi_encoder_dir):
 
 
 def test_the_chunker_cuts_the_same_passages_from_either_backend(onnx_bi_encoder_dir):
-    from ingest.chunking import Chunker
-    from ingest.validate import Document
+    from rrsearch.ingest.chunking import Chunker
+    from rrsearch.ingest.validate import Document
 
     doc = Document(id="d", title="A title", text="Sentence number one is here. " * 120, metadata={})
     torch_chunks = Chunker.for_model(load_bi_encoder("all-MiniLM-L6-v2", "cpu"), overlap=16).split([doc])
@@ -66,16 +66,16 @@ def test_the_chunker_cuts_the_same_passages_from_either_backend(onnx_bi_encoder_
 def test_serving_onnx_models_never_imports_torch(onnx_bi_encoder_dir, tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from training.onnx_export import export_onnx
+    from rrsearch.training.onnx_export import export_onnx
 
     reranker_dir = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, reranker_dir)
     export_onnx(reranker_dir)
     script = textwrap.dedent(f"""
         import json, sys
-        from core.settings import Settings
-        from core.encoders import bi_encoder_from, encode_query
-        from service.rerank import load_reranker
+        from rrsearch.core.settings import Settings
+        from rrsearch.core.encoders import bi_encoder_from, encode_query
+        from rrsearch.service.rerank import load_reranker
         settings = Settings(bi_encoder={str(onnx_bi_encoder_dir)!r}, bi_encoder_backend="onnx",
                             rerank_backend="onnx")
         encoder = bi_encoder_from(settings)
@@ -110,7 +110,7 @@ def test_probe_check_accepts_another_backend_and_refuses_another_model(onnx_bi_e
 
 
 def test_a_graph_that_drifts_is_refused_and_removed(tmp_path, monkeypatch):
-    from training import encoder_export
+    from rrsearch.training import encoder_export
 
     monkeypatch.setattr(encoder_export, "MIN_FP32_COSINE", 1.01)  # no export can reach it
     with pytest.raises(ExportMismatch, match="onnx/model.onnx embeds .* from sentence-transformers' own vector"):
@@ -122,7 +122,7 @@ def test_export_command_needs_an_output_for_the_packaged_model_and_torch_refuses
         onnx_bi_encoder_dir):
     from click.testing import CliRunner
 
-    from training.cli import encoder_export_command
+    from rrsearch.training.cli import encoder_export_command
 
     result = CliRunner().invoke(encoder_export_command, ["all-MiniLM-L6-v2"])
     assert result.exit_code == 2 and "--output" in result.output
@@ -133,8 +133,8 @@ def test_export_command_needs_an_output_for_the_packaged_model_and_torch_refuses
 def test_encode_batches_are_sized_in_tokens_on_cuda_and_in_texts_elsewhere():
     from types import SimpleNamespace
 
-    from core.encoders import encode_batch_size
-    from core.settings import Settings
+    from rrsearch.core.encoders import encode_batch_size
+    from rrsearch.core.settings import Settings
 
     cpu = SimpleNamespace(device="cpu", max_seq_length=256)
     cuda = SimpleNamespace(device="cuda:0", max_seq_length=256)

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from evaluation.dataset import DatasetError, load_dataset
-from evaluation.metrics import collapse_to_parents, evaluate, latency_summary
-from evaluation.report import compare, format_table, write_chart
+from rrsearch.evaluation.dataset import DatasetError, load_dataset
+from rrsearch.evaluation.metrics import collapse_to_parents, evaluate, latency_summary
+from rrsearch.evaluation.report import compare, format_table, write_chart
 
 
 def write_dataset(root, *, corpus=None, queries=None, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\n", gz=False):
@@ -102,7 +102,7 @@ def test_table_compare_and_chart(tmp_path):
 
 
 def test_each_configuration_sends_the_right_request():
-    from evaluation.runner import FusionParams, request_for
+    from rrsearch.evaluation.runner import FusionParams, request_for
 
     fusion = FusionParams(rrf_k=20, linear_weight=0.3, normalization="zscore")
     bm25 = request_for("bm25", "q", rerank=False, candidates=50, index="a", fusion=fusion)

@@ -2,7 +2,7 @@
 
 import random
 
-from evaluation.tuning import Scored, gain_lower_bound, halves, tune
+from rrsearch.evaluation.tuning import Scored, gain_lower_bound, halves, tune
 
 
 def test_lower_bound_sits_below_the_mean_and_above_zero_only_for_a_steady_gain():

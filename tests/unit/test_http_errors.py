@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from elastic_transport import ApiResponseMeta, ConnectionError, HttpHeaders
 
-import core.errors as errors
+import rrsearch.core.errors as errors
 
 # Importing the modules that raise them registers every subclass there is.
-import service.pipeline  # noqa: F401,E402
-import service.rerank  # noqa: F401,E402
-from service.http.errors import HTTP_ERRORS, SEARCH_ERRORS, mapping_for, to_api_error
+import rrsearch.service.pipeline  # noqa: F401,E402
+import rrsearch.service.rerank  # noqa: F401,E402
+from rrsearch.service.http.errors import HTTP_ERRORS, SEARCH_ERRORS, mapping_for, to_api_error
 
 SEARCH_ERROR_CLASSES = sorted({c for root in SEARCH_ERRORS for c in errors.subclasses(root)}, key=lambda c: c.__name__)
 

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ingest.chunking import Chunker, passage_budget, plan_windows
-from ingest.ids import content_hash, derive_doc_id, passage_id
+from rrsearch.ingest.chunking import Chunker, passage_budget, plan_windows
+from rrsearch.ingest.ids import content_hash, derive_doc_id, passage_id
 
 
 def _words(n_words: int, pieces: int = 1) -> list[int]:
@@ -60,7 +60,7 @@ def test_budget_leaves_room_for_special_tokens_and_prefix():
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from core.encoders import resolve_model_path
+    from rrsearch.core.encoders import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
 

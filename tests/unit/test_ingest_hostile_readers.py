@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import RecordRejected
-from ingest.chunking import bound_spans
-from ingest.sources import read_csv, read_jsonl, read_parquet, read_sources, source_digest
-from ingest.validate import FieldMap, Limits, to_document
+from rrsearch.core.errors import RecordRejected
+from rrsearch.ingest.chunking import bound_spans
+from rrsearch.ingest.sources import read_csv, read_jsonl, read_parquet, read_sources, source_digest
+from rrsearch.ingest.validate import FieldMap, Limits, to_document
 
 
 def outcome(records, limits: Limits = Limits()) -> tuple[dict[int, str], dict[int, str]]:

@@ -1,6 +1,6 @@
 """The run summary: counts, end-to-end rate and per-stage throughput."""
 
-from ingest.report import IngestReport, StageClock
+from rrsearch.ingest.report import IngestReport, StageClock
 
 
 def test_stage_clock_and_summary():

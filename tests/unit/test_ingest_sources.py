@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.sources import SourceError, check_sources, read_sources
+from rrsearch.ingest.sources import SourceError, check_sources, read_sources
 
 
 def test_jsonl_good_and_bad_lines_carry_line_numbers(tmp_path):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ingest.sources import RawRecord
-from ingest.validate import FieldMap, Limits, RecordRejected, RejectsWriter, to_document
+from rrsearch.ingest.sources import RawRecord
+from rrsearch.ingest.validate import FieldMap, Limits, RecordRejected, RejectsWriter, to_document
 
 
 def _rec(data=None, **kw):

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from rrs.cli import main
-from rrs.kibana import (
+from rrsearch.rrs.cli import main
+from rrsearch.rrs.kibana import (
     OBJECTS_DIR,
     KibanaError,
     auth_headers,
@@ -211,7 +211,7 @@ def test_server_errors_are_a_clear_error(kibana, clean_env, status, words):
 
 
 def test_wait_retries_while_kibana_is_starting(kibana, clean_env, monkeypatch):
-    monkeypatch.setattr("rrs.kibana.RETRY_INTERVAL_S", 0.05)
+    monkeypatch.setattr("rrsearch.rrs.kibana.RETRY_INTERVAL_S", 0.05)
     kibana.status, kibana.status_times = 503, 3
     result = run_import("--url", kibana.url, "--wait", "30")
     assert result.exit_code == 0, result.output
@@ -243,7 +243,7 @@ def test_unreachable_kibana_is_a_clear_error_from_the_real_script(clean_env):
     port = free_port()  # closed again: nothing listens there
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
     done = subprocess.run(
-        [sys.executable, "-m", "rrs", "kibana", "import", "--url", f"http://127.0.0.1:{port}"],
+        [sys.executable, "-m", "rrsearch", "kibana", "import", "--url", f"http://127.0.0.1:{port}"],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert done.returncode == 1

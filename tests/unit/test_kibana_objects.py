@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from core.mappings import load_template
-from core.settings import Settings
-from rrs.kibana import OBJECTS_DIR, PASSAGES_DATA_VIEW, SEARCH_LOGS_DATA_VIEW, load_objects
+from rrsearch.core.mappings import load_template
+from rrsearch.core.settings import Settings
+from rrsearch.rrs.kibana import OBJECTS_DIR, PASSAGES_DATA_VIEW, SEARCH_LOGS_DATA_VIEW, load_objects
 
 KNOWN_TYPES = {"index-pattern", "search", "lens", "dashboard"}
 NUMERIC = {"integer", "long", "short", "byte", "float", "double", "half_float", "scaled_float"}

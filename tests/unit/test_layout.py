@@ -1,6 +1,8 @@
 """The layout is the architecture: imports point one way, and no two files import each other.
 
 Reads every module's imports (top level and inside functions) with ``ast``; no import runs.
+Each folder is one subpackage of ``rrsearch`` (pyproject's ``package-dir``): ``core/settings.py``
+is ``rrsearch.core.settings``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TOP = "rrsearch"
 PACKAGES = ["core", "service", "ingest", "evaluation", "training", "rrs"]
-# What each package may import, besides itself. core is the base; rrs holds the commands.
+# What each package may import, besides itself: core is the base, rrs holds the commands,
+# and the top package (python -m rrsearch) only starts them.
 ALLOWED = {
     "core": set(),
     "ingest": {"core"},
@@ -20,20 +24,23 @@ ALLOWED = {
     "evaluation": {"core", "service", "ingest"},
     "training": {"core", "service", "evaluation"},
     "rrs": {"core", "service", "ingest", "evaluation", "training"},
+    "": {"rrs"},
 }
-WEB_LAYER = "service.http"
-WEB_LAYER_IMPORTERS = {"service.cli"}  # the `rrs serve` entry point (gunicorn loads service.http.app)
+WEB_LAYER = f"{TOP}.service.http"
+WEB_LAYER_IMPORTERS = {f"{TOP}.service.cli"}  # the `rrs serve` entry point (gunicorn loads service.http.app)
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[0] != TOP:  # a mapped folder: core/settings.py is rrsearch.core.settings
+        parts.insert(0, TOP)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def project_modules() -> dict[str, Path]:
-    return {module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+def project_modules(root: Path = ROOT, packages=(*PACKAGES, TOP)) -> dict[str, Path]:
+    return {module_name(path, root): path for package in packages for path in (root / package).rglob("*.py")}
 
 
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
@@ -54,36 +61,27 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def graph() -> dict[str, set[str]]:
-    modules = project_modules()
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     return {name: imports_of(path, modules) - {name} for name, path in modules.items()}
 
 
-def test_packages_import_only_downwards(graph):
-    wrong = [
+def package_of(module: str) -> str:
+    """``rrsearch.service.fusion`` -> ``service``; the top package itself -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else ""
+
+
+def upward_imports(graph: dict[str, set[str]], allowed: dict[str, set[str]] = ALLOWED) -> list[str]:
+    return [
         f"{source} imports {target}"
         for source, targets in graph.items()
         for target in targets
-        if (s := source.split(".")[0]) != (t := target.split(".")[0]) and t not in ALLOWED[s]
+        if (s := package_of(source)) != (t := package_of(target)) and t not in allowed[s]
     ]
-    assert not wrong, wrong
 
 
-def test_the_web_layer_is_imported_only_by_the_serving_entry_point(graph):
-    wrong = [
-        f"{source} imports {target}"
-        for source, targets in graph.items()
-        for target in targets
-        if target.startswith(WEB_LAYER) and not source.startswith(WEB_LAYER) and source not in WEB_LAYER_IMPORTERS
-    ]
-    assert not wrong, wrong
-
-
-def test_no_import_cycle_between_files(graph):
-    """Tarjan's strongly connected components: every component must be one file.
-
-    A package's ``__init__`` is skipped as a target: ``from core import x`` names the module."""
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components with more than one file."""
     index, low, on_stack, stack, cycles = {}, {}, set(), [], []
 
     def visit(node: str) -> None:
@@ -110,13 +108,48 @@ def test_no_import_cycle_between_files(graph):
     for node in graph:
         if node not in index:
             visit(node)
-    assert not cycles, cycles
+    return cycles
 
 
-def test_the_checker_sees_a_cycle_and_a_wrong_direction(tmp_path):
-    """The two checks above can fail: a made-up pair of files that import each other."""
-    a, b = tmp_path / "a.py", tmp_path / "b.py"
-    a.write_text("import b\n")
-    b.write_text("def f():\n    from a import g\n")
-    modules = {"a": a, "b": b}
-    assert imports_of(a, modules) == {"b"} and imports_of(b, modules) == {"a"}
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph(project_modules())
+
+
+def test_every_package_is_read(graph):
+    """The checks below see the real code: every folder contributes modules under rrsearch."""
+    assert {package_of(name) for name in graph} == set(ALLOWED)
+    assert "rrsearch.core.settings" in graph["rrsearch.service.pipeline"]
+
+
+def test_packages_import_only_downwards(graph):
+    assert not upward_imports(graph)
+
+
+def test_the_web_layer_is_imported_only_by_the_serving_entry_point(graph):
+    wrong = [
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if target.startswith(WEB_LAYER) and not source.startswith(WEB_LAYER) and source not in WEB_LAYER_IMPORTERS
+    ]
+    assert not wrong, wrong
+
+
+def test_no_import_cycle_between_files(graph):
+    """A package's ``__init__`` is skipped as a target: ``from rrsearch.core import x`` names the module."""
+    assert not import_cycles(graph)
+
+
+def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
+    """The checks above can fail: made-up files that import each other, and a base module
+    that imports the web layer, both caught by the same functions that check the real code."""
+    for package in ("core", "service"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "service" / "a.py").write_text("import rrsearch.service.b\n")
+    (tmp_path / "service" / "b.py").write_text("def f():\n    from rrsearch.service.a import g\n")
+    (tmp_path / "core" / "base.py").write_text("from rrsearch.service.a import g\n")
+    graph = import_graph(project_modules(tmp_path, packages=("core", "service")))
+    assert import_cycles(graph) == [["rrsearch.service.a", "rrsearch.service.b"]]
+    assert upward_imports(graph) == ["rrsearch.core.base imports rrsearch.service.a"]

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rrs import local_node
-from rrs.local_node import Jdk, NodeError, choose_version, render_node_config
+from rrsearch.rrs import local_node
+from rrsearch.rrs.local_node import Jdk, NodeError, choose_version, render_node_config
 
 
 def test_newest_pinned_version_for_a_new_jdk():
@@ -104,7 +104,7 @@ def test_the_node_gets_a_minimal_environment(tmp_path):
 def test_cluster_members_seed_each_other_and_bootstrap_once(tmp_path):
     import json as jsonlib
 
-    from rrs.local_node import plan_members
+    from rrsearch.rrs.local_node import plan_members
 
     members = plan_members(tmp_path, 3, [9550, 9551, 9552], [9650, 9651, 9652])
     assert [m["name"] for m in members] == ["rrs-node-1", "rrs-node-2", "rrs-node-3"]
@@ -120,8 +120,8 @@ def test_cluster_members_seed_each_other_and_bootstrap_once(tmp_path):
 
 
 def test_several_es_urls_become_several_hosts():
-    from core.es_client import hosts
-    from core.settings import Settings
+    from rrsearch.core.es_client import hosts
+    from rrsearch.core.settings import Settings
 
     settings = Settings(es_url=" http://127.0.0.1:9201/ , http://127.0.0.1:9202")
     assert settings.es_url == "http://127.0.0.1:9201,http://127.0.0.1:9202"

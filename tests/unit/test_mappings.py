@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from core.mappings import load_template, render_passage_index, render_search_log_index, supported_index_type
+from rrsearch.core.mappings import load_template, render_passage_index, render_search_log_index, supported_index_type
 
 
 def test_passage_index_takes_dims_model_and_analyzer():

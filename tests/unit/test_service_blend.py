@@ -1,6 +1,6 @@
 import pytest
 
-from service.blend import BlendConfig, blend, load_calibration, normalise, write_calibration
+from rrsearch.service.blend import BlendConfig, blend, load_calibration, normalise, write_calibration
 
 
 def test_minmax_and_rank_normalisation():

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from service import fusion
+from rrsearch.service import fusion
 
 
 def test_rrf_sums_reciprocal_ranks():

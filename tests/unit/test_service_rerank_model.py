@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.settings import Settings
-from service.rerank import RerankerUnavailable, load_reranker
+from rrsearch.core.settings import Settings
+from rrsearch.service.rerank import RerankerUnavailable, load_reranker
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_bad_path_says_which(tmp_path):
 def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from training.onnx_export import export_onnx
+    from rrsearch.training.onnx_export import export_onnx
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -69,7 +69,7 @@ def test_missing_onnx_file_is_a_clear_error(tiny_cross_encoder_dir):
 def test_onnx_export_refuses_a_graph_that_disagrees_with_torch(tiny_cross_encoder_dir, tmp_path, monkeypatch):
     import shutil
 
-    from training import onnx_export
+    from rrsearch.training import onnx_export
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -84,7 +84,7 @@ def test_export_onnx_command_reports_fusion_and_differences(tiny_cross_encoder_d
 
     from click.testing import CliRunner
 
-    from training.cli import export_onnx_command
+    from rrsearch.training.cli import export_onnx_command
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -100,9 +100,9 @@ def test_an_unreachable_hub_fails_at_once_with_what_to_do(monkeypatch):
     """Offline, a hub name must not spend a minute in retries: one probe, then the cache only."""
     from huggingface_hub import constants
 
-    from core.settings import Settings
-    from rrs.local_node import first_free_port
-    from service.rerank import hub_reachable
+    from rrsearch.core.settings import Settings
+    from rrsearch.rrs.local_node import first_free_port
+    from rrsearch.service.rerank import hub_reachable
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{first_free_port(39_900)}")  # nothing listens

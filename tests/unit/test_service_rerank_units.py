@@ -3,11 +3,11 @@ import time
 
 import pytest
 
-from core.tokenization import length_sorted_batches
-from service.batching import MicroBatcher, QueueFull
-from service.http.auth import key_is_valid, presented_key
-from service.rerank import adaptive_depth, max_pair_length
-from service.window_cache import WindowCache, window_key
+from rrsearch.core.tokenization import length_sorted_batches
+from rrsearch.service.batching import MicroBatcher, QueueFull
+from rrsearch.service.http.auth import key_is_valid, presented_key
+from rrsearch.service.rerank import adaptive_depth, max_pair_length
+from rrsearch.service.window_cache import WindowCache, window_key
 
 
 class _Config:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from service.retrieval import FilterError, bm25_body, filter_clauses, filterable_fields, knn_body, parse_fields
-from service.schemas import RangeFilter
+from rrsearch.service.retrieval import FilterError, bm25_body, filter_clauses, filterable_fields, knn_body, parse_fields
+from rrsearch.service.schemas import RangeFilter
 
 PROPS = {
     "id": {"type": "keyword"}, "parent_id": {"type": "keyword"}, "text": {"type": "text"},

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
-from service.schemas import LimitError, SearchRequest, check_limits
+from rrsearch.core.settings import Settings
+from rrsearch.service.schemas import LimitError, SearchRequest, check_limits
 
 
 def test_defaults():

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
+from rrsearch.core.settings import Settings
 
 
 def test_defaults_are_offline_and_local(monkeypatch):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from evaluation.dataset import DatasetError
-from training.judgments import JudgmentsError, load_beir_judgments, load_jsonl_judgments, load_judgments
+from rrsearch.evaluation.dataset import DatasetError
+from rrsearch.training.judgments import JudgmentsError, load_beir_judgments, load_jsonl_judgments, load_judgments
 
 
 def write_beir(root, qrels_rows, queries=(("q1", "first query"), ("q2", "second query"), ("q3", "third"))):

@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from core.settings import Settings
-from training.mining import MinedQuery, MiningConfig, _matches, normalize_text, pick_negatives
-from training.model_card import render_model_card, write_model_card
-from training.run import mining_config_from
-from training.trainer import (
+from rrsearch.core.settings import Settings
+from rrsearch.training.mining import MinedQuery, MiningConfig, _matches, normalize_text, pick_negatives
+from rrsearch.training.model_card import render_model_card, write_model_card
+from rrsearch.training.run import mining_config_from
+from rrsearch.training.trainer import (
     TrainConfig,
     TrainingError,
     default_eval_steps,
@@ -186,7 +186,7 @@ def test_model_card_without_heldout_says_nothing_was_measured():
 
 
 def test_title_queries_draw_is_seeded_skips_excluded_and_ignores_input_order():
-    from training.pseudo_queries import draw
+    from rrsearch.training.pseudo_queries import draw
 
     documents = {f"d{i}": (f"title {i}", f"text {i}") for i in range(20)}
     reversed_documents = dict(reversed(list(documents.items())))

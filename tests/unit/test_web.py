@@ -6,7 +6,7 @@ import re
 import pytest
 from flask import Flask
 
-from service.http.web import PAGE_FILES, PAGE_PATHS, STATIC_DIR, web
+from rrsearch.service.http.web import PAGE_FILES, PAGE_PATHS, STATIC_DIR, web
 
 
 @pytest.fixture

@@ -1,3 +1,0 @@
-from rrs.cli import main
-
-main()

@@ -1,0 +1,12 @@
+"""rrsearch: Retrieve & Re-Rank search on Elasticsearch, under one import name.
+
+The subpackages live in the repository's top-level folders (``core/``, ``service/``,
+``ingest/``, ``evaluation/``, ``training/``, ``rrs/``, ``es_mappings/``); ``pyproject.toml``
+maps each one under this name (setuptools ``package-dir``), so an installed wheel holds only
+``rrsearch``::
+
+    from rrsearch.service.fusion import rrf
+    python -m rrsearch serve          # the same as the `rrs` console script
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+from rrsearch.rrs.cli import main
+
+main()
