@@ -1,5 +1,6 @@
 """A wheel, not only an editable checkout: build it, install it into a fresh virtual
-environment outside the clone, and create an index with its ``rrs`` against the test node.
+environment outside the clone, create an index and serve search with its ``rrs`` against
+the test node. The wheel installs one top-level import name, ``rrsearch``.
 
 The fresh environment gets the project from the wheel only; its third-party dependencies
 come from the test environment's site-packages through a ``.pth`` line (the heavy ones,
@@ -19,6 +20,7 @@ import venv
 import zipfile
 
 import pytest
+import requests
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "tests", "bench", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts")
 
@@ -51,17 +53,27 @@ def fresh_env(wheel, tmp_path_factory):
     return home, python, site
 
 
+def test_the_wheel_installs_one_top_level_name(wheel):
+    wheel_zip = zipfile.ZipFile(wheel)
+    names = set(wheel_zip.namelist())
+    (top_level,) = [name for name in names if name.endswith(".dist-info/top_level.txt")]
+    assert wheel_zip.read(top_level).decode().split() == ["rrsearch"]
+    assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")} == {"rrsearch"}
+
+
 def test_the_wheel_carries_mappings_kibana_objects_page_and_gunicorn_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"es_mappings/passages.json", "es_mappings/search_logs.json", "service/http/static/search.html",
-            "service/http/gunicorn.conf.py", "core/settings.py"} <= names
-    assert any(name.startswith("es_mappings/kibana/") and name.endswith(".ndjson") for name in names)
+    assert {"rrsearch/es_mappings/passages.json", "rrsearch/es_mappings/search_logs.json",
+            "rrsearch/service/http/static/search.html", "rrsearch/service/http/gunicorn.conf.py",
+            "rrsearch/core/settings.py", "rrsearch/__main__.py"} <= names
+    assert any(name.startswith("rrsearch/es_mappings/kibana/") and name.endswith(".ndjson") for name in names)
 
 
 def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root):
     home, python, site = fresh_env
     where = subprocess.run(
-        [str(python), "-c", "import core.mappings, rrs.kibana; print(core.mappings.MAPPINGS_DIR); print(rrs.kibana.OBJECTS_DIR)"],
+        [str(python), "-c", "import rrsearch.service, rrsearch.core.mappings as m, rrsearch.rrs.kibana as k; "
+         "print(rrsearch.service.__file__); print(m.MAPPINGS_DIR); print(k.OBJECTS_DIR)"],
         cwd=home, check=True, capture_output=True, text=True, env=cli_env,
     ).stdout.split()
     assert all(path.startswith(site) for path in where), where  # not the checkout
@@ -82,4 +94,26 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
     finally:
         from rrsearch.core.indexes import delete_alias_and_versions
 
+        delete_alias_and_versions(es, alias)
+
+
+def test_serve_from_the_installed_wheel(fresh_env, cli_env, es, tmp_path):
+    """gunicorn loads the app by its rrsearch path from site-packages, and answers a search."""
+    from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.rrs.local_node import first_free_port
+
+    from serve_process import rrs_serve
+
+    home, _python, _site = fresh_env
+    alias = "test-wheel-serve"
+    subprocess.run([str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
+                   cwd=home, capture_output=True, text=True, env=cli_env, timeout=300, check=True)
+    env = {**cli_env, "RRS_INDEX_ALIAS": alias, "RRS_ALLOW_MISSING_RERANKER": "true"}
+    try:
+        with rrs_serve(first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs",
+                       cwd=home) as base:
+            answer = requests.post(f"{base}/search", json={"query": "anything", "rerank": False}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["hits"] == []  # an empty index answers with no hits, not an error
+    finally:
         delete_alias_and_versions(es, alias)
