@@ -35,8 +35,8 @@ def es() -> None:
 @es.command("start")
 @click.option("--port", type=int, help="HTTP port (default RRS_ES_PORT or 9200; next free if taken).")
 @click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node data/logs dir (RRS_ES_NODE_DIR).")
-@click.option("--nodes", type=click.IntRange(1, 9), help="Nodes in the local cluster (RRS_ES_NODES, default 1); "
-              "each gets RRS_ES_HEAP of memory.")
+@click.option("--nodes", type=click.IntRange(1, 9), help="Nodes in the local cluster (RRS_ES_NODES; default: what "
+              "--dir holds, else 1); each gets RRS_ES_HEAP of memory. A count --dir disagrees with is refused.")
 def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None:
     """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
     from rrsearch.core.errors import NodeError

@@ -1,13 +1,19 @@
 """A real Elasticsearch node, or a cluster of N nodes, on loopback, for development, tests and CI.
 
-The distribution is Elastic's ``integ-test-zip`` from Maven Central, fetched once with
-``mvn dependency:copy`` into a cache, unpacked once, and run with a JDK found on the
-machine. Each node has its own directory (config, data, logs, pid file), so the unpacked
-distribution stays pristine and several nodes can share it. One node uses single-node
-discovery in the node directory itself; N nodes live in ``node-1`` ... ``node-N`` below
-it, each with its own HTTP and transport port, seeded with each other's transport ports.
-The directory's ``node.json`` lists them all, and its ``url`` names every node, so a
-client keeps working when one of them dies.
+One node is a cluster of one: a single start path plans the members, writes ``node.json``,
+starts each member that is not running and waits until all of them have joined; a single
+status path asks each member. The distribution and the JDK come from
+:mod:`rrsearch.rrs.es_distribution`. Each node has its own directory (config, data, logs,
+pid file), so the unpacked distribution stays pristine and several nodes can share it.
+One node uses single-node discovery in the node directory itself; N nodes live in
+``node-1`` ... ``node-N`` below it, each with its own HTTP and transport port, seeded with
+each other's transport ports. The directory's ``node.json`` lists them all, and its
+``url`` names every node, so a client keeps working when one of them dies.
+
+A node directory has a size: the nodes it was set up with. ``node.json`` records it
+before any JVM starts, and a start that asks for another count (``--nodes``,
+``RRS_ES_NODES``) is refused, naming the directory, its size and the ``--dir`` to use;
+a start that does not ask runs what the directory holds.
 
 Example::
 
@@ -21,13 +27,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,24 +39,26 @@ import requests
 
 from rrsearch.core.errors import NodeError
 from rrsearch.core.settings import Settings
+from rrsearch.rrs.es_distribution import Distribution, Jdk, prepare_distribution
 
-# The one place the Elasticsearch version is pinned. ES 9 needs Java 21+, ES 8 runs on 17+.
-PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
-MIN_JAVA_FOR_MAJOR = {9: 21, 8: 17}
-MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+# The JDK and distribution helpers moved to es_distribution; these names stay importable here.
+from rrsearch.rrs.es_distribution import MAVEN_ARTIFACT as MAVEN_ARTIFACT
+from rrsearch.rrs.es_distribution import MIN_JAVA_FOR_MAJOR as MIN_JAVA_FOR_MAJOR
+from rrsearch.rrs.es_distribution import PINNED_VERSIONS as PINNED_VERSIONS
+from rrsearch.rrs.es_distribution import add_english_analysis as add_english_analysis
+from rrsearch.rrs.es_distribution import choose_version as choose_version
+from rrsearch.rrs.es_distribution import fetch_distribution as fetch_distribution
+from rrsearch.rrs.es_distribution import find_jdks as find_jdks
+from rrsearch.rrs.es_distribution import java_major as java_major
+from rrsearch.rrs.es_distribution import unpack_distribution as unpack_distribution
+
 CLUSTER_NAME = "rrs-local"
 ES_USER = "rrs-es"  # Elasticsearch refuses to run as root; root starts it as this user.
 
 
-@dataclass(frozen=True)
-class Jdk:
-    home: Path
-    major: int
-
-
 @dataclass
 class NodeInfo:
-    """What ``es status --json`` prints and what the state file holds."""
+    """What ``es status --json`` prints (``pid`` for one node, ``nodes`` for a cluster)."""
 
     running: bool
     url: str | None
@@ -66,115 +72,6 @@ class NodeInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --- JDKs -------------------------------------------------------------------------------
-
-
-def java_major(java_home: Path) -> int | None:
-    """Major version of a JDK, read from its ``release`` file (no JVM start needed)."""
-    release = java_home / "release"
-    if not (java_home / "bin" / "java").exists():
-        return None
-    if release.exists():
-        match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.MULTILINE)
-        if match:
-            return int(match.group(1))
-    try:
-        out = subprocess.run(
-            [str(java_home / "bin" / "java"), "-version"], capture_output=True, text=True, timeout=30
-        ).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)', out)
-    return int(match.group(1)) if match else None
-
-
-def find_jdks(extra: list[Path] | None = None) -> list[Jdk]:
-    """Every JDK on the machine we can see, newest first."""
-    candidates: list[Path] = list(extra or [])
-    for root in (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/Library/Java/JavaVirtualMachines")):
-        if root.is_dir():
-            candidates += sorted(p for p in root.iterdir() if p.is_dir())
-    java_on_path = shutil.which("java")
-    if java_on_path:
-        candidates.append(Path(os.path.realpath(java_on_path)).parent.parent)
-    seen: set[Path] = set()
-    found: list[Jdk] = []
-    for home in candidates:
-        home = home / "Contents" / "Home" if (home / "Contents" / "Home").is_dir() else home
-        real = Path(os.path.realpath(home))
-        if real in seen:
-            continue
-        seen.add(real)
-        major = java_major(real)
-        if major:
-            found.append(Jdk(real, major))
-    return sorted(found, key=lambda jdk: jdk.major, reverse=True)
-
-
-def choose_version(jdks: list[Jdk], override: str | None = None) -> tuple[str, Jdk]:
-    """The newest pinned ES version some JDK here can run, and that JDK."""
-    if not jdks:
-        raise NodeError(
-            "No Java found. Elasticsearch needs a JDK: install Java 21 or newer "
-            "(Debian: apt install openjdk-21-jdk-headless, or a Temurin JDK) or set ES_JAVA_HOME."
-        )
-    if override:
-        major = int(override.split(".")[0])
-        need = MIN_JAVA_FOR_MAJOR.get(major, 21)
-        for jdk in jdks:
-            if jdk.major >= need:
-                return override, jdk
-        raise NodeError(f"Elasticsearch {override} needs Java {need}+; newest found is {jdks[0].major}.")
-    for major in sorted(PINNED_VERSIONS, reverse=True):
-        if jdks[0].major >= MIN_JAVA_FOR_MAJOR[major]:
-            return PINNED_VERSIONS[major], jdks[0]
-    raise NodeError(f"Java {jdks[0].major} is too old for Elasticsearch: install Java 21 or newer.")
-
-
-# --- Distribution -----------------------------------------------------------------------
-
-
-def fetch_distribution(version: str, cache: Path) -> Path:
-    """The distribution zip, fetched with Maven once and cached under ``cache``."""
-    target = cache / "dist" / f"elasticsearch-{version}.zip"
-    if target.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise NodeError(
-            "Maven (mvn) is needed to fetch Elasticsearch from Maven Central: "
-            "install it (Debian: apt install maven) or set ES_URL to an existing cluster."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        mvn, "-q", "-B", "dependency:copy",
-        f"-Dartifact={MAVEN_ARTIFACT.format(version=version)}",
-        f"-DoutputDirectory={target.parent}",
-        "-Dmdep.overWriteReleases=true",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=target.parent)
-    if result.returncode != 0 or not target.exists():
-        tail = (result.stdout + result.stderr)[-2000:]
-        raise NodeError(f"mvn could not fetch Elasticsearch {version}:\n{tail}")
-    return target
-
-
-def unpack_distribution(zip_path: Path, cache: Path) -> Path:
-    """The unpacked distribution's home; unpacked once (a marker file says it's complete)."""
-    version = zip_path.stem.removeprefix("elasticsearch-")
-    home = cache / "dist" / f"elasticsearch-{version}"
-    marker = home / ".rrs-unpacked"
-    if marker.exists():
-        return home
-    shutil.rmtree(home, ignore_errors=True)
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(cache / "dist")
-    for script in (home / "bin").iterdir():
-        script.chmod(0o755)
-    marker.touch()
-    return home
 
 
 # --- Ports and config -------------------------------------------------------------------
@@ -196,6 +93,18 @@ def first_free_port(start: int, tries: int = 50) -> int:
         if port_is_free(port):
             return port
     raise NodeError(f"No free port in {start}..{start + tries - 1}; set RRS_ES_PORT.")
+
+
+def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[int]:
+    """``count`` free ports from ``start`` up, skipping ``taken``."""
+    ports: list[int] = []
+    port = start
+    while len(ports) < count:
+        port = first_free_port(port)
+        if port not in taken:
+            ports.append(port)
+        port += 1
+    return ports
 
 
 def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, name: str = "rrs-node-1",
@@ -344,6 +253,7 @@ def _read_pid(node_dir: Path) -> int | None:
 
 
 def log_tail(node_dir: Path, lines: int = 40) -> str:
+    """The end of the node's log: what a failed start shows, since ES's own exit says little."""
     log = node_dir / "logs" / f"{CLUSTER_NAME}.log"
     if not log.exists():
         candidates = sorted((node_dir / "logs").glob("*.log")) if (node_dir / "logs").exists() else []
@@ -364,139 +274,6 @@ def cluster_info(url: str, session: requests.Session | None = None, timeout: flo
     return {"version": version, "health": health.json()["status"]}
 
 
-def _wait_for_yellow(url: str, pid: int, node_dir: Path, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _is_our_process(pid, node_dir):
-            raise NodeError(f"Elasticsearch exited during start-up. Log tail:\n{log_tail(node_dir)}")
-        try:
-            resp = requests.get(
-                f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}, timeout=5
-            )
-            if resp.ok and resp.json().get("status") in ("yellow", "green"):
-                return cluster_info(url)
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise NodeError(
-        f"Elasticsearch did not reach yellow within {timeout_s:.0f}s. Log tail:\n{log_tail(node_dir)}"
-    )
-
-
-def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Path, log=print) -> bool:
-    """Install the english analysis plugin into the distribution; where it cannot be built,
-    say why and go on (text fields then use the standard analyzer)."""
-    from rrsearch.rrs.analysis_plugin import build_plugin, install_plugin
-
-    try:
-        install_plugin(es_home, build_plugin(version, cache, java_home, log=log, es_home=es_home), java_home, log=log)
-        return True
-    except NodeError as exc:
-        log(f"The english analysis plugin is not installed ({exc}); text fields will use the standard analyzer.")
-        return False
-
-
-def start_node(settings: Settings, log=print) -> NodeInfo:
-    """Start the local node, or the cluster of ``es_nodes`` nodes (or report the external or
-    running one), and wait for yellow."""
-    if settings.es_url:
-        log(f"ES_URL is set: using the existing cluster at {settings.es_url}; nothing started.")
-        return node_status(settings)
-    running = node_status(settings)
-    if running.running and all(member["running"] for member in running.nodes or []):
-        log(f"Already running at {running.url}" + (f" (pid {running.pid})." if running.pid else "."))
-        return running
-    version, jdk = choose_version(
-        find_jdks([settings.es_java_home] if settings.es_java_home else None), settings.es_version
-    )
-    if settings.es_java_home and jdk.home != Path(os.path.realpath(settings.es_java_home)):
-        log(f"ES_JAVA_HOME is Java too old for {version}; using {jdk.home} instead.")
-    cache = settings.home.resolve()
-    zip_path = fetch_distribution(version, cache)
-    es_home = unpack_distribution(zip_path, cache)
-    if settings.es_english_plugin:
-        add_english_analysis(es_home, version, cache, jdk.home, log)
-    if settings.es_nodes > 1 or _read_state(settings.node_dir.resolve()).get("nodes"):
-        return _start_cluster(settings, es_home, jdk, log)
-
-    node_dir = settings.node_dir.resolve()
-    port = settings.es_port
-    if not port_is_free(port):
-        port = first_free_port(port + 1)
-        log(f"Port {settings.es_port} is taken; using {port}.")
-    node_dir.mkdir(parents=True, exist_ok=True)
-    conf = write_node_config(es_home, node_dir, port, settings.es_heap)
-    started = time.monotonic()
-    pid = _launch(es_home, node_dir, conf, jdk, log)
-    url = f"http://127.0.0.1:{port}"
-    info = _wait_for_yellow(url, pid, node_dir, settings.es_start_timeout_s)
-    node = NodeInfo(
-        running=True, url=url, version=info["version"], pid=pid, java_home=str(jdk.home),
-        node_dir=str(node_dir), health=info["health"],
-    )
-    write_private(_state_file(node_dir), json.dumps(node.to_dict()))
-    log(f"Elasticsearch {node.version} up at {url} on Java {jdk.major} in {time.monotonic() - started:.1f}s.")
-    return node
-
-
-def plan_members(root: Path, count: int, http_ports: list[int], transport_ports: list[int]) -> list[dict]:
-    """Name, directory and ports of each cluster node (pure)."""
-    return [
-        {"name": f"rrs-node-{i}", "dir": str(root / f"node-{i}"), "http_port": http, "transport_port": transport}
-        for i, (http, transport) in enumerate(zip(http_ports, transport_ports), start=1)
-    ]
-
-
-def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[int]:
-    """``count`` free ports from ``start`` up, skipping ``taken``."""
-    ports: list[int] = []
-    port = start
-    while len(ports) < count:
-        port = first_free_port(port)
-        if port not in taken:
-            ports.append(port)
-        port += 1
-    return ports
-
-
-def _start_cluster(settings: Settings, es_home: Path, jdk: Jdk, log) -> NodeInfo:
-    """Start every member that is not running (the first time: plan ports, bootstrap the
-    cluster) and wait until all of them have joined."""
-    root = settings.node_dir.resolve()
-    state = _read_state(root)
-    members = state.get("nodes")
-    if not members:
-        http = free_ports(settings.es_port, settings.es_nodes)
-        members = plan_members(root, settings.es_nodes, http, free_ports(settings.es_port + 100, settings.es_nodes, set(http)))
-    elif len(members) != settings.es_nodes and settings.es_nodes > 1:
-        raise NodeError(f"{root} holds a {len(members)}-node cluster; stop it and use another --dir for "
-                        f"{settings.es_nodes} nodes")
-    names = [member["name"] for member in members]
-    first_boot = not any((Path(member["dir"]) / "data" / "_state").exists() for member in members)
-    root.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    for member in members:
-        node_dir = Path(member["dir"])
-        member["pid"] = _read_pid(node_dir)
-        if member["pid"] is None:
-            node_dir.mkdir(parents=True, exist_ok=True)
-            conf = write_node_config(
-                es_home, node_dir, member["http_port"], settings.es_heap, transport_port=member["transport_port"],
-                name=member["name"], seed_ports=[m["transport_port"] for m in members],
-                masters=names if first_boot else None,
-            )
-            member["pid"] = _launch(es_home, node_dir, conf, jdk, log)
-        member["url"] = f"http://127.0.0.1:{member['http_port']}"
-    info = _wait_for_members(members, settings.es_start_timeout_s)
-    url = ",".join(member["url"] for member in members)
-    record = {"url": url, "version": info["version"], "java_home": str(jdk.home), "node_dir": str(root),
-              "nodes": [{k: v for k, v in member.items() if k != "pid"} for member in members]}
-    write_private(_state_file(root), json.dumps(record))
-    log(f"Elasticsearch {info['version']} cluster of {len(members)} nodes up at {url} on Java {jdk.major} "
-        f"in {time.monotonic() - started:.1f}s ({info['health']}).")
-    return node_status(settings)
-
-
 def _launch(es_home: Path, node_dir: Path, conf: Path, jdk: Jdk, log) -> int:
     """Start one node as a daemon; its pid."""
     env = node_environment(dict(os.environ), java_home=jdk.home, conf=conf, node_dir=node_dir)
@@ -515,27 +292,11 @@ def _launch(es_home: Path, node_dir: Path, conf: Path, jdk: Jdk, log) -> int:
     return int(pid_file.read_text().strip())
 
 
-def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
-    """Version and health once every member has joined and the cluster is yellow or better."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for member in members:
-            if not _is_our_process(member["pid"], Path(member["dir"])):
-                raise NodeError(f"{member['name']} exited during start-up. Log tail:\n{log_tail(Path(member['dir']))}")
-        for member in members:
-            try:
-                resp = requests.get(f"{member['url']}/_cluster/health", timeout=5, params={
-                    "wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"})
-                if resp.ok and not resp.json().get("timed_out"):
-                    return cluster_info(member["url"])
-            except requests.RequestException:
-                continue
-        time.sleep(0.5)
-    raise NodeError(f"the {len(members)} nodes did not form a cluster within {timeout_s:.0f}s. Log tail of "
-                    f"{members[0]['name']}:\n{log_tail(Path(members[0]['dir']))}")
+# --- The node directory -----------------------------------------------------------------
 
 
 def _read_state(node_dir: Path) -> dict:
+    """What ``node.json`` says; ``{}`` when it is missing or unreadable (a new directory)."""
     path = _state_file(node_dir)
     try:
         return json.loads(path.read_text()) if path.exists() else {}
@@ -543,54 +304,229 @@ def _read_state(node_dir: Path) -> dict:
         return {}
 
 
+def _write_state(root: Path, members: list[dict], version: str | None, java_home: Path) -> dict:
+    """Record the members in ``node.json`` (a cluster's under ``nodes``); the record.
+
+    Written before the first JVM starts and again once they have joined, so the directory's
+    size is on disk even when a start fails, and clients find every node's URL.
+    """
+    record = {"url": ",".join(member["url"] for member in members), "version": version,
+              "java_home": str(java_home), "node_dir": str(root)}
+    if len(members) > 1:
+        record["nodes"] = [{k: v for k, v in member.items() if k != "pid"} for member in members]
+    write_private(_state_file(root), json.dumps(record))
+    return record
+
+
+def recorded_members(root: Path, state: dict) -> list[dict]:
+    """The members ``node.json`` names: a cluster's list, or the one node living in ``root``."""
+    return state.get("nodes") or [{"name": "rrs-node-1", "dir": str(root), "url": state.get("url")}]
+
+
+def directory_size(root: Path) -> int:
+    """How many nodes ``root`` was set up with, from what is on disk (no JVM, no network):
+    the members ``node.json`` lists, 1 for a single node's state or data, 0 when new."""
+    state = _read_state(root)
+    if state.get("nodes"):
+        return len(state["nodes"])
+    return 1 if state or (root / "data").exists() else 0
+
+
+def nodes_to_start(settings: Settings) -> int:
+    """The node count a start runs: what the directory holds, or for a new directory the
+    count asked (``es_nodes``). A count asked (set explicitly: ``--nodes``, ``RRS_ES_NODES``,
+    ``model_copy``) that the directory disagrees with is refused, so ``--nodes 1`` never
+    starts a 3-node cluster, and ``--nodes 3`` never quietly returns a single node."""
+    root = settings.node_dir.resolve()
+    held = directory_size(root)
+    if not held:
+        return settings.es_nodes
+    if "es_nodes" in settings.model_fields_set and settings.es_nodes != held:
+        other = root.with_name(f"{root.name}-{settings.es_nodes}node{'s' if settings.es_nodes > 1 else ''}")
+        raise NodeError(f"node directory {root} holds a {held}-node cluster; start it with --nodes {held}, "
+                        f"or use --dir {other} for a {settings.es_nodes}-node one")
+    return held
+
+
+def plan_members(root: Path, count: int, http_ports: list[int], transport_ports: list[int]) -> list[dict]:
+    """Name, directory, ports and URL of each node (pure). One node lives in ``root`` itself
+    (the layout single-node directories always had); a cluster's in ``node-1`` ... below it."""
+    return [
+        {"name": f"rrs-node-{i}", "dir": str(root if count == 1 else root / f"node-{i}"), "http_port": http,
+         "transport_port": transport, "url": f"http://127.0.0.1:{http}"}
+        for i, (http, transport) in enumerate(zip(http_ports, transport_ports), start=1)
+    ]
+
+
+def _plan(settings: Settings, root: Path, state: dict, count: int, log) -> list[dict]:
+    """The members to run. A cluster keeps the ports ``node.json`` lists: its members find
+    each other there. One node takes RRS_ES_PORT (or the next free port) on every start,
+    unless its process is still alive: then it is waited for where it listens."""
+    if state.get("nodes"):
+        return [dict(member) for member in state["nodes"]]
+    if count == 1 and state.get("url") and _read_pid(root) is not None:
+        return plan_members(root, 1, [int(state["url"].rsplit(":", 1)[1])], [None])
+    http = free_ports(settings.es_port, count)
+    if http[0] != settings.es_port:
+        log(f"Port {settings.es_port} is taken; using {http[0]}.")
+    return plan_members(root, count, http, free_ports(settings.es_port + 100, count, set(http)))
+
+
+# --- Start ------------------------------------------------------------------------------
+
+
+def start_node(settings: Settings, log=print) -> NodeInfo:
+    """Start the local node or cluster (or report the external or running one), and wait for
+    yellow. A ``--nodes`` the node directory disagrees with is refused before anything runs."""
+    if settings.es_url:
+        log(f"ES_URL is set: using the existing cluster at {settings.es_url}; nothing started.")
+        return node_status(settings)
+    count = nodes_to_start(settings)
+    running = node_status(settings)
+    if running.running and all(member["running"] for member in running.nodes or []):
+        log(f"Already running at {running.url}" + (f" (pid {running.pid})." if running.pid else "."))
+        return running
+    return _start_members(settings, count, prepare_distribution(settings, log), log)
+
+
+def _start_members(settings: Settings, count: int, dist: Distribution, log) -> NodeInfo:
+    """Start every member that is not running (the first time: plan ports, bootstrap the
+    cluster), wait until all of them have joined, and record them."""
+    root = settings.node_dir.resolve()
+    state = _read_state(root)
+    members = _plan(settings, root, state, count, log)
+    first_boot = not any((Path(member["dir"]) / "data" / "_state").exists() for member in members)
+    root.mkdir(parents=True, exist_ok=True)
+    _write_state(root, members, state.get("version"), dist.jdk.home)
+    started = time.monotonic()
+    for member in members:
+        _launch_member(member, members, dist, settings.es_heap, first_boot, log)
+    info = _wait_for_members(members, settings.es_start_timeout_s)
+    record = _write_state(root, members, info["version"], dist.jdk.home)
+    _say_started(log, members, record["url"], info, dist.jdk, time.monotonic() - started)
+    seen = [_member_status(member, member["pid"], running=True) for member in members]
+    return _node_info(root, record, seen, info)
+
+
+def _say_started(log, members: list[dict], url: str, info: dict, jdk: Jdk, seconds: float) -> None:
+    """One line on how long the start took; a cluster also says its health (green needs every replica)."""
+    if len(members) == 1:
+        log(f"Elasticsearch {info['version']} up at {url} on Java {jdk.major} in {seconds:.1f}s.")
+    else:
+        log(f"Elasticsearch {info['version']} cluster of {len(members)} nodes up at {url} on Java {jdk.major} "
+            f"in {seconds:.1f}s ({info['health']}).")
+
+
+def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: str, first_boot: bool, log) -> None:
+    """Start ``member`` unless its process is alive (a restart starts only the dead ones);
+    sets its ``pid``. A cluster member is seeded with every transport port, and names the
+    masters only on the cluster's first boot (a restart must not bootstrap a second one)."""
+    node_dir = Path(member["dir"])
+    member["pid"] = _read_pid(node_dir)
+    if member["pid"] is not None:
+        return
+    node_dir.mkdir(parents=True, exist_ok=True)
+    peers = {} if len(members) == 1 else {
+        "seed_ports": [m["transport_port"] for m in members],
+        "masters": [m["name"] for m in members] if first_boot else None,
+    }
+    conf = write_node_config(dist.home, node_dir, member["http_port"], heap, transport_port=member["transport_port"],
+                             name=member["name"], **peers)
+    member["pid"] = _launch(dist.home, node_dir, conf, dist.jdk, log)
+
+
+def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
+    """Version and health once every member has joined and the cluster is yellow or better;
+    a member that exits ends the wait at once, with its log."""
+    single = len(members) == 1
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for member in members:
+            if not _is_our_process(member["pid"], Path(member["dir"])):
+                who = "Elasticsearch" if single else member["name"]
+                raise NodeError(f"{who} exited during start-up. Log tail:\n{log_tail(Path(member['dir']))}")
+        info = _first_joined(members)
+        if info:
+            return info
+        time.sleep(0.5)
+    what = "Elasticsearch did not reach yellow" if single else f"the {len(members)} nodes did not form a cluster"
+    whose = "" if single else f" of {members[0]['name']}"
+    raise NodeError(f"{what} within {timeout_s:.0f}s. Log tail{whose}:\n{log_tail(Path(members[0]['dir']))}")
+
+
+def _first_joined(members: list[dict]) -> dict | None:
+    """Version and health from the first member that sees all of them and yellow, else None."""
+    for member in members:
+        try:
+            resp = requests.get(f"{member['url']}/_cluster/health", timeout=5, params={
+                "wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"})
+            if resp.ok and not resp.json().get("timed_out"):
+                return cluster_info(member["url"])
+        except requests.RequestException:
+            continue
+    return None
+
+
+# --- Status -----------------------------------------------------------------------------
+
+
 def node_status(settings: Settings) -> NodeInfo:
     """Is the configured cluster (ES_URL or the local node or cluster) up, where, and which version."""
     if settings.es_url:
-        from rrsearch.core.es_client import make_client, server_version  # knows how to authenticate
+        return _external_status(settings)
+    root = settings.node_dir.resolve()
+    state = _read_state(root)
+    seen, info = _probe(recorded_members(root, state))
+    return _node_info(root, state, seen, info)
 
-        try:
-            es = make_client(settings)
-            version = server_version(es)
-            health = es.cluster.health()["status"]
-            return NodeInfo(True, settings.es_url, version, managed=False, health=health)
-        except Exception:  # noqa: BLE001 -- any failure means "not reachable"
-            return NodeInfo(False, settings.es_url, None, managed=False)
-    node_dir = settings.node_dir.resolve()
-    state = _read_state(node_dir)
-    if state.get("nodes"):
-        return _cluster_status(state, node_dir)
-    pid = _read_pid(node_dir)
-    if pid is None:
-        return NodeInfo(False, state.get("url"), state.get("version"), node_dir=str(node_dir))
-    url = state.get("url")
+
+def _external_status(settings: Settings) -> NodeInfo:
+    """The cluster ES_URL names, asked with the client that knows how to authenticate."""
+    from rrsearch.core.es_client import make_client, server_version
+
     try:
-        info = cluster_info(url) if url else {}
-    except requests.RequestException:
-        info = {}
-    return NodeInfo(
-        running=bool(info), url=url, version=info.get("version", state.get("version")), pid=pid,
-        java_home=state.get("java_home"), node_dir=str(node_dir), health=info.get("health"),
-    )
+        es = make_client(settings)
+        version = server_version(es)
+        health = es.cluster.health()["status"]
+        return NodeInfo(True, settings.es_url, version, managed=False, health=health)
+    except Exception:  # noqa: BLE001 -- any failure means "not reachable"
+        return NodeInfo(False, settings.es_url, None, managed=False)
 
 
-def _cluster_status(state: dict, node_dir: Path) -> NodeInfo:
-    """Each member's pid and whether it answers; the cluster's health from any member that does."""
-    members, info = [], {}
-    for member in state["nodes"]:
+def _probe(members: list[dict]) -> tuple[list[dict], dict]:
+    """Each member's pid and whether it answers; version and health from the first that does
+    (later live members are not asked again: one answer says the cluster is up)."""
+    timeout = 5.0 if len(members) == 1 else 3.0  # a cluster is asked member by member
+    seen, info = [], {}
+    for member in members:
         pid = _read_pid(Path(member["dir"]))
         answered = False
-        if pid is not None:
+        if pid is not None and member.get("url"):
             try:
-                info = info or cluster_info(member["url"], timeout=3.0)
+                info = info or cluster_info(member["url"], timeout=timeout)
                 answered = True
             except requests.RequestException:
                 pass
-        members.append({"name": member["name"], "url": member["url"], "pid": pid, "running": answered,
-                        "node_dir": member["dir"]})
+        seen.append(_member_status(member, pid, answered))
+    return seen, info
+
+
+def _member_status(member: dict, pid: int | None, running: bool) -> dict:
+    """One member as ``es status --json`` lists it under ``nodes``."""
+    return {"name": member["name"], "url": member["url"], "pid": pid, "running": running, "node_dir": member["dir"]}
+
+
+def _node_info(root: Path, state: dict, seen: list[dict], info: dict) -> NodeInfo:
+    """The one shape start and status report: one node's ``pid``, or a cluster's ``nodes``."""
+    single = len(seen) == 1
     return NodeInfo(
         running=bool(info), url=state.get("url"), version=info.get("version", state.get("version")),
-        java_home=state.get("java_home"), node_dir=str(node_dir), health=info.get("health"), nodes=members,
+        pid=seen[0]["pid"] if single else None, java_home=state.get("java_home"), node_dir=str(root),
+        health=info.get("health"), nodes=None if single else seen,
     )
+
+
+# --- Stop -------------------------------------------------------------------------------
 
 
 def stop_node(settings: Settings, timeout_s: float = 60.0, log=print) -> bool:
@@ -599,15 +535,16 @@ def stop_node(settings: Settings, timeout_s: float = 60.0, log=print) -> bool:
     if settings.es_url:
         log(f"ES_URL is set ({settings.es_url}): that cluster is not ours to stop.")
         return False
-    node_dir = settings.node_dir.resolve()
-    dirs = [Path(member["dir"]) for member in _read_state(node_dir).get("nodes") or []] or [node_dir]
-    stopped = [_stop_process(path, timeout_s, log) for path in dirs]
+    root = settings.node_dir.resolve()
+    members = recorded_members(root, _read_state(root))
+    stopped = [_stop_process(Path(member["dir"]), timeout_s, log) for member in members]
     if not any(stopped):
         log("No local node is running.")
     return any(stopped)
 
 
 def _stop_process(node_dir: Path, timeout_s: float, log) -> bool:
+    """SIGTERM the node whose pid file is in ``node_dir`` (SIGKILL if it ignores it); False when none runs."""
     pid = _read_pid(node_dir)
     if pid is None:
         return False

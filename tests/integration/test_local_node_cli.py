@@ -77,3 +77,23 @@ def test_unreachable_es_url_is_reported_not_running():
     env = {**os.environ, "ES_URL": f"http://127.0.0.1:{first_free_port(9500)}"}
     status = rrs("es", "status", "--json", env=env)
     assert status.returncode == 3 and json.loads(status.stdout)["running"] is False
+
+
+def test_one_node_asked_of_a_three_node_directory_is_refused_and_starts_nothing(tmp_path):
+    """The record a 3-node cluster start leaves (as older versions wrote it, too) is enough:
+    `--nodes 1` exits 1 with what to do, before any distribution or JVM is touched."""
+    node_dir = tmp_path / "node"
+    members = [{"name": f"rrs-node-{i}", "dir": str(node_dir / f"node-{i}"), "http_port": 9549 + i,
+                "transport_port": 9649 + i, "url": f"http://127.0.0.1:{9549 + i}"} for i in (1, 2, 3)]
+    node_dir.mkdir()
+    (node_dir / "node.json").write_text(json.dumps({
+        "url": ",".join(m["url"] for m in members), "version": "9.5.4", "java_home": "/jdk",
+        "node_dir": str(node_dir), "nodes": members}))
+    env = {k: v for k, v in os.environ.items() if k not in ("ES_URL", "RRS_ES_URL", "RRS_ES_NODES")}
+    env["RRS_HOME"] = str(tmp_path / "home")  # an empty cache: a start that got further would fetch here
+    refused = rrs("es", "start", "--nodes", "1", "--dir", str(node_dir), env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert (f"error: node directory {node_dir} holds a 3-node cluster; start it with --nodes 3, "
+            f"or use --dir {tmp_path / 'node-1node'} for a 1-node one") in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["node"]  # no cache, no distribution
+    assert sorted(p.name for p in node_dir.iterdir()) == ["node.json"]  # no member directory, no pid file
