@@ -18,12 +18,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -263,13 +264,15 @@ class _Worker(threading.Thread):
 
 
 _DONE = object()
+POLL_SECONDS = 0.2  # how often a wait on a queue looks up whether it should stop waiting
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put unless the run is stopping; False when it is."""
-    while not stop.is_set():
+def _put(q: queue.Queue, item, give_up: Callable[[], bool]) -> bool:
+    """Put ``item`` on the bounded queue ``q``, waiting in short polls so a reader that has
+    stopped (``give_up()`` turns true) cannot block the writer forever; False when it gave up."""
+    while not give_up():
         try:
-            q.put(item, timeout=0.2)
+            q.put(item, timeout=POLL_SECONDS)
             return True
         except queue.Full:
             continue
@@ -337,8 +340,9 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     model = bi_encoder_from(settings)
     label = model_label(settings.bi_encoder)
     identity = encoder_identity(model, label)
-    batch_size = encode_batch_size(settings, model)
-    normalize = settings.vector_similarity in ("cosine", "dot_product")
+    encode = functools.partial(encode_passages, model, prompt=settings.passage_prompt,
+                               batch_size=encode_batch_size(settings, model),
+                               normalize=settings.vector_similarity in ("cosine", "dot_product"))
     chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
                                 overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt,
                                 max_passage_chars=settings.ingest_max_passage_chars)
@@ -356,82 +360,94 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     to_encode: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     to_index: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     rejected_docs: set[str] = set()
-    lookup = target.mode == "upsert" or target.resumed
-
-    def prepare() -> None:
-        try:
-            with clock.stage("read"):
-                winners = last_occurrences(read_sources(sources, settings.ingest_max_line_bytes), field_map,
-                                           Limits.from_settings(settings))
-            records = read_sources(sources, settings.ingest_max_line_bytes)
-            for batch in _batches(records, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects,
-                                  report=report, clock=clock, es=es, target=target, model=label, lookup=lookup,
-                                  winners=winners):
-                if not _put(to_encode, batch, stop):
-                    return
-        finally:
-            _put(to_encode, _DONE, stop)
-
-    def index() -> None:
-        while True:
-            batch = to_index.get()
-            if batch is _DONE:
-                return
-            with clock.stage("index", len(batch.to_encode)):
-                _index_batch(es, batch, index=target.index, model=label, settings=settings,
-                             source_names=source_names, rejects=rejects, report=report, rejected_docs=rejected_docs)
-
-    preparer, indexer = _Worker(prepare, "ingest-prepare"), _Worker(index, "ingest-index")
+    preparer = _Worker(functools.partial(
+        _prepare, sources, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects, report=report,
+        clock=clock, es=es, target=target, model=label, lookup=target.mode == "upsert" or target.resumed,
+        out=to_encode, stop=stop), "ingest-prepare")
+    indexer = _Worker(functools.partial(
+        _index_all, to_index, es, index=target.index, model=label, settings=settings, source_names=source_names,
+        rejects=rejects, report=report, rejected_docs=rejected_docs, clock=clock), "ingest-index")
     bar = _progress_bar(progress)
-    completed = False
+    publish = False  # whether close_target may move the alias: only once every batch is indexed
     try:
-        preparer.start()
-        indexer.start()
-        while True:
-            batch = _next_batch(to_encode, preparer, indexer)
-            if batch is _DONE:
-                break
-            if batch.to_encode:
-                with clock.stage("encode", len(batch.to_encode)):
-                    batch.vectors = encode_passages(model, [row.passage.embed_text for row in batch.to_encode],
-                                                    prompt=settings.passage_prompt,
-                                                    batch_size=batch_size, normalize=normalize)
-                report.encoded += len(batch.to_encode)
-                _put_checked(to_index, batch, indexer)
-            bar.update(len(batch.rows))
-            bar.set_postfix(records=report.read, rejected=rejects.count, refresh=False)
-        if preparer.error:
-            raise preparer.error
-        completed = True
-    except KeyboardInterrupt:
-        stop.set()
-        _drain(to_index, indexer)
-        close_target(es, target, completed=False)
-        _finish(report, clock, started, rejects, bar)
-        raise IngestInterrupted(report) from None
-    except BaseException:
-        stop.set()
-        _drain(to_index, indexer, wait=False)
         try:
-            close_target(es, target, completed=False)
+            preparer.start()
+            indexer.start()
+            _encode_all(to_encode, to_index, preparer, indexer, encode=encode, report=report, clock=clock,
+                        rejects=rejects, bar=bar)
+        except KeyboardInterrupt:  # keep what was encoded: the index thread finishes it
+            stop.set()
+            _drain(to_index, indexer)
+            raise IngestInterrupted(report) from None
+        except BaseException:  # a failure: what waits to be indexed is dropped
+            stop.set()
+            _drain(to_index, indexer, wait=False)
+            raise
+        _drain(to_index, indexer)
+        if indexer.error:
+            raise indexer.error
+        if rejected_docs:  # a document Elasticsearch refused in part is not left half-indexed
+            delete_parents(es, target.index, rejected_docs)
+        report.documents -= len(rejected_docs)
+        publish = report.documents != 0  # never swap the alias onto a build holding no document
+    finally:  # the one way out: index settings restored and the report filled in, whatever happened
+        try:
+            close_target(es, target, completed=publish, keep_old=keep_old)
         finally:
             _finish(report, clock, started, rejects, bar)
-        raise
-    _drain(to_index, indexer)
-    if indexer.error:
-        close_target(es, target, completed=False)
-        _finish(report, clock, started, rejects, bar)
-        raise indexer.error
-    if rejected_docs:  # a document Elasticsearch refused in part is not left half-indexed
-        delete_parents(es, target.index, rejected_docs)
-    report.documents -= len(rejected_docs)
-    nothing = report.documents == 0  # never swap the alias onto a build holding no document
-    close_target(es, target, completed=completed and not nothing, keep_old=keep_old)
-    report.completed = completed
-    report.alias_moved = target.mode == "build" and completed and not nothing
+    report.completed = True
+    report.alias_moved = target.mode == "build" and publish
     report.dropped_indexes = target.dropped
-    _finish(report, clock, started, rejects, bar)
     return report
+
+
+def _prepare(sources: list[Path], *, settings: Settings, field_map: FieldMap, chunker: Chunker,
+             rejects: RejectsWriter, report: IngestReport, clock: StageClock, es, target: Target, model: str,
+             lookup: bool, out: queue.Queue, stop: threading.Event) -> None:
+    """The prepare thread's stage: batches onto ``out`` until the sources end, then ``_DONE`` (also
+    when it fails, so the main thread stops waiting); gives up as soon as ``stop`` is set."""
+    try:
+        with clock.stage("read"):
+            winners = last_occurrences(read_sources(sources, settings.ingest_max_line_bytes), field_map,
+                                       Limits.from_settings(settings))
+        records = read_sources(sources, settings.ingest_max_line_bytes)
+        for batch in _batches(records, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects,
+                              report=report, clock=clock, es=es, target=target, model=model, lookup=lookup,
+                              winners=winners):
+            if not _put(out, batch, stop.is_set):
+                return
+    finally:
+        _put(out, _DONE, stop.is_set)
+
+
+def _index_all(inbox: queue.Queue, es, *, clock: StageClock, **batch_options) -> None:
+    """The index thread's stage: bulk-index each encoded batch (``_index_batch``) until ``_DONE``."""
+    while True:
+        batch = inbox.get()
+        if batch is _DONE:
+            return
+        with clock.stage("index", len(batch.to_encode)):
+            _index_batch(es, batch, **batch_options)
+
+
+def _encode_all(to_encode: queue.Queue, to_index: queue.Queue, preparer: _Worker, indexer: _Worker, *, encode,
+                report: IngestReport, clock: StageClock, rejects: RejectsWriter, bar) -> None:
+    """The main thread's stage: encode each prepared batch and hand it to the index thread,
+    until the prepare thread is done; raises what either worker died of."""
+    while True:
+        batch = _next_batch(to_encode, preparer, indexer)
+        if batch is _DONE:
+            break
+        if batch.to_encode:
+            with clock.stage("encode", len(batch.to_encode)):
+                batch.vectors = encode([row.passage.embed_text for row in batch.to_encode])
+            report.encoded += len(batch.to_encode)
+            if not _put(to_index, batch, lambda: indexer.error is not None):
+                raise indexer.error
+        bar.update(len(batch.rows))
+        bar.set_postfix(records=report.read, rejected=rejects.count, refresh=False)
+    if preparer.error:
+        raise preparer.error
 
 
 def _next_batch(q: queue.Queue, preparer: _Worker, indexer: _Worker):
@@ -441,24 +457,13 @@ def _next_batch(q: queue.Queue, preparer: _Worker, indexer: _Worker):
             if worker.error is not None:
                 raise worker.error
         try:
-            return q.get(timeout=0.2)
+            return q.get(timeout=POLL_SECONDS)
         except queue.Empty:
             continue
 
 
-def _put_checked(q: queue.Queue, item, indexer: _Worker) -> None:
-    while True:
-        if indexer.error is not None:
-            raise indexer.error
-        try:
-            q.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
-
-
 def _drain(q: queue.Queue, indexer: _Worker, wait: bool = True) -> None:
-    """Let the index thread finish what was already encoded, then stop it."""
+    """Let the index thread finish what was already encoded (or, without ``wait``, drop it), then stop it."""
     if not indexer.is_alive():
         return
     if not wait:
@@ -467,12 +472,7 @@ def _drain(q: queue.Queue, indexer: _Worker, wait: bool = True) -> None:
                 q.get_nowait()
             except queue.Empty:
                 break
-    while indexer.is_alive():
-        try:
-            q.put(_DONE, timeout=0.2)
-            break
-        except queue.Full:
-            continue
+    _put(q, _DONE, lambda: not indexer.is_alive())
     indexer.join()
 
 
