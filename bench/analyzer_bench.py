@@ -49,8 +49,8 @@ def main() -> None:
 
     from rrsearch.core.es_client import make_client
     from rrsearch.core.settings import Settings
-    from rrsearch.evaluation.cli import evaluate_dataset
     from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.offline import evaluate_dataset
     from rrsearch.evaluation.runner import FusionParams
 
     settings = Settings()

@@ -126,8 +126,8 @@ def main() -> None:
     from rrsearch.core.indexes import delete_alias_and_versions
     from rrsearch.core.onnx_models import read_encoder_card
     from rrsearch.core.settings import Settings
-    from rrsearch.evaluation.cli import evaluate_dataset
     from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.offline import evaluate_dataset
     from rrsearch.evaluation.runner import FusionParams
     from rrsearch.ingest.pipeline import run_ingest
     from rrsearch.training.encoder_export import export_bi_encoder

@@ -52,26 +52,22 @@ def main() -> None:
     from rrsearch.core.settings import Settings
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.metrics import evaluate
+    from rrsearch.evaluation.offline import offline_settings, open_pipeline
     from rrsearch.evaluation.tuning import collect, hybrid_alone, replay, tune
     from rrsearch.service.blend import BlendConfig, load_calibration
-    from rrsearch.service.pipeline import SearchPipeline
-    from rrsearch.service.rerank import load_reranker
 
-    settings = Settings(index_alias=args.index, rerank_timeout_ms=3_600_000.0, window_cache_size=0,
-                        max_top_k=max(100, args.candidates), max_candidates=max(100, args.candidates))
+    depth = max(100, args.candidates)
+    settings = offline_settings(Settings(), depth=depth, alias=args.index)
     dataset = load_dataset(DATA, "test", check_corpus=False)
     es = make_client(settings, request_timeout=120.0)
     bi_encoder = bi_encoder_from(settings)
     rows = json.loads(RESULTS.read_text())["models"] if RESULTS.exists() else {}
     for folder in args.models:
         training = json.loads((folder / "training.json").read_text())
-        reranker = load_reranker(str(folder), settings)
-        started = time.perf_counter()
-        try:
-            collected = collect(SearchPipeline(settings, es, bi_encoder, reranker), dataset,
-                                candidates=args.candidates, index=args.index)
-        finally:
-            reranker.close()
+        with open_pipeline(settings, alias=args.index, depth=depth, es=es, bi_encoder=bi_encoder,
+                           reranker=folder) as offline:
+            started = time.perf_counter()
+            collected = collect(offline.pipeline, dataset, candidates=args.candidates, index=args.index)
         seconds = time.perf_counter() - started
 
         def ndcg(config: BlendConfig) -> float:

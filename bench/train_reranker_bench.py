@@ -72,9 +72,8 @@ def main() -> None:
     from rrsearch.core.passage import passage_text
     from rrsearch.core.settings import Settings
     from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.evaluation.runner import FusionParams, run_configuration
-    from rrsearch.service.pipeline import SearchPipeline
-    from rrsearch.service.rerank import load_reranker
     from rrsearch.service.schemas import SearchRequest
     from rrsearch.training.mining import MiningConfig
     from rrsearch.training.run import run_training
@@ -128,14 +127,9 @@ def main() -> None:
           f"{figures['training']['heldout_ndcg@10']}", flush=True)
 
     # 3. test split: hybrid alone vs hybrid + trained reranker, through the service's pipeline
-    eval_settings = settings.model_copy(update={
-        "index_alias": alias, "max_top_k": max(settings.max_top_k, args.candidates),
-        "max_candidates": max(settings.max_candidates, args.candidates),
-        "knn_num_candidates": max(settings.knn_num_candidates, args.candidates),
-        "rerank_timeout_ms": 3_600_000.0, "window_cache_size": 0,
-    })
-    reranker = load_reranker(str(args.model_dir), eval_settings)
-    pipeline = SearchPipeline(eval_settings, es, bi_encoder, reranker)
+    offline = open_pipeline(settings, alias=alias, depth=args.candidates, es=es, bi_encoder=bi_encoder,
+                            reranker=args.model_dir)
+    pipeline, reranker, eval_settings = offline.pipeline, offline.reranker, offline.settings
     dataset = load_dataset(args.data, "test")
     fusion = FusionParams(eval_settings.rrf_k)
     runs = {}
@@ -157,7 +151,7 @@ def main() -> None:
         started = time.perf_counter()
         reranker.score_pairs(pairs)
         latencies.append((time.perf_counter() - started) * 1000.0)
-    reranker.close()
+    offline.close()  # the reranker (the client is ours, closed at the end)
     ordered = sorted(latencies)
     hybrid, reranked = runs["hybrid"]["metrics"]["ndcg@10"], runs["hybrid+trained_reranker"]["metrics"]["ndcg@10"]
     figures.update({

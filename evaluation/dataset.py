@@ -2,12 +2,20 @@
 
 Every problem names its file and line: a missing file, a malformed line, an empty query,
 a judgment pointing at an unknown query or document.
+
+Fingerprints tell the same query from a namesake: :func:`query_fingerprint` hashes a query's
+id *and* text, :func:`queries_fingerprint` a whole collection's queries (every split's, so a
+collection's train and test splits share it). ``rrs train-reranker`` records both in
+``training.json``; tuning leaves out the queries whose own fingerprint is listed there,
+and the collection's says whether they come from the collection the model was trained on.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,3 +122,21 @@ def load_dataset(root: Path, split: str = "test", *, check_corpus: bool = True) 
             )
     queries = {qid: all_queries[qid] for qid in qrels}
     return Dataset(root, corpus, queries, qrels, split, doc_ids)
+
+
+def query_fingerprint(query_id: str, text: str) -> str:
+    """A query's id and text, hashed (sha256, first 32 hex digits): equal only for the same query."""
+    return hashlib.sha256(f"{query_id}\x1f{text}".encode("utf-8")).hexdigest()[:32]
+
+
+def queries_fingerprint(queries: Mapping[str, str]) -> str:
+    """Every (id, text) of a collection's queries, hashed in id order (file order and layout don't count)."""
+    digest = hashlib.sha256()
+    for query_id in sorted(queries):
+        digest.update(query_fingerprint(query_id, queries[query_id]).encode("ascii"))
+    return digest.hexdigest()[:32]
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """The fingerprint of a BEIR folder's collection: all of ``queries.jsonl``, whatever the split."""
+    return queries_fingerprint(read_queries(Path(root) / "queries.jsonl"))

@@ -16,6 +16,8 @@ on queries the choice never saw does not.
 
     collected = collect(pipeline, dataset, candidates=100, index="scifact")
     best, grid = tune(dataset.qrels, collected)
+
+``evaluation/offline.py`` runs these for the commands (``tune_blend``: collect, choose, write).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rrsearch.core.errors import RerankError
 from rrsearch.evaluation.dataset import Dataset
 from rrsearch.evaluation.metrics import evaluate, per_query
 from rrsearch.service.blend import BlendConfig, blend
@@ -55,7 +58,7 @@ def collect(pipeline, dataset: Dataset, *, candidates: int, index: str, rrf_k: i
                                 collapse=False, highlight=False, index=index)
         response = pipeline.search(request)
         if not response.reranked:
-            raise RuntimeError(f"query {query_id} was not reranked ({response.degraded}); tuning needs every score")
+            raise RerankError(f"query {query_id} was not reranked ({response.degraded}); tuning needs every score")
         hits = sorted(response.hits, key=lambda hit: hit.stages.fused.rank)
         collected[query_id] = [Scored(hit.parent_id, hit.stages.fused.score, hit.stages.rerank.score) for hit in hits]
         if progress is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 CALIBRATION_FILE = "rrs_rerank.json"
-TRAINING_FACTS = "training.json"  # written by rrs train-reranker (training/model_card.py)
+TRAINING_FACTS = "training.json"  # written by rrs train-reranker; its trained queries: evaluation/offline.py
 Normalization = Literal["minmax", "rank"]
 
 
@@ -80,18 +80,6 @@ def load_calibration(model_dir: str | Path) -> BlendConfig | None:
     chosen = json.loads(path.read_text(encoding="utf-8")).get("chosen", {})
     return BlendConfig(weight=float(chosen.get("weight", 1.0)), depth=chosen.get("depth"),
                        normalization=chosen.get("normalization", "minmax"))
-
-
-def trained_query_ids(model_dir: str | Path) -> set[str]:
-    """Ids of the queries the folder's reranker was trained on (none when it does not say):
-    tuning leaves them out, as the model looks better on them than it will on new ones."""
-    path = Path(model_dir) / TRAINING_FACTS
-    if not path.is_file():
-        return set()
-    try:
-        return set(json.loads(path.read_text(encoding="utf-8")).get("data", {}).get("trained_query_ids") or [])
-    except ValueError:
-        return set()
 
 
 def write_calibration(model_dir: str | Path, config: BlendConfig, facts: dict) -> Path:

@@ -64,7 +64,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
     (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
     a GPU), and writes a model folder with a model card to --output.
     """
-    from rrsearch.core.errors import ClusterUnavailable, DatasetError, MiningError, TrainingError
+    from rrsearch.core.errors import DatasetError, MiningError, RRSError
     from rrsearch.training.run import mining_config_from, run_training
     from rrsearch.training.trainer import TrainConfig
 
@@ -93,7 +93,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         )
     except (DatasetError, MiningError) as exc:
         fail(str(exc), 2)
-    except (TrainingError, ClusterUnavailable) as exc:
+    except RRSError as exc:  # TrainingError, ClusterUnavailable, RerankerUnavailable (tuning), ...
         fail(str(exc), 1)
     except KeyboardInterrupt:
         fail("interrupted; nothing was saved to --output", 130)

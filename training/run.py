@@ -1,6 +1,12 @@
 """``rrs train-reranker`` end to end, without click: judgments -> index check -> mining
--> training -> model folder with its card. The CLI, the benchmark and the tests call
-:func:`run_training`.
+-> training -> model folder with its card -> blend tuned on the held-out queries. The CLI,
+the benchmark and the tests call :func:`run_training`; the pipelines (mining, tuning) and the
+tuning itself are ``evaluation/offline.py``'s.
+
+``training.json`` names the judgments by name (``data.source``) and fingerprint
+(``data.dataset_fingerprint``), and lists a fingerprint of each trained query's id and text
+(``data.trained_query_fingerprints``), so that ``rrs eval --tune-rerank`` leaves out exactly
+those queries and no namesake of theirs in another collection.
 
 Example::
 
@@ -54,15 +60,15 @@ def run_training(
     Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
-    from rrsearch.core.encoders import bi_encoder_from
     from rrsearch.core.es_client import make_client
     from rrsearch.core.indexes import current_index
-    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.evaluation.offline import open_pipeline
 
     mining = mining or mining_config_from(settings)
     training = training or TrainConfig.from_settings(settings)
     source = Path(source)
     queries = load_judgments(source, split)
+    collection = collection_fingerprint(source, queries)
     own_client = es is None
     es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
     try:
@@ -74,14 +80,8 @@ def run_training(
         # Mining runs the service's own first stage over this alias, with the limits opened
         # up to the depth training asks for (they guard the public API, not this job).
         depth = max(mining.max_rank, training.eval_depth)
-        search_settings = settings.model_copy(update={
-            "index_alias": alias,
-            "max_top_k": max(settings.max_top_k, depth),
-            "max_candidates": max(settings.max_candidates, depth),
-            "window_cache_size": 0,
-        })
-        bi_encoder = bi_encoder or bi_encoder_from(settings)
-        pipeline = SearchPipeline(search_settings, es, bi_encoder, None)
+        offline = open_pipeline(settings, alias=alias, depth=depth, es=es, bi_encoder=bi_encoder)
+        pipeline, bi_encoder = offline.pipeline, offline.bi_encoder
         started = time.perf_counter()
         mined = mine(pipeline, queries, config=mining, depth=depth, es=es, progress=progress)
         mining_seconds = round(time.perf_counter() - started, 1)
@@ -104,22 +104,21 @@ def run_training(
     result = train_reranker(mined, training, output_dir, extra_train=titles, progress=progress, log=log)
     blend_facts = None
     if tune_blend:
-        blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=search_settings, alias=alias,
-                                       bi_encoder=bi_encoder, progress=progress, log=log)
+        blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=settings, alias=alias,
+                                       depth=depth, bi_encoder=bi_encoder, es=None if own_client else es,
+                                       progress=progress, log=log)
     facts = {
         "name": Path(output_dir).name,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "base_model": training.base_model,
         "data": {
-            "source": str(source),
+            "source": source.resolve().name,  # by name (and fingerprint), not by a path that may move
             "format": f"BEIR ({split} split)" if source.is_dir() else "JSONL",
             "queries": len(mined),
             "alias": alias,
             "index": index,
             "dropped_missing": len(missing),
-            # ``rrs eval --tune-rerank`` leaves these out: a model flatters itself on what it learnt from
-            "trained_query_ids": [query.id for query in split_heldout(list(mined), training.eval_fraction,
-                                                                      training.seed)[0]],
+            **trained_queries_facts(collection, split_heldout(list(mined), training.eval_fraction, training.seed)[0]),
         },
         "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth,
                    "title_queries_made": len(titles)},
@@ -132,16 +131,36 @@ def run_training(
     return facts
 
 
+def collection_fingerprint(source: Path, queries) -> str:
+    """The fingerprint of the collection the judgments come from: a BEIR folder's whole
+    ``queries.jsonl`` (every split), or a JSONL file's queries (ids ``file:line``)."""
+    from rrsearch.evaluation.dataset import dataset_fingerprint, queries_fingerprint
+
+    if Path(source).is_dir():
+        return dataset_fingerprint(source)
+    return queries_fingerprint({query.id: query.text for query in queries})
+
+
+def trained_queries_facts(collection: str, trained) -> dict:
+    """What ``training.json`` records of the trained queries (``trained``: items with ``id`` and
+    ``query``) for ``rrs eval --tune-rerank`` to leave them out: the collection's fingerprint
+    and one fingerprint (id and text) per query -- ids alone name other queries elsewhere."""
+    from rrsearch.evaluation.dataset import query_fingerprint
+
+    return {
+        "dataset_fingerprint": collection,
+        "trained_query_fingerprints": sorted(query_fingerprint(query.id, query.query) for query in trained),
+        "fingerprints": "query: sha256 of id + U+001F + text, first 32 hex digits; dataset: sha256 of its "
+                        "queries' fingerprints in id order (evaluation/dataset.py)",
+    }
+
+
 def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *, settings: Settings, alias: str,
-                     bi_encoder, progress: bool, log) -> dict | None:
+                     depth: int, bi_encoder, es, progress: bool, log) -> dict | None:
     """Choose the new model's blend on the held-out queries (the ones it did not train on)
     and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
-    from rrsearch.core.es_client import make_client
     from rrsearch.evaluation.dataset import Dataset
-    from rrsearch.evaluation.tuning import choose, collect
-    from rrsearch.service.blend import write_calibration
-    from rrsearch.service.pipeline import SearchPipeline
-    from rrsearch.service.rerank import load_reranker
+    from rrsearch.evaluation.offline import open_pipeline, tune_blend
 
     _, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
     judged = {query.id: query for query in queries if query.positive_ids}
@@ -153,17 +172,12 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
     dataset = Dataset(root=Path(output_dir), corpus_path=Path(output_dir), split="held-out",
                       queries={q.id: q.query for q in heldout},
                       qrels={q.id: {doc: 1 for doc in judged[q.id].positive_ids} for q in heldout})
-    tune_settings = settings.model_copy(update={"rerank_timeout_ms": 3_600_000.0,
-                                                "max_top_k": max(settings.max_top_k, candidates)})
-    es = make_client(tune_settings)
-    try:
-        pipeline = SearchPipeline(tune_settings, es, bi_encoder, load_reranker(str(output_dir), tune_settings))
-        collected = collect(pipeline, dataset, candidates=candidates, index=alias)
-    finally:
-        es.close()
-    best, facts = choose(dataset.qrels, collected, {"split": f"held-out ({len(heldout)} training queries not trained on)",
-                                                     "queries": len(heldout), "candidates": candidates})
-    write_calibration(output_dir, best, facts)
+    with open_pipeline(settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder,
+                       reranker=Path(output_dir)) as offline:
+        best, facts = tune_blend(offline.pipeline, dataset, model_dir=output_dir, candidates=candidates, index=alias,
+                                 chosen_on={"split": f"held-out ({len(heldout)} training queries not trained on)",
+                                            "queries": len(heldout), "candidates": candidates})
+    facts.pop("path")
     top = facts["best"]
     log(f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
         f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "

@@ -114,11 +114,41 @@ def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_f
         facts["chosen_gain"]["weight"], facts["chosen_gain"]["depth"], facts["chosen_gain"]["normalization"])
     assert chosen.weight == 0.0  # nothing can be shown to beat a perfect hybrid order: keep it, skip the model
 
-    # Queries the model was trained on are left out of its tuning.
-    (folder / "training.json").write_text(json.dumps({"data": {"trained_query_ids": [QUERIES[0][0]]}}))
-    result = run(dataset, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank", "--output", out)
-    facts = json.loads(out.read_text())
-    assert result.exit_code == 0 and (facts["chosen_on"]["queries"], facts["chosen_on"]["left_out_trained_on"]) == (2, 1)
+
+
+def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env, tmp_path, tiny_cross_encoder_dir):
+    """The same query is the same id *and* text: collection B numbers its queries like A, with
+    other texts, and none of them is left out; on A's own train split the trained one is."""
+    import shutil
+    from types import SimpleNamespace
+
+    from rrsearch.training.run import collection_fingerprint, trained_queries_facts
+
+    folder = tmp_path / "reranker"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    collection_a = write_beir(tmp_path / env, queries=QUERIES, qrels=QRELS, split="train", docs=DOCS[:6])
+    trained = [SimpleNamespace(id=qid, query=text) for qid, text in QUERIES[:1]]
+    (folder / "training.json").write_text(json.dumps({"data": {
+        "source": collection_a.name, **trained_queries_facts(collection_fingerprint(collection_a, []), trained)}}))
+    out = tmp_path / "tuning.json"
+
+    result = run(collection_a, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank",
+                 "--output", out)
+    assert result.exit_code == 0, result.output
+    chosen_on = json.loads(out.read_text())["chosen_on"]
+    assert (chosen_on["queries"], chosen_on["left_out_trained_on"]) == (2, 1)
+    assert chosen_on["left_out_reason"].startswith("1 of the 3 queries have the id and text of a query the model")
+    assert "tuned on 2 train queries; left out 1 as trained on" in result.output
+
+    other_texts = [("q1", "lava flows from volcanoes"), ("q2", "glaciers carving valleys"), ("q3", "sourdough starter")]
+    collection_b = write_beir(tmp_path / "b", queries=other_texts, qrels=[("q1", "d1", 1), ("q2", "d3", 1),
+                                                                          ("q3", "d4", 1)], split="train", docs=DOCS[:6])
+    result = run(collection_b, "--split", "train", "--index", f"eval-{env}", "--reranker", folder, "--candidates", 6,
+                 "--tune-rerank", "--output", out)
+    assert result.exit_code == 0, result.output
+    chosen_on = json.loads(out.read_text())["chosen_on"]
+    assert (chosen_on["queries"], chosen_on["left_out_trained_on"]) == (3, 0)
+    assert "another collection" in chosen_on["left_out_reason"]
 
 
 def test_tune_rerank_needs_a_model_folder(env, tmp_path):

@@ -5,6 +5,7 @@ hybrid first stage and never include a judged positive), training, saving, loadi
 path, and that the loaded model reorders the candidates; bad inputs fail early."""
 
 import json
+from types import SimpleNamespace
 
 import beir_corpus
 import pytest
@@ -133,7 +134,19 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     assert facts["blend"]["chosen_on"]["queries"] == 2 and calibration["chosen"] == {
         key: facts["blend"]["chosen_gain"][key] for key in ("weight", "depth", "normalization")}
     assert calibration["chosen"]["weight"] == 0.0 and facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
-    assert len(facts["data"]["trained_query_ids"]) == len(QUERIES) - 2
+    # training.json names the judgments by name and fingerprint, and fingerprints each trained query:
+    # on its own train split, exactly the six trained queries are recognised (the two held out are not).
+    from rrsearch.evaluation.dataset import dataset_fingerprint, load_dataset
+    from rrsearch.evaluation.offline import trained_on
+    from rrsearch.training.trainer import split_heldout
+
+    data = json.loads((output / "training.json").read_text())["data"]
+    assert data["source"] == "data" and data["dataset_fingerprint"] == dataset_fingerprint(tmp_path / "data")
+    assert len(data["trained_query_fingerprints"]) == len(QUERIES) - 2 and "trained_query_ids" not in data
+    trained_ids, heldout_ids = ({q.id for q in part} for part in split_heldout(
+        [SimpleNamespace(id=q, query=t) for q, t in QUERIES], training.eval_fraction, training.seed))
+    recognised = trained_on(output, load_dataset(tmp_path / "data", "train", check_corpus=False))
+    assert recognised.ids == trained_ids and not recognised.ids & heldout_ids and len(trained_ids) == 6
 
     # Loadable by path with the real code, and training moved the weights.
     pairs = [(text, TEXTS[d]) for (q, text), (_, d, _) in zip(QUERIES, QRELS)]

@@ -113,3 +113,20 @@ def test_each_configuration_sends_the_right_request():
     assert (linear.fusion.method, linear.fusion.weight, linear.fusion.normalization) == ("linear", 0.3, "zscore")
     with pytest.raises(ValueError, match="unknown configuration"):
         request_for("splade", "q", rerank=False, candidates=10, index="a", fusion=fusion)
+
+
+def test_fingerprints_tell_the_same_query_from_a_namesake(tmp_path):
+    import json
+
+    from rrsearch.evaluation.dataset import dataset_fingerprint, queries_fingerprint, query_fingerprint
+
+    assert query_fingerprint("1", "vitamin d and fractures") == query_fingerprint("1", "vitamin d and fractures")
+    assert query_fingerprint("1", "vitamin d and fractures") != query_fingerprint("1", "black holes")
+    assert query_fingerprint("1", "a") != query_fingerprint("2", "a")
+    assert query_fingerprint("1", "2a") != query_fingerprint("12", "a")  # the id and text stay apart
+    assert len(query_fingerprint("1", "a")) == 32
+    queries = {"1": "a", "2": "b"}
+    assert queries_fingerprint(queries) == queries_fingerprint(dict(reversed(queries.items())))  # order-free
+    assert queries_fingerprint(queries) != queries_fingerprint({"1": "a", "2": "c"})
+    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps({"_id": q, "text": t}) for q, t in queries.items()))
+    assert dataset_fingerprint(tmp_path) == queries_fingerprint(queries)

@@ -16,15 +16,17 @@ def test_weight_one_is_the_cross_encoder_and_zero_the_first_stage():
     assert by(blend(first, cross, weight=1.0)) == by(cross)
     assert by(blend(first, cross, weight=0.0)) == by(first)
     assert blend(first, cross, weight=0.5) == pytest.approx([0.5, 0.75, 0.1428571])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 first-stage scores for 2 rerank scores"):
         blend([1.0], [1.0, 2.0], weight=0.5)
 
 
 def test_config_checks_and_the_model_folder_file(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\], got 1.5"):
         BlendConfig(weight=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth must be positive, got 0"):
         BlendConfig(depth=0)
+    with pytest.raises(ValueError, match="normalization must be minmax or rank"):
+        BlendConfig(normalization="zscore")
     assert load_calibration(tmp_path) is None
     write_calibration(tmp_path, BlendConfig(weight=0.3, depth=20, normalization="rank"), {"split": "train"})
     assert load_calibration(tmp_path) == BlendConfig(weight=0.3, depth=20, normalization="rank")
