@@ -1,6 +1,10 @@
 """A 3-node cluster on loopback (2 shards, 1 replica): nodes killed under ingest and under
 searching clients, shards that do not answer surfaced as `partial`, several ES_URL hosts,
-and two stateless service instances that answer alike."""
+and two stateless service instances that answer alike.
+
+Each test starts from a whole, green cluster (the ``whole_cluster`` fixture starts members an
+earlier test killed) and builds the indexes it needs through fixtures, so any one of them
+runs alone or in any order."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from rrsearch.core.es_client import make_client
 from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
 
 NODES = 3
+
+pytestmark = pytest.mark.slow  # three nodes to start, kill and restart: minutes
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,24 @@ def cluster_env(cluster) -> dict:
             "RRS_NUMBER_OF_SHARDS": "2", "RRS_NUMBER_OF_REPLICAS": "1"}
 
 
+@pytest.fixture
+def whole_cluster(cluster):
+    """The cluster with every member running and green, whatever an earlier test killed."""
+    _heal(cluster)
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def clean_alias(cluster, cluster_env, tmp_path_factory) -> tuple:
+    """The undisturbed ingest of the fault corpus into alias ``clean``: (corpus, what it stored)."""
+    _heal(cluster)
+    path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
+    es = make_client(cluster)
+    expected = clean_run(path, es, cluster_env)
+    es.close()
+    return path, expected
+
+
 def _kill(cluster, name: str) -> None:
     member = next(m for m in node_status(cluster).nodes if m["name"] == name)
     os.kill(member["pid"], signal.SIGKILL)
@@ -61,7 +85,8 @@ def _heal(cluster) -> None:
     es.close()
 
 
-def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, cluster_env, tmp_path):
+def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster, cluster_env, tmp_path):
+    cluster = whole_cluster
     from click.testing import CliRunner
 
     from rrsearch.rrs.cli import main
@@ -92,10 +117,10 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(cluster, clus
     es.close()
 
 
-def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(cluster, cluster_env, tmp_path):
-    path = write_corpus(tmp_path / "corpus.jsonl")
+def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, whole_cluster, cluster_env):
+    cluster = whole_cluster
+    path, expected = clean_alias
     es = make_client(cluster)
-    expected = clean_run(path, es, cluster_env)
 
     run = start_ingest(path, "faulty", cluster_env)
     wait_until_indexing(es, "faulty", run)
@@ -107,16 +132,14 @@ def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clust
     assert again.returncode == 0, stderr
     assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
     es.close()
-    _heal(cluster)
 
 
-def test_two_instances_answer_alike_and_survive_the_first_host_dying(cluster, cluster_env, tmp_path,
-                                                                     tiny_cross_encoder_dir):
+def test_two_instances_answer_alike_and_survive_the_first_host_dying(clean_alias, whole_cluster, cluster_env,
+                                                                     tmp_path, tiny_cross_encoder_dir):
+    cluster = whole_cluster
     env = {**cluster_env, "RRS_INDEX_ALIAS": "clean", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
            "RRS_SERVE_THREADS": "8", "RRS_SEARCH_TIMEOUT_S": "2", "RRS_ALIAS_CACHE_S": "0",
            "RRS_WINDOW_CACHE_SIZE": "0", "RRS_SEARCH_LOG_ENABLED": "false"}
-    if not make_client(cluster).indices.exists_alias(name="clean"):
-        pytest.skip("needs the index of the ingest test")
     with rrs_serve(first_free_port(19_300), env, tmp_path / "a.log") as first, \
             rrs_serve(first_free_port(19_400), env, tmp_path / "b.log") as second:
         request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
@@ -139,7 +162,6 @@ def test_two_instances_answer_alike_and_survive_the_first_host_dying(cluster, cl
     last_refusal = max([t for t in load.refused if t > killed], default=killed)
     print(f"every search succeeds again {last_refusal - killed:.1f} s after the node was killed")
     assert last_refusal - killed < 45
-    _heal(cluster)
 
 
 def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
@@ -148,8 +170,9 @@ def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
     return any(t > last_refusal + quiet_s for t in load.answered)
 
 
-def test_shards_that_do_not_answer_are_reported_as_partial(cluster, cluster_env, bi_encoder, tmp_path):
+def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_encoder, tmp_path):
     """One shard per node and no replicas: with a node gone, a third of the index cannot answer."""
+    cluster = whole_cluster
     from rrsearch.core.indexes import ensure_alias, passage_index_body
     from rrsearch.ingest.pipeline import run_ingest
     from rrsearch.service.http.app import create_app
@@ -179,4 +202,3 @@ def test_shards_that_do_not_answer_are_reported_as_partial(cluster, cluster_env,
         assert answer["partial"] is True and "partial_results" in answer["degraded"], (mode, answer["degraded"])
         assert 0 < len(answer["hits"]) < len(whole["hits"]) == 90  # a third of the documents could not answer
     es.close()
-    _heal(cluster)

@@ -1,6 +1,9 @@
 """Faults on a node of their own: stopped and restarted under 8 searching clients, killed in
 the middle of an ingest. Only 200s and 503s (with Retry-After) reach clients, searches answer
-again soon after the node returns, and a re-run ingest ends equal to a clean run."""
+again soon after the node returns, and a re-run ingest ends equal to a clean run.
+
+Each test starts with the node up (``node_up`` restarts one an earlier test left down) and gets
+the ``clean`` alias from a fixture, so either runs alone or in any order."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from serve_process import rrs_serve
 
 from rrsearch.core.es_client import make_client
 from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
+
+pytestmark = pytest.mark.slow  # a node of its own, stopped, killed and restarted: minutes
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +37,28 @@ def own_node(es_settings):
     shutil.rmtree(settings.node_dir, ignore_errors=True)
 
 
+@pytest.fixture
+def node_up(own_node):
+    """The module's node, running where clients look, whatever an earlier test did to it."""
+    _restart(own_node)
+    return own_node
+
+
+def _env(settings) -> dict[str, str]:
+    return {**os.environ, "ES_URL": f"http://127.0.0.1:{settings.es_port}", "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def clean_alias(own_node, tmp_path_factory) -> tuple:
+    """The undisturbed ingest of the fault corpus into alias ``clean``: (corpus, what it stored)."""
+    _restart(own_node)
+    path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
+    es = make_client(own_node)
+    expected = clean_run(path, es, _env(own_node))
+    es.close()
+    return path, expected
+
+
 def _restart(settings) -> float:
     """Start the node again on the same port; the monotonic time it answered."""
     info = start_node(settings, log=print)
@@ -39,12 +66,11 @@ def _restart(settings) -> float:
     return time.monotonic()
 
 
-def test_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(own_node, tmp_path):
-    url = f"http://127.0.0.1:{own_node.es_port}"
-    env = {**os.environ, "ES_URL": url, "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu"}
-    path = write_corpus(tmp_path / "corpus.jsonl")
+def test_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, node_up):
+    own_node = node_up
+    env = _env(own_node)
+    path, expected = clean_alias
     es = make_client(own_node)
-    expected = clean_run(path, es, env)
 
     run = start_ingest(path, "faulty", env)
     wait_until_indexing(es, "faulty", run)
@@ -63,13 +89,11 @@ def test_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(own_nod
     es.close()
 
 
-def test_node_stopped_and_restarted_under_eight_searching_clients(own_node, tmp_path):
-    url = f"http://127.0.0.1:{own_node.es_port}"
-    env = {"ES_URL": url, "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu", "RRS_INDEX_ALIAS": "clean",
-           "RRS_RERANK_ENABLED": "false", "RRS_SERVE_THREADS": str(CLIENTS), "RRS_SEARCH_TIMEOUT_S": "2",
-           "RRS_ALIAS_CACHE_S": "0", "RRS_WINDOW_CACHE_SIZE": "0"}
-    if not make_client(own_node).indices.exists_alias(name="clean"):
-        pytest.skip("needs the index of the ingest test")
+def test_node_stopped_and_restarted_under_eight_searching_clients(clean_alias, node_up, tmp_path):
+    own_node = node_up
+    env = {**_env(own_node), "RRS_INDEX_ALIAS": "clean", "RRS_RERANK_ENABLED": "false",
+           "RRS_SERVE_THREADS": str(CLIENTS), "RRS_SEARCH_TIMEOUT_S": "2", "RRS_ALIAS_CACHE_S": "0",
+           "RRS_WINDOW_CACHE_SIZE": "0"}
     with rrs_serve(first_free_port(19_100), env, tmp_path / "server.log") as base, SearchLoad(base) as load:
         time.sleep(3)
         stop_node(own_node, log=print)

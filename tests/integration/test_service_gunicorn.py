@@ -1,5 +1,7 @@
 """`rrs serve`: the real gunicorn process on a free port, against the real node."""
 
+import re
+import runpy
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,8 +16,8 @@ def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
 
     env = {
         "ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_WORKERS": "1", "RRS_SERVE_THREADS": "4",
+        "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu",
     }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     with rrs_serve(first_free_port(18_700), env, log) as base:
@@ -23,11 +25,23 @@ def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
 
 
 def test_search_under_gunicorn(server):
-    base, log = server
+    base, _ = server
     response = requests.post(f"{base}/search", json={"query": "tomato plants in pots", "top_k": 5}, timeout=30)
     body = response.json()
     assert response.status_code == 200 and len(body["hits"]) == 5 and body["reranked"] is True
-    assert "gthread" in log.read_text() or "Booting worker" in log.read_text()
+
+
+def test_gunicorn_runs_the_configured_worker_class(server):
+    """`rrs serve` passes service/http/gunicorn.conf.py to gunicorn: its threaded worker class,
+    and the one worker RRS_SERVE_WORKERS asks for, are what the master reports booting."""
+    from rrsearch.service.cli import GUNICORN_CONF
+
+    _, log = server
+    configured = runpy.run_path(str(GUNICORN_CONF))["worker_class"]
+    assert configured == "gthread"  # RRS_SERVE_THREADS' threads serve requests only in a threaded worker
+    text = log.read_text()
+    assert re.findall(r"\[INFO\] Using worker: (\S+)", text) == [configured], text[-3000:]
+    assert len(re.findall(r"\[INFO\] Booting worker with pid: \d+", text)) == 1, text[-3000:]
 
 
 def test_concurrent_requests_all_answered(server):

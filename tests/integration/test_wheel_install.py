@@ -22,6 +22,8 @@ import zipfile
 import pytest
 import requests
 
+pytestmark = pytest.mark.slow  # a wheel build and a fresh virtual environment: minutes
+
 COPY_IGNORE = shutil.ignore_patterns(".git", "tests", "bench", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts")
 
 

@@ -44,9 +44,9 @@ def test_a_giant_word_is_cut_rather_than_looping():
 
 
 def test_bad_sizes_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="size must be positive, got 0"):
         plan_windows(_words(5), size=0, overlap=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"overlap must be in \[0, size\), got 8 for size 8"):
         plan_windows(_words(5), size=8, overlap=8)
 
 

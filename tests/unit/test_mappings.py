@@ -53,9 +53,12 @@ def test_hnsw_parameters_are_passed():
     assert options == {"type": "int8_hnsw", "m": 32, "ef_construction": 200}
 
 
-@pytest.mark.parametrize("kwargs", [{"dims": 0}, {"dims": 8, "similarity": "l2_norm"}])
-def test_bad_vector_settings_are_refused(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dims": 0}, "dims must be positive, got 0"),
+    ({"dims": 8, "similarity": "l2_norm"}, "similarity must be cosine or dot_product, got 'l2_norm'"),
+])
+def test_bad_vector_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         render_passage_index(model="m", **kwargs)
 
 

@@ -18,7 +18,7 @@ def test_rrf_orders_best_first_and_breaks_ties_by_first_appearance():
 
 
 def test_rrf_rejects_bad_k():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
         fusion.rrf({"x": ["a"]}, k=0)
 
 
@@ -29,7 +29,7 @@ def test_minmax_and_zscore():
     assert math.sqrt(sum(v * v for v in z) / 3) == pytest.approx(1.0)
     assert fusion.normalize([5.0, 5.0], "minmax") == [1.0, 1.0]
     assert fusion.normalize([5.0, 5.0], "zscore") == [0.0, 0.0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown normalization 'l2'; use 'minmax' or 'zscore'"):
         fusion.normalize([1.0], "l2")
 
 
@@ -56,5 +56,5 @@ def test_linear_zscore_is_scale_free():
 
 
 def test_linear_rejects_bad_weight():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\], got 1\.5"):
         fusion.linear([], [], weight=1.5)

@@ -31,25 +31,25 @@ def test_fusion_shorthand_and_object():
     ],
 )
 def test_invalid_bodies_name_the_field(body, field):
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ValidationError, match=rf"(?m)^{field}(\.|$)") as info:  # the field's own line
         SearchRequest.model_validate(body)
     assert str(info.value.errors()[0]["loc"][0]) == field
 
 
 def test_strict_json_refuses_strings_for_numbers():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"top_k\n  Input should be a valid integer"):
         SearchRequest.model_validate_json('{"query": "q", "top_k": "5"}', strict=True)
     assert SearchRequest.model_validate_strings({"query": "q", "top_k": "5", "rerank": "false"}).top_k == 5
 
 
 def test_limits_from_settings():
     settings = Settings(max_top_k=20, max_candidates=50, max_query_chars=10, default_candidates=30)
-    for body, field in [
-        ({"query": "q" * 11}, "query"),
-        ({"query": "q", "top_k": 21}, "top_k"),
-        ({"query": "q", "candidates": 51}, "candidates"),
+    for body, field, message in [
+        ({"query": "q" * 11}, "query", "query is longer than 10 characters"),
+        ({"query": "q", "top_k": 21}, "top_k", "top_k must be <= 20"),
+        ({"query": "q", "candidates": 51}, "candidates", "candidates must be <= 50"),
     ]:
-        with pytest.raises(LimitError) as info:
+        with pytest.raises(LimitError, match=message) as info:
             check_limits(SearchRequest.model_validate(body), settings)
         assert info.value.field == field
     check_limits(SearchRequest.model_validate({"query": "q", "from": 25, "top_k": 10}), settings)  # a short page
@@ -57,6 +57,10 @@ def test_limits_from_settings():
 
 def test_integral_floats_are_integers_and_strings_are_not():
     assert SearchRequest.model_validate_json('{"query": "q", "top_k": 248.0}', strict=True).top_k == 248
-    for bad in ('{"query": "q", "top_k": 248.5}', '{"query": "q", "top_k": "248"}', '{"query": "q", "filters": {"a": []}}'):
-        with pytest.raises(ValidationError):
+    for bad, message in [
+        ('{"query": "q", "top_k": 248.5}', r"top_k\n  Input should be a valid integer .*input_value=248\.5"),
+        ('{"query": "q", "top_k": "248"}', r"top_k\n  Input should be a valid integer .*input_value='248'"),
+        ('{"query": "q", "filters": {"a": []}}', r"filters\.a\.str\n  Input should be a valid string"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
             SearchRequest.model_validate_json(bad, strict=True)
