@@ -243,6 +243,10 @@ class RerankSettings(BaseModel):
         default=None, ge=0, description="Micro-batch gathering wait; default 2 ms on CUDA, 0 on CPU."
     )
     rerank_max_batch_pairs: int = Field(default=512, ge=1, description="Most pairs merged into one micro-batch round.")
+    rerank_max_batch_tokens: int = Field(
+        default=16384, ge=1, description="Most tokens (pairs after truncation) in one micro-batch, and padded tokens in one "
+        "forward pass, as TEI's max_batch_tokens; a longer request is served a batch at a time, taking turns with others.",
+    )
     rerank_max_queue_pairs: int = Field(default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped).")
     torch_threads: int | None = Field(default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores.")
     reranker_url: str | None = Field(

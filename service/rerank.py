@@ -8,11 +8,14 @@ pad pairs with the same Rust tokenizer. What this module adds for serving:
 * explicit truncation: every pair is tokenised with ``truncation="longest_first"`` to
   ``max_length`` = min(setting, tokenizer limit, position embeddings), and each batch is
   checked before it moves to the device, so an over-long pair can never reach CUDA;
-* pairs sorted by token length, then cut into batches (little padding);
+* pairs sorted by token length, then cut into forward passes of at most ``rerank_batch_size``
+  rows and ``rerank_max_batch_tokens`` padded tokens (little padding, bounded memory);
 * fp16/bf16 on CUDA, torch threads set on CPU, or an ONNX Runtime session (fp32 or int8,
   made by ``rrs rerank export-onnx``) in place of torch;
 * one :class:`~service.batching.MicroBatcher` per process, so concurrent requests share
-  batches, with a time budget per request and an adaptive depth when the queue is deep.
+  batches (bounded in pairs and in tokens: a request of long passages takes turns with the
+  short ones), with a time budget per request and an adaptive depth when the queue is deep.
+  Requests tokenise their own pairs (in their threads); the batcher counts those tokens.
 
 Example::
 
@@ -35,8 +38,8 @@ import numpy as np
 from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
-from rrsearch.core.tokenization import length_sorted_batches, load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
-from rrsearch.service.batching import MicroBatcher, Pair
+from rrsearch.core.tokenization import load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
+from rrsearch.service.batching import MicroBatcher, Pair, token_bounded_batches
 from rrsearch.service.blend import load_calibration
 
 
@@ -92,6 +95,7 @@ class CrossEncoderReranker:
         self._truncating = truncating(tokenizer, self.max_length)
         self._pad_id = pad_token_id(self._whole)
         self.batch_size = settings.rerank_batch_size
+        self.max_batch_tokens = settings.rerank_max_batch_tokens
         self.backend = backend
         self.calibration = None  # BlendConfig from the model folder's rrs_rerank.json, if it has one
         self.dtype = "fp32"
@@ -104,9 +108,10 @@ class CrossEncoderReranker:
         if wait_ms is None:
             wait_ms = 2.0 if device.startswith("cuda") else 0.0
         self.batcher = MicroBatcher(
-            self.logits_pairs,  # raw; each request applies the activation it wants
+            self.logits_encoded,  # tokenised pairs in, raw logits out; each request applies the activation it wants
             max_wait_s=wait_ms / 1000.0,
             max_batch_pairs=settings.rerank_max_batch_pairs,
+            max_batch_tokens=settings.rerank_max_batch_tokens,
             max_queue_pairs=settings.rerank_max_queue_pairs,
         )
 
@@ -127,11 +132,14 @@ class CrossEncoderReranker:
 
     def logits_pairs(self, pairs: Sequence[Pair], keep_going: Callable[[], bool] = lambda: True) -> list[float]:
         """Raw logits for ``pairs`` in input order (``raw_scores`` of the /rerank API)."""
-        if not pairs:
+        return self.logits_encoded(self.tokenize(pairs), keep_going) if pairs else []
+
+    def logits_encoded(self, encoded: Sequence, keep_going: Callable[[], bool] = lambda: True) -> list[float]:
+        """Raw logits for pairs already tokenised by :meth:`tokenize` (what the batcher's worker runs)."""
+        if not encoded:
             return []
-        encoded = self.tokenize(pairs)
-        scores = np.empty(len(pairs), dtype=np.float32)
-        for batch in length_sorted_batches([len(e.ids) for e in encoded], self.batch_size):
+        scores = np.empty(len(encoded), dtype=np.float32)
+        for batch in token_bounded_batches([len(e.ids) for e in encoded], self.batch_size, self.max_batch_tokens):
             if not keep_going():
                 raise RerankTimeout("every request in this round gave up")
             features = pad_batch([encoded[i] for i in batch], self._pad_id)
@@ -163,8 +171,9 @@ class CrossEncoderReranker:
         queue cannot take the pairs; the caller then keeps the fused order.
         """
         deadline = time.monotonic() + budget_s
+        encoded = self.tokenize([(query, p) for p in passages])  # in the caller's thread; the batcher counts tokens
         try:
-            future = self.batcher.submit([(query, p) for p in passages], deadline)
+            future = self.batcher.submit(encoded, deadline, tokens=[len(e.ids) for e in encoded])
         except QueueFull as exc:
             raise RerankOverloaded(str(exc)) from exc
         try:
@@ -175,11 +184,14 @@ class CrossEncoderReranker:
         return list(logits) if raw else self.activate(logits)
 
     def rank(self, query: str, texts: Sequence[str], *, budget_s: float, raw: bool = False, truncate: bool = True,
-             direction: str = "right") -> list[float]:
+             direction: str = "right", max_text_tokens: int | None = None) -> list[float]:
         """Scores of ``texts`` in input order, with the options of the /rerank API.
 
         ``truncate=False`` refuses a pair longer than the model takes (:class:`InputTooLong`);
-        ``direction="left"`` keeps a long text's end instead of its start."""
+        ``direction="left"`` keeps a long text's end instead of its start; ``max_text_tokens``
+        first cuts each text to that many tokens (Cohere's ``max_tokens_per_doc``)."""
+        if max_text_tokens is not None and max_text_tokens < self.max_length:
+            texts = [self.keep_head(text, max_text_tokens) for text in texts]
         if not truncate:
             for index, length in enumerate(self.pair_lengths(query, texts)):
                 if length > self.max_length:
@@ -192,6 +204,13 @@ class CrossEncoderReranker:
     def pair_lengths(self, query: str, texts: Sequence[str]) -> list[int]:
         """Tokens of each (query, text) pair, special tokens included, before truncation."""
         return [len(e.ids) for e in self._whole.encode_batch([(query, text) for text in texts])]
+
+    def keep_head(self, text: str, tokens: int) -> str:
+        """``text`` cut after its first ``tokens`` tokens (special tokens not counted)."""
+        offsets = self._whole.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= tokens:
+            return text
+        return text[:offsets[tokens - 1][1]] if tokens > 0 else ""
 
     def keep_tail(self, query: str, text: str) -> str:
         """``text`` cut from the left so the pair fits ``max_length`` (left truncation)."""

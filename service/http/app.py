@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
     if reranker is UNSET:
         reranker, reranker_problem = _reranker(settings)
     if getattr(reranker, "batcher", None) is not None:
-        reranker.batcher.on_round = lambda pairs, _s: metrics.rerank_batch_pairs.observe(pairs)
+        reranker.batcher.on_batch = metrics.observe_rerank_batch
     state = app.extensions["rrs"] = {
         "settings": settings, "metrics": metrics, "keys": configured_keys(settings),
         "reranker": reranker, "reranker_problem": reranker_problem,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
+from rrsearch.service.http.ranking import CohereV2RerankRequest, CohereV2RerankResponse
 from rrsearch.service.retrieval import INTEGER_RANGES, value_kind
 from rrsearch.service.schemas import (
     CohereRerankResponse,
@@ -99,6 +100,14 @@ def _rerank_request_schema(schema: dict, settings) -> dict:
     return schema
 
 
+def _rerank_v2_request_schema(schema: dict, settings) -> dict:
+    """Cohere's v2 request with the limits of this server."""
+    props = schema["properties"]
+    props["query"]["maxLength"] = settings.max_query_chars
+    props["documents"]["maxItems"] = settings.rerank_api_max_texts
+    return schema
+
+
 def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None = None,
                   indexes: list[str] | None = None, role: str = "search") -> dict:
     """The OpenAPI 3.1 document of this server: the request models with the limits of its
@@ -109,13 +118,15 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
     _, defs = models_json_schema(
         [(SearchRequest, "validation"), (SearchResponse, "serialization"), (ErrorResponse, "serialization"),
          (Readiness, "serialization"), (RerankRequest, "validation"), (Rank, "serialization"),
-         (CohereRerankResponse, "serialization")],
+         (CohereRerankResponse, "serialization"), (CohereV2RerankRequest, "validation"),
+         (CohereV2RerankResponse, "serialization")],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs["$defs"]
     request_schema = _search_request_schema(schemas["SearchRequest"], settings, filter_fields,
                                             indexes or [settings.index_alias])
     _rerank_request_schema(schemas["RerankRequest"], settings)
+    _rerank_v2_request_schema(schemas["CohereV2RerankRequest"], settings)
     errors = {
         "400": _json("ErrorResponse", "Invalid request; `field` names the culprit."),
         "404": _json("ErrorResponse", "Unknown index or alias."),
@@ -142,6 +153,17 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                                   {"type": "array", "items": _ref("Rank")}, _ref("CohereRerankResponse")]}}}},
                       **rerank_errors},
     }
+    rerank_v2_operation = {
+        "summary": "Rank documents for a query (Cohere's v2 rerank: cohere.ClientV2)",
+        "operationId": "rerankCohereV2",
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": _ref("CohereV2RerankRequest")}}},
+        "responses": {"200": {"description": "{id, results: [{index, relevance_score}] best first, meta}",
+                              "headers": rerank_operation["responses"]["200"]["headers"],
+                              "content": {"application/json": {"schema": _ref("CohereV2RerankResponse")}}},
+                      **{status: answer for status, answer in rerank_errors.items() if status != "413"},
+                      "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes.")},
+    }
     spec: dict = {
         "openapi": "3.1.0",
         "info": {"title": "rrsearch", "version": "1", "description": "Retrieve & Re-Rank search on Elasticsearch."},
@@ -162,6 +184,7 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
             },
             "/rerank": {"post": {**rerank_operation, "operationId": "rerank"}},
             "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
+            "/v2/rerank": {"post": rerank_v2_operation},
             "/healthz": {"get": {"summary": "The process is up", "operationId": "healthz", "security": [],
                                  "responses": {"200": {"description": "Up"}}}},
             "/health": {"get": {"summary": "The process is up (TEI's name)", "operationId": "health",

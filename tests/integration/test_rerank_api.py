@@ -1,4 +1,5 @@
-"""`POST /rerank`: text-embeddings-inference's request and answer, Cohere's `documents`/`top_n`,
+"""`POST /rerank`: text-embeddings-inference's request and answer, Cohere's `documents`/`top_n`
+(and `/v2/rerank`, Cohere's v2 shape),
 driven with the HTTP calls that Haystack's and LangChain-style TEI/Cohere rerankers make
 (written from their documented shapes), against the real `rrs serve`: once as a search front
 end with an in-process model, once as `--role reranker` behind a search front end
@@ -105,6 +106,23 @@ def test_cohere_documents_and_top_n_as_a_cohere_client_sends_them(search_front):
     objects = requests.post(f"{search_front}/rerank", json={"query": QUERY, "documents": [{"text": d} for d in DOCS]},
                             timeout=30).json()["results"]
     assert [r["index"] for r in objects[:2]] == [r["index"] for r in results]
+
+
+def test_cohere_v2_shape_on_the_search_front(search_front):
+    # cohere.ClientV2.rerank (tests/integration/test_rerank_clients.py drives the SDK itself).
+    v1 = requests.post(f"{search_front}/v1/rerank", json={"query": QUERY, "documents": DOCS}, timeout=30).json()
+    response = requests.post(f"{search_front}/v2/rerank", json={
+        "model": "rerank-v3.5", "query": QUERY, "documents": DOCS, "top_n": 3, "max_tokens_per_doc": 4096,
+    }, timeout=30)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert set(answer) == {"id", "results", "meta"} and answer["meta"]["api_version"] == {"version": "2"}
+    assert [set(r) for r in answer["results"]] == [{"index", "relevance_score"}] * 3
+    assert [r["index"] for r in answer["results"]] == [r["index"] for r in v1["results"][:3]]
+    assert [r["relevance_score"] for r in answer["results"]] == pytest.approx(
+        [r["relevance_score"] for r in v1["results"][:3]], abs=1e-6)
+    refused = requests.post(f"{search_front}/v2/rerank", json={"query": QUERY, "texts": DOCS}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize("body, field", [

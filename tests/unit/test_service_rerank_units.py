@@ -56,7 +56,7 @@ def test_microbatcher_merges_concurrent_jobs_and_keeps_order():
 
 def test_microbatcher_bounded_queue_and_expired_jobs():
     batcher = MicroBatcher(lambda pairs, keep_going: [0.0] * len(pairs), max_queue_pairs=3)
-    with pytest.raises(QueueFull):
+    with pytest.raises(QueueFull, match="limit 3"):
         batcher.submit([("q", "d")] * 4, deadline=time.monotonic() + 1)
     expired = batcher.submit([("q", "d")], deadline=time.monotonic() - 1)
     ok = batcher.submit([("q", "d")], deadline=time.monotonic() + 5)
