@@ -19,9 +19,9 @@ cp bench/results/gpu_rerank.json "$OUT/" 2>/dev/null || true
 "$PY" bench/gpu_encode.py 2>&1 | tail -20 | tee "$OUT/gpu_encode.log"
 if [ -z "${ES_URL:-}" ]; then
   export RRS_HOME=${RRS_HOME:-/tmp/rrs-gpu-home} RRS_ES_HEAP=${RRS_ES_HEAP:-4g}
-  "$PY" -m rrs es start
-  trap '"$PY" -m rrs es stop' EXIT
-  ES_URL=$("$PY" -m rrs es status --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["url"])')
+  "$PY" -m rrsearch es start
+  trap '"$PY" -m rrsearch es stop' EXIT
+  ES_URL=$("$PY" -m rrsearch es status --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["url"])')
   export ES_URL
 fi
 "$PY" bench/service_bench.py --backend torch --concurrency 1 16 --requests 32 2>&1 | tail -40 | tee "$OUT/service.log"

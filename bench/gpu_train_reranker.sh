@@ -20,8 +20,8 @@ mkdir -p "$RESULTS"
 if [ -z "${ES_URL:-}" ]; then
   export RRS_HOME=${RRS_HOME:-/tmp/rrs-gpu-home}
   export RRS_ES_HEAP=${RRS_ES_HEAP:-4g}
-  "$PY" -m rrs es start
-  trap '"$PY" -m rrs es stop' EXIT
+  "$PY" -m rrsearch es start
+  trap '"$PY" -m rrsearch es stop' EXIT
 fi
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
