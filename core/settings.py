@@ -79,7 +79,7 @@ class LocalNodeSettings(BaseModel):
 
     home: Path = Field(
         default=DEFAULT_HOME,
-        description="Cache for the downloaded distribution and, by default, the node's data.",
+        description="Cache for the downloaded distribution, the ONNX exports made on first use and, by default, the node's data.",
     )
     es_node_dir: Path | None = Field(
         default=None, description="Data, logs, config and pid file of the local node."
@@ -140,8 +140,9 @@ class ModelSettings(BaseModel):
         default=None, ge=256,
         description="Tokens per encode batch: batch = budget / max_seq_length. Default: 65,536 on CUDA, unused on CPU.",
     )
-    bi_encoder_backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="onnx: serve the folder made by `rrs encoder export-onnx` (no torch loaded)."
+    bi_encoder_backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="auto: torch fp16 on CUDA, else the ONNX int8 export made on first use and cached; "
+        "onnx: serve the folder made by `rrs encoder export-onnx` (no torch loaded).",
     )
     bi_encoder_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside that folder: model.onnx (fp32) or model_qint8.onnx."
@@ -230,7 +231,10 @@ class RerankSettings(BaseModel):
     allow_missing_reranker: bool = Field(
         default=False, description="Serve without the reranker when it cannot be loaded (else start-up stops)."
     )
-    rerank_backend: Literal["torch", "onnx"] = "torch"
+    rerank_backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="auto: torch fp16 on CUDA, else the ONNX int8 export made on first use and cached; "
+        "onnx: the folder's own export (`rrs rerank export-onnx`).",
+    )
     rerank_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside the model folder (see `rrs rerank export-onnx`)."
     )

@@ -36,6 +36,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
+from rrsearch.core.encoders import pick_device, resolve_backend
+from rrsearch.core.onnx_cache import cross_encoder_export
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
 from rrsearch.core.tokenization import load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
@@ -240,18 +242,33 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     missing ONNX file).
     """
     local = Path(name_or_path).exists()
-    reranker = _load_onnx(name_or_path, settings) if settings.rerank_backend == "onnx" else _load_torch(
-        name_or_path, settings, local)
+    backend = resolve_backend(settings.rerank_backend, settings.device)
+    if backend == "onnx":
+        folder = name_or_path
+        if settings.rerank_backend == "auto":  # the int8 export, made on first use and cached
+            folder = str(_export_for_cpu(name_or_path, settings, may_download=local or hub_reachable()))
+        reranker = _load_onnx(folder, settings)
+        reranker.name = _label(name_or_path)
+    else:
+        reranker = _load_torch(name_or_path, settings, local)
     if local:
         reranker.calibration = load_calibration(name_or_path)
     return reranker
 
 
+def _export_for_cpu(name_or_path: str, settings: Settings, *, may_download: bool) -> Path:
+    try:
+        return cross_encoder_export(name_or_path, settings, may_download=may_download)
+    except RerankerUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a failed export or check: the reason is the message
+        raise RerankerUnavailable(f"cannot export cross-encoder {name_or_path!r} to ONNX for this CPU: {exc} "
+                                  f"(set RRS_RERANK_BACKEND=torch to serve it with torch)") from exc
+
+
 def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEncoderReranker:
     import torch
     from sentence_transformers import CrossEncoder
-
-    from rrsearch.core.encoders import pick_device
 
     device = pick_device(settings.device)
     if device == "cpu":

@@ -13,6 +13,12 @@ import pytest
 
 from rrsearch.core.settings import Settings
 
+# The default backends are `auto` (ONNX int8 exported on first use on a CPU). The suite was
+# written against torch and tests each other backend where it asks for it; the auto path has
+# its own tests (tests/integration/test_auto_backends.py), so everything else pins torch.
+os.environ.setdefault("RRS_BI_ENCODER_BACKEND", "torch")
+os.environ.setdefault("RRS_RERANK_BACKEND", "torch")
+
 TEST_NODE_PORT = 9250  # away from a developer's own node on 9200; next free one if taken
 
 
@@ -120,7 +126,7 @@ def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_bi_encoder_dir(tmp_path_factory) -> Path:
     """The packaged all-MiniLM-L6-v2 exported by ``rrs encoder export-onnx`` (fp32 and int8)."""
-    from rrsearch.training.encoder_export import export_bi_encoder
+    from rrsearch.core.encoder_export import export_bi_encoder
 
     return export_bi_encoder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("minilm") / "onnx-export").folder
 

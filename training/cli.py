@@ -124,7 +124,7 @@ def export_onnx_command(model_dir: str, quantize: bool) -> None:
     Serve it with RRS_RERANK_BACKEND=onnx (RRS_RERANK_ONNX_FILE picks fp32 or int8).
     """
     from rrsearch.core.errors import ExportMismatch
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.onnx_export import export_onnx
 
     try:
         result = export_onnx(model_dir, quantize=quantize)
@@ -159,7 +159,7 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     fp32 or int8); torch is then not loaded.
     """
     from rrsearch.core.errors import ExportMismatch
-    from rrsearch.training.encoder_export import export_bi_encoder
+    from rrsearch.core.encoder_export import export_bi_encoder
 
     sample = None
     if sample_file:

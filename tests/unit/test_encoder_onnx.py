@@ -66,7 +66,7 @@ def test_the_chunker_cuts_the_same_passages_from_either_backend(onnx_bi_encoder_
 def test_serving_onnx_models_never_imports_torch(onnx_bi_encoder_dir, tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.onnx_export import export_onnx
 
     reranker_dir = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, reranker_dir)
@@ -110,7 +110,7 @@ def test_probe_check_accepts_another_backend_and_refuses_another_model(onnx_bi_e
 
 
 def test_a_graph_that_drifts_is_refused_and_removed(tmp_path, monkeypatch):
-    from rrsearch.training import encoder_export
+    from rrsearch.core import encoder_export
 
     monkeypatch.setattr(encoder_export, "MIN_FP32_COSINE", 1.01)  # no export can reach it
     with pytest.raises(ExportMismatch, match="onnx/model.onnx embeds .* from sentence-transformers' own vector"):

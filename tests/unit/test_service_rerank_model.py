@@ -43,7 +43,7 @@ def test_bad_path_says_which(tmp_path):
 def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
     import shutil
 
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.onnx_export import export_onnx
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)
@@ -69,7 +69,7 @@ def test_missing_onnx_file_is_a_clear_error(tiny_cross_encoder_dir):
 def test_onnx_export_refuses_a_graph_that_disagrees_with_torch(tiny_cross_encoder_dir, tmp_path, monkeypatch):
     import shutil
 
-    from rrsearch.training import onnx_export
+    from rrsearch.core import onnx_export
 
     folder = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder_dir, folder)

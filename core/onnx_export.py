@@ -1,6 +1,6 @@
 """Export a cross-encoder folder to ONNX, fuse it, check it, and quantize it to int8 (CPU serving).
 
-Bi-encoders go the same way in :mod:`training.encoder_export`; the steps below are shared.
+Bi-encoders go the same way in :mod:`core.encoder_export`; the steps below are shared.
 
 Why not ``CrossEncoder(..., backend="onnx")``: that path needs ``optimum-onnx``, whose
 only releases (0.0.x, 0.1.0) require ``transformers<4.58``, while sentence-transformers
@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,15 +60,19 @@ class ExportResult:
     int8_max_logit_difference: float | None = None
 
 
-def export_onnx(model_dir: str | Path, *, quantize: bool = True) -> ExportResult:
-    """Write ``onnx/model.onnx`` (and ``onnx/model_qint8.onnx``) inside ``model_dir``."""
+def export_onnx(model_dir: str | Path, *, quantize: bool = True, output: str | Path | None = None) -> ExportResult:
+    """Write ``onnx/model.onnx`` (and ``onnx/model_qint8.onnx``) inside ``model_dir``, or inside
+    ``output`` with copies of the folder's configs and tokenizer (no weights): a folder the
+    ONNX backend serves on its own."""
     from sentence_transformers import CrossEncoder
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"{model_dir} is not a model folder (no config.json)")
-    out_dir = model_dir / "onnx"
-    out_dir.mkdir(exist_ok=True)
+    if output is not None:
+        copy_model_files(model_dir, Path(output))
+    out_dir = Path(output or model_dir) / "onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
     cross_encoder = CrossEncoder(str(model_dir), device="cpu", model_kwargs={"attn_implementation": "eager"})
     cross_encoder.model.eval()
     fp32_path = out_dir / "model.onnx"
@@ -91,6 +96,17 @@ def export_onnx(model_dir: str | Path, *, quantize: bool = True) -> ExportResult
         result.paths.append(int8_path)
         result.int8_max_logit_difference = _max_difference(_onnx_logits(cross_encoder, int8_path), reference)
     return result
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack", ".onnx")
+
+
+def copy_model_files(source: Path, folder: Path) -> None:
+    """The top-level files of a model folder except its weights: configs, tokenizer, vocab."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES):
+            shutil.copy2(path, folder / path.name)
 
 
 def quantize_int8(source: Path, target: Path, op_types: list[str] | None = None) -> Path:

@@ -1,7 +1,7 @@
 """Export a sentence-transformers bi-encoder to ONNX (pooling and normalisation inside the
 graph), check it against sentence-transformers' own embeddings, and quantize it to int8.
 
-The same four steps as the cross-encoder export (:mod:`training.onnx_export`), with two
+The same four steps as the cross-encoder export (:mod:`core.onnx_export`), with two
 differences found by measurement on ``all-MiniLM-L6-v2`` (SciFact passages, 2 CPU cores):
 
 * the fp32 graph agrees with ``SentenceTransformer.encode`` to cosine 0.9999996 per
@@ -31,10 +31,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrsearch.core.encoders import PACKAGED_NAMES, model_label, resolve_model_path
+from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path
 from rrsearch.core.errors import ExportMismatch
 from rrsearch.core.onnx_models import ENCODER_CARD
-from rrsearch.training.onnx_export import export_module, fuse, quantize_int8
+from rrsearch.core.onnx_export import export_module, fuse, quantize_int8
 
 MIN_FP32_COSINE = 0.999
 MIN_INT8_COSINE = 0.97

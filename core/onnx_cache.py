@@ -1,0 +1,114 @@
+"""The ONNX int8 export of a model, made on first use and cached by the model's content.
+
+On a CPU the ``auto`` backends serve ONNX Runtime int8 (2.5x the bi-encoder's ingest rate and
+3.2x the cross-encoder's, see bench/README.md). No one should have to run an export command
+for that: the first process that needs the export makes it, with the same checks as
+``rrs encoder export-onnx`` / ``rrs rerank export-onnx`` (a model whose export fails them is
+refused with their message), into ``<RRS_HOME>/onnx/<kind>-<hash of its files>``.
+Every later process (each gunicorn worker, the next ingest) loads it from there; a changed
+model has another hash, so a stale export is never served. A folder that already carries
+its own export (made by those commands) is served as it is.
+
+Example::
+
+    folder = bi_encoder_export("all-MiniLM-L6-v2", settings)   # exports once, then cached
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from rrsearch.core.errors import RerankerUnavailable
+from rrsearch.core.model_names import resolve_model_path
+from rrsearch.core.onnx_models import read_encoder_card
+
+log = logging.getLogger("rrs.models")
+
+# Files that do not change what a model computes: its exports, our records beside it.
+NOT_THE_MODEL = ("onnx", "rrs_rerank.json", "rrs_encoder.json", "training.json", "README.md")
+
+
+def content_fingerprint(folder: Path) -> str:
+    """A hash of every file of a model folder (names and bytes) that makes up the model."""
+    digest = hashlib.sha256()
+    files = sorted(path for path in folder.rglob("*") if path.is_file()
+                   and path.relative_to(folder).parts[0] not in NOT_THE_MODEL and "checkpoint-" not in str(path))
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cached_export(kind: str, source: Path, home: Path, served_file: str, export: Callable[[Path, Path], None]) -> Path:
+    """The cache folder holding ``served_file`` for ``source``, exporting into it once.
+
+    Processes that start together (gunicorn workers) wait on one lock file and the first one
+    exports; a half-written export is never seen (written aside, then renamed)."""
+    cache = home / "onnx"
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{kind}-{content_fingerprint(source)}"  # by content: a copy elsewhere is the same model
+    if (target / served_file).is_file():
+        return target
+    with open(cache / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / served_file).is_file():  # another process made it while we waited
+            return target
+        partial = cache / f"{target.name}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        log.warning("Exporting %s %s to ONNX int8 for this CPU (once; cached in %s)", kind, source, target)
+        try:
+            export(source, partial)
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def bi_encoder_export(name_or_path: str, settings) -> Path:
+    """The folder an ``auto`` bi-encoder is served from on a CPU."""
+    from rrsearch.core.encoder_export import export_bi_encoder
+
+    source = Path(resolve_model_path(name_or_path))
+    if read_encoder_card(source) is not None and (source / settings.bi_encoder_onnx_file).is_file():
+        return source  # an export made by `rrs encoder export-onnx` (or `train-encoder`)
+    if not source.is_dir():
+        source = _local_snapshot(name_or_path)
+    return cached_export("bi-encoder", source, settings.home, settings.bi_encoder_onnx_file,
+                         lambda _folder, out: export_bi_encoder(name_or_path, out))  # the name: its card keeps the label
+
+
+def cross_encoder_export(name_or_path: str, settings, *, may_download: bool) -> Path:
+    """The folder an ``auto`` cross-encoder is served from on a CPU."""
+    from rrsearch.core.onnx_export import export_onnx
+
+    source = Path(name_or_path)
+    if (source / settings.rerank_onnx_file).is_file():
+        return source  # an export made by `rrs rerank export-onnx`
+    if not source.is_dir():
+        try:
+            source = _local_snapshot(name_or_path, may_download=may_download)
+        except FileNotFoundError as exc:
+            raise RerankerUnavailable(
+                f"cannot load cross-encoder {name_or_path!r}: {exc} (set RRS_CROSS_ENCODER to a local model "
+                f"folder, e.g. one made by `rrs train-reranker`)") from exc
+    return cached_export("cross-encoder", source, settings.home, settings.rerank_onnx_file,
+                         lambda folder, out: export_onnx(folder, output=out))
+
+
+def _local_snapshot(name: str, *, may_download: bool = True) -> Path:
+    """A hub model's files on disk (the hub cache; downloaded first when allowed)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, local_files_only=not may_download))
+    except Exception as exc:  # noqa: BLE001 -- offline, unknown name, no cached copy: one meaning here
+        raise FileNotFoundError(f"no local copy of {name!r} ({type(exc).__name__})") from exc

@@ -1,0 +1,102 @@
+"""The ``auto`` backends, the default: on this CPU both models are served by ONNX Runtime int8,
+exported on first use with the export commands' checks, cached by the model's content, and
+loaded from the cache by the next process. No Elasticsearch is needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rrsearch.core.encoders import bi_encoder_from, load_bi_encoder, resolve_backend
+from rrsearch.core.errors import RerankerUnavailable
+from rrsearch.core.onnx_cache import content_fingerprint
+from rrsearch.core.settings import Settings
+from rrsearch.service.rerank import load_reranker
+
+PAIRS = [("what is rust", "Rust is a systems language."), ("q", "b " * 40), ("paris", "Paris is in France.")]
+TEXTS = ["Vitamin D lowers the risk of fractures.", "BM25 ranks by term frequency.", "short"]
+
+
+def auto(home, **extra) -> Settings:
+    return Settings(home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", **extra)
+
+
+def test_auto_means_onnx_on_a_cpu_and_torch_when_asked():
+    assert resolve_backend("auto", "cpu") == "onnx"
+    assert resolve_backend("auto", "cuda") == "torch"
+    assert (resolve_backend("torch", "cpu"), resolve_backend("onnx", "cuda")) == ("torch", "onnx")
+    assert (Settings.model_fields["bi_encoder_backend"].default, Settings.model_fields["rerank_backend"].default) == (
+        "auto", "auto")
+
+
+def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_cache(tmp_path):
+    model = bi_encoder_from(auto(tmp_path))
+    assert (model.backend, model.precision) == ("onnx", "int8")
+    (folder,) = (tmp_path / "onnx").glob("bi-encoder-*[!k]")  # not the .lock file
+    assert json.loads((folder / "rrs_encoder.json").read_text())["source"] == "sentence-transformers/all-MiniLM-L6-v2"
+    torch_vectors = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
+    cosines = np.sum(model.encode(TEXTS) * torch_vectors, axis=1)
+    assert cosines.min() > 0.97, cosines  # the export's own int8 floor
+
+    env = {**os.environ, "RRS_HOME": str(tmp_path), "RRS_BI_ENCODER_BACKEND": "auto", "RRS_DEVICE": "cpu"}
+    script = ("import logging, sys; logging.basicConfig(stream=sys.stderr);"
+              "from rrsearch.core.encoders import bi_encoder_from; from rrsearch.core.settings import Settings;"
+              "m = bi_encoder_from(Settings()); print(m.backend, m.precision, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["onnx", "int8", "False"]  # from the cache, and torch never imported
+    assert "Exporting" not in done.stderr
+    assert len([p for p in (tmp_path / "onnx").iterdir() if p.is_dir()]) == 1
+
+
+def test_the_cross_encoder_is_exported_by_content_and_scores_like_torch(tiny_cross_encoder_dir, tmp_path):
+    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path / "home"))
+    assert (reranker.backend, reranker.dtype) == ("onnx", "int8")
+    assert reranker.name == load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).name
+    torch_scores = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).score_pairs(PAIRS)
+    assert np.allclose(reranker.score_pairs(PAIRS), torch_scores, atol=0.05)
+    assert not (tiny_cross_encoder_dir / "onnx").exists()  # the user's folder is left alone
+
+    # The same files elsewhere: the same cache entry. Other weights: another one.
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_cross_encoder_dir, copy)
+    assert content_fingerprint(copy) == content_fingerprint(tiny_cross_encoder_dir)
+    load_reranker(str(copy), auto(tmp_path / "home"))
+    from conftest import build_tiny_cross_encoder
+
+    other = build_tiny_cross_encoder(tmp_path / "other", seed=1)
+    assert content_fingerprint(other) != content_fingerprint(tiny_cross_encoder_dir)
+    load_reranker(str(other), auto(tmp_path / "home"))
+    entries = sorted(p.name.rsplit("-", 1)[-1] for p in (tmp_path / "home" / "onnx").iterdir() if p.is_dir())
+    assert entries == sorted({content_fingerprint(tiny_cross_encoder_dir), content_fingerprint(other)})
+
+
+def test_a_folder_with_its_own_export_is_served_as_it_is(tiny_cross_encoder_dir, tmp_path):
+    from rrsearch.core.onnx_export import export_onnx
+
+    folder = tmp_path / "ce"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    export_onnx(folder)
+    assert load_reranker(str(folder), auto(tmp_path / "home")).dtype == "int8"
+    assert not (tmp_path / "home" / "onnx").exists() or not any((tmp_path / "home" / "onnx").iterdir())
+
+
+def test_an_export_that_fails_its_check_is_refused_with_the_reason(tiny_cross_encoder_dir, tmp_path, monkeypatch):
+    from rrsearch.core import onnx_export
+
+    monkeypatch.setattr(onnx_export, "MAX_LOGIT_DIFFERENCE", -1.0)  # no graph can pass
+    with pytest.raises(RerankerUnavailable, match="cannot export cross-encoder .* differ from torch .*RRS_RERANK_BACKEND=torch"):
+        load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path / "home"))
+    assert not [p for p in (tmp_path / "home" / "onnx").iterdir() if p.is_dir()]  # nothing half-made is left
+
+
+def test_an_unreachable_hub_name_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RerankerUnavailable, match="no local copy of 'cross-encoder/not-here'.*RRS_CROSS_ENCODER"):
+        load_reranker("cross-encoder/not-here", auto(tmp_path))
