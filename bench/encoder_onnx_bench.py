@@ -130,8 +130,8 @@ def main() -> None:
     from rrsearch.evaluation.offline import evaluate_dataset
     from rrsearch.evaluation.runner import FusionParams
     from rrsearch.ingest.pipeline import run_ingest
-    from rrsearch.training.encoder_export import export_bi_encoder
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.encoder_export import export_bi_encoder
+    from rrsearch.core.onnx_export import export_onnx
 
     base = Settings()
     model_dir = CACHE / "minilm-onnx"

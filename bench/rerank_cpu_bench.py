@@ -81,7 +81,7 @@ def main() -> None:
 
     from rrsearch.core.settings import Settings
     from rrsearch.service.rerank import load_reranker
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.onnx_export import export_onnx
 
     settings = Settings()
     model_dir = Path(args.model or (settings.home / "bench-models" / "minilm-l6-cross-encoder"))

@@ -98,7 +98,7 @@ def main() -> None:
     from rrsearch.core.es_client import make_client, resolve_url
     from rrsearch.core.settings import Settings
     from rrsearch.rrs.local_node import first_free_port
-    from rrsearch.training.onnx_export import export_onnx
+    from rrsearch.core.onnx_export import export_onnx
 
     settings = Settings()
     es = make_client(settings)
