@@ -1,0 +1,126 @@
+"""The defaults on a CPU against the torch fp32 they replaced, measured in one run.
+
+With no backend setting (``auto``), ingest and rerank serve the ONNX int8 exports made on first
+use (core/onnx_cache.py). This prints and writes, for the same documents and the same pairs:
+
+* ingest passages/s of ``auto`` against ``torch`` (rounds interleaved so machine drift counts
+  against neither), and the one-off export time ``auto`` paid first (a fresh cache);
+* rerank of 100 candidates at concurrency 1 within the default budget (``RRS_RERANK_TIMEOUT_MS``,
+  default length cap): p50/p95 and how many requests ran past the budget, ``auto`` against
+  ``torch``. The cross-encoder is MiniLM-L6-sized (bench/_common.py); the candidates are 100
+  SciFact abstracts drawn per query (their real lengths; ranking quality is not measured here).
+
+    ES_URL=http://127.0.0.1:9200 HF_HUB_OFFLINE=1 python bench/defaults_bench.py [--docs 600] [--queries 20]
+
+Writes ``bench/results/defaults_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from _common import DATA, build_minilm_cross_encoder, load_corpus  # noqa: E402
+
+
+def ingest_rate(corpus: Path, settings, es) -> float:
+    from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.ingest.pipeline import run_ingest
+
+    alias = f"bench-defaults-{uuid.uuid4().hex[:8]}"
+    try:
+        return run_ingest([corpus], settings, alias=alias, progress=False, es=es).passages_per_second
+    finally:
+        delete_alias_and_versions(es, alias)
+
+
+def rerank_latencies(reranker, budget_s: float, requests: list[tuple[str, list[str]]]) -> dict:
+    from rrsearch.core.errors import RerankTimeout
+
+    times, late = [], 0
+    for query, passages in requests:
+        started = time.perf_counter()
+        try:
+            reranker.rerank(query, passages, budget_s=budget_s)
+        except RerankTimeout:
+            late += 1
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+            "past_budget": late, "requests": len(requests)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=600)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    from rrsearch.core.encoders import bi_encoder_from
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.settings import Settings
+    from rrsearch.service.rerank import load_reranker
+
+    base = Settings()
+    assert base.es_url, "set ES_URL (e.g. `rrs es start`)"
+    es = make_client(base)
+    work = Path(tempfile.mkdtemp(prefix="defaults-bench-"))
+    corpus = work / "corpus.jsonl.gz"
+    with gzip.open(DATA / "corpus.jsonl.gz", "rt") as src, gzip.open(corpus, "wt") as dst:
+        dst.writelines(islice(src, args.docs))
+    fresh = base.model_copy(update={"home": work / "home", "device": "cpu"})
+    settings = {"torch": fresh.model_copy(update={"bi_encoder_backend": "torch", "rerank_backend": "torch"}),
+                "auto": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto"})}
+
+    started = time.perf_counter()
+    bi_encoder_from(settings["auto"])  # the one-off export into the fresh cache
+    export_s = {"bi_encoder": round(time.perf_counter() - started, 1)}
+    rates = {"torch": [], "auto": []}
+    for _ in range(args.rounds):
+        for name in ("torch", "auto"):
+            rates[name].append(round(ingest_rate(corpus, settings[name], es), 1))
+    ingest = {name: statistics.mean(values) for name, values in rates.items()}
+
+    model_dir = build_minilm_cross_encoder(work / "cross-encoder")
+    started = time.perf_counter()
+    rerankers = {"auto": load_reranker(str(model_dir), settings["auto"])}
+    export_s["cross_encoder"] = round(time.perf_counter() - started, 1)
+    rerankers["torch"] = load_reranker(str(model_dir), settings["torch"])
+    texts = [f"{d.get('title', '')} {d['text']}".strip() for d in load_corpus()]
+    queries = [json.loads(line)["text"] for line in open(DATA / "queries.jsonl")][: args.queries]
+    draw = random.Random(0)
+    requests = [(query, draw.sample(texts, 100)) for query in queries]
+    budget_s = base.rerank_timeout_ms / 1000
+    for reranker in rerankers.values():
+        reranker.rerank(*requests[0], budget_s=60)  # warm
+    rerank = {name: rerank_latencies(rerankers[name], budget_s, requests) for name in ("torch", "auto")}
+
+    result = {
+        "bench": "defaults_bench", "date": time.strftime("%Y-%m-%d"), "docs": args.docs,
+        "ingest_passages_per_s": {"torch_fp32": ingest["torch"], "auto": ingest["auto"], "rounds": rates,
+                                  "auto_over_torch": round(ingest["auto"] / ingest["torch"], 2)},
+        "first_use_export_s": export_s,
+        "rerank_100_candidates_c1": {"budget_ms": base.rerank_timeout_ms, "max_length": base.rerank_max_length,
+                                     "torch_fp32": rerank["torch"], "auto": rerank["auto"],
+                                     "p50_torch_over_auto": round(rerank["torch"]["p50_ms"] / rerank["auto"]["p50_ms"], 2)},
+        "backends": {"auto": [rerankers["auto"].backend, rerankers["auto"].dtype]},
+    }
+    print(json.dumps(result, indent=2))
+    (ROOT / "results" / "defaults_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
