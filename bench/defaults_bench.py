@@ -118,6 +118,8 @@ def main() -> None:
                                      "p50_torch_over_auto": round(rerank["torch"]["p50_ms"] / rerank["auto"]["p50_ms"], 2)},
         "backends": {"auto": [rerankers["auto"].backend, rerankers["auto"].dtype]},
     }
+    for reranker in rerankers.values():
+        reranker.close()
     print(json.dumps(result, indent=2))
     (ROOT / "results" / "defaults_bench.json").write_text(json.dumps(result, indent=2) + "\n")
 

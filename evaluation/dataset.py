@@ -44,16 +44,22 @@ def _open_text(path: Path):
 
 
 def read_corpus_ids(path: Path) -> set[str]:
-    """The corpus's document ids (to check judgments against)."""
+    """The corpus's document ids (to check judgments against), read as ingest reads them:
+    the first of its id fields (``_id``, ``id``) a record has."""
+    from rrsearch.ingest.validate import FieldMap
+
+    id_fields = FieldMap().id
     ids: set[str] = set()
     with _open_text(path) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                ids.add(str(json.loads(line)["_id"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{path}:{number}: not a corpus record with an _id ({exc})") from None
+                record = json.loads(line)
+                ids.add(str(next(record[name] for name in id_fields if name in record)))
+            except (json.JSONDecodeError, StopIteration, TypeError) as exc:
+                raise DatasetError(f"{path}:{number}: not a corpus record with an id field {id_fields} "
+                                   f"({type(exc).__name__})") from None
     return ids
 
 
