@@ -132,12 +132,12 @@ def onnx_bi_encoder_dir(tmp_path_factory) -> Path:
 
 
 def sample_passages(repo_root: Path) -> list[dict]:
-    """sample/passages.jsonl as passages; the first 12 documents are split in two passages
+    """sample/corpus.jsonl as passages; the first 12 documents are split in two passages
     (chunk 0 and 1 of one parent) so collapse and MaxP have something to do."""
     import json
 
     passages = []
-    for number, line in enumerate((repo_root / "sample" / "passages.jsonl").read_text().splitlines()):
+    for number, line in enumerate((repo_root / "sample" / "corpus.jsonl").read_text().splitlines()):
         doc = json.loads(line)
         text = doc["text"]
         halves = [text]

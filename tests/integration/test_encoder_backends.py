@@ -23,7 +23,7 @@ def corpus(tmp_path, repo_root):
         with gzip.open(SCIFACT, "rt") as src:
             path.write_text("".join(islice(src, 20)))
     else:
-        path.write_text((repo_root / "sample" / "passages.jsonl").read_text())
+        path.write_text((repo_root / "sample" / "corpus.jsonl").read_text())
     return path
 
 

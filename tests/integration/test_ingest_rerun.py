@@ -22,7 +22,7 @@ def _passages_of(es, alias, parent):
 
 
 def test_same_input_twice_gives_the_same_count_without_re_encoding(es, es_settings, alias, repo_root):
-    sample = repo_root / "sample" / "passages.jsonl"
+    sample = repo_root / "sample" / "corpus.jsonl"
     settings = es_settings.model_copy(update={"ingest_batch_size": 128})
     first = run_ingest([sample], settings, alias=alias, progress=False)
     count = es.count(index=alias)["count"]
