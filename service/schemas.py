@@ -42,6 +42,12 @@ class RangeFilter(BaseModel):
 FilterValue = Scalar | Annotated[list[Scalar], Field(min_length=1)] | RangeFilter
 
 
+# A character that is not space as Python's str.strip() sees it. JSON Schema's (ECMAScript's) \s
+# leaves out the information separators U+001C..U+001F and U+0085, which Python strips: the
+# pattern names them, so a schema-valid query is never refused as blank.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
 def query_not_blank(value: str) -> str:
     """A query of spaces finds nothing: refuse it with a message that says so."""
     if not value.strip():
@@ -77,7 +83,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     query: str = Field(min_length=1, description="Plain text; never parsed as query syntax.",
-                       json_schema_extra={"pattern": r"\S"})  # not blank (checked below, with a clearer message)
+                       json_schema_extra={"pattern": NOT_BLANK})  # not blank (checked below, with a clearer message)
     top_k: int = Field(default=10, ge=1, description="Hits to return (at most RRS_MAX_TOP_K).")
     candidates: int | None = Field(
         default=None, ge=1, description="Fused candidates sent to the reranker; default RRS_DEFAULT_CANDIDATES."
@@ -234,7 +240,7 @@ class RerankRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
+    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
     texts: list[str] | None = Field(default=None, min_length=1, description="TEI: the texts to rank.")
     documents: list[str | CohereDocument] | None = Field(
         default=None, min_length=1, description="Cohere: the texts to rank (strings or {\"text\": ...}).")

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rrsearch.core.errors import RerankerUnavailable
 from rrsearch.service.http.errors import answered_as_api_errors, validation_error
 from rrsearch.service.schemas import (
+    NOT_BLANK,
     CohereDocument,
     CohereRerankResponse,
     CohereResult,
@@ -75,7 +76,7 @@ class CohereV2RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="Cohere clients name a model; the served one answers.")
-    query: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
+    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
     documents: list[str] = Field(min_length=1, description="The texts to rank.")
     top_n: int | None = Field(default=None, ge=1, description="Only the best n (default: all).")
     max_tokens_per_doc: int | None = Field(

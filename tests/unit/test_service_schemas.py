@@ -64,3 +64,21 @@ def test_integral_floats_are_integers_and_strings_are_not():
     ]:
         with pytest.raises(ValidationError, match=message):
             SearchRequest.model_validate_json(bad, strict=True)
+
+
+def test_the_schema_pattern_and_the_blank_check_agree_on_every_character():
+    """schemathesis found "\\u001f" valid by the schema's pattern and refused as blank: the
+    pattern and query_not_blank must accept exactly the same one-character queries."""
+    import re
+
+    from rrsearch.service.schemas import NOT_BLANK, query_not_blank
+
+    def accepted(text: str) -> bool:
+        try:
+            return query_not_blank(text) == text
+        except ValueError:
+            return False
+
+    disagree = [hex(code) for code in range(0x3001) if bool(re.search(NOT_BLANK, chr(code))) != accepted(chr(code))]
+    assert disagree == []
+    assert not accepted("\u001f \u0085") and accepted("\u001f x")
