@@ -34,7 +34,7 @@ from pathlib import Path
 from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path
 from rrsearch.core.errors import ExportMismatch
 from rrsearch.core.onnx_models import ENCODER_CARD
-from rrsearch.core.onnx_export import export_module, fuse, quantize_int8
+from rrsearch.core.onnx_export import export_module, fuse, model_inputs, quantize_int8
 
 MIN_FP32_COSINE = 0.999
 MIN_INT8_COSINE = 0.97
@@ -177,10 +177,7 @@ def _Embedder(transformer, pooling: str, normalized: bool):
             self.transformer = transformer
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            tokens = self.transformer(**kwargs).last_hidden_state
+            tokens = self.transformer(**model_inputs(input_ids, attention_mask, token_type_ids)).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
             if pooling == "cls":
                 vector = tokens[:, 0]

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from rrsearch.core.errors import RerankerUnavailable
@@ -74,15 +75,21 @@ def cached_export(kind: str, source: Path, home: Path, served_file: str, export:
 
 
 def bi_encoder_export(name_or_path: str, settings) -> Path:
-    """The folder an ``auto`` bi-encoder is served from on a CPU."""
+    """The folder an ``auto`` bi-encoder is served from on a CPU (looked up once per process:
+    the fingerprint reads every byte of the model)."""
+    return _bi_encoder_export(name_or_path, settings.home, settings.bi_encoder_onnx_file)
+
+
+@lru_cache(maxsize=4)
+def _bi_encoder_export(name_or_path: str, home: Path, onnx_file: str) -> Path:
     from rrsearch.core.encoder_export import export_bi_encoder
 
     source = Path(resolve_model_path(name_or_path))
-    if read_encoder_card(source) is not None and (source / settings.bi_encoder_onnx_file).is_file():
-        return source  # an export made by `rrs encoder export-onnx` (or `train-encoder`)
+    if read_encoder_card(source) is not None and (source / onnx_file).is_file():
+        return source  # an export made by `rrs encoder export-onnx`
     if not source.is_dir():
         source = _local_snapshot(name_or_path)
-    return cached_export("bi-encoder", source, settings.home, settings.bi_encoder_onnx_file,
+    return cached_export("bi-encoder", source, home, onnx_file,
                          lambda _folder, out: export_bi_encoder(name_or_path, out))  # the name: its card keeps the label
 
 

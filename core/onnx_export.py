@@ -214,6 +214,15 @@ def _max_difference(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
+def model_inputs(input_ids, attention_mask, token_type_ids=None) -> dict:
+    """The keyword arguments a transformer takes, positional tensors in (what the exporter traces);
+    ``token_type_ids`` only where the model has them (DistilBERT has none)."""
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        inputs["token_type_ids"] = token_type_ids
+    return inputs
+
+
 def _LogitsOnly(hf_model):
     """The transformer as a module taking positional tensors and returning logits."""
     import torch
@@ -224,9 +233,6 @@ def _LogitsOnly(hf_model):
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            return self.inner(**kwargs).logits
+            return self.inner(**model_inputs(input_ids, attention_mask, token_type_ids)).logits
 
     return LogitsOnly(hf_model)

@@ -83,7 +83,20 @@ def pad_batch(encodings: Sequence, pad_id: int) -> dict[str, np.ndarray]:
     return features
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), so little is padded."""
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so little is padded: each
+    of at most ``batch_size`` rows and, with ``max_tokens``, that many padded tokens (rows x its
+    longest); one row over ``max_tokens`` goes alone."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        width = lengths[current[0]] if current else lengths[index]  # longest first: the first row sets the width
+        full = len(current) >= batch_size or (max_tokens is not None and (len(current) + 1) * width > max_tokens)
+        if current and full:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches

@@ -54,24 +54,6 @@ def estimate_pair_tokens(pair: Pair) -> int:
     return sum(len(text) for text in pair) // 4 + 3
 
 
-def token_bounded_batches(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
-    """Indices of ``lengths`` cut into forward passes, longest first (little padding), each of at
-    most ``max_rows`` rows and ``max_tokens`` padded tokens (rows x its longest); one row over
-    ``max_tokens`` goes alone."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        width = lengths[current[0]] if current else lengths[index]  # longest first: the first row sets the width
-        if current and (len(current) >= max_rows or (len(current) + 1) * width > max_tokens):
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
-
-
 @dataclass(eq=False)  # compared and hashed by identity
 class _Job:
     items: Sequence[Any]

@@ -40,8 +40,15 @@ from rrsearch.core.encoders import pick_device, resolve_backend
 from rrsearch.core.onnx_cache import cross_encoder_export
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
-from rrsearch.core.tokenization import load_tokenizer, pad_batch, pad_token_id, private_copy, truncating
-from rrsearch.service.batching import MicroBatcher, Pair, token_bounded_batches
+from rrsearch.core.tokenization import (
+    length_sorted_batches,
+    load_tokenizer,
+    pad_batch,
+    pad_token_id,
+    private_copy,
+    truncating,
+)
+from rrsearch.service.batching import MicroBatcher, Pair
 from rrsearch.service.blend import load_calibration
 
 
@@ -141,7 +148,7 @@ class CrossEncoderReranker:
         if not encoded:
             return []
         scores = np.empty(len(encoded), dtype=np.float32)
-        for batch in token_bounded_batches([len(e.ids) for e in encoded], self.batch_size, self.max_batch_tokens):
+        for batch in length_sorted_batches([len(e.ids) for e in encoded], self.batch_size, self.max_batch_tokens):
             if not keep_going():
                 raise RerankTimeout("every request in this round gave up")
             features = pad_batch([encoded[i] for i in batch], self._pad_id)

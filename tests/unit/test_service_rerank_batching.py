@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rrsearch.core.settings import Settings
-from rrsearch.service.batching import BatchRecord, MicroBatcher, token_bounded_batches
+from rrsearch.core.tokenization import length_sorted_batches
+from rrsearch.service.batching import BatchRecord, MicroBatcher
 
 
 def _later(seconds: float = 10.0) -> float:
@@ -132,11 +133,11 @@ def test_a_job_whose_caller_gave_up_is_dropped_between_batches():
     batcher.close()
 
 
-def test_token_bounded_batches():
-    assert token_bounded_batches([3, 10, 1, 7, 5], 2, 10_000) == [[1, 3], [4, 0], [2]]  # as length_sorted_batches
-    assert token_bounded_batches([3, 10, 1, 7, 5], 8, 15) == [[1], [3, 4], [0, 2]]  # rows x longest <= 15
-    assert token_bounded_batches([100, 2, 2], 8, 15) == [[0], [1, 2]]  # one row over the budget goes alone
-    assert token_bounded_batches([], 8, 15) == []
+def test_length_sorted_batches():
+    assert length_sorted_batches([3, 10, 1, 7, 5], 2, 10_000) == [[1, 3], [4, 0], [2]]  # rows only, as without max_tokens
+    assert length_sorted_batches([3, 10, 1, 7, 5], 8, 15) == [[1], [3, 4], [0, 2]]  # rows x longest <= 15
+    assert length_sorted_batches([100, 2, 2], 8, 15) == [[0], [1, 2]]  # one row over the budget goes alone
+    assert length_sorted_batches([], 8, 15) == []
 
 
 # --- with the real reranker (the tiny cross-encoder) -------------------------------------------
