@@ -100,24 +100,31 @@ def _wide_unicode(head: bytes) -> str | None:
     return None
 
 
-def read_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Line]:
-    """Every physical line of ``path``, decoded one at a time.
+Span = tuple[int, int | None, int]  # (start byte, end byte or None, number of the line at start)
+
+
+def read_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None) -> Iterator[Line]:
+    """Every physical line of ``path`` (or of the ``span`` a shard holds), decoded one at a time.
 
     A line that is not UTF-8, or longer than ``max_line_bytes``, is yielded with ``error``
     set and the next line is read as usual, so one bad byte costs one record. A gzip
     stream that ends early (or a file that cannot be read further) ends with one error line
     naming the line where reading stopped. A UTF-8 byte-order mark is dropped; a UTF-16/32
-    one switches to that codec for the whole file.
+    one switches to that codec for the whole file. A ``span`` (an uncompressed file's byte
+    range starting at a line start, see ``ingest/shards.py``) is read alone, numbered from its line.
     """
+    start, end, first_line = span or (0, None, 1)
     with open_binary(path) as stream:
-        number = 0
+        number = first_line - 1
         try:
-            head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+            if start:
+                stream.seek(start)
+            head = stream.peek(4)[:4] if hasattr(stream, "peek") and not start else b""
             codec = _wide_unicode(head)
             if codec:
                 yield from _wide_lines(stream, codec)
                 return
-            while True:
+            while end is None or stream.tell() < end:
                 raw = stream.readline(max_line_bytes + 1)
                 if not raw:
                     return
@@ -181,10 +188,10 @@ def parse_json_object(text: str) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRecord]:
+def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None) -> Iterator[RawRecord]:
     """One record per non-blank line; a line that cannot be read or parsed is a rejected record."""
     name = str(path)
-    for line in read_lines(path, max_line_bytes):
+    for line in read_lines(path, max_line_bytes, span):
         if line.error:
             yield RawRecord(name, line.number, raw=line.excerpt, error=line.error)
             continue
@@ -194,8 +201,9 @@ def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iter
         yield RawRecord(name, line.number, data=data, raw=None if data is not None else line.text.rstrip("\r\n"), error=error)
 
 
-def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRecord]:
+def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None) -> Iterator[RawRecord]:
     """One record per row (header = field names); ``line`` is the row's first physical line.
+    A ``span`` past the header (a shard starting at a row) takes the header from the file's start.
 
     Lines are decoded one by one before the csv module sees them: a line that cannot be
     read becomes a stand-in the parser can step over, and the row holding it is rejected
@@ -206,9 +214,9 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterat
     bad: dict[int, str] = {}
     consumed = 0  # physical lines handed to the parser so far (its own line_num lags after an error)
 
-    def texts() -> Iterator[str]:
+    def texts(lines_span: Span | None = None) -> Iterator[str]:
         nonlocal consumed
-        for line in read_lines(path, max_line_bytes):
+        for line in read_lines(path, max_line_bytes, lines_span):
             consumed = line.number
             if line.error:
                 bad[line.number] = line.error
@@ -217,18 +225,26 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterat
                 yield line.text
 
     # strict: a quote left open runs to the end of the file; that must be an error, not one huge field
-    reader = csv.DictReader(texts(), restkey="__extra__", strict=True)
+    later = span is not None and span[0] > 0  # a later shard: its rows, parsed with the file's header
+    reader = csv.DictReader(texts(None if later else span), restkey="__extra__", strict=True)
     try:
         header = reader.fieldnames
     except csv.Error as exc:
-        yield RawRecord(name, 1, error=f"unreadable CSV header: {exc}")
+        if not later:  # the first shard reports a bad header, once
+            yield RawRecord(name, 1, error=f"unreadable CSV header: {exc}")
         return
     if not header:
         return
     if 1 in bad:
-        yield RawRecord(name, 1, error=f"unreadable CSV header: {bad[1]}")
+        if not later:
+            yield RawRecord(name, 1, error=f"unreadable CSV header: {bad[1]}")
         return
     start = consumed + 1
+    if later:
+        bad.clear()
+        consumed = span[2] - 1
+        start = span[2]
+        reader = csv.DictReader(texts(span), fieldnames=header, restkey="__extra__", strict=True)
     while True:
         try:
             row, error = next(reader), None
@@ -254,8 +270,10 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterat
             yield RawRecord(name, line, data=dict(row))
 
 
-def read_parquet(path: Path, batch_rows: int = 4096) -> Iterator[RawRecord]:
-    """One record per row, read in row groups so large files stream."""
+def read_parquet(path: Path, batch_rows: int = 4096, *, row_groups: list[int] | None = None,
+                 first_row: int = 1) -> Iterator[RawRecord]:
+    """One record per row, read in row groups so large files stream (``row_groups``: only
+    those, numbered from ``first_row``, as a shard holds them)."""
     import pyarrow.parquet as pq
 
     name = str(path)
@@ -266,8 +284,8 @@ def read_parquet(path: Path, batch_rows: int = 4096) -> Iterator[RawRecord]:
             parquet = pq.ParquetFile(handle)
         except Exception as exc:  # noqa: BLE001 -- pyarrow raises several types for a bad file
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
-        row = 0
-        batches = parquet.iter_batches(batch_size=batch_rows)
+        row = first_row - 1
+        batches = parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups)
         while True:
             try:
                 batch = next(batches, None)
