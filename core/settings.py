@@ -242,7 +242,10 @@ class RerankSettings(BaseModel):
     rerank_max_length: int = Field(default=512, ge=8, description="Token cap per (query, passage) pair; never above the model's.")
     rerank_batch_size: int = Field(default=32, ge=1, le=4096)
     rerank_timeout_ms: float = Field(default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned.")
-    rerank_min_candidates: int = Field(default=20, ge=1, description="Floor of adaptive rerank depth before the stage is skipped.")
+    rerank_min_candidates: int = Field(
+        default=10, ge=1, description="Fewest candidates worth reranking (the page of 10 a user sees): under load the "
+        "depth shrinks to this before the stage is skipped.",
+    )
     rerank_max_wait_ms: float | None = Field(
         default=None, ge=0, description="Micro-batch gathering wait; default 2 ms on CUDA, 0 on CPU."
     )
@@ -294,6 +297,22 @@ class ServeSettings(BaseModel):
         if value is not None and not any(k.strip() for k in value.get_secret_value().split(",")):
             raise ValueError("is set but holds no key; unset RRS_API_KEYS to turn auth off")
         return value
+
+
+class JudgmentsSettings(BaseModel):
+    """Marks made on the search page (``POST /judgments``) and ``rrs judgments export``."""
+
+    judgments_index: str = Field(default="rrs-judgments", pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+                                 description="Index the marks are stored in (one document per query, id and client).")
+    judgments_shards: int = Field(default=1, ge=1)
+    judgments_replicas: int = Field(default=0, ge=0)
+    judgments_max_batch: int = Field(default=100, ge=1, le=1000, description="Most marks one POST /judgments may carry.")
+    judgments_max_paragraph_chars: int = Field(
+        default=20_000, ge=1, description="Longest pasted paragraph a mark may carry (the rerank tab's paragraphs)."
+    )
+    judgments_test_share: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of judged queries the export puts in qrels/test.tsv (by query hash)."
+    )
 
 
 class KibanaSettings(BaseModel):
@@ -365,11 +384,28 @@ class TrainingSettings(BaseModel):
     train_eval_steps: int | None = Field(default=None, ge=1, description="Steps between evaluations; default: 4 per epoch.")
     train_early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before stopping (0 = off).")
     train_seed: int = Field(default=42, description="Seeds the split, the negative sample, the head's init and the trainer.")
+    # `rrs train-reranker --cross-fit` (training/crossfit.py): every judged query scores the blend out of sample
+    train_cross_fit: bool = Field(
+        default=False, description="Choose the blend on out-of-fold scores of every judged query (+folds trainings).")
+    train_cross_fit_folds: int = Field(default=2, ge=2, le=10, description="Folds of the cross-fitted blend.")
+    # `rrs train-encoder` (training/encoder_*.py): the bi-encoder; the eval/seed settings above are shared
+    train_encoder_base_model: str | None = Field(
+        default=None, description="Bi-encoder to fine-tune (name or path); default: RRS_BI_ENCODER.")
+    train_encoder_epochs: float = Field(default=1.0, gt=0)
+    train_encoder_batch_size: int = Field(
+        default=32, ge=2, le=4096, description="Rows per step; every other row's passages are in-batch negatives.")
+    train_encoder_learning_rate: float = Field(default=2e-5, gt=0, lt=1)
+    train_encoder_negatives: int = Field(default=1, ge=0, le=16, description="Mined hard negatives per row.")
+    train_encoder_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have.")
+    train_encoder_max_rank: int = Field(default=30, ge=1, le=1000, description="Worst hybrid rank a mined negative may have.")
+    train_encoder_title_queries: int = Field(default=800, ge=0, description="Extra title queries (0 = judged only).")
+    train_encoder_max_seq_length: int | None = Field(
+        default=None, ge=16, le=8192, description="Token cap per text while training; default: the model's own.")
 
 
 class Settings(
     ElasticsearchSettings, LocalNodeSettings, IndexSettings, ModelSettings, IngestSettings, RetrievalSettings,
-    RerankSettings, ServeSettings, KibanaSettings, TrainingSettings, BaseSettings,
+    RerankSettings, ServeSettings, JudgmentsSettings, KibanaSettings, TrainingSettings, BaseSettings,
 ):
     """All groups above in one object that reads the environment, validated at start-up;
     a wrong value stops the process with the field's name."""

@@ -2,7 +2,7 @@
 
     validate limits -> resolve index (alias -> version, filterable fields)
       -> [embed query] -> BM25 + kNN in one _msearch -> fuse (RRF | linear)
-      -> rerank the top `candidates` (cross-encoder, time budget, adaptive depth)
+      -> rerank the top `candidates` (cross-encoder, time budget, a depth shared among the searches in flight)
       -> collapse to one hit per parent (MaxP) -> page through the cached window
 
 Usable without Flask (the evaluation command drives it directly)::
@@ -15,7 +15,9 @@ Usable without Flask (the evaluation command drives it directly)::
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -68,6 +70,24 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
+class InFlight:
+    """How many searches are between arrival and the end of their rerank right now: the
+    concurrency the rerank stage splits its budget among (see ``adaptive_depth``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> InFlight:
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        with self._lock:
+            self.count -= 1
+
+
 class SearchPipeline:
     """The stages of a search over one Elasticsearch client and the loaded models."""
 
@@ -85,6 +105,7 @@ class SearchPipeline:
                                    settings.window_cache_bytes)
         self._indexes: dict[str, IndexInfo] = {}
         self._embed = lru_cache(maxsize=settings.query_embedding_cache)(self._embed_uncached)
+        self.reranking = InFlight()  # searches that will want the reranker
 
     # --- public -----------------------------------------------------------------------
     @property
@@ -115,7 +136,8 @@ class SearchPipeline:
             window = None  # a first page retries a degraded window; later pages keep it (stable paging)
         cached = window is not None
         if window is None:
-            window = self._compute_window(request, index, clauses, depth, blending)
+            with self.reranking if request.rerank else nullcontext():
+                window = self._compute_window(request, index, clauses, depth, blending)
             self.windows.put(key, window, size=window_bytes(window.hits))
         timings = Timings() if cached else window.timings.model_copy()
         timings.total = _ms(started)
@@ -261,7 +283,7 @@ class SearchPipeline:
             return [], None
         budget_s = self.settings.rerank_timeout_ms / 1000.0
         asked = min(wanted or len(fused), len(fused))
-        depth = self.reranker.plan_depth(asked, budget_s)
+        depth = self.reranker.plan_depth(asked, budget_s, concurrent=self.reranking.count)
         if depth == 0:
             return None, "rerank_overloaded"
         passages = [passage_text(candidates[doc].source) for doc, _ in fused[:depth]]

@@ -65,20 +65,32 @@ def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
     return min(limits)
 
 
-def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: float | None, budget_s: float) -> int:
-    """How many candidates to rerank so the work ahead plus ours fits the budget.
+def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: float | None, budget_s: float,
+                   concurrent: int = 1, headroom: float = 0.8) -> int:
+    """How many candidates to rerank so that every search in flight gets its share of the budget.
 
-    Returns ``wanted`` when the queue is empty or throughput is unknown, a smaller number
-    (not below ``floor``) when the queue is deep, and 0 when even ``floor`` cannot fit.
+    Under load, quality degrades gradually instead of all at once: the pairs one budget can
+    score (``headroom`` of ``budget_s * pairs_per_s``; the rest absorbs noise and the other
+    stages sharing the cores) are split among the ``concurrent`` searches that want a rerank,
+    this one included, and this one also has to fit behind the ``queued_pairs`` already ahead of
+    it. The result is ``wanted`` when that fits, fewer candidates (the top of the fused order)
+    down to ``floor``, and 0 -- skip the stage -- only when even ``floor`` does not fit.
+    Throughput not measured yet (the first request) means ``wanted``.
+
+    >>> adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3)
+    100
+    >>> adaptive_depth(100, floor=10, queued_pairs=150, pairs_per_s=100, budget_s=3, concurrent=4)
+    60
+    >>> adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=32)
+    0
     """
-    if queued_pairs <= 0 or not pairs_per_s:
+    if not pairs_per_s:
         return wanted
-    room = int(budget_s * pairs_per_s) - queued_pairs
-    if room >= wanted:
-        return wanted
-    if room >= min(floor, wanted):
-        return room
-    return 0
+    capacity = headroom * budget_s * pairs_per_s
+    share = capacity / max(concurrent, 1)
+    behind_queue = budget_s * pairs_per_s - queued_pairs  # what can still finish within our own budget
+    depth = int(min(wanted, share, behind_queue))
+    return depth if depth >= min(floor, wanted) else 0
 
 
 ACTIVATIONS = {
@@ -163,14 +175,16 @@ class CrossEncoderReranker:
     def queued_pairs(self) -> int:
         return self.batcher.pending_pairs
 
-    def plan_depth(self, wanted: int, budget_s: float) -> int:
-        """Candidates to rerank now, given the queue ahead (see :func:`adaptive_depth`)."""
+    def plan_depth(self, wanted: int, budget_s: float, concurrent: int = 1) -> int:
+        """Candidates to rerank now, given the queue ahead and the ``concurrent`` searches that
+        share the model (see :func:`adaptive_depth`)."""
         return adaptive_depth(
             wanted,
             floor=self.min_depth,
             queued_pairs=self.batcher.pending_pairs,
             pairs_per_s=self.batcher.pairs_per_s,
             budget_s=budget_s,
+            concurrent=concurrent,
         )
 
     def rerank(self, query: str, passages: Sequence[str], *, budget_s: float, raw: bool = False) -> list[float]:

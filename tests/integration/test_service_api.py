@@ -382,3 +382,37 @@ def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_
     status, body = post(app.test_client(), query="history of jazz", top_k=5, candidates=20)
     assert status == 200 and body["blend"] == {"weight": 0.25, "depth": 8, "normalization": "minmax"}
     assert body["reranked_count"] == 8
+
+
+def test_load_shrinks_the_rerank_depth_before_it_skips_the_stage(settings, es, bi_encoder, tiny_cross_encoder_dir):
+    """With the measured throughput fixed at 10 pairs/s and a 3 s budget (24 pairs at 80%), the
+    searches in flight share it: 1 reranks 24, 2 rerank 12 each, 3 (8 each) are below the floor
+    of 10 and skip the stage. Each reranked search reranks the top of its fused order."""
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.schemas import SearchRequest
+
+    loaded = settings.model_copy(update={"rerank_timeout_ms": 3000.0, "rerank_min_candidates": 10, "window_cache_size": 0})
+    reranker = load_reranker(str(tiny_cross_encoder_dir), loaded)
+    pipeline = SearchPipeline(loaded, es, bi_encoder, reranker)
+    request = SearchRequest(query="ancient empires and their rulers", candidates=40, top_k=40, collapse=False)
+    fused = pipeline.search(request.model_copy(update={"rerank": False}))
+    assert fused.window >= 30
+
+    def served(others: int):
+        reranker.batcher._pairs_per_s = 10.0  # what the batcher would have measured on a slow device
+        for _ in range(others):
+            pipeline.reranking.__enter__()
+        try:
+            return pipeline.search(request)
+        finally:
+            for _ in range(others):
+                pipeline.reranking.__exit__()
+
+    alone, shared, crowded = served(0), served(1), served(2)
+    assert (alone.reranked_count, alone.degraded) == (24, "rerank_depth_reduced")
+    assert (shared.reranked_count, shared.degraded) == (12, "rerank_depth_reduced")
+    assert (crowded.reranked, crowded.degraded) == (False, "rerank_overloaded")
+    assert [h.id for h in crowded.hits] == [h.id for h in fused.hits]
+    reranked_ids = {h.id for h in shared.hits if h.stages.rerank is not None}
+    assert reranked_ids == {h.id for h in fused.hits[:12]}  # the top of the fused order, nothing else
+    assert pipeline.reranking.count == 0

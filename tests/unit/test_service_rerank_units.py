@@ -27,11 +27,26 @@ def test_length_sorted_batches():
     assert batches == [[1, 3], [4, 0], [2]]
 
 
-def test_adaptive_depth():
-    assert adaptive_depth(100, floor=20, queued_pairs=0, pairs_per_s=10, budget_s=1) == 100
-    assert adaptive_depth(100, floor=20, queued_pairs=300, pairs_per_s=400, budget_s=1) == 100
-    assert adaptive_depth(100, floor=20, queued_pairs=350, pairs_per_s=400, budget_s=1) == 50
-    assert adaptive_depth(100, floor=20, queued_pairs=390, pairs_per_s=400, budget_s=1) == 0
+def test_adaptive_depth_unknown_throughput_takes_all():
+    assert adaptive_depth(100, floor=10, queued_pairs=500, pairs_per_s=None, budget_s=1, concurrent=8) == 100
+
+
+def test_adaptive_depth_fits_one_search_in_its_budget():
+    assert adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=400, budget_s=1) == 100
+    # 2 cores at 512 tokens: 100 pairs do not fit 3 s, so the top 48 are reranked instead of none.
+    assert adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=20, budget_s=3) == 48
+
+
+def test_adaptive_depth_shares_the_budget_among_searches_in_flight():
+    depths = [adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=c)
+              for c in (1, 2, 4, 8, 16, 24, 32)]
+    assert depths == [100, 100, 60, 30, 15, 10, 0]  # gradual, and the stage is skipped only below the floor
+
+
+def test_adaptive_depth_fits_behind_the_queue():
+    assert adaptive_depth(100, floor=10, queued_pairs=250, pairs_per_s=100, budget_s=3) == 50
+    assert adaptive_depth(100, floor=10, queued_pairs=295, pairs_per_s=100, budget_s=3) == 0
+    assert adaptive_depth(5, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=4) == 5  # below floor, all wanted
 
 
 def test_microbatcher_merges_concurrent_jobs_and_keeps_order():
