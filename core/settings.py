@@ -185,6 +185,15 @@ class IngestSettings(BaseModel):
     ingest_refresh_interval: str = Field(
         default="-1", description="Refresh interval while bulk indexing; the previous one is restored after."
     )
+    # `rrs ingest --engine ray` (ingest/ray_engine.py)
+    ingest_ray_address: str | None = Field(
+        default=None, description="Ray cluster to run on ('auto', HOST:PORT); default: a local Ray of this machine.")
+    ingest_encoders: int = Field(default=1, ge=1, le=4096, description="Encoder actors (each loads the bi-encoder once).")
+    ingest_encoder_gpus: float = Field(default=0.0, ge=0, description="GPUs shared by the encoder actors (fp16 on CUDA).")
+    ingest_shard_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="JSONL/CSV shard size: a file is cut into ranges about this long.")
+    ingest_ray_max_restarts: int = Field(
+        default=-1, ge=-1, description="Restarts of a dead Ray actor (-1: unlimited; ids are deterministic, so a retry is idempotent).")
 
 
 class RetrievalSettings(BaseModel):

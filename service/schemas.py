@@ -315,3 +315,90 @@ def check_rerank_limits(request: RerankRequest, settings) -> None:
     if len(request.items) > settings.rerank_api_max_texts:
         field = "documents" if request.cohere else "texts"
         raise LimitError(field, f"{field} holds more than {settings.rerank_api_max_texts} items")
+
+
+# --- POST /judgments: marks made on the search page ----------------------------------------
+
+
+class JudgmentRequest(BaseModel):
+    """One mark: how well document ``id`` (or a pasted ``paragraph``) answers ``query``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK}, description="The query as searched.")
+    grade: Literal[0, 1, 2] = Field(description="2 relevant, 1 partly, 0 not relevant.")
+    id: str | None = Field(default=None, min_length=1, max_length=512,
+                           description="A document id of the index (a hit's parent_id); 404 if the index lacks it.")
+    paragraph: str | None = Field(default=None, min_length=1, json_schema_extra={"pattern": NOT_BLANK},
+                                  description="Instead of id: a pasted paragraph's text (the rerank tab); its id is "
+                                  "derived from the text.")
+    index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target(cls, data: Any) -> Any:
+        data = integral_floats(data, ("grade",))
+        if isinstance(data, dict):
+            given = [name for name in ("id", "paragraph") if name in data]
+            if len(given) != 1:
+                raise ValueError("give either id (a document of the index) or paragraph (a pasted paragraph's text)")
+            if data[given[0]] is None:
+                raise ValueError(f"{given[0]} must be a string")
+        return data
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return query_not_blank(value)
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not the grade 1
+            raise ValueError("grade must be 0, 1 or 2 (a number)")
+        return value
+
+    @field_validator("paragraph")
+    @classmethod
+    def _paragraph_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("paragraph must contain non-space characters")
+        return value
+
+
+class JudgmentBatch(BaseModel):
+    """Several marks in one request, stored all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judgments: list[JudgmentRequest] = Field(min_length=1, description="At most RRS_JUDGMENTS_MAX_BATCH marks.")
+
+
+class StoredJudgment(BaseModel):
+    judgment_id: str = Field(description="The judgments index _id: one per (index, query, id, client).")
+    query: str
+    query_id: str
+    id: str = Field(description="The judged document id, or the paragraph's derived id.")
+    kind: Literal["document", "paragraph"]
+    grade: int
+    client: str = Field(description="Who marked: a fingerprint of the API key, else the client address.")
+    index: str
+    index_version: str | None = Field(description="The concrete index the alias pointed to for this document.")
+
+
+class JudgmentsResponse(BaseModel):
+    stored: int
+    judgments: list[StoredJudgment]
+
+
+def check_judgment_limits(marks: list[JudgmentRequest], settings, *, batch: bool) -> None:
+    """Limits that come from the settings; ``field`` names the mark at fault in a batch."""
+    if len(marks) > settings.judgments_max_batch:
+        raise LimitError("judgments", f"judgments holds more than {settings.judgments_max_batch} marks")
+    for number, mark in enumerate(marks):
+        where = f"judgments.{number}." if batch else ""
+        if len(mark.query) > settings.max_query_chars:
+            raise LimitError(f"{where}query", f"query is longer than {settings.max_query_chars} characters")
+        if mark.paragraph is not None and len(mark.paragraph) > settings.judgments_max_paragraph_chars:
+            raise LimitError(f"{where}paragraph",
+                             f"paragraph is longer than {settings.judgments_max_paragraph_chars} characters")

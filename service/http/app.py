@@ -3,7 +3,7 @@
     flask --app service.http.app run        # development
     rrs serve --port 8000                    # gunicorn (service/http/gunicorn.conf.py), behind nginx
 
-Routes: ``api`` (``/search``, ``/readyz``), ``common`` to every role (``/healthz``,
+Routes: ``api`` (``/search``, ``/readyz``), ``judgments`` (``POST /judgments``), ``common`` to every role (``/healthz``,
 ``/metrics``, ``/openapi.json``, ``/info``), ``ranking`` (``/rerank``, service/http/ranking.py)
 and the search page (service/http/web.py). ``RRS_SERVE_ROLE=reranker`` serves only ranking.
 
@@ -28,10 +28,12 @@ from rrsearch.core.errors import IndexMissing, IndexModelMismatch, StartupError
 from rrsearch.core.settings import Settings, get_settings
 from rrsearch.service.http.auth import configured_keys, key_is_valid, presented_key
 from rrsearch.service.http.errors import ApiError, answered_as_api_errors, validation_error
+from rrsearch.service.http.judgments import judgments
 from rrsearch.service.http.metrics import Metrics
 from rrsearch.service.http.openapi import build_openapi
 from rrsearch.service.http.ranking import ranking
 from rrsearch.service.http.web import PAGE_PATHS, web
+from rrsearch.service.judgments import JudgmentStore
 from rrsearch.service.pipeline import SearchPipeline
 from rrsearch.service.schemas import Readiness, SearchRequest, check_limits
 from rrsearch.service.search_log import SearchLogWriter
@@ -80,8 +82,11 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
                 shards=settings.search_log_shards, replicas=settings.search_log_replicas,
             ) if settings.search_log_enabled else None,
             allowed_indexes={settings.index_alias, *_split(settings.allowed_indexes)},
+            judgments=JudgmentStore(es, settings.judgments_index, shards=settings.judgments_shards,
+                                    replicas=settings.judgments_replicas, timeout_s=settings.search_timeout_s),
         )
         app.register_blueprint(api)
+        app.register_blueprint(judgments)  # POST /judgments: marks from the search page (service/http/judgments.py)
         app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
     else:
         if reranker is None:

@@ -9,6 +9,9 @@ from rrsearch.service.retrieval import INTEGER_RANGES, value_kind
 from rrsearch.service.schemas import (
     CohereRerankResponse,
     ErrorResponse,
+    JudgmentBatch,
+    JudgmentRequest,
+    JudgmentsResponse,
     Rank,
     Readiness,
     RerankRequest,
@@ -108,6 +111,21 @@ def _rerank_v2_request_schema(schema: dict, settings) -> dict:
     return schema
 
 
+def _judgment_request_schemas(schemas: dict, settings, indexes: list[str]) -> None:
+    """A mark has exactly one of id/paragraph (a string, never null), the limits of this server,
+    and the indexes it allows; a batch holds at most RRS_JUDGMENTS_MAX_BATCH marks."""
+    props = schemas["JudgmentRequest"]["properties"]
+    props["query"]["maxLength"] = settings.max_query_chars
+    for name in ("id", "paragraph"):
+        text = next(branch for branch in props[name]["anyOf"] if branch.get("type") == "string")
+        props[name] = {**text, **{k: v for k, v in props[name].items() if k not in ("anyOf", "default", "title")}}
+    props["paragraph"]["maxLength"] = settings.judgments_max_paragraph_chars
+    props["index"] = {"anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}], "default": None,
+                      "description": props["index"].get("description", "")}
+    schemas["JudgmentRequest"]["oneOf"] = [{"required": ["id"]}, {"required": ["paragraph"]}]
+    schemas["JudgmentBatch"]["properties"]["judgments"]["maxItems"] = settings.judgments_max_batch
+
+
 def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None = None,
                   indexes: list[str] | None = None, role: str = "search") -> dict:
     """The OpenAPI 3.1 document of this server: the request models with the limits of its
@@ -119,7 +137,8 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
         [(SearchRequest, "validation"), (SearchResponse, "serialization"), (ErrorResponse, "serialization"),
          (Readiness, "serialization"), (RerankRequest, "validation"), (Rank, "serialization"),
          (CohereRerankResponse, "serialization"), (CohereV2RerankRequest, "validation"),
-         (CohereV2RerankResponse, "serialization")],
+         (CohereV2RerankResponse, "serialization"), (JudgmentRequest, "validation"), (JudgmentBatch, "validation"),
+         (JudgmentsResponse, "serialization")],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs["$defs"]
@@ -127,6 +146,7 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                                             indexes or [settings.index_alias])
     _rerank_request_schema(schemas["RerankRequest"], settings)
     _rerank_v2_request_schema(schemas["CohereV2RerankRequest"], settings)
+    _judgment_request_schemas(schemas, settings, indexes or [settings.index_alias])
     errors = {
         "400": _json("ErrorResponse", "Invalid request; `field` names the culprit."),
         "404": _json("ErrorResponse", "Unknown index or alias."),
@@ -182,6 +202,16 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                     "responses": {"200": ok, **errors},
                 },
             },
+            "/judgments": {"post": {
+                "summary": "Mark how well a document (or a pasted paragraph) answers a query: 2, 1 or 0",
+                "operationId": "judgments",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "oneOf": [_ref("JudgmentRequest"), _ref("JudgmentBatch")]}}}},
+                "responses": {"200": _json("JudgmentsResponse", "The marks as stored (the latest per query, id "
+                                                                "and client wins)."),
+                              **errors, "404": _json("ErrorResponse", "Unknown index, or a document id the index "
+                                                                      "lacks (`field` names it).")},
+            }},
             "/rerank": {"post": {**rerank_operation, "operationId": "rerank"}},
             "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
             "/v2/rerank": {"post": rerank_v2_operation},
@@ -206,6 +236,7 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
     }
     if role == "reranker":
         del spec["paths"]["/search"]
+        del spec["paths"]["/judgments"]
         spec["paths"]["/readyz"] = {"get": {"summary": "The reranker is loaded", "operationId": "readyz",
                                             "responses": {"200": {"description": "Ready",
                                                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}}
