@@ -283,7 +283,7 @@ def test_readyz_metrics_openapi(client):
     spec = client.get("/openapi.json").get_json()
     validate(spec)
     assert "SearchRequest" in spec["components"]["schemas"]
-    assert set(spec["paths"]) == {"/search", "/rerank", "/v1/rerank", "/v2/rerank", "/healthz", "/health", "/info", "/readyz",
+    assert set(spec["paths"]) == {"/search", "/judgments", "/rerank", "/v1/rerank", "/v2/rerank", "/healthz", "/health", "/info", "/readyz",
                                   "/metrics", "/openapi.json"}
 
 
