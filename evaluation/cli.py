@@ -100,4 +100,60 @@ def _eval(settings, dataset_dir, split, index_alias, candidates, reranker, confi
         click.echo("\nCompared with " + str(compare_path) + ":\n" + compare(document, previous))
 
 
-commands = [eval_command]
+@click.group("judgments")
+def judgments_group() -> None:
+    """Marks made on the search page (POST /judgments)."""
+
+
+@judgments_group.command("export")
+@click.option("--index", "alias", help="The alias the marks were made on (default RRS_INDEX_ALIAS); the judged "
+              "documents' text is read from it.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the BEIR files into (corpus.jsonl, queries.jsonl, qrels/train.tsv, qrels/test.tsv).")
+@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of queries in the test split, by query hash (default RRS_JUDGMENTS_TEST_SHARE).")
+@click.option("--paragraphs/--no-paragraphs", default=False, show_default=True,
+              help="Include paragraphs judged on the rerank tab (pasted text, not in the index).")
+def judgments_export_command(alias, output, test_share, paragraphs):
+    """Write the marks on ALIAS as a BEIR folder that rrs eval, train-reranker and train-encoder read.
+
+    Each client's latest mark of a (query, document) counts once; several clients' grades
+    are combined as their mean rounded to the nearest grade, halves down. A query's split
+    comes from a hash of its id, so it never moves as marks are added."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    from rrsearch.core.console import fail, load_settings
+    from rrsearch.core.errors import DatasetError, IndexMissing, RRSError
+    from rrsearch.core.es_client import make_client
+    from rrsearch.evaluation.judgments_export import export_judgments
+
+    settings = load_settings()
+    alias = alias or settings.index_alias
+    try:
+        es = make_client(settings)
+        facts = export_judgments(es, judgments_index=settings.judgments_index, alias=alias, output=output,
+                                 test_share=test_share or settings.judgments_test_share, paragraphs=paragraphs)
+    except (DatasetError, IndexMissing) as exc:
+        fail(str(exc), 2)
+    except RRSError as exc:
+        fail(str(exc), 1)
+    except (TransportError, ApiError) as exc:  # the node went away or refused: one line, not a traceback
+        fail(f"Elasticsearch failed during the export ({exc.__class__.__name__}); run the export again", 1)
+    queries, judged = facts["queries"], facts["judgments"]
+    click.echo(f"wrote {output}: {facts['documents']} documents, {facts['paragraphs']} paragraphs, "
+               f"{queries['train']} train / {queries['test']} test queries ({judged['train']} / {judged['test']} "
+               f"judgments) from {facts['marks_used']} marks by {facts['clients']} client(s)")
+    left_out = facts["marks_left_out"]
+    if left_out["document_gone"]:
+        click.echo(f"warning: {left_out['document_gone']} mark(s) judge documents {alias!r} no longer holds; left out",
+                   err=True)
+    if left_out["paragraph"]:
+        click.echo(f"note: {left_out['paragraph']} paragraph mark(s) left out (--paragraphs includes them)", err=True)
+    for name in ("train", "test"):
+        if not queries[name]:
+            click.echo(f"warning: no judged query falls in the {name} split yet: qrels/{name}.tsv has no rows "
+                       f"(rrs eval --split {name} needs some)", err=True)
+
+
+commands = [eval_command, judgments_group]
