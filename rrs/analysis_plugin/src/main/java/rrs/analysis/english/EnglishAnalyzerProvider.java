@@ -16,11 +16,11 @@ import org.elasticsearch.index.analysis.Analysis;
  * optional {@code stopwords}, {@code stopwords_path} and {@code stem_exclusion} settings
  * are read with the server's own helpers, so they take the same values as elsewhere.
  */
-final class EnglishAnalyzerProvider extends AbstractIndexAnalyzerProvider<EnglishAnalyzer> {
+public final class EnglishAnalyzerProvider extends AbstractIndexAnalyzerProvider<EnglishAnalyzer> {
 
     private final EnglishAnalyzer analyzer;
 
-    EnglishAnalyzerProvider(IndexSettings indexSettings, Environment environment, String name, Settings settings) {
+    public EnglishAnalyzerProvider(IndexSettings indexSettings, Environment environment, String name, Settings settings) {
         super(name);
         CharArraySet stopWords = Analysis.parseStopWords(environment, settings, EnglishAnalyzer.getDefaultStopSet());
         CharArraySet stemExclusion = Analysis.parseStemExclusion(settings, CharArraySet.EMPTY_SET);
