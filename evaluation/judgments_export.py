@@ -113,9 +113,10 @@ def split_qrels(qrels: dict[str, dict[str, int]], test_share: float) -> dict[str
 
 
 def read_marks(es: Elasticsearch, judgments_index: str, alias: str) -> list[dict]:
-    """Every stored mark on ``alias``."""
+    """Every stored mark on ``alias`` (the index refreshed first: marks made a moment ago count)."""
     try:
-        return [hit["_source"] for hit in helpers.scan(es, index=judgments_index, query={"term": {"index": alias}})]
+        es.indices.refresh(index=judgments_index)
+        return [hit["_source"] for hit in helpers.scan(es, index=judgments_index, query={"query": {"term": {"index": alias}}})]
     except NotFoundError:
         raise DatasetError(f"no judgments index {judgments_index!r}: mark hits on the search page first "
                            f"(POST /judgments)") from None
@@ -127,7 +128,7 @@ def read_documents(es: Elasticsearch, alias: str, ids: Iterable[str], batch: int
     passages: dict[str, list[dict]] = defaultdict(list)
     try:
         for start in range(0, len(wanted), batch):
-            query = {"terms": {"parent_id": wanted[start:start + batch]}}
+            query = {"query": {"terms": {"parent_id": wanted[start:start + batch]}}}
             fields = ["parent_id", "chunk", "title", "text", "metadata"]
             for hit in helpers.scan(es, index=alias, query=query, _source=fields):
                 passages[hit["_source"]["parent_id"]].append(hit["_source"])

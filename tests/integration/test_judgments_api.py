@@ -4,13 +4,15 @@ node that is down is a 503 with Retry-After."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from rrsearch.service.http.app import create_app
-from rrsearch.service.judgments import judgment_doc_id, paragraph_id, query_key
+from rrsearch.service.judgments import judgment_doc_id, paragraph_id, query_id, query_key
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +141,67 @@ def test_openapi_documents_the_endpoint(client):
     request = spec["components"]["schemas"]["JudgmentRequest"]
     assert request["properties"]["grade"]["enum"] == [0, 1, 2]
     assert spec["components"]["schemas"]["JudgmentBatch"]["properties"]["judgments"]["maxItems"] == 5
+
+
+def queries_in(split: str, count: int) -> list[str]:
+    """Queries (about the sample corpus) whose ids fall in ``split`` at the default share."""
+    from rrsearch.evaluation.judgments_export import split_of
+    from rrsearch.service.judgments import query_id
+
+    found = [f"planet moons question {n}" for n in range(200)
+             if split_of(query_id(query_key(f"planet moons question {n}")), 0.2) == split]
+    return found[:count]
+
+
+def test_export_writes_a_beir_folder_the_readers_accept(client, es, settings, judgments_index, cli_env, tmp_path,
+                                                       monkeypatch):
+    from click.testing import CliRunner
+
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.rrs.cli import main
+    from rrsearch.training.judgments import load_beir_judgments
+
+    train_query, test_query = queries_in("train", 1)[0], queries_in("test", 1)[0]
+    for query, address, doc, grade in [(train_query, "10.0.0.1", "astro-001", 2), (train_query, "10.0.0.2", "astro-001", 1),
+                                       (train_query, "10.0.0.1", "astro-002", 0), (test_query, "10.0.0.1", "astro-002", 2)]:
+        response = client.post("/judgments", json={"query": query, "id": doc, "grade": grade},
+                               environ_base={"REMOTE_ADDR": address})
+        assert response.status_code == 200, response.get_json()
+    pasted = client.post("/judgments", json={"query": test_query, "paragraph": "Two small moons circle Mars.", "grade": 2})
+    assert pasted.status_code == 200, pasted.get_json()
+    monkeypatch.setenv("RRS_JUDGMENTS_INDEX", judgments_index)
+    monkeypatch.setenv("RRS_INDEX_ALIAS", settings.index_alias)
+    output = tmp_path / "judged"
+    result = CliRunner().invoke(main, ["judgments", "export", "--output", str(output), "--paragraphs"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads((output / "judgments.json").read_text())
+    assert facts["paragraphs"] >= 1 and facts["queries"]["test"] >= 1 and facts["queries"]["train"] >= 1
+
+    train, test = load_dataset(output, "train"), load_dataset(output, "test")
+    train_id, test_id = query_id(query_key(train_query)), query_id(query_key(test_query))
+    assert train.qrels[train_id] == {"astro-001": 1, "astro-002": 0}  # clients 2 and 1 -> 1 (mean 1.5, half down)
+    assert test.qrels[test_id]["astro-002"] == 2 and test_id not in train.qrels
+    corpus = {json.loads(line)["_id"]: json.loads(line) for line in (output / "corpus.jsonl").read_text().splitlines()}
+    sample = json.loads((Path(__file__).resolve().parents[2] / "sample" / "corpus.jsonl").read_text().splitlines()[0])
+    assert corpus["astro-001"]["title"] == sample["title"]
+    assert corpus["astro-001"]["text"].split() == sample["text"].split()  # its two passages joined back
+    assert corpus[paragraph_id("Two small moons circle Mars.")]["text"] == "Two small moons circle Mars."  # --paragraphs
+    assert test.qrels[test_id][paragraph_id("Two small moons circle Mars.")] == 2
+    trained = {q.id: q for q in load_beir_judgments(output, "train")}
+    assert trained[train_id].positive_ids == ["astro-001"] and trained[train_id].negative_ids == ["astro-002"]
+
+    again = CliRunner().invoke(main, ["judgments", "export", "--output", str(output)])  # no paragraphs: left out
+    assert again.exit_code == 0 and "paragraph mark(s) left out" in again.output
+    assert not any(doc_id.startswith("para-") for doc_id in
+                   (json.loads(line)["_id"] for line in (output / "corpus.jsonl").read_text().splitlines()))
+
+
+def test_export_errors_are_one_line(cli_env, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from rrsearch.rrs.cli import main
+
+    monkeypatch.setenv("RRS_JUDGMENTS_INDEX", f"test-judg-none-{uuid.uuid4().hex[:6]}")
+    result = CliRunner().invoke(main, ["judgments", "export", "--index", "passages", "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and result.output.startswith("error: no judgments index"), result.output
+    assert "Traceback" not in result.output
