@@ -1,4 +1,5 @@
-// The search page: POST /search with what the form says, show the answer as text.
+// The search page: POST /search with what the form says, show the answer as text; marks on
+// hits and paragraphs go to POST /judgments, and each shows what was sent and what came back.
 //
 // Safety rule: nothing from a response is ever parsed as HTML. Every value goes into the
 // DOM through textContent. The only markup in a response is the highlight tags the
@@ -16,8 +17,12 @@
     ["knn", "kNN (ES took)"], ["fuse", "fuse"], ["rerank", "rerank"], ["total", "total"],
   ];
 
+  const GRADES = [[2, "relevant"], [1, "partly"], [0, "not relevant"]];
+
   const $ = (id) => document.getElementById(id);
   let offset = 0;
+  let searchedQuery = "";  // the query the shown hits answer: what a mark judges them for
+  let searchedIndex = null;
 
   function el(tag, text, className) {
     const node = document.createElement(tag);
@@ -116,7 +121,71 @@
     else text.textContent = hit.text.length > 320 ? hit.text.slice(0, 320) + " …" : hit.text;
     item.appendChild(text);
     item.appendChild(stageTable(hit.stages));
+    // A mark judges the document (parent_id): qrels are per document, as evaluation is.
+    item.appendChild(judgeGroup({ query: searchedQuery, id: hit.parent_id, index: searchedIndex }));
     return item;
+  }
+
+  // --- judgments: mark a hit or a paragraph 2 / 1 / 0 (POST /judgments) ----------------------
+  function authHeaders() {
+    const headers = { "Content-Type": "application/json", "Accept": "application/json" };
+    const key = currentKey();
+    if (key) headers["Authorization"] = "Bearer " + key;
+    return headers;
+  }
+
+  function markOutcome(status, body) {
+    if (status === 0) return "not saved: the service could not be reached";
+    if (status === 401) { $("auth").open = true; return "not saved: 401, an API key is needed (see “API key”)"; }
+    let text = `not saved: error ${status}` + (body && body.error ? ` (${body.error})` : "");
+    if (body && body.message) text += ": " + body.message;
+    return text;
+  }
+
+  // Buttons for the three grades, and a line that says what was sent and what came back.
+  function judgeGroup(target) {
+    const group = el("div", null, "judge");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Judge this result");
+    group.appendChild(el("span", "Mark:", "judge-label"));
+    for (const [grade, label] of GRADES) {
+      const button = el("button", label, "grade grade-" + grade);
+      button.type = "button";
+      button.dataset.grade = String(grade);
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", () => sendMark(group, target, grade, label));
+      group.appendChild(button);
+    }
+    group.appendChild(el("span", "", "judge-state"));
+    return group;
+  }
+
+  async function sendMark(group, target, grade, label) {
+    const state = group.querySelector(".judge-state");
+    const buttons = group.querySelectorAll("button.grade");
+    for (const button of buttons) button.disabled = true;
+    group.dataset.state = "sending";
+    state.textContent = `sending “${label}”…`;
+    const body = { query: target.query, grade };
+    if (target.paragraph !== undefined) body.paragraph = target.paragraph;
+    else { body.id = target.id; if (target.index) body.index = target.index; }
+    let response = null;
+    let answer = null;
+    try {
+      response = await fetch("/judgments", { method: "POST", headers: authHeaders(), credentials: "same-origin",
+        body: JSON.stringify(body) });
+      answer = await response.json();
+    } catch (_e) { answer = null; }
+    for (const button of buttons) button.disabled = false;
+    if (response && response.ok && answer && answer.stored) {
+      for (const button of buttons) button.setAttribute("aria-pressed", String(button.dataset.grade === String(grade)));
+      group.dataset.state = "saved";
+      group.dataset.grade = String(grade);
+      state.textContent = `marked ${label} (${grade}) for “${target.query}”`;
+    } else {
+      group.dataset.state = "error";
+      state.textContent = markOutcome(response ? response.status : 0, answer);
+    }
   }
 
   function badge(text, kind) { return el("span", text, "badge " + kind); }
@@ -162,6 +231,8 @@
   }
 
   function showResults(data) {
+    searchedQuery = data.query;
+    searchedIndex = data.index;
     const hits = $("hits");
     hits.replaceChildren();
     hits.start = data.from + 1;
@@ -294,6 +365,8 @@
       item.appendChild(el("span", rank.score.toFixed(4), "score"));
       item.appendChild(el("span", "¶" + (rank.index + 1), "badge info"));
       item.appendChild(el("p", rank.text, "text"));
+      // A pasted paragraph is not in the index: the mark carries its text (its id is derived from it).
+      item.appendChild(judgeGroup({ query, paragraph: rank.text }));
       list.appendChild(item);
     }
     list.hidden = false;
