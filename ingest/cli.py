@@ -43,9 +43,14 @@ def _interrupt(_signum, _frame) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--break-lock", is_flag=True, help="Remove another run's lock on the alias first (only when that run is dead).")
+@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+              help="process: this one process; ray: Ray Data, on a local Ray or a cluster (pip install 'rrsearch[ray]').")
+@click.option("--ray-address", help="--engine ray: the cluster ('auto', HOST:PORT) [RRS_INGEST_RAY_ADDRESS; default: local].")
+@click.option("--encoders", type=click.IntRange(min=1), help="--engine ray: encoder actors [RRS_INGEST_ENCODERS, 1].")
+@click.option("--encoder-gpus", type=click.FloatRange(min=0), help="--engine ray: GPUs the encoders share [0].")
 def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_old, id_fields, title_field,
                    text_field, metadata_field, no_extra_metadata, chunk_tokens, overlap, batch_size,
-                   no_progress, as_json, break_lock) -> None:
+                   no_progress, as_json, break_lock, engine, ray_address, encoders, encoder_gpus) -> None:
     """Read, validate, chunk, embed and bulk-index SOURCE files (JSONL, CSV, Parquet, .gz, or a
     folder of .txt/.md/.html) into the passage index behind an alias."""
     from elasticsearch import ApiError
@@ -58,11 +63,12 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     settings = load_settings(ingest_chunk_tokens=chunk_tokens, ingest_chunk_overlap=overlap, ingest_batch_size=batch_size)
     field_map = FieldMap(id=tuple(id_fields) or FieldMap.id, title=title_field, text=text_field,
                          metadata=metadata_field, extra_to_metadata=not no_extra_metadata)
+    runner = _engine(engine, ray_address, encoders, encoder_gpus)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop is a Ctrl-C: settings restored, work kept
     try:
         report = run_ingest(list(sources), settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
                             field_map=field_map, progress=not no_progress, keep_old=keep_old, break_lock=break_lock,
-                            log=lambda message: click.echo(message, err=True))
+                            log=lambda message: click.echo(message, err=True), engine=runner)
     except SourceError as exc:
         fail(str(exc), 2)
     except IndexModelMismatch as exc:
@@ -83,6 +89,23 @@ def ingest_command(sources, alias, rejects_path, allow_rejects, reindex, keep_ol
     click.echo(json.dumps(report.to_dict()) if as_json else report.summary(), err=not as_json)
     if report.rejected and not allow_rejects:
         fail(f"{report.rejected} record(s) rejected", 1)
+
+
+def _engine(name: str, address: str | None, encoders: int | None, gpus: float | None):
+    """The ``engine`` for run_ingest: None (this process) or Ray's; options of the other engine refused."""
+    if name == "process":
+        given = [flag for flag, value in (("--ray-address", address), ("--encoders", encoders),
+                                          ("--encoder-gpus", gpus)) if value is not None]
+        if given:
+            fail(f"{', '.join(given)} only apply to --engine ray", 2)
+        return None
+    try:
+        import ray.data  # noqa: F401 -- the optional extra
+    except ImportError:
+        fail("--engine ray needs Ray Data: pip install 'rrsearch[ray]'", 2)
+    from rrsearch.ingest.ray_engine import ray_engine
+
+    return ray_engine(address=address, encoders=encoders, encoder_gpus=gpus)
 
 
 @click.command("delete")

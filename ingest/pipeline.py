@@ -292,6 +292,7 @@ def run_ingest(
     break_lock: bool = False,
     log=lambda _message: None,
     es=None,
+    engine=None,
 ) -> IngestReport:
     """Ingest ``sources`` into ``alias`` (default ``settings.index_alias``); see the module doc.
 
@@ -300,7 +301,8 @@ def run_ingest(
     ``keep_old`` previous versions. One run per alias at a time (``ingest/lock.py``; raises
     ``IngestLocked``); ``break_lock`` removes a dead run's lock first. Raises
     ``IngestInterrupted`` on Ctrl-C (or SIGTERM) after saving what was encoded; any other
-    error propagates after the index settings are restored.
+    error propagates after the index settings are restored. ``engine`` runs the ingest once
+    the lock is held (default: this module's threads; ``ingest/ray_engine.py``: Ray Data).
     """
     from rrsearch.core.es_client import make_client, server_version
 
@@ -315,16 +317,32 @@ def run_ingest(
         if break_lock and (holder := lock.break_lock(es, alias)):
             log(f"broke the ingest lock of {alias!r} held by pid {holder.get('pid')} on {holder.get('host')}")
         with lock.alias_lock(es, alias, log=log):
-            return _ingest(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
+            return (engine or _ingest)(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
                            field_map=field_map or FieldMap(), progress=progress, keep_old=keep_old, es=es)
     finally:
         if own_client:
             es.close()
 
 
-def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
-            field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
-    """One run, with the alias's lock held and a client open."""
+@dataclass
+class RunSetup:
+    """What every engine starts a run with: the encoder, the chunker, the target index
+    (created or resumed), an empty report and the rejects file."""
+
+    model: object
+    label: str
+    encode: Callable
+    chunker: Chunker
+    target: Target
+    report: IngestReport
+    rejects: RejectsWriter
+    source_names: dict[str, str]
+    started: float
+
+
+def open_run(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
+             field_map: FieldMap, es) -> RunSetup:
+    """Load the encoder, open the target (``ingest/target.py``) and the rejects file."""
     from rrsearch.core.encoders import (
         bi_encoder_from,
         embedding_dims,
@@ -353,9 +371,18 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
                          refresh=settings.ingest_refresh_interval, tolerance=settings.bi_encoder_tolerance)
     report = IngestReport(alias=alias, index_name=target.index, mode=target.mode, resumed=target.resumed,
                           rejects_path=str(rejects_path) if rejects_path else None)
-    rejects = RejectsWriter(rejects_path)
+    return RunSetup(model, label, encode, chunker, target, report, RejectsWriter(rejects_path),
+                    {str(path): path.name for path, _ in checked}, started)
+
+
+def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
+            field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
+    """One run, with the alias's lock held and a client open."""
+    run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
+                   field_map=field_map, es=es)
+    label, encode, chunker, target, report, rejects = run.label, run.encode, run.chunker, run.target, run.report, run.rejects
+    started, source_names = run.started, run.source_names
     clock = StageClock()
-    source_names = {str(path): path.name for path, _ in checked}
     stop = threading.Event()
     to_encode: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     to_index: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
