@@ -2,7 +2,7 @@
 
     rrs kibana import [--url URL] [--api-key KEY] [--space ID]
 
-loads the data views, saved searches, Lens visualisations and the search-logs dashboard
+loads the data views, saved searches, Lens visualisations and the search-logs and judgments dashboards
 from ``es_mappings/kibana/*.ndjson`` through Kibana's saved-objects import API
 (``POST /api/saved_objects/_import?overwrite=true``, multipart ``file`` part, ``kbn-xsrf``
 header) and prints one line per object. Building the request and reading the response
@@ -40,6 +40,7 @@ RETRY_INTERVAL_S = 2.0  # between attempts while --wait allows
 # Data views shipped in 10-data-views.ndjson whose index name is a setting.
 PASSAGES_DATA_VIEW = "rrs-passages"
 SEARCH_LOGS_DATA_VIEW = "rrs-search-logs"
+JUDGMENTS_DATA_VIEW = "rrs-judgments"  # 40-judgments.ndjson: marks made on the search page
 
 
 # --- reading the objects (pure) ---------------------------------------------------------
@@ -298,7 +299,7 @@ def kibana() -> None:
 def import_command(url: str | None, api_key: str | None, space: str | None, directory: Path, wait_s: float) -> None:
     """Import the saved objects (overwriting ours), one result line per object.
 
-    Data views point at RRS_INDEX_ALIAS and RRS_SEARCH_LOG_INDEX. Exits 1 when Kibana
+    Data views point at RRS_INDEX_ALIAS, RRS_SEARCH_LOG_INDEX and RRS_JUDGMENTS_INDEX. Exits 1 when Kibana
     is unreachable, refuses the request, or rejects any object.
     """
     settings = load_settings()
@@ -309,7 +310,8 @@ def import_command(url: str | None, api_key: str | None, space: str | None, dire
     try:
         objects = retitle_data_views(
             load_objects(directory),
-            {PASSAGES_DATA_VIEW: settings.index_alias, SEARCH_LOGS_DATA_VIEW: settings.search_log_index},
+            {PASSAGES_DATA_VIEW: settings.index_alias, SEARCH_LOGS_DATA_VIEW: settings.search_log_index,
+             JUDGMENTS_DATA_VIEW: settings.judgments_index},
         )
         request = build_import_request(
             url or settings.kibana_url,

@@ -186,10 +186,11 @@ def test_url_and_key_come_from_settings_when_no_flags(kibana, clean_env):
 
 
 def test_data_views_follow_the_configured_index_names(kibana, clean_env):
-    result = run_import("--url", kibana.url, env={"RRS_INDEX_ALIAS": "docs", "RRS_SEARCH_LOG_INDEX": "docs-logs"})
+    result = run_import("--url", kibana.url, env={"RRS_INDEX_ALIAS": "docs", "RRS_SEARCH_LOG_INDEX": "docs-logs",
+                                                  "RRS_JUDGMENTS_INDEX": "docs-marks"})
     assert result.exit_code == 0, result.output
     views = {o["id"]: o["attributes"]["title"] for o in kibana.received[0]["objects"] if o["type"] == "index-pattern"}
-    assert views == {"rrs-passages": "docs", "rrs-search-logs": "docs-logs"}
+    assert views == {"rrs-passages": "docs", "rrs-search-logs": "docs-logs", "rrs-judgments": "docs-marks"}
 
 
 def test_refused_credentials_are_a_clear_error(kibana, clean_env):
@@ -236,7 +237,7 @@ def test_rejected_objects_are_named_and_fail_the_command(kibana, clean_env):
     assert len(failed) == 2
     assert any("rrs-logs-top-queries" in f and "missing_references: index-pattern/rrs-search-logs" in f for f in failed)
     assert any("rrs-search-log " in f and "unknown: boom" in f for f in failed)
-    assert "2 of 21 saved objects were not imported" in result.stderr
+    assert f"2 of {len(load_objects())} saved objects were not imported" in result.stderr
 
 
 def test_unreachable_kibana_is_a_clear_error_from_the_real_script(clean_env):

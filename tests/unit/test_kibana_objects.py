@@ -19,7 +19,7 @@ import pytest
 
 from rrsearch.core.mappings import load_template
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.kibana import OBJECTS_DIR, PASSAGES_DATA_VIEW, SEARCH_LOGS_DATA_VIEW, load_objects
+from rrsearch.rrs.kibana import JUDGMENTS_DATA_VIEW, OBJECTS_DIR, PASSAGES_DATA_VIEW, SEARCH_LOGS_DATA_VIEW, load_objects
 
 KNOWN_TYPES = {"index-pattern", "search", "lens", "dashboard"}
 NUMERIC = {"integer", "long", "short", "byte", "float", "double", "half_float", "scaled_float"}
@@ -153,6 +153,7 @@ def fields_by_data_view() -> dict[str, dict[str, str]]:
     return {
         PASSAGES_DATA_VIEW: mapping_fields(load_template("passages")["mappings"]["properties"]),
         SEARCH_LOGS_DATA_VIEW: mapping_fields(load_template("search_logs")["mappings"]["properties"]),
+        JUDGMENTS_DATA_VIEW: mapping_fields(load_template("judgments")["mappings"]["properties"]),
     }
 
 
@@ -228,9 +229,10 @@ def test_lens_layers_and_accessors_are_consistent(objects):
         state, where = vis["attributes"]["state"], vis["id"]
         layers = lens_layers(vis)
         assert layers, where
+        view = JUDGMENTS_DATA_VIEW if vis["id"].startswith("rrs-judgments") else SEARCH_LOGS_DATA_VIEW
         for layer_id, layer in layers.items():
             assert {"name": f"indexpattern-datasource-layer-{layer_id}", "type": "index-pattern",
-                    "id": SEARCH_LOGS_DATA_VIEW} in vis["references"], where
+                    "id": view} in vis["references"], where
             assert sorted(layer["columnOrder"]) == sorted(layer["columns"]), where
             for column in layer["columns"].values():
                 assert {"label", "dataType", "operationType", "isBucketed"} <= column.keys(), where
@@ -258,8 +260,10 @@ def test_lens_layers_and_accessors_are_consistent(objects):
         assert used == columns, f"{where}: accessors {used} vs columns {columns}"
 
 
-def test_dashboard_panels_resolve_and_fit_the_grid(objects, by_key):
-    (dashboard,) = of_type(objects, "dashboard")
+@pytest.mark.parametrize("dashboard_id", ["rrs-search-logs-dashboard", "rrs-judgments-dashboard"])
+def test_dashboard_panels_resolve_and_fit_the_grid(objects, by_key, dashboard_id):
+    assert {d["id"] for d in of_type(objects, "dashboard")} == {"rrs-search-logs-dashboard", "rrs-judgments-dashboard"}
+    dashboard = by_key[("dashboard", dashboard_id)]
     attrs = dashboard["attributes"]
     assert set(attrs) <= DASHBOARD_ATTRIBUTES, set(attrs) - DASHBOARD_ATTRIBUTES
     assert attrs["timeRestore"] is True and attrs["timeFrom"].startswith("now-")
@@ -280,7 +284,7 @@ def test_dashboard_panels_resolve_and_fit_the_grid(objects, by_key):
         assert ref["type"] == panel["type"]
         assert (ref["type"], ref["id"]) in by_key
     assert not refs, f"references no panel uses: {sorted(refs)}"
-    on_dashboard = {r["id"] for r in dashboard["references"]}
+    on_dashboard = {r["id"] for d in of_type(objects, "dashboard") for r in d["references"]}
     assert {v["id"] for v in of_type(objects, "lens")} <= on_dashboard, "a visualisation is on no dashboard"
 
 
@@ -293,7 +297,7 @@ def test_every_field_named_exists_in_the_mappings_with_a_usable_type(objects, fi
 
 
 def test_the_dashboard_shows_what_the_issue_asks_for(objects, by_key):
-    (dashboard,) = of_type(objects, "dashboard")
+    dashboard = by_key[("dashboard", "rrs-search-logs-dashboard")]
     on_dashboard = [by_key[(r["type"], r["id"])] for r in dashboard["references"]]
     lens_columns = [
         (column["operationType"], column.get("sourceField"), column.get("params", {}).get("percentile"))
@@ -329,3 +333,17 @@ def test_field_check_catches_unknown_fields_and_wrong_types(objects, fields_by_d
     assert any("timings_ms.rerank_gpu (percentile): not in the mapping" in p for p in problems)
     assert any("query (percentile): text field needs a numeric field" in p for p in problems)
     assert any("zero_hit (query): not in the mapping" in p for p in problems)
+
+
+def test_the_judgments_dashboard_shows_marks_over_time_by_grade_and_per_query(objects, by_key):
+    view = by_key[("index-pattern", JUDGMENTS_DATA_VIEW)]["attributes"]
+    assert view["title"] == Settings.model_fields["judgments_index"].default and view["timeFieldName"] == "@timestamp"
+    dashboard = by_key[("dashboard", "rrs-judgments-dashboard")]
+    on_dashboard = [by_key[(r["type"], r["id"])] for r in dashboard["references"]]
+    lens_columns = {(column["operationType"], column.get("sourceField"))
+                    for vis in on_dashboard if vis["type"] == "lens"
+                    for layer in lens_layers(vis).values() for column in layer["columns"].values()}
+    assert {("date_histogram", "@timestamp"), ("terms", "grade"), ("terms", "query.raw"), ("average", "grade"),
+            ("unique_count", "client")} <= lens_columns
+    (browse,) = [obj for obj in on_dashboard if obj["type"] == "search"]
+    assert {"query", "id", "grade", "client", "index_version"} <= set(browse["attributes"]["columns"])
