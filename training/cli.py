@@ -12,7 +12,9 @@ setting. Exit codes: 0 trained; 2 bad input (judgments, alias, options; nothing 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -110,6 +112,92 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
                    f"base model {before:.4f} -> trained {after:.4f}")
 
 
+@click.command("train-encoder")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the trained bi-encoder (RRS_BI_ENCODER=DIR serves it).")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder.")
+@click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
+@click.option("--base", "base_model", help="Bi-encoder to fine-tune [RRS_BI_ENCODER].")
+@click.option("--negatives", type=int, help=f"Mined hard negatives per row [{D.train_encoder_negatives}].")
+@click.option("--min-rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_encoder_min_rank}].")
+@click.option("--max-rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_encoder_max_rank}].")
+@click.option("--title-queries", type=int, help=f"Extra queries from corpus titles [{D.train_encoder_title_queries}].")
+@click.option("--epochs", type=float, help=f"Training epochs [{D.train_encoder_epochs:g}].")
+@click.option("--batch-size", type=int, help=f"Rows per step (in-batch negatives) [{D.train_encoder_batch_size}].")
+@click.option("--lr", "learning_rate", type=float, help=f"Peak learning rate [{D.train_encoder_learning_rate:g}].")
+@click.option("--max-seq-length", type=int, help="Token cap per text while training [the model's own].")
+@click.option("--eval-fraction", type=float, help=f"Share of queries held out [{D.train_eval_fraction:g}].")
+@click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
+@click.option("--seed", type=int, help=f"Seed of the split, sampling and trainer [{D.train_seed}].")
+@click.option("--no-export", is_flag=True, help="Skip the ONNX export (fp32 + int8).")
+@click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
+def train_encoder_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
+                          title_queries, epochs, batch_size, learning_rate, max_seq_length, eval_fraction, eval_steps,
+                          seed, no_export, skip_missing, no_progress, as_json) -> None:
+    """Fine-tune the bi-encoder on your judgments and title queries, with hard negatives from your index.
+
+    MultipleNegativesRankingLoss (in-batch negatives plus mined hard negatives) with
+    sentence-transformers' trainer; held-out judged queries pick the best checkpoint. Writes
+    the model, its ONNX export (fp32 + int8, checked) and a model card to --output. Serve it
+    with RRS_BI_ENCODER=DIR rrs ingest CORPUS --index ALIAS --reindex.
+    """
+    from rrsearch.core.errors import DatasetError, ExportMismatch, MiningError, RRSError
+    from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
+    from rrsearch.training.encoder_trainer import EncoderConfig
+
+    settings = load_settings(**{
+        "train_encoder_base_model": base_model, "train_encoder_negatives": negatives,
+        "train_encoder_min_rank": min_rank, "train_encoder_max_rank": max_rank,
+        "train_encoder_title_queries": title_queries, "train_encoder_epochs": epochs,
+        "train_encoder_batch_size": batch_size, "train_encoder_learning_rate": learning_rate,
+        "train_encoder_max_seq_length": max_seq_length, "train_eval_fraction": eval_fraction,
+        "train_eval_steps": eval_steps, "train_seed": seed,
+    })
+    alias = alias or settings.index_alias
+    _check_output(output_dir, overwrite)
+    try:
+        mining = encoder_mining_config(settings)
+    except ValueError as exc:
+        fail(f"invalid option: {exc}", 2)
+    try:
+        # the trainer prints its log lines on stdout; --json keeps stdout for the JSON alone
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            facts = run_encoder_training(
+                dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
+                training=EncoderConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress,
+                export=not no_export, log=lambda message: click.echo(message, err=True),
+            )
+    except (DatasetError, MiningError) as exc:
+        fail(str(exc), 2)
+    except (RRSError, ExportMismatch) as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        fail("interrupted; the --output folder may be incomplete", 130)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2, default=str))
+        return
+    result = facts["result"]
+    click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
+    click.echo(f"trained {result['steps']} steps on {result['train_queries']} judged + {result['title_queries']} "
+               f"title queries in {result['seconds']} s on {result['device']} ({result['precision']})")
+    if result["after"]:
+        click.echo(f"held-out nDCG@10 ({result['heldout_queries']} queries, {result['heldout_corpus']} passages): "
+                   f"base {result['before'].get('ndcg@10', 0):.4f} -> trained {result['after'].get('ndcg@10', 0):.4f}")
+    click.echo(f"serve it: RRS_BI_ENCODER={output_dir} rrs ingest CORPUS --index {alias} --reindex")
+
+
+def _check_output(output_dir: Path, overwrite: bool) -> None:
+    """Refuse an --output that is a file, or a non-empty folder without --overwrite."""
+    if output_dir.exists() and not output_dir.is_dir():
+        fail(f"--output {output_dir}: exists and is not a folder", 2)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
+
+
 @click.group("rerank")
 def rerank() -> None:
     """Cross-encoder tools."""
@@ -180,4 +268,4 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     click.echo(f"serve it with RRS_BI_ENCODER={result.folder} RRS_BI_ENCODER_BACKEND=onnx")
 
 
-commands: list = [train_reranker_command, rerank, encoder]
+commands: list = [train_reranker_command, train_encoder_command, rerank, encoder]

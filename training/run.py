@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +37,56 @@ def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
     values = {f.name: group[f.name] for f in fields(MiningConfig)}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return MiningConfig(**values)
+
+
+@dataclass
+class Gathered:
+    """The judged queries mined over the alias, plus title queries: what a trainer reads."""
+
+    queries: list
+    mined: list
+    titles: list
+    missing: set
+    index: str | None
+    bi_encoder: object
+    mined_total: int
+    mining_seconds: float
+
+
+def gather_training_data(queries, settings: Settings, *, alias: str, mining: MiningConfig, depth: int, es,
+                         bi_encoder=None, skip_missing: bool = False, progress: bool = True,
+                         log: Callable[[str], None] = print) -> Gathered:
+    """Check the alias holds the judged documents, mine hard negatives for each judged query
+    ``depth`` deep with the service's own first stage, and make ``mining.title_queries``
+    title queries; shared by the reranker and the bi-encoder trainers."""
+    from rrsearch.core.indexes import current_index
+    from rrsearch.evaluation.offline import open_pipeline
+
+    missing = check_index(es, alias, queries, skip_missing=skip_missing)
+    if missing:
+        before = len(queries)
+        queries = drop_missing(queries, missing)
+        log(f"skipped {len(missing)} judged id(s) missing from {alias!r}; {before - len(queries)} query(ies) dropped")
+    # Mining runs the service's own first stage over this alias, with the limits opened
+    # up to the depth training asks for (they guard the public API, not this job).
+    offline = open_pipeline(settings, alias=alias, depth=depth, es=es, bi_encoder=bi_encoder)
+    pipeline = offline.pipeline
+    started = time.perf_counter()
+    mined = mine(pipeline, queries, config=mining, depth=depth, es=es, progress=progress)
+    mining_seconds = round(time.perf_counter() - started, 1)
+    mined_total = sum(query.mined for query in mined)
+    log(f"mined {mined_total} hard negatives for {len(mined)} queries in {mining_seconds} s")
+    titles: list = []
+    if mining.title_queries:
+        from rrsearch.training.pseudo_queries import pseudo_queries
+
+        started = time.perf_counter()
+        judged = {doc for query in queries for doc in query.positive_ids}
+        titles = pseudo_queries(pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged,
+                                progress=progress)
+        log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
+    return Gathered(list(queries), mined, titles, missing, current_index(es, alias), offline.bi_encoder, mined_total,
+                    mining_seconds)
 
 
 def run_training(
@@ -61,8 +111,6 @@ def run_training(
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
     from rrsearch.core.es_client import make_client
-    from rrsearch.core.indexes import current_index
-    from rrsearch.evaluation.offline import open_pipeline
 
     mining = mining or mining_config_from(settings)
     training = training or TrainConfig.from_settings(settings)
@@ -72,31 +120,12 @@ def run_training(
     own_client = es is None
     es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
     try:
-        missing = check_index(es, alias, queries, skip_missing=skip_missing)
-        if missing:
-            before = len(queries)
-            queries = drop_missing(queries, missing)
-            log(f"skipped {len(missing)} judged id(s) missing from {alias!r}; {before - len(queries)} query(ies) dropped")
-        # Mining runs the service's own first stage over this alias, with the limits opened
-        # up to the depth training asks for (they guard the public API, not this job).
         depth = max(mining.max_rank, training.eval_depth)
-        offline = open_pipeline(settings, alias=alias, depth=depth, es=es, bi_encoder=bi_encoder)
-        pipeline, bi_encoder = offline.pipeline, offline.bi_encoder
-        started = time.perf_counter()
-        mined = mine(pipeline, queries, config=mining, depth=depth, es=es, progress=progress)
-        mining_seconds = round(time.perf_counter() - started, 1)
-        mined_total = sum(query.mined for query in mined)
-        log(f"mined {mined_total} hard negatives for {len(mined)} queries in {mining_seconds} s")
-        titles: list = []
-        if mining.title_queries:
-            from rrsearch.training.pseudo_queries import pseudo_queries
-
-            started = time.perf_counter()
-            judged = {doc for query in queries for doc in query.positive_ids}
-            titles = pseudo_queries(pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged,
-                                    progress=progress)
-            log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
-        index = current_index(es, alias)
+        gathered = gather_training_data(queries, settings, alias=alias, mining=mining, depth=depth, es=es,
+                                        bi_encoder=bi_encoder, skip_missing=skip_missing, progress=progress, log=log)
+        queries, mined, titles, missing, index = (gathered.queries, gathered.mined, gathered.titles, gathered.missing,
+                                                  gathered.index)
+        bi_encoder, mined_total, mining_seconds = gathered.bi_encoder, gathered.mined_total, gathered.mining_seconds
     finally:
         if own_client:
             es.close()
