@@ -56,9 +56,13 @@ D = TrainingSettings()  # the defaults the help shows are the settings' own
 @click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
 @click.option("--tune/--no-tune", default=True, show_default=True,
               help="Choose the new model's blend with the hybrid order on the held-out queries (rrs_rerank.json).")
+@click.option("--cross-fit/--no-cross-fit", default=None,
+              help=f"Choose the blend on out-of-fold scores of every judged query: one more training per fold "
+                   f"[{'on' if D.train_cross_fit else 'off'}; RRS_TRAIN_CROSS_FIT].")
+@click.option("--folds", type=int, help=f"Folds of --cross-fit [{D.train_cross_fit_folds}].")
 def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
                            title_queries, sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
-                           eval_steps, patience, seed, skip_missing, no_progress, as_json, tune) -> None:
+                           eval_steps, patience, seed, skip_missing, no_progress, as_json, tune, cross_fit, folds) -> None:
     """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
 
     Mines negatives with the service's own hybrid retrieval over ALIAS (top results that
@@ -76,6 +80,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         "train_epochs": epochs, "train_batch_size": batch_size, "train_learning_rate": learning_rate,
         "train_max_length": max_length, "train_eval_fraction": eval_fraction, "train_eval_depth": eval_depth,
         "train_eval_steps": eval_steps, "train_early_stopping_patience": patience, "train_seed": seed,
+        "train_cross_fit": cross_fit, "train_cross_fit_folds": folds,
     })
     alias = alias or settings.index_alias
     if output_dir.exists() and not output_dir.is_dir():
@@ -91,7 +96,7 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         facts = run_training(
             dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
             training=TrainConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress, log=log,
-            tune_blend=tune,
+            tune_blend=tune, cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
         )
     except (DatasetError, MiningError) as exc:
         fail(str(exc), 2)

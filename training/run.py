@@ -104,8 +104,12 @@ def run_training(
     bi_encoder=None,
     log: Callable[[str], None] = print,
     tune_blend: bool = True,
+    cross_fit: int = 0,
 ) -> dict:
     """Train a reranker on ``source``'s judgments over ``alias``; return the model card's facts.
+
+    ``cross_fit`` (folds, 0 = off) chooses the blend on out-of-fold scores of every judged
+    query (``training/crossfit.py``) instead of on the held-out slice.
 
     Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
@@ -132,7 +136,11 @@ def run_training(
 
     result = train_reranker(mined, training, output_dir, extra_train=titles, progress=progress, log=log)
     blend_facts = None
-    if tune_blend:
+    if cross_fit:
+        blend_facts = _cross_fit_blend(queries, mined, titles, training, output_dir, folds=cross_fit, settings=settings,
+                                       alias=alias, depth=depth, bi_encoder=bi_encoder, es=None if own_client else es,
+                                       progress=progress, log=log)
+    elif tune_blend:
         blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=settings, alias=alias,
                                        depth=depth, bi_encoder=bi_encoder, es=None if own_client else es,
                                        progress=progress, log=log)
@@ -213,3 +221,26 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
         f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
         f"unconfirmed unless chosen)")
     return facts
+
+
+def _cross_fit_blend(queries, mined, titles, training: TrainConfig, output_dir: Path, *, folds: int,
+                     settings: Settings, alias: str, depth: int, bi_encoder, es, progress: bool, log) -> dict:
+    """Choose the served model's blend on out-of-fold scores of every judged query and write
+    it beside the model (``rrs_rerank.json``): ``folds`` more trainings, one per fold."""
+    from rrsearch.service.blend import write_calibration
+    from rrsearch.training.crossfit import WORK_DIR, choose_cross_fitted, cross_fit_scores
+
+    started = time.perf_counter()
+    collected, qrels = cross_fit_scores(queries, mined, titles, training, Path(output_dir) / WORK_DIR, folds=folds,
+                                        settings=settings, alias=alias, depth=depth, es=es, bi_encoder=bi_encoder,
+                                        progress=progress, log=log)
+    seconds = time.perf_counter() - started
+    best, facts = choose_cross_fitted(qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10),
+                                      seconds=seconds)
+    write_calibration(output_dir, best, facts)
+    gain = facts["chosen_gain"]
+    log(f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
+        f"{best.depth}, {best.normalization} (nDCG@10 {gain['ndcg@10']}, hybrid {facts['hybrid_alone']}, confirming "
+        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']})")
+    return facts
+
