@@ -6,8 +6,8 @@ the response was reranked or degraded. There is no server-side rendering of resu
 no build step: ``static/search.html`` + ``search.js`` + ``search.css``, plain files.
 
 The page and its two assets are public (listed in :data:`PAGE_PATHS`, which the app's
-API-key check leaves open); the ``/search`` calls the page makes carry the key a user
-pastes into it. Everything the page shows is put in the DOM as text, never as HTML, and
+API-key check leaves open); the ``/search``, ``/rerank`` and ``/judgments`` (marks on hits
+and paragraphs) calls the page makes carry the key a user pastes into it. Everything the page shows is put in the DOM as text, never as HTML, and
 a strict Content-Security-Policy (no inline script, no other origins) backs that up.
 """
 
