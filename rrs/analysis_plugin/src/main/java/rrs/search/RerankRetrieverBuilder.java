@@ -131,6 +131,9 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
 
     @Override
     protected SearchSourceBuilder finalizeSourceBuilder(SearchSourceBuilder source) {
+        // the child's search sorts by [_score, _shard_doc]; without track_scores its hits carry no
+        // score, and the blend (and a skipped rerank's answer) needs the first-stage scores
+        source.trackScores(true);
         source.rankBuilder(new RerankRankBuilder(rankWindowSize, fields, inferenceText, weight, normalization, strict, pool));
         return source;
     }
