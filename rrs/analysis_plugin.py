@@ -178,3 +178,51 @@ def install_plugin(es_home: Path, plugin_zip: Path, java_home: Path, log=print) 
             f"elasticsearch-plugin could not install {plugin_zip.name} into {es_home} "
             f"(exit {result.returncode}):\n{tail}"
         )
+
+
+# --- The retrievers' node settings (rrs.search in the same plugin) -------------------------
+
+RERANKER_URL_SETTING = "rrs.reranker.url"  # elasticsearch.yml; also dynamic (PUT _cluster/settings)
+RERANKER_KEY_SETTING = "rrs.reranker.api_key"  # the keystore only: never in a file or a request
+_RETRIEVERS_CLASS = "rrs/search/RerankPool.class"
+
+
+def has_retrievers(es_home: Path) -> bool:
+    """True when the installed plugin is a build with the retrievers (an older one knows only the analyzer)."""
+    installed = es_home / "plugins" / PLUGIN_NAME
+    for jar in installed.glob("*.jar") if installed.is_dir() else []:
+        with zipfile.ZipFile(jar) as archive:
+            if _RETRIEVERS_CLASS in archive.namelist():
+                return True
+    return False
+
+
+def plugin_node_settings(es_home: Path, settings) -> tuple[dict[str, str], dict[str, str]]:
+    """What ``rrs es start`` gives the node from our settings: ``RRS_RERANKER_URL`` as
+    ``rrs.reranker.url`` (elasticsearch.yml), ``RRS_RERANKER_API_KEY`` as ``rrs.reranker.api_key``
+    (keystore). Nothing when the plugin with the retrievers is not installed: a node refuses to
+    start with a setting no plugin declares."""
+    if not (settings.reranker_url or settings.reranker_api_key) or not has_retrievers(es_home):
+        return {}, {}
+    yml = {RERANKER_URL_SETTING: settings.reranker_url} if settings.reranker_url else {}
+    key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
+    return yml, ({RERANKER_KEY_SETTING: key} if key else {})
+
+
+def write_keystore(es_home: Path, conf: Path, java_home: Path, secrets: dict[str, str]) -> None:
+    """Put ``secrets`` into the node's keystore (``<conf>/elasticsearch.keystore``, created when
+    missing) with ``elasticsearch-keystore``, values on stdin so they never appear in a process list."""
+    if not secrets:
+        return
+    env = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR") if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(ES_JAVA_HOME=str(java_home), ES_PATH_CONF=str(conf))
+    tool = str(es_home / "bin" / "elasticsearch-keystore")
+    for name, value in secrets.items():
+        args = [tool, "add", "-f", "-x", name]  # -f: create the keystore when missing; -x: the value from stdin
+        try:
+            result = subprocess.run(args, env=env, input=value, capture_output=True, text=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NodeError(f"elasticsearch-keystore could not run in {es_home}: {exc}") from exc
+        if result.returncode != 0:
+            raise NodeError(f"elasticsearch-keystore could not store {name}: {(result.stdout + result.stderr)[-_TAIL:]}")

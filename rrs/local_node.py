@@ -39,6 +39,7 @@ import requests
 
 from rrsearch.core.errors import NodeError
 from rrsearch.core.settings import Settings
+from rrsearch.rrs.analysis_plugin import plugin_node_settings, write_keystore
 from rrsearch.rrs.es_distribution import Distribution, Jdk, prepare_distribution
 
 # The JDK and distribution helpers moved to es_distribution; these names stay importable here.
@@ -108,10 +109,12 @@ def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[in
 
 
 def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, name: str = "rrs-node-1",
-                       seed_ports: list[int] | None = None, masters: list[str] | None = None) -> str:
+                       seed_ports: list[int] | None = None, masters: list[str] | None = None,
+                       plugin: dict[str, str] | None = None) -> str:
     """``elasticsearch.yml`` for a loopback node (pure: easy to test): single-node discovery,
     or, with ``seed_ports``, a cluster member that finds the others there (``masters``: the
-    names that bootstrap a new cluster; only on its first start)."""
+    names that bootstrap a new cluster; only on its first start). ``plugin``: our plugin's
+    node settings (the reranker pool's URL), written as JSON strings."""
     discovery: dict = {"discovery.type": "single-node"}
     if seed_ports is not None:
         discovery = {"discovery.seed_hosts": json.dumps([f"127.0.0.1:{port}" for port in seed_ports])}
@@ -132,6 +135,7 @@ def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, n
         # Loopback-only dev node: no TLS/users (also skips security auto-configuration,
         # whose keystore entries this distribution can't read back).
         "xpack.security.enabled": "false",
+        **{key: json.dumps(value) for key, value in (plugin or {}).items()},
     }
     return "".join(f"{key}: {value}\n" for key, value in lines.items())
 
@@ -399,8 +403,9 @@ def _start_members(settings: Settings, count: int, dist: Distribution, log) -> N
     root.mkdir(parents=True, exist_ok=True)
     _write_state(root, members, state.get("version"), dist.jdk.home)
     started = time.monotonic()
+    plugin = plugin_node_settings(dist.home, settings)
     for member in members:
-        _launch_member(member, members, dist, settings.es_heap, first_boot, log)
+        _launch_member(member, members, dist, settings.es_heap, first_boot, log, plugin=plugin)
     info = _wait_for_members(members, settings.es_start_timeout_s)
     record = _write_state(root, members, info["version"], dist.jdk.home)
     _say_started(log, members, record["url"], info, dist.jdk, time.monotonic() - started)
@@ -417,10 +422,12 @@ def _say_started(log, members: list[dict], url: str, info: dict, jdk: Jdk, secon
             f"in {seconds:.1f}s ({info['health']}).")
 
 
-def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: str, first_boot: bool, log) -> None:
+def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: str, first_boot: bool, log, *,
+                   plugin: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> None:
     """Start ``member`` unless its process is alive (a restart starts only the dead ones);
     sets its ``pid``. A cluster member is seeded with every transport port, and names the
-    masters only on the cluster's first boot (a restart must not bootstrap a second one)."""
+    masters only on the cluster's first boot (a restart must not bootstrap a second one).
+    ``plugin``: our plugin's node settings for elasticsearch.yml, and those for the keystore."""
     node_dir = Path(member["dir"])
     member["pid"] = _read_pid(node_dir)
     if member["pid"] is not None:
@@ -431,7 +438,8 @@ def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: 
         "masters": [m["name"] for m in members] if first_boot else None,
     }
     conf = write_node_config(dist.home, node_dir, member["http_port"], heap, transport_port=member["transport_port"],
-                             name=member["name"], **peers)
+                             name=member["name"], plugin=plugin[0], **peers)
+    write_keystore(dist.home, conf, dist.jdk.home, plugin[1])
     member["pid"] = _launch(dist.home, node_dir, conf, dist.jdk, log)
 
 

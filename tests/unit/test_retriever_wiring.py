@@ -1,0 +1,37 @@
+"""`rrs es start` gives the node our plugin's reranker pool settings: the URL in
+elasticsearch.yml, the key in the keystore, and nothing when the installed plugin lacks the
+retrievers (a node refuses to start with a setting no plugin declares)."""
+
+import zipfile
+
+from rrsearch.core.settings import Settings
+from rrsearch.rrs.analysis_plugin import PLUGIN_NAME, plugin_node_settings
+from rrsearch.rrs.local_node import render_node_config
+
+
+def _es_home(tmp_path, classes):
+    plugin = tmp_path / "plugins" / PLUGIN_NAME
+    plugin.mkdir(parents=True)
+    with zipfile.ZipFile(plugin / "rrs.jar", "w") as jar:
+        for name in classes:
+            jar.writestr(name, b"")
+    return tmp_path
+
+
+def test_the_pool_url_goes_to_the_yml_and_the_key_to_the_keystore(tmp_path):
+    home = _es_home(tmp_path, ["rrs/RrsPlugin.class", "rrs/search/RerankPool.class"])
+    settings = Settings(reranker_url="http://gpu-pool:8080", reranker_api_key="s3cret")
+    yml, keystore = plugin_node_settings(home, settings)
+    assert yml == {"rrs.reranker.url": "http://gpu-pool:8080"}
+    assert keystore == {"rrs.reranker.api_key": "s3cret"}
+    text = render_node_config(tmp_path, 9200, 9300, plugin=yml)
+    assert 'rrs.reranker.url: "http://gpu-pool:8080"\n' in text
+    assert "s3cret" not in text
+
+
+def test_nothing_is_written_without_a_pool_or_without_the_retrievers(tmp_path):
+    with_retrievers = _es_home(tmp_path / "new", ["rrs/search/RerankPool.class"])
+    analyzer_only = _es_home(tmp_path / "old", ["rrs/analysis/english/EnglishAnalysisPlugin.class"])
+    assert plugin_node_settings(with_retrievers, Settings(reranker_url=None)) == ({}, {})
+    assert plugin_node_settings(analyzer_only, Settings(reranker_url="http://pool:80")) == ({}, {})
+    assert "rrs." not in render_node_config(tmp_path, 9200, 9300)
