@@ -1,0 +1,268 @@
+"""``rrs adapt DATASET --index ALIAS --output DIR``: learn from the user's data in one command.
+
+    before  (test split: BM25, kNN, hybrid, what is served, with the models configured now)
+      -> train-encoder   (DIR/encoder: the bi-encoder on the train judgments + title queries)
+      -> reindex         (a new index version behind ALIAS, embedded by DIR/encoder)
+      -> train-reranker  (DIR/reranker: hard negatives mined from the new index, cross-fitted blend)
+      -> after           (test split again, with both new models)
+
+It ends with one table, each stage before and after, and what is now served. Each step is
+recorded in ``DIR/adapt.json`` with a key made of its inputs (the dataset's files, the
+options that shape it, the key of the step it builds on) and what it produced; running the
+command again skips a step whose key is unchanged and whose output is still there (the model
+folder, the index behind the alias), so an interrupted run resumes at the step it stopped in
+and a finished one only prints its table. It orchestrates ingest, training and evaluation,
+so it lives with the commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+
+from rrsearch.core.console import fail, load_settings
+
+STATE_FILE = "adapt.json"
+STAGES = (("bm25", False, "BM25"), ("knn", False, "kNN"), ("hybrid_rrf", False, "hybrid (RRF)"),
+          ("hybrid_rrf", True, "served (hybrid + reranker blend)"))
+STEPS = ("before", "train-encoder", "reindex", "train-reranker", "after")
+
+
+def step_key(inputs: dict) -> str:
+    """A step's key: its inputs as canonical JSON, hashed (pure)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def data_fingerprint(root: Path) -> str:
+    """The dataset's queries, train and test judgments and corpus file, by content."""
+    from rrsearch.evaluation.dataset import corpus_file, dataset_fingerprint
+
+    digest = hashlib.sha256(dataset_fingerprint(root).encode())
+    for path in (root / "qrels" / "train.tsv", root / "qrels" / "test.tsv", corpus_file(root)):
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+@dataclass
+class AdaptState:
+    """``adapt.json``: per step, its key, what it produced and how long it took."""
+
+    path: Path
+    steps: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> AdaptState:
+        try:
+            return cls(path, json.loads(path.read_text(encoding="utf-8")).get("steps", {}))
+        except (OSError, ValueError):
+            return cls(path)
+
+    def finished(self, name: str, key: str) -> dict | None:
+        entry = self.steps.get(name)
+        return entry if entry and entry.get("key") == key else None
+
+    def record(self, name: str, key: str, seconds: float, **facts) -> dict:
+        self.steps[name] = {"key": key, "seconds": round(seconds, 1), **facts}
+        self.path.write_text(json.dumps({"steps": self.steps}, indent=2, default=str) + "\n", encoding="utf-8")
+        return self.steps[name]
+
+
+def evaluate_stages(settings, dataset, *, alias: str, reranker: str | None, progress: bool) -> dict[str, dict]:
+    """nDCG@10 (and recall@100) of each stage on ``dataset`` over ``alias``; the served row
+    reranks with ``reranker``'s carried blend, or is the hybrid order when there is none."""
+    from rrsearch.evaluation.offline import open_dataset_pipeline
+    from rrsearch.evaluation.runner import FusionParams, run_configuration
+
+    candidates = max(settings.default_candidates, 10)
+    figures = {}
+    with open_dataset_pipeline(settings, dataset, index_alias=alias, candidates=candidates, reranker_name=reranker,
+                               progress=progress) as offline:
+        for config, rerank, label in STAGES:
+            if rerank and reranker is None:
+                figures[label] = figures["hybrid (RRF)"]
+                continue
+            from tqdm import tqdm
+
+            with tqdm(total=len(dataset.queries), desc=f"eval {label}", unit="q", disable=not progress) as bar:
+                result = run_configuration(offline.pipeline, dataset, config, rerank=rerank, candidates=candidates,
+                                           index=alias, fusion=FusionParams(rrf_k=settings.rrf_k), progress=bar)
+            figures[label] = {k: result["metrics"][k] for k in ("ndcg@10", "recall@100") if k in result["metrics"]}
+    return figures
+
+
+def run_adapt(dataset_dir: Path, settings, *, alias: str, output: Path, encoder_overrides: dict, reranker_overrides: dict,
+              folds: int, export: bool = True, progress: bool = True,
+              log: Callable[[str], None] = print) -> dict:
+    """The whole loop (see the module's docstring); returns the state with the table's figures.
+    Raises our errors (``DatasetError``, ``MiningError``, ``TrainingError``, ...) for the CLI."""
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.indexes import current_index
+    from rrsearch.core.model_names import model_label
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
+    from rrsearch.training.encoder_trainer import EncoderConfig
+    from rrsearch.training.run import mining_config_from, run_training
+    from rrsearch.training.trainer import TrainConfig
+
+    dataset_dir, output = Path(dataset_dir), Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    test = load_dataset(dataset_dir, "test")
+    load_dataset(dataset_dir, "train")  # both splits must be readable before any long work
+    state = AdaptState.load(output / STATE_FILE)
+    data = data_fingerprint(dataset_dir)
+    encoder_dir, reranker_dir = output / "encoder", output / "reranker"
+    es = make_client(settings)
+
+    def step(number: int, name: str, inputs: dict, produced_ok: Callable[[dict], bool], work: Callable[[], dict]):
+        key = step_key(inputs)
+        done = state.finished(name, key)
+        if done and produced_ok(done):
+            log(f"[{number}/{len(STEPS)}] {name}: done before ({done['seconds']} s), not redone")
+            return done, key
+        log(f"[{number}/{len(STEPS)}] {name} ...")
+        started = time.perf_counter()
+        facts = work()
+        entry = state.record(name, key, time.perf_counter() - started, **facts)
+        log(f"[{number}/{len(STEPS)}] {name}: {entry['seconds']} s")
+        return entry, key
+
+    try:
+        before, _ = step(1, "before", {"data": data, "alias": alias, "bi_encoder": model_label(settings.bi_encoder)},
+                         lambda _done: True,
+                         lambda: {"figures": evaluate_stages(settings, test, alias=alias, reranker=None,
+                                                             progress=progress)})
+
+        encoder_settings = settings.model_copy(update={k: v for k, v in encoder_overrides.items() if v is not None})
+        encoder_config, encoder_mining = EncoderConfig.from_settings(encoder_settings), encoder_mining_config(encoder_settings)
+
+        def train_encoder_step() -> dict:
+            shutil.rmtree(encoder_dir, ignore_errors=True)
+            facts = run_encoder_training(dataset_dir, encoder_settings, alias=alias, output_dir=encoder_dir,
+                                         mining=encoder_mining, training=encoder_config, progress=progress, export=export,
+                                         log=log)
+            return {"heldout": {"before": facts["result"]["before"].get("ndcg@10"),
+                                "after": facts["result"]["after"].get("ndcg@10")}}
+
+        _, encoder_key = step(2, "train-encoder", {"data": data, "alias": alias, "before": before["key"],
+                                                   "config": asdict(encoder_config), "mining": asdict(encoder_mining),
+                                                   "export": export},
+                              lambda _done: (encoder_dir / "training.json").is_file(), train_encoder_step)
+
+        served = settings.model_copy(update={"bi_encoder": str(encoder_dir)})
+
+        def reindex_step() -> dict:
+            from rrsearch.evaluation.dataset import corpus_file
+            from rrsearch.ingest.pipeline import run_ingest
+
+            report = run_ingest([corpus_file(dataset_dir)], served, alias=alias, reindex=True, progress=progress,
+                                es=es, log=log)
+            return {"index": current_index(es, alias), "documents": report.documents}
+
+        reindexed, reindex_key = step(3, "reindex", {"data": data, "alias": alias, "encoder": encoder_key},
+                                      lambda done: current_index(es, alias) == done.get("index"), reindex_step)
+
+        reranker_settings = served.model_copy(update={k: v for k, v in reranker_overrides.items() if v is not None})
+        training, mining = TrainConfig.from_settings(reranker_settings), mining_config_from(reranker_settings)
+
+        def train_reranker_step() -> dict:
+            shutil.rmtree(reranker_dir, ignore_errors=True)
+            facts = run_training(dataset_dir, reranker_settings, alias=alias, output_dir=reranker_dir, mining=mining,
+                                 training=training, progress=progress, log=log, cross_fit=folds)
+            blend = json.loads((reranker_dir / "rrs_rerank.json").read_text(encoding="utf-8"))
+            return {"steps": facts["result"]["steps"], "blend": blend["chosen"],
+                    "chosen_on": blend["chosen_on"].get("split")}
+
+        reranker, reranker_key = step(4, "train-reranker", {"reindex": reindex_key, "config": asdict(training),
+                                                            "mining": asdict(mining), "folds": folds},
+                                      lambda _done: (reranker_dir / "rrs_rerank.json").is_file(), train_reranker_step)
+
+        after, _ = step(5, "after", {"reranker": reranker_key, "index": reindexed["index"]},
+                        lambda _done: True,
+                        lambda: {"figures": evaluate_stages(served, test, alias=alias, reranker=str(reranker_dir),
+                                                            progress=progress)})
+    finally:
+        es.close()
+    return {"before": before["figures"], "after": after["figures"], "steps": state.steps,
+            "served": {"bi_encoder": str(encoder_dir), "cross_encoder": str(reranker_dir),
+                       "blend": reranker["blend"], "index": reindexed["index"], "alias": alias}}
+
+
+def render_table(outcome: dict) -> str:
+    """The closing table: each stage's nDCG@10 before and after on the test split (pure)."""
+    rows = [f"{'stage':<34} {'before':>8} {'after':>8} {'change':>8}"]
+    for _config, _rerank, label in STAGES:
+        old, new = outcome["before"][label]["ndcg@10"], outcome["after"][label]["ndcg@10"]
+        rows.append(f"{label:<34} {old:>8.4f} {new:>8.4f} {new - old:>+8.4f}")
+    served, blend = outcome["served"], outcome["served"]["blend"]
+    rerank = ("not called (weight 0: the blend was not confirmed, hybrid alone is served)" if blend["weight"] == 0
+              else f"weight {blend['weight']}, depth {blend['depth']}, {blend['normalization']}")
+    times = ", ".join(f"{name} {entry['seconds']} s" for name, entry in outcome["steps"].items())
+    return "\n".join([
+        "nDCG@10 on the test split", *rows, "",
+        f"now served: index {served['index']} behind alias {served['alias']}",
+        f"  RRS_BI_ENCODER={served['bi_encoder']}",
+        f"  RRS_CROSS_ENCODER={served['cross_encoder']}  (reranker: {rerank})",
+        f"step times: {times}",
+    ])
+
+
+@click.command("adapt")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--index", "alias", help="Alias holding the corpus (default RRS_INDEX_ALIAS); reindexed in place.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the models and adapt.json (the resume record) [RRS_HOME/adapt/ALIAS].")
+@click.option("--encoder-epochs", type=float, help="Bi-encoder epochs [RRS_TRAIN_ENCODER_EPOCHS].")
+@click.option("--encoder-title-queries", type=int, help="Bi-encoder title queries [RRS_TRAIN_ENCODER_TITLE_QUERIES].")
+@click.option("--reranker-base", help="Cross-encoder base to fine-tune [RRS_TRAIN_BASE_MODEL].")
+@click.option("--reranker-epochs", type=float, help="Reranker epochs [RRS_TRAIN_EPOCHS].")
+@click.option("--reranker-title-queries", type=int, help="Reranker title queries [RRS_TRAIN_TITLE_QUERIES].")
+@click.option("--eval-steps", type=int, help="Steps between held-out evaluations, both trainers [4 per epoch].")
+@click.option("--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS].")
+@click.option("--no-export", is_flag=True, help="Skip the bi-encoder's ONNX export.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON instead of the table.")
+def adapt_command(dataset, alias, output, encoder_epochs, encoder_title_queries, reranker_base, reranker_epochs,
+                  reranker_title_queries, eval_steps, folds, no_export, no_progress, as_json) -> None:
+    """Adapt search to DATASET (a BEIR folder with train and test judgments): train the
+    bi-encoder, reindex ALIAS with it, train the reranker on the new index with a
+    cross-fitted blend, and show each stage before and after on the test split.
+
+    Resumable: run it again and finished steps are not redone. Exit codes: 0 done; 2 bad
+    input (dataset, alias, options); 1 a step failed; 130 interrupted.
+    """
+    from rrsearch.core.errors import DatasetError, IndexMissing, MiningError, RRSError
+
+    settings = load_settings(train_eval_steps=eval_steps)
+    alias = alias or settings.index_alias
+    output = output or settings.home / "adapt" / alias
+    encoder_overrides = {"train_encoder_epochs": encoder_epochs, "train_encoder_title_queries": encoder_title_queries}
+    reranker_overrides = {"train_base_model": reranker_base, "train_epochs": reranker_epochs,
+                          "train_title_queries": reranker_title_queries}
+    try:
+        # the trainers print their log lines on stdout; --json keeps stdout for the JSON alone
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            outcome = run_adapt(dataset, settings, alias=alias, output=output, encoder_overrides=encoder_overrides,
+                                reranker_overrides=reranker_overrides, folds=folds or settings.train_cross_fit_folds,
+                                export=not no_export, progress=not no_progress,
+                                log=lambda message: click.echo(message, err=True))
+    except (DatasetError, MiningError, IndexMissing) as exc:
+        fail(str(exc), 2)
+    except RRSError as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        fail(f"interrupted; run it again to resume ({output / STATE_FILE} records the finished steps)", 130)
+    click.echo(json.dumps(outcome, indent=2, default=str) if as_json else render_table(outcome))
+
+
+commands: list = [adapt_command]
