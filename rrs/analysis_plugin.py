@@ -1,4 +1,6 @@
-"""The ``english`` analyzer for the local node, as a small Elasticsearch plugin built here.
+"""Our Elasticsearch plugin, built here: the ``english`` analyzer for the local node, and the
+``rrs_rrf`` / ``rrs_linear`` / ``rrs_rerank`` retrievers (Java package ``rrs.search``; README,
+"Inside Elasticsearch") with the node settings ``rrs es start`` gives them.
 
 Why: production clusters (and the official Docker images) ship the ``analysis-common``
 module, so text fields can use the ``english`` analyzer (Lucene's ``EnglishAnalyzer``:
@@ -6,7 +8,7 @@ standard tokenizer, possessive filter, lowercase, English stop words, Porter ste
 local node is the ``integ-test-zip`` distribution from Maven Central, which lacks that
 module: without this plugin it has no ``english`` analyzer and ranks text differently
 from production. Lucene's English analysis ships in the node's own ``lib/``, and the
-server jar is on Maven Central, so a plugin of two classes closes the gap.
+server jar is on Maven Central, so a small plugin closes the gap.
 
 The Maven project lives beside this module (``rrs/analysis_plugin/``). It is built in a
 copy under ``<cache>/plugins`` (the repository tree stays clean) against the node's exact
