@@ -81,6 +81,8 @@ class AdaptState:
 def evaluate_stages(settings, dataset, *, alias: str, reranker: str | None, progress: bool) -> dict[str, dict]:
     """nDCG@10 (and recall@100) of each stage on ``dataset`` over ``alias``; the served row
     reranks with ``reranker``'s carried blend, or is the hybrid order when there is none."""
+    from tqdm import tqdm
+
     from rrsearch.evaluation.offline import open_dataset_pipeline
     from rrsearch.evaluation.runner import FusionParams, run_configuration
 
@@ -92,8 +94,6 @@ def evaluate_stages(settings, dataset, *, alias: str, reranker: str | None, prog
             if rerank and reranker is None:
                 figures[label] = figures["hybrid (RRF)"]
                 continue
-            from tqdm import tqdm
-
             with tqdm(total=len(dataset.queries), desc=f"eval {label}", unit="q", disable=not progress) as bar:
                 result = run_configuration(offline.pipeline, dataset, config, rerank=rerank, candidates=candidates,
                                            index=alias, fusion=FusionParams(rrf_k=settings.rrf_k), progress=bar)

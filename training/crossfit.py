@@ -84,6 +84,8 @@ def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds:
     """Train one model per fold on the other folds' queries (plus every title query), score its
     own fold's queries with it (every candidate kept with its fused and cross-encoder score),
     and return the merged out-of-fold scores with the qrels they are judged by."""
+    from tqdm import tqdm
+
     from rrsearch.evaluation.dataset import Dataset
     from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.evaluation.tuning import collect
@@ -108,8 +110,6 @@ def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds:
                           queries={qid: texts[qid] for qid in sorted(own)}, qrels={qid: qrels[qid] for qid in own})
         with open_pipeline(settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder,
                            reranker=fold_dir) as offline:
-            from tqdm import tqdm
-
             with tqdm(total=len(own), desc=f"score fold {fold + 1}", unit="q", disable=not progress) as bar:
                 per_fold.append(collect(offline.pipeline, dataset, candidates=candidates, index=alias, progress=bar))
         log(f"fold {fold + 1}/{folds} done in {time.perf_counter() - started:.0f} s")
