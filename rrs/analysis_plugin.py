@@ -223,8 +223,10 @@ def write_keystore(es_home: Path, conf: Path, java_home: Path, secrets: dict[str
     for name, value in secrets.items():
         args = [tool, "add", "-f", "-x", name]  # -f: create the keystore when missing; -x: the value from stdin
         try:
-            result = subprocess.run(args, env=env, input=value, capture_output=True, text=True, timeout=120, check=False)
+            result = subprocess.run(args, env=env, input=value, capture_output=True, text=True, timeout=120,
+                                    check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NodeError(f"elasticsearch-keystore could not run in {es_home}: {exc}") from exc
         if result.returncode != 0:
-            raise NodeError(f"elasticsearch-keystore could not store {name}: {(result.stdout + result.stderr)[-_TAIL:]}")
+            tail = (result.stdout + result.stderr)[-_TAIL:]
+            raise NodeError(f"elasticsearch-keystore could not store {name}: {tail}")

@@ -208,7 +208,15 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, 
                                                                  tmp_path):
     """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
     coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
-    from es_retrievers import QUERIES, index_subset, rerank_retriever, rrf_retriever, scifact_subset, search_ids, set_pool
+    from es_retrievers import (
+        QUERIES,
+        index_subset,
+        rerank_retriever,
+        rrf_retriever,
+        scifact_subset,
+        search_ids,
+        set_pool,
+    )
 
     from rrsearch.service.http.app import create_app
     from rrsearch.service.remote_rerank import RemoteReranker
@@ -222,7 +230,8 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, 
     shards = es.cat.shards(index=alias, format="json")
     assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
     env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
-           "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "ES_URL": "http://127.0.0.1:1"}
+           "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "ES_URL": "http://127.0.0.1:1",
+           "RRS_RERANK_TIMEOUT_MS": "60000"}
     with rrs_serve(first_free_port(19_800), env, tmp_path / "pool.log") as pool:
         set_pool(es, pool, "60s")
         settings = cluster.model_copy(update={"index_alias": alias, "search_log_enabled": False,
@@ -237,6 +246,7 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, 
                                                       "collapse": False, "highlight": False}).get_json()
                 assert answer["degraded"] is None, answer["degraded"]
                 assert [doc for doc, _ in ours] == [hit["id"] for hit in answer["hits"]], (query, rerank)
-                assert [s for _, s in ours] == pytest.approx([hit["score"] for hit in answer["hits"]], rel=1e-5, abs=1e-7)
+                scores = [hit["score"] for hit in answer["hits"]]
+                assert [s for _, s in ours] == pytest.approx(scores, rel=1e-5, abs=1e-7)
         set_pool(es, None, None)
     es.close()

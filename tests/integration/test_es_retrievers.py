@@ -44,7 +44,7 @@ class Pool:
     def __init__(self, tiny_cross_encoder_dir, log):
         env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
                "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false",
-               "ES_URL": "http://127.0.0.1:1"}
+               "ES_URL": "http://127.0.0.1:1", "RRS_RERANK_TIMEOUT_MS": "60000"}
         self.stack = ExitStack()
         self.url = self.stack.enter_context(rrs_serve(first_free_port(19_700), env, log))
 
@@ -148,7 +148,8 @@ def test_a_blend_equals_the_services_blend(es, alias, pooled, service, settings,
     queries, _ = scifact_subset()
     for _, query in queries[:10]:
         fused = rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW)
-        ours = search_ids(es, alias, rerank_retriever(fused, query, RERANK_WINDOW, weight=0.4, normalization="rank"), 10)
+        blended = rerank_retriever(fused, query, RERANK_WINDOW, weight=0.4, normalization="rank")
+        ours = search_ids(es, alias, blended, 10)
         theirs = service_hits(service, query, top_k=10, candidates=RERANK_WINDOW, rerank=True, rerank_weight=0.4,
                               rerank_normalization="rank")
         assert_same(ours, theirs)
