@@ -4,9 +4,10 @@ The driver (this process) holds the alias lock and the target index, as the sing
 engine does (``ingest/pipeline.py``), and plans shards (``ingest/shards.py``). Then:
 
 1. **Duplicates, a global pass.** Each shard is read and validated by a Ray task, which
-   returns its valid ids with their lines; the driver walks them in input order and finds
+   returns its valid ids with their lines; one more task walks them in input order and finds
    where the last record of each repeated id is (what ``last_occurrences`` does on one
-   machine). Only those winners travel on.
+   machine). Only those winners travel on, to the readers, which wait for them; the
+   encoders load their model meanwhile.
 2. **Read, validate, chunk, look up** (reader actors): our own code on each shard
    (``_batches`` of the pipeline, with the winners), so every record becomes passages or a
    reject with its true file and line, superseded records included.
@@ -122,20 +123,28 @@ class _Collected(RejectsWriter):
 # --- the stages (run in Ray workers) ----------------------------------------------------
 
 
-def _scan_ids(batch, *, field_map: FieldMap, limits: Limits, max_line_bytes: int):
-    """Pass 1: the valid ids of each shard with their lines, in input order."""
-    out = {"shard": [], "ids": []}
-    for text in batch["shard"]:
-        shard = Shard(**json.loads(text))
-        ids = []
-        for record in read_shard(shard, max_line_bytes):
-            try:
-                ids.append((to_document(record, field_map, limits=limits).id, record.line))
-            except RecordRejected:
-                continue
-        out["shard"].append(shard.index)
-        out["ids"].append(json.dumps(ids, ensure_ascii=False))
-    return out
+def _scan_ids(shard: Shard, field_map: FieldMap, limits: Limits, max_line_bytes: int) -> list:
+    """Pass 1 on one shard: its valid ids with their lines, in input order."""
+    ids = []
+    for record in read_shard(shard, max_line_bytes):
+        try:
+            ids.append((to_document(record, field_map, limits=limits).id, record.line))
+        except RecordRejected:
+            continue
+    return ids
+
+
+def _last_records(paths: list[str], *ids_by_shard: list) -> dict[str, tuple[str, int | None]]:
+    """Pass 1's end: where the last valid record of each repeated id is, walking the shards in
+    input order (what ``last_occurrences`` does on one machine). Only repeated ids travel on."""
+    last: dict[str, tuple[str, int | None]] = {}
+    repeated: set[str] = set()
+    for path, ids in zip(paths, ids_by_shard):
+        for doc_id, line in ids:
+            if doc_id in last:
+                repeated.add(doc_id)
+            last[doc_id] = (path, line)
+    return {doc_id: last[doc_id] for doc_id in repeated}
 
 
 @dataclass
@@ -146,15 +155,20 @@ class _Index:
 class ShardReader:
     """Pass 2, first stage: our reading, validation, chunking and lookup of whole shards."""
 
-    def __init__(self, settings: Settings, field_map: FieldMap, chunker: Chunker, winners: dict, index: str,
+    def __init__(self, settings: Settings, field_map: FieldMap, chunker: Chunker, winners: list, index: str,
                  model: str, lookup: bool):
         from rrsearch.core.es_client import make_client
 
-        self.settings, self.field_map, self.chunker, self.winners = settings, field_map, chunker, winners
+        self.settings, self.field_map, self.chunker = settings, field_map, chunker
+        self._winners_ref, self.winners = winners, None  # [ref]: fetched when the first shard comes
         self.index, self.model, self.lookup = index, model, lookup
         self.es = make_client(settings, request_timeout=max(settings.es_request_timeout_s, 120.0)) if lookup else None
 
     def __call__(self, batch) -> Iterator:
+        if self.winners is None:
+            import ray
+
+            self.winners = ray.get(self._winners_ref[0])
         for text in batch["shard"]:
             yield from self._shard(Shard(**json.loads(text)))
 
@@ -176,6 +190,11 @@ class ShardReader:
                               chunks=report.chunks, skipped_unchanged=report.skipped_unchanged,
                               expected=passages + stale, seconds=clock.seconds, items=clock.items))
         yield _table(rows)
+
+
+def read_shards(batch, **options) -> Iterator:
+    """``ShardReader`` as a Ray task (tasks start on pooled workers, actors on new processes)."""
+    yield from ShardReader(**options)(batch)
 
 
 class Encoder:
@@ -250,6 +269,15 @@ class Writer:
         return _table(out)
 
 
+def write_passages(table, **options):
+    """``Writer`` as a Ray task, with its client closed after."""
+    writer = Writer(**options)
+    try:
+        return writer(table)
+    finally:
+        writer.es.close()
+
+
 class _Vector(list):
     """A vector as ``_actions`` expects it (it calls ``.tolist()``)."""
 
@@ -296,24 +324,15 @@ def _data_context(progress: bool) -> None:
     _ = progress
 
 
-def _winners(shards: list[Shard], settings: Settings, field_map: FieldMap) -> dict[str, tuple[str, int | None]]:
-    """Pass 1 on Ray: where the last valid record of each repeated id is, in input order."""
-    import ray.data
+def _winners(shards: list[Shard], settings: Settings, field_map: FieldMap):
+    """Pass 1 as Ray tasks (one per shard, then one that walks them in order): a reference to
+    the winners, so the encoders load their model while it runs; the readers wait for it."""
+    import ray
 
-    ds = ray.data.from_items([{"shard": json.dumps(s.to_dict())} for s in shards], override_num_blocks=len(shards))
-    ids_by_shard: dict[int, list] = {}
-    scan = functools.partial(_scan_ids, field_map=field_map, limits=Limits.from_settings(settings),
-                             max_line_bytes=settings.ingest_max_line_bytes)
-    for row in ds.map_batches(scan, batch_size=1, num_cpus=0.5).iter_rows():
-        ids_by_shard[int(row["shard"])] = json.loads(row["ids"])
-    last: dict[str, tuple[str, int | None]] = {}
-    repeated: set[str] = set()
-    for shard in shards:
-        for doc_id, line in ids_by_shard[shard.index]:
-            if doc_id in last:
-                repeated.add(doc_id)
-            last[doc_id] = (shard.path, line)
-    return {doc_id: tuple(last[doc_id]) for doc_id in repeated}
+    scan = ray.remote(num_cpus=0.5)(_scan_ids)
+    limits = Limits.from_settings(settings)
+    ids = [scan.remote(shard, field_map, limits, settings.ingest_max_line_bytes) for shard in shards]
+    return ray.remote(num_cpus=0)(_last_records).remote([shard.path for shard in shards], *ids)
 
 
 def _encoder_resources(encoders: int, gpus: float) -> tuple[dict, int]:
@@ -346,8 +365,7 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
         try:
             _data_context(progress)
             skipped = _replay_done_shards(es, target, shards, states, report, rejects) if target.resumed else set()
-            with clock.stage("read"):
-                winners = _winners(shards, settings, field_map)
+            winners = [_winners(shards, settings, field_map)]  # in a list: passed on as a reference
             pending = [shard for shard in shards if shard.index not in skipped]
             if pending:
                 ds = _pipeline(pending, settings, field_map, run, winners, encoders, gpus)
@@ -380,32 +398,30 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
     return report
 
 
-def _pipeline(shards: list[Shard], settings: Settings, field_map: FieldMap, run, winners: dict, encoders: int,
+def _pipeline(shards: list[Shard], settings: Settings, field_map: FieldMap, run, winners: list, encoders: int,
               gpus: float):
     """Pass 2 as one streaming Ray Data plan: readers -> encoder actor pool -> writers."""
     import ray.data
-    from ray.data import ActorPoolStrategy
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     encoder_resources, threads = _encoder_resources(encoders, gpus)
     encoder_settings = settings.model_copy(update={"torch_threads": threads, "device": "cuda" if gpus > 0 else "cpu"})
     lookup = run.target.mode == "upsert" or run.target.resumed
-    restarts = {"max_restarts": settings.ingest_ray_max_restarts}
-    if settings.ingest_ray_max_restarts == 0:
-        restarts["max_task_retries"] = 0
-    readers = max(1, min(len(shards), (encoders + 3) // 4))
+    retries = settings.ingest_ray_max_restarts
     ds = ray.data.from_items([{"shard": json.dumps(s.to_dict())} for s in shards], override_num_blocks=len(shards))
-    # Readers and writers ask for no CPU: they are light next to encoding, and must not keep
-    # an encoder from being scheduled on a machine whose cores the encoders take.
-    ds = ds.map_batches(ShardReader, batch_size=1, num_cpus=0, compute=ActorPoolStrategy(size=readers),
-                        fn_constructor_kwargs={"settings": settings, "field_map": field_map, "chunker": run.chunker,
-                                               "winners": winners, "index": run.target.index, "model": run.label,
-                                               "lookup": lookup}, **restarts)
+    # Readers and writers are tasks that ask for no CPU: they are light next to encoding, and
+    # must not keep an encoder from being scheduled on a machine whose cores the encoders take.
+    light = {"num_cpus": 0, "max_retries": retries, "compute": TaskPoolStrategy(size=min(len(shards), max(2, encoders)))}
+    ds = ds.map_batches(read_shards, batch_size=1, **light,
+                        fn_kwargs={"settings": settings, "field_map": field_map, "chunker": run.chunker,
+                                   "winners": winners, "index": run.target.index, "model": run.label,
+                                   "lookup": lookup})
+    restarts = {"max_restarts": retries} | ({"max_task_retries": 0} if retries == 0 else {})
     ds = ds.map_batches(Encoder, batch_size=None, batch_format="pyarrow", compute=ActorPoolStrategy(size=encoders),
                         fn_constructor_kwargs={"settings": encoder_settings}, **encoder_resources, **restarts)
-    return ds.map_batches(Writer, batch_size=None, batch_format="pyarrow", num_cpus=0,
-                          compute=ActorPoolStrategy(size=readers),
-                          fn_constructor_kwargs={"settings": settings, "index": run.target.index, "model": run.label,
-                                                 "source_names": run.source_names}, **restarts)
+    return ds.map_batches(write_passages, batch_size=None, batch_format="pyarrow", **light,
+                          fn_kwargs={"settings": settings, "index": run.target.index, "model": run.label,
+                                     "source_names": run.source_names})
 
 
 def _collect(row: dict, states: dict[int, _ShardState], shards: list[Shard], report: IngestReport,

@@ -53,7 +53,7 @@ def hostile(tmp_path_factory):
     records[3] = b'{"id": "bad-byte", "text": "caf\xe9 au lait"}'
     records[7] = b'{"id": "bad-json", "text": '
     records[12] = {"id": "j2", "text": "the second j2: replaces line 3"}
-    records[20] = {"id": "huge", "title": "Huge", "text": " ".join(f"w{n} of the long river story" for n in range(1500))}
+    records[20] = {"id": "huge", "title": "Huge", "text": " ".join(f"w{n} of the long river story" for n in range(500))}
     records[30] = {"id": "", "text": "empty id gets a derived one"}
     records[33] = {"id": "x", "text": "   "}
     (root / "a.jsonl").write_bytes(b"\n".join(map(_line, records)) + b"\n\n")
@@ -107,6 +107,7 @@ def process_run(es, es_settings, hostile, tmp_path_factory):
     delete_alias_and_versions(es, alias)
 
 
+@pytest.mark.slow
 def test_the_same_hostile_corpus_gives_the_same_index_and_rejects(es, es_settings, hostile, process_run, local_ray,
                                                                   alias, tmp_path):
     from rrsearch.ingest.shards import plan_shards
@@ -125,7 +126,7 @@ def test_the_same_hostile_corpus_gives_the_same_index_and_rejects(es, es_setting
     assert [getattr(report, c) for c in counts] == [getattr(ref, c) for c in counts]
     assert report.read == report.documents + report.rejected + report.duplicate_ids
     assert report.completed and report.alias_moved and report.encoded == report.chunks
-    assert len(_passages(es, alias)["huge#0"]["text"]) < 5000 and report.chunks > 60
+    assert len(_passages(es, alias)["huge#0"]["text"]) < 5000 and report.chunks > 40
     assert report.stage_seconds["encode"] > 0 and report.stage_items["index"] == report.chunks
 
 
@@ -144,6 +145,17 @@ def _encoder_pids() -> set[int]:
     return {p.pid for p in psutil.process_iter(["cmdline"]) if "Encoder" in " ".join(p.info["cmdline"] or [])}
 
 
+def _written_to_new_build(es, alias, live) -> bool:
+    from rrsearch.core.indexes import list_versions
+
+    newer = [name for name in list_versions(es, alias) if name > live]
+    if not newer:
+        return False
+    es.indices.refresh(index=newer[-1])
+    return es.count(index=newer[-1])["count"] > 0
+
+
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run(
         es, es_settings, hostile, process_run, local_ray, alias, tmp_path):
     from rrsearch.core.indexes import current_index
@@ -164,11 +176,10 @@ def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run
     worker = threading.Thread(target=ingest)
     worker.start()
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (_encoder_pids() - known) and worker.is_alive():
+    while time.monotonic() < deadline and worker.is_alive() and not _written_to_new_build(es, alias, before):
         time.sleep(0.2)
-    time.sleep(8)  # the actor loads the model, then encodes batch after batch
-    victims = _encoder_pids() - known
-    assert victims and worker.is_alive()
+    victims = _encoder_pids() - known  # mid-run: some batches are written, most are not
+    assert victims and worker.is_alive(), outcome
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     worker.join(180)
