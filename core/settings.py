@@ -249,7 +249,10 @@ class RerankSettings(BaseModel):
     )
     rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(default="auto", description="auto: fp16 on CUDA, fp32 on CPU.")
     rerank_max_length: int = Field(default=512, ge=8, description="Token cap per (query, passage) pair; never above the model's.")
-    rerank_batch_size: int = Field(default=32, ge=1, le=4096)
+    rerank_batch_size: int | None = Field(
+        default=None, ge=1, le=4096, description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "
+        "score at the same pairs/s, bench/README.md, and shorter passes let a late request stop sooner).",
+    )
     rerank_timeout_ms: float = Field(default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned.")
     rerank_min_candidates: int = Field(
         default=10, ge=1, description="Fewest candidates worth reranking (the page of 10 a user sees): under load the "

@@ -125,8 +125,9 @@ class MicroBatcher:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._pending_pairs = 0  # submitted and not yet finished
+        self._active: set[_Job] = set()  # jobs submitted and not yet finished or dropped
         self._submitted = 0
-        self._pairs_per_s: float | None = None  # moving average of measured throughput
+        self._tokens_per_s: float | None = None  # moving average of measured throughput
         self._thread: threading.Thread | None = None
         # The worker's own state: jobs in line, and the one that had the last batch's tail.
         self._line: deque[_Job] = deque()
@@ -140,9 +141,16 @@ class MicroBatcher:
         return self._pending_pairs
 
     @property
-    def pairs_per_s(self) -> float | None:
-        """Measured throughput (None until the first batch)."""
-        return self._pairs_per_s
+    def live_tokens(self) -> int:
+        """Tokens still to score for callers that still wait: the work a new job really queues
+        behind (a job whose caller gave up is dropped before its next batch)."""
+        with self._lock:
+            return sum(sum(job.tokens[job.scored:]) for job in self._active if job.wanted())
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Measured throughput in (unpadded) tokens per second; None until the first measurement."""
+        return self._tokens_per_s
 
     def submit(self, items: Sequence[Any], deadline: float, tokens: Sequence[int] | None = None) -> Future:
         """Queue ``items`` (``tokens``: each one's token count; estimated when not given); the
@@ -156,6 +164,8 @@ class MicroBatcher:
                 raise QueueFull(f"{self._pending_pairs} pairs queued; limit {self.max_queue_pairs}")
             self._pending_pairs += len(items)
             job = _Job(items=items, tokens=list(tokens), deadline=deadline, number=self._submitted)
+            if items:
+                self._active.add(job)
             self._submitted += 1
             self._ensure_worker()
         if not items:
@@ -234,6 +244,7 @@ class MicroBatcher:
             if not job.wanted():
                 self._line.popleft()
                 self._release(len(job.items) - job.next)  # never to be scored
+                self._retire(job)
                 continue
             start = stop = job.next
             while stop < len(job.items):
@@ -267,6 +278,7 @@ class MicroBatcher:
         except Exception as exc:  # noqa: BLE001 -- handed to every waiting caller in this batch
             for job in jobs:
                 job.finish(error=exc)
+                self._retire(job)
             self._release(batch.pairs)
             return
         elapsed = time.perf_counter() - started
@@ -277,17 +289,28 @@ class MicroBatcher:
             job.scored += stop - start
             if job.scored == len(job.items):
                 job.finish(job.scores)
+                self._retire(job)
         self._release(batch.pairs)
         self._record(batch, elapsed)
+
+    def _retire(self, job: _Job) -> None:
+        with self._lock:
+            self._active.discard(job)
 
     def _release(self, pairs: int) -> None:
         with self._lock:
             self._pending_pairs -= pairs
 
+    def observe(self, tokens: int, seconds: float) -> None:
+        """Fold a measured throughput into :attr:`tokens_per_s`. The worker calls it for each
+        batch it scores; a scoring function may also call it for each forward pass, so that the
+        rate is known even when no whole batch finishes within its callers' budget."""
+        if seconds > 0 and tokens > 0:
+            rate = tokens / seconds
+            self._tokens_per_s = rate if self._tokens_per_s is None else 0.7 * self._tokens_per_s + 0.3 * rate
+
     def _record(self, batch: _Batch, elapsed: float) -> None:
-        if elapsed > 0:
-            rate = batch.pairs / elapsed
-            self._pairs_per_s = rate if self._pairs_per_s is None else 0.7 * self._pairs_per_s + 0.3 * rate
+        self.observe(batch.tokens, elapsed)
         try:  # a failing hook (metrics) must not stop the worker
             if self.on_round is not None:
                 self.on_round(batch.pairs, elapsed)

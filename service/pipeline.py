@@ -283,12 +283,10 @@ class SearchPipeline:
             return [], None
         budget_s = self.settings.rerank_timeout_ms / 1000.0
         asked = min(wanted or len(fused), len(fused))
-        depth = self.reranker.plan_depth(asked, budget_s, concurrent=self.reranking.count)
-        if depth == 0:
-            return None, "rerank_overloaded"
-        passages = [passage_text(candidates[doc].source) for doc, _ in fused[:depth]]
+        passages = [passage_text(candidates[doc].source) for doc, _ in fused[:asked]]
         try:
-            scores = self.reranker.rerank(request.query, passages, budget_s=budget_s)
+            scores = self.reranker.rerank_top(request.query, passages, budget_s=budget_s,
+                                              concurrent=self.reranking.count)
         except RerankTimeout:
             return None, "rerank_timeout"
         except RerankOverloaded:
@@ -296,7 +294,7 @@ class SearchPipeline:
         except Exception:  # any other failure of the model (or its server): serve the fused order
             log.exception("rerank failed; serving the fused order")
             return None, "rerank_failed"
-        return scores, ("rerank_depth_reduced" if depth < asked else None)
+        return scores, ("rerank_depth_reduced" if len(scores) < asked else None)
 
     @staticmethod
     def _order(fused, rerank_scores, blending: BlendConfig) -> list[tuple[str, float, StageScore | None, StageScore | None]]:

@@ -63,8 +63,9 @@ class RemoteReranker:
     def queued_pairs(self) -> int:
         return 0  # the pool keeps its own queue
 
-    def plan_depth(self, wanted: int, budget_s: float, concurrent: int = 1) -> int:
-        return wanted  # the pool plans for itself
+    def rerank_top(self, query: str, passages: Sequence[str], *, budget_s: float, concurrent: int = 1) -> list[float]:
+        """All of them: the pool plans its own load (and sheds with a 503 the caller degrades on)."""
+        return self.rank(query, passages, budget_s=budget_s)
 
     def rerank(self, query: str, passages: Sequence[str], *, budget_s: float, raw: bool = False) -> list[float]:
         """Scores of ``passages`` in input order, within ``budget_s`` seconds."""

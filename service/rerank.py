@@ -14,7 +14,8 @@ pad pairs with the same Rust tokenizer. What this module adds for serving:
   made by ``rrs rerank export-onnx``) in place of torch;
 * one :class:`~service.batching.MicroBatcher` per process, so concurrent requests share
   batches (bounded in pairs and in tokens: a request of long passages takes turns with the
-  short ones), with a time budget per request and an adaptive depth when the queue is deep.
+  short ones), with a time budget per request and a depth that shrinks as searches crowd in
+  (:func:`adaptive_depth`; the throughput it plans with is measured on every forward pass).
   Requests tokenise their own pairs (in their threads); the batcher counts those tokens.
 
 Example::
@@ -65,32 +66,42 @@ def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
     return min(limits)
 
 
-def adaptive_depth(wanted: int, *, floor: int, queued_pairs: int, pairs_per_s: float | None, budget_s: float,
-                   concurrent: int = 1, headroom: float = 0.8) -> int:
-    """How many candidates to rerank so that every search in flight gets its share of the budget.
+def adaptive_depth(pair_tokens: Sequence[int], *, floor: int, queued_tokens: int, tokens_per_s: float | None,
+                   budget_s: float, concurrent: int = 1, headroom: float = 0.8) -> int:
+    """How many of the candidates (their pairs' token counts, best first) to rerank so that
+    every search in flight gets its share of the budget.
 
-    Under load, quality degrades gradually instead of all at once: the pairs one budget can
-    score (``headroom`` of ``budget_s * pairs_per_s``; the rest absorbs noise and the other
+    Under load, quality degrades gradually instead of all at once: the tokens one budget can
+    score (``headroom`` of ``budget_s * tokens_per_s``; the rest absorbs noise and the other
     stages sharing the cores) are split among the ``concurrent`` searches that want a rerank,
-    this one included, and this one also has to fit behind the ``queued_pairs`` already ahead of
-    it. The result is ``wanted`` when that fits, fewer candidates (the top of the fused order)
-    down to ``floor``, and 0 -- skip the stage -- only when even ``floor`` does not fit.
-    Throughput not measured yet (the first request) means ``wanted``.
+    this one included, and this one also has to fit behind the ``queued_tokens`` ahead of it.
+    The result is all the candidates when that fits, the top ones that fit down to ``floor``,
+    and 0 -- skip the stage -- only when even ``floor`` does not fit while others wait. An
+    idle model always tries ``floor``: the pass measures the throughput again, so one slow
+    estimate cannot shut the stage for good. No estimate yet means all the candidates.
 
-    >>> adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3)
+    >>> adaptive_depth([100] * 100, floor=10, queued_tokens=0, tokens_per_s=10_000, budget_s=3)
     100
-    >>> adaptive_depth(100, floor=10, queued_pairs=150, pairs_per_s=100, budget_s=3, concurrent=4)
+    >>> adaptive_depth([100] * 100, floor=10, queued_tokens=15_000, tokens_per_s=10_000, budget_s=3, concurrent=4)
     60
-    >>> adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=32)
+    >>> adaptive_depth([100] * 100, floor=10, queued_tokens=0, tokens_per_s=10_000, budget_s=3, concurrent=32)
     0
     """
-    if not pairs_per_s:
+    wanted = len(pair_tokens)
+    if not tokens_per_s:
         return wanted
-    capacity = headroom * budget_s * pairs_per_s
-    share = capacity / max(concurrent, 1)
-    behind_queue = budget_s * pairs_per_s - queued_pairs  # what can still finish within our own budget
-    depth = int(min(wanted, share, behind_queue))
-    return depth if depth >= min(floor, wanted) else 0
+    share = headroom * budget_s * tokens_per_s / max(concurrent, 1)
+    allowance = min(share, budget_s * tokens_per_s - queued_tokens)
+    depth, used = 0, 0
+    for tokens in pair_tokens:
+        used += tokens
+        if used > allowance:
+            break
+        depth += 1
+    if depth >= min(floor, wanted):
+        return depth
+    idle = queued_tokens <= 0 and concurrent <= 1
+    return min(floor, wanted) if idle else 0
 
 
 ACTIVATIONS = {
@@ -115,7 +126,7 @@ class CrossEncoderReranker:
         self._whole = private_copy(tokenizer)
         self._truncating = truncating(tokenizer, self.max_length)
         self._pad_id = pad_token_id(self._whole)
-        self.batch_size = settings.rerank_batch_size
+        self.batch_size = settings.rerank_batch_size or (32 if device.startswith("cuda") else 8)
         self.max_batch_tokens = settings.rerank_max_batch_tokens
         self.backend = backend
         self.calibration = None  # BlendConfig from the model folder's rrs_rerank.json, if it has one
@@ -167,25 +178,38 @@ class CrossEncoderReranker:
             width = features["input_ids"].shape[1]
             if width > self.max_length:  # never hand the device a sequence it cannot take
                 raise ValueError(f"batch of width {width} exceeds max_length {self.max_length}")
+            started = time.perf_counter()
             scores[batch] = self._forward(features)
+            # The depth planner's rate, from every pass: known even when no whole batch finishes in time.
+            self.batcher.observe(sum(len(encoded[i].ids) for i in batch), time.perf_counter() - started)
         return scores.tolist()
+
+    def warm_up(self, pairs: int = 4) -> None:
+        """Score a few pairs of the longest kind before serving: the first forward pass pays
+        one-off costs, and the second gives the depth planner a throughput (a cautious one: the
+        longest pairs) before the first search, which would otherwise be planned blind."""
+        encoded = self.tokenize([("warm up", " ".join(["passage"] * self.max_length))] * pairs)
+        self._forward(pad_batch(encoded, self._pad_id))
+        self.logits_encoded(encoded)
 
     # --- serving (through the batcher, with a budget) --------------------------------
     @property
     def queued_pairs(self) -> int:
         return self.batcher.pending_pairs
 
-    def plan_depth(self, wanted: int, budget_s: float, concurrent: int = 1) -> int:
-        """Candidates to rerank now, given the queue ahead and the ``concurrent`` searches that
-        share the model (see :func:`adaptive_depth`)."""
-        return adaptive_depth(
-            wanted,
-            floor=self.min_depth,
-            queued_pairs=self.batcher.pending_pairs,
-            pairs_per_s=self.batcher.pairs_per_s,
-            budget_s=budget_s,
-            concurrent=concurrent,
-        )
+    def rerank_top(self, query: str, passages: Sequence[str], *, budget_s: float, concurrent: int = 1) -> list[float]:
+        """Scores of the first passages (best first) that fit this search's share of the
+        budget while ``concurrent`` searches share the model (see :func:`adaptive_depth`):
+        all of them when they fit, fewer under load. Raises :class:`RerankOverloaded` when
+        not even ``rerank_min_candidates`` fit, and :class:`RerankTimeout` past the budget."""
+        deadline = time.monotonic() + budget_s
+        encoded = self.tokenize([(query, p) for p in passages])
+        tokens = [len(e.ids) for e in encoded]
+        depth = adaptive_depth(tokens, floor=self.min_depth, queued_tokens=self.batcher.live_tokens,
+                               tokens_per_s=self.batcher.tokens_per_s, budget_s=budget_s, concurrent=concurrent)
+        if depth == 0:
+            raise RerankOverloaded(f"{concurrent} searches share the reranker; not even {self.min_depth} candidates fit")
+        return self.activate(self._logits(encoded[:depth], tokens[:depth], deadline, budget_s))
 
     def rerank(self, query: str, passages: Sequence[str], *, budget_s: float, raw: bool = False) -> list[float]:
         """Scores of ``passages`` for ``query`` within ``budget_s`` seconds (raw logits with ``raw``).
@@ -195,16 +219,19 @@ class CrossEncoderReranker:
         """
         deadline = time.monotonic() + budget_s
         encoded = self.tokenize([(query, p) for p in passages])  # in the caller's thread; the batcher counts tokens
+        logits = self._logits(encoded, [len(e.ids) for e in encoded], deadline, budget_s)
+        return list(logits) if raw else self.activate(logits)
+
+    def _logits(self, encoded: Sequence, tokens: Sequence[int], deadline: float, budget_s: float) -> list[float]:
         try:
-            future = self.batcher.submit(encoded, deadline, tokens=[len(e.ids) for e in encoded])
+            future = self.batcher.submit(encoded, deadline, tokens=tokens)
         except QueueFull as exc:
             raise RerankOverloaded(str(exc)) from exc
         try:
-            logits = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout as exc:
             future.cancel()
             raise RerankTimeout(f"rerank took longer than {budget_s * 1000:.0f} ms") from exc
-        return list(logits) if raw else self.activate(logits)
 
     def rank(self, query: str, texts: Sequence[str], *, budget_s: float, raw: bool = False, truncate: bool = True,
              direction: str = "right", max_text_tokens: int | None = None) -> list[float]:

@@ -142,7 +142,7 @@ def _reranker(settings: Settings):
         return remote, None  # a pool that is down degrades searches; /readyz says so
 
     try:
-        return load_reranker(settings.cross_encoder, settings), None
+        reranker = load_reranker(settings.cross_encoder, settings)
     except RerankerUnavailable as exc:
         if settings.allow_missing_reranker:
             log.warning("serving WITHOUT a reranker: %s", exc)
@@ -150,6 +150,8 @@ def _reranker(settings: Settings):
         message = f"{exc}. Set RRS_CROSS_ENCODER to a local model folder, or RRS_ALLOW_MISSING_RERANKER=true to serve without reranking."
         log.error(message)
         raise StartupError(message) from exc
+    reranker.warm_up()
+    return reranker, None
 
 
 def _check_index(pipeline: SearchPipeline, settings: Settings) -> None:

@@ -27,26 +27,41 @@ def test_length_sorted_batches():
     assert batches == [[1, 3], [4, 0], [2]]
 
 
+EVEN = [100] * 100  # 100 candidates of 100 tokens each
+
+
 def test_adaptive_depth_unknown_throughput_takes_all():
-    assert adaptive_depth(100, floor=10, queued_pairs=500, pairs_per_s=None, budget_s=1, concurrent=8) == 100
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=50_000, tokens_per_s=None, budget_s=1, concurrent=8) == 100
 
 
 def test_adaptive_depth_fits_one_search_in_its_budget():
-    assert adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=400, budget_s=1) == 100
-    # 2 cores at 512 tokens: 100 pairs do not fit 3 s, so the top 48 are reranked instead of none.
-    assert adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=20, budget_s=3) == 48
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=0, tokens_per_s=40_000, budget_s=1) == 100
+    # A slow device (2 cores, long pairs): the top 48 are reranked instead of none.
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=0, tokens_per_s=2_000, budget_s=3) == 48
+
+
+def test_adaptive_depth_counts_tokens_not_pairs():
+    long_then_short = [400] * 10 + [50] * 90
+    assert adaptive_depth(long_then_short, floor=10, queued_tokens=0, tokens_per_s=2_000, budget_s=3) == 26  # 4000 + 16 x 50
+    assert adaptive_depth(list(reversed(long_then_short)), floor=10, queued_tokens=0, tokens_per_s=2_000,
+                          budget_s=3) == 90
 
 
 def test_adaptive_depth_shares_the_budget_among_searches_in_flight():
-    depths = [adaptive_depth(100, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=c)
+    depths = [adaptive_depth(EVEN, floor=10, queued_tokens=1, tokens_per_s=10_000, budget_s=3, concurrent=c)
               for c in (1, 2, 4, 8, 16, 24, 32)]
     assert depths == [100, 100, 60, 30, 15, 10, 0]  # gradual, and the stage is skipped only below the floor
 
 
 def test_adaptive_depth_fits_behind_the_queue():
-    assert adaptive_depth(100, floor=10, queued_pairs=250, pairs_per_s=100, budget_s=3) == 50
-    assert adaptive_depth(100, floor=10, queued_pairs=295, pairs_per_s=100, budget_s=3) == 0
-    assert adaptive_depth(5, floor=10, queued_pairs=0, pairs_per_s=100, budget_s=3, concurrent=4) == 5  # below floor, all wanted
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=25_000, tokens_per_s=10_000, budget_s=3) == 50
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=29_500, tokens_per_s=10_000, budget_s=3) == 0
+    assert adaptive_depth([100] * 5, floor=10, queued_tokens=0, tokens_per_s=10_000, budget_s=3, concurrent=4) == 5
+
+
+def test_an_idle_model_tries_the_floor_so_a_slow_estimate_is_measured_again():
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=0, tokens_per_s=100, budget_s=3) == 10
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=0, tokens_per_s=100, budget_s=3, concurrent=2) == 0
 
 
 def test_microbatcher_merges_concurrent_jobs_and_keeps_order():
