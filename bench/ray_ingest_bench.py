@@ -197,6 +197,10 @@ def main() -> None:
               "encoder": {"name": model_label(settings.bi_encoder), "backend": getattr(model, "backend", "?"),
                           "precision": getattr(model, "precision", "?")},
               "docs": args.docs, "passages": len(rows)}
+    # Ray's memory monitor kills workers when the *machine* is near full; on a shared build machine
+    # other people's jobs filled it and it killed our encoder again and again (each restart is
+    # idempotent, but the timings were lost), so the benchmark turns it off.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         process = encode_in_process(settings, model, rows)

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -131,6 +133,22 @@ def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean
     _, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
     assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
+    es.close()
+
+
+def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(clean_alias, whole_cluster,
+                                                                                  cluster_env):
+    """Issue 25: `rrs ingest --engine ray` (a local Ray, 2 encoder actors, the corpus cut into
+    shards) with the 3-node cluster as target."""
+    pytest.importorskip("ray.data")
+    path, expected = clean_alias
+    run = subprocess.run([sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", "rayed", "--engine", "ray",
+                          "--encoders", "2", "--batch-size", "8", "--no-progress"],
+                         env={**cluster_env, "RRS_INGEST_SHARD_BYTES": "8192"}, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    es = make_client(whole_cluster)
+    assert stored(es, "rayed") == expected
     es.close()
 
 
