@@ -164,6 +164,8 @@ def test_from_and_size_page_through_the_reranked_window(es, alias, pooled, servi
     assert len(whole) == RERANK_WINDOW and search_ids(es, alias, body, 10, from_=RERANK_WINDOW) == []
     second = service_hits(service, query, top_k=7, candidates=RERANK_WINDOW, rerank=True, **{"from": 7})
     assert_same(pages[1], second)
+    cut = {"rrs_rerank": {**body["rrs_rerank"], "min_score": whole[4][1]}}  # applied after the rerank
+    assert search_ids(es, alias, cut, 10) == whole[:5]
 
 
 BAD = [

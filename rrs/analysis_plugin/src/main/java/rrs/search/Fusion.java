@@ -169,6 +169,21 @@ public final class Fusion {
         return out;
     }
 
+    /** The docs scoring at least {@code minScore} (all when it is null), ranks renumbered from 1. */
+    public static RankDoc[] atLeast(RankDoc[] docs, Float minScore) {
+        if (minScore == null) {
+            return docs;
+        }
+        List<RankDoc> kept = new ArrayList<>();
+        for (RankDoc doc : docs) {
+            if (doc.score >= minScore) {
+                doc.rank = kept.size() + 1;
+                kept.add(doc);
+            }
+        }
+        return kept.toArray(new RankDoc[0]);
+    }
+
     /** The best {@code window} docs as rank docs; {@code shift}: lift the scores by one constant so
      * the lowest is 1 when it is not positive (z-scores go negative), keeping their differences. */
     private static RankDoc[] top(Map<Key, double[]> scores, int window, boolean shift) {

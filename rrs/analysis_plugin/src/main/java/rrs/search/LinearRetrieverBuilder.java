@@ -103,12 +103,13 @@ public final class LinearRetrieverBuilder extends CompoundRetrieverBuilder<Linea
         LinearRetrieverBuilder copy = new LinearRetrieverBuilder(children, rankWindowSize, weights, normalizer);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
+        copy.minScore = minScore;
         return copy;
     }
 
     @Override
     protected RankDoc[] combineInnerRetrieverResults(List<ScoreDoc[]> rankResults, boolean explain) {
-        return Fusion.linear(rankResults, weights, normalizer, rankWindowSize);
+        return Fusion.atLeast(Fusion.linear(rankResults, weights, normalizer, rankWindowSize), minScore);
     }
 
     @Override

@@ -126,6 +126,7 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
             normalization, strict, pool);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
+        copy.minScore = minScore;
         return copy;
     }
 
@@ -146,7 +147,7 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
             docs[i] = new RankDoc(ranked[i].doc, ranked[i].score, ranked[i].shardIndex);
             docs[i].rank = i + 1;
         }
-        return docs;
+        return Fusion.atLeast(docs, minScore); // after the rerank: a first-stage cut could drop what it lifts
     }
 
     @Override

@@ -71,12 +71,13 @@ public final class RrfRetrieverBuilder extends CompoundRetrieverBuilder<RrfRetri
         RrfRetrieverBuilder copy = new RrfRetrieverBuilder(children, rankWindowSize, rankConstant);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
+        copy.minScore = minScore;
         return copy;
     }
 
     @Override
     protected RankDoc[] combineInnerRetrieverResults(List<ScoreDoc[]> rankResults, boolean explain) {
-        return Fusion.rrf(rankResults, rankConstant, rankWindowSize);
+        return Fusion.atLeast(Fusion.rrf(rankResults, rankConstant, rankWindowSize), minScore);
     }
 
     @Override
