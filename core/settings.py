@@ -413,6 +413,9 @@ class TrainingSettings(BaseModel):
     train_encoder_title_queries: int = Field(default=800, ge=0, description="Extra title queries (0 = judged only).")
     train_encoder_max_seq_length: int | None = Field(
         default=None, ge=16, le=8192, description="Token cap per text while training; default: the model's own.")
+    train_encoder_mini_batch: int = Field(
+        default=16, ge=0, le=4096, description="Texts per forward pass (GradCache: memory bounded, same in-batch "
+        "negatives); 0 = the whole batch at once (batch 32 x 256 tokens took 7.8 GB and was OOM-killed here).")
 
 
 class Settings(

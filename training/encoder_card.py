@@ -74,6 +74,7 @@ RRS_BI_ENCODER={result['output_dir']} rrs serve
 {_table([
     ("loss", "MultipleNegativesRankingLoss (in-batch + hard negatives)"),
     ("hard negatives per row", config['hard_negatives']),
+    ("texts per forward pass (GradCache)", config.get('mini_batch') or "the whole batch"),
     ("hybrid rank range of negatives", f"{mining['min_rank']}..{mining['max_rank']} ({mining['sampling']})"),
     ("epochs", config['epochs']),
     ("batch size", config['batch_size']),

@@ -50,6 +50,7 @@ class EncoderConfig:
     warmup_ratio: float = DEFAULTS.train_warmup_ratio
     hard_negatives: int = DEFAULTS.train_encoder_negatives  # per row, besides the in-batch ones
     max_seq_length: int | None = DEFAULTS.train_encoder_max_seq_length
+    mini_batch: int = DEFAULTS.train_encoder_mini_batch  # texts per forward pass; 0 = whole batch
     eval_fraction: float = DEFAULTS.train_eval_fraction
     eval_depth: int = DEFAULTS.train_eval_depth
     eval_steps: int | None = DEFAULTS.train_eval_steps
@@ -134,6 +135,18 @@ def load_base_encoder(name_or_path: str, *, max_seq_length: int | None, device: 
     return model
 
 
+def ranking_loss(model, config: EncoderConfig):
+    """MultipleNegativesRankingLoss; its cached (GradCache) form when the batch is larger than
+    ``mini_batch`` texts: the same in-batch negatives, memory bounded by the mini-batch."""
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
+    )
+
+    if config.mini_batch and config.mini_batch < config.batch_size:
+        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch)
+    return MultipleNegativesRankingLoss(model)
+
+
 def train_encoder(
     mined: Sequence[MinedQuery],
     config: EncoderConfig,
@@ -149,7 +162,6 @@ def train_encoder(
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import cos_sim
     from transformers import EarlyStoppingCallback, set_seed
 
@@ -215,7 +227,7 @@ def train_encoder(
     if evaluating and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=MultipleNegativesRankingLoss(model),
+        model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=ranking_loss(model, config),
         evaluator=evaluator, callbacks=callbacks,
     )
     log(f"training the bi-encoder on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, "

@@ -40,7 +40,8 @@ def trained(es, es_settings, es_url, tmp_path_factory):
     run_ingest([data / "corpus.jsonl"], es_settings, alias=alias, progress=False, es=es)
     es.indices.refresh(index=alias)
     output = root / "model"
-    env = {"ES_URL": es_url, "HF_HUB_OFFLINE": "1"}
+    # two texts per forward pass: the cached (GradCache) loss, as the default recipe runs on SciFact
+    env = {"ES_URL": es_url, "HF_HUB_OFFLINE": "1", "RRS_TRAIN_ENCODER_MINI_BATCH": "2"}
     result = CliRunner().invoke(main, [
         "train-encoder", str(data), "--index", alias, "--output", str(output), "--epochs", "2", "--batch-size", "4",
         "--title-queries", "4", "--eval-fraction", "0.25", "--eval-steps", "2", "--no-progress", "--json",
@@ -76,6 +77,7 @@ def test_onnx_exports_exist_and_pass_the_export_checks(trained):
         assert figures["min_cosine"] >= figures["required"]
         assert trained["facts"]["onnx"][name] == figures
     assert card["check_texts"] > 16  # the export's own texts plus held-out passages of the domain
+    assert "texts per forward pass (GradCache) | 2 |" in (folder / "README.md").read_text()
 
 
 @pytest.mark.slow
