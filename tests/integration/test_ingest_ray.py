@@ -197,5 +197,6 @@ def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run
 
     rerun = run_ingest(hostile, settings, alias=alias, reindex=True, progress=False, es=es, engine=ray_engine())
     assert rerun.completed and rerun.alias_moved and rerun.resumed
+    assert rerun.encoded < rerun.chunks  # what the killed run wrote is kept, not encoded again
     _same_index(es, alias, process_run[0])
     assert (rerun.read, rerun.documents) == (process_run[2].read, process_run[2].documents)
