@@ -229,11 +229,12 @@ def render_table(outcome: dict) -> str:
 @click.option("--reranker-title-queries", type=int, help="Reranker title queries [RRS_TRAIN_TITLE_QUERIES].")
 @click.option("--eval-steps", type=int, help="Steps between held-out evaluations, both trainers [4 per epoch].")
 @click.option("--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS].")
+@click.option("--no-cross-fit", is_flag=True, help="Choose the blend on the held-out slice instead (no fold trainings).")
 @click.option("--no-export", is_flag=True, help="Skip the bi-encoder's ONNX export.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON instead of the table.")
 def adapt_command(dataset, alias, output, encoder_epochs, encoder_title_queries, reranker_base, reranker_epochs,
-                  reranker_title_queries, eval_steps, folds, no_export, no_progress, as_json) -> None:
+                  reranker_title_queries, eval_steps, folds, no_cross_fit, no_export, no_progress, as_json) -> None:
     """Adapt search to DATASET (a BEIR folder with train and test judgments): train the
     bi-encoder, reindex ALIAS with it, train the reranker on the new index with a
     cross-fitted blend, and show each stage before and after on the test split.
@@ -253,7 +254,7 @@ def adapt_command(dataset, alias, output, encoder_epochs, encoder_title_queries,
         # the trainers print their log lines on stdout; --json keeps stdout for the JSON alone
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             outcome = run_adapt(dataset, settings, alias=alias, output=output, encoder_overrides=encoder_overrides,
-                                reranker_overrides=reranker_overrides, folds=folds or settings.train_cross_fit_folds,
+                                reranker_overrides=reranker_overrides, folds=0 if no_cross_fit else folds or settings.train_cross_fit_folds,
                                 export=not no_export, progress=not no_progress,
                                 log=lambda message: click.echo(message, err=True))
     except (DatasetError, MiningError, IndexMissing) as exc:
