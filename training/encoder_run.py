@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -121,13 +120,3 @@ def export_checked(output_dir: Path, heldout, *, log: Callable[[str], None] = pr
         log(f"{name}: cosine to the trained model min {figures['min_cosine']:.4f}, mean {figures['mean_cosine']:.4f}")
     return exported.checks
 
-
-def read_facts(model_dir: Path) -> dict | None:
-    """The facts a finished ``train-encoder`` left in ``model_dir`` (None when absent)."""
-    from rrsearch.training.model_card import FACTS_NAME
-
-    path = Path(model_dir) / FACTS_NAME
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
