@@ -75,7 +75,8 @@ def encode_in_process(settings, model, rows) -> dict:
     started = time.perf_counter()
     vectors = []
     for i in range(0, len(rows), batch):
-        vectors.extend(encode_passages(model, [r["embed_text"] for r in rows[i:i + batch]], prompt=settings.passage_prompt,
+        texts = [r["embed_text"] for r in rows[i:i + batch]]
+        vectors.extend(encode_passages(model, texts, prompt=settings.passage_prompt,
                                        batch_size=encode_batch_size(settings, model)))
     seconds = time.perf_counter() - started
     return {"passages": len(rows), "seconds": round(seconds, 2), "passages_per_s": round(len(rows) / seconds, 1),
@@ -210,7 +211,8 @@ def main() -> None:
                                        "ray_2_actors": encode_on_ray(settings, rows, 2, cpus)}
             print(json.dumps(result["a_encode_only"]), flush=True)
         if "b" not in skip:
-            result["b_bulk_ceiling"] = [bulk_ceiling(es, settings, rows, vectors, args.bulk_docs, c) for c in (1, 2, 3, 4)]
+            result["b_bulk_ceiling"] = [bulk_ceiling(es, settings, rows, vectors, args.bulk_docs, clients)
+                                        for clients in (1, 2, 3, 4)]
             print(json.dumps(result["b_bulk_ceiling"]), flush=True)
         if "c" not in skip:
             result["c_end_to_end"] = {"process": end_to_end(es, settings, corpus, None),

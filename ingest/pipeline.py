@@ -380,8 +380,8 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     """One run, with the alias's lock held and a client open."""
     run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
                    field_map=field_map, es=es)
-    label, encode, chunker, target, report, rejects = run.label, run.encode, run.chunker, run.target, run.report, run.rejects
-    started, source_names = run.started, run.source_names
+    label, encode, chunker, target = run.label, run.encode, run.chunker, run.target
+    report, rejects, started, source_names = run.report, run.rejects, run.started, run.source_names
     clock = StageClock()
     stop = threading.Event()
     to_encode: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)

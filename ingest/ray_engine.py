@@ -314,14 +314,13 @@ def _connect(address: str | None, log) -> bool:
     return True
 
 
-def _data_context(progress: bool) -> None:
+def _quiet_data_context() -> None:
     from ray.data import DataContext
 
     context = DataContext.get_current()
     context.enable_progress_bars = False  # ours is the one bar
     context.print_on_execution_start = False
     context.enable_operator_progress_bars = False
-    _ = progress
 
 
 def _winners(shards: list[Shard], settings: Settings, field_map: FieldMap):
@@ -353,9 +352,11 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
     address = address or settings.ingest_ray_address
     encoders = encoders or settings.ingest_encoders
     gpus = settings.ingest_encoder_gpus if encoder_gpus is None else encoder_gpus
-    shards = plan_shards(sources, target_bytes=settings.ingest_shard_bytes, max_line_bytes=settings.ingest_max_line_bytes)
+    shards = plan_shards(sources, target_bytes=settings.ingest_shard_bytes,
+                         max_line_bytes=settings.ingest_max_line_bytes)
     started_ray = _connect(address, log=lambda m: None)
-    run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path, field_map=field_map, es=es)
+    run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path, field_map=field_map,
+                   es=es)
     target, report, rejects = run.target, run.report, run.rejects
     clock, bar = StageClock(), _progress_bar(progress)
     states = {shard.index: _ShardState() for shard in shards}
@@ -363,7 +364,7 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
     publish = False
     try:
         try:
-            _data_context(progress)
+            _quiet_data_context()
             skipped = _replay_done_shards(es, target, shards, states, report, rejects) if target.resumed else set()
             winners = [_winners(shards, settings, field_map)]  # in a list: passed on as a reference
             pending = [shard for shard in shards if shard.index not in skipped]
@@ -411,7 +412,8 @@ def _pipeline(shards: list[Shard], settings: Settings, field_map: FieldMap, run,
     ds = ray.data.from_items([{"shard": json.dumps(s.to_dict())} for s in shards], override_num_blocks=len(shards))
     # Readers and writers are tasks that ask for no CPU: they are light next to encoding, and
     # must not keep an encoder from being scheduled on a machine whose cores the encoders take.
-    light = {"num_cpus": 0, "max_retries": retries, "compute": TaskPoolStrategy(size=min(len(shards), max(2, encoders)))}
+    tasks = TaskPoolStrategy(size=min(len(shards), max(2, encoders)))
+    light = {"num_cpus": 0, "max_retries": retries, "compute": tasks}
     ds = ds.map_batches(read_shards, batch_size=1, **light,
                         fn_kwargs={"settings": settings, "field_map": field_map, "chunker": run.chunker,
                                    "winners": winners, "index": run.target.index, "model": run.label,

@@ -65,11 +65,13 @@ def hostile(tmp_path_factory):
     records[30] = {"id": "", "text": "empty id gets a derived one"}
     records[33] = {"id": "x", "text": "   "}
     (root / "a.jsonl").write_bytes(b"\n".join(map(_line, records)) + b"\n\n")
+    rows = b"".join(f"c{n},T{n},row {n} of the csv\r\n".encode() for n in range(5, 25))
     (root / "b.csv").write_bytes(
-        b'id,title,text\r\nc1,One,"first row\r\nspans, three\r\nlines"\r\nc2,Two,plain row\r\nj5,Dup,"beats a.jsonl line 6"\r\n'
-        b"c3,Three,too,many\r\nc4,Four,caf\xe9\r\n" + b"".join(f"c{n},T{n},row {n} of the csv\r\n".encode() for n in range(5, 25))
+        b'id,title,text\r\nc1,One,"first row\r\nspans, three\r\nlines"\r\nc2,Two,plain row\r\n'
+        b'j5,Dup,"beats a.jsonl line 6"\r\nc3,Three,too,many\r\nc4,Four,caf\xe9\r\n' + rows
         + b'c9,Nine,"the second c9, later in the file"\r\n')
-    table = pa.table({"id": [f"p{n}" for n in range(9)] + ["c1"], "text": [f"parquet row {n}" for n in range(9)] + ["c1 again"]})
+    table = pa.table({"id": [f"p{n}" for n in range(9)] + ["c1"],
+                      "text": [f"parquet row {n}" for n in range(9)] + ["c1 again"]})
     pq.write_table(table, root / "c.parquet", row_group_size=4)
     (root / "docs").mkdir()
     (root / "docs" / "one.md").write_text("# One\nmarkdown text about otters")
