@@ -30,7 +30,7 @@ from rrsearch.core.errors import TrainingError
 from rrsearch.core.settings import ModelSettings
 from rrsearch.training.mining import DEFAULTS, MinedQuery
 from rrsearch.training.trainer import (
-    _step_of, _warmup, default_eval_steps, listwise_rows, precision_for, split_heldout, strip_prefix,
+    _step_of, early_stopping, listwise_rows, training_arguments, precision_for, split_heldout, strip_prefix,
 )
 
 EVALUATOR_NAME = "heldout"
@@ -163,7 +163,7 @@ def train_encoder(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.util import cos_sim
-    from transformers import EarlyStoppingCallback, set_seed
+    from transformers import set_seed
 
     from rrsearch.core.encoders import pick_device
 
@@ -194,38 +194,14 @@ def train_encoder(
             f"scoring the base encoder")
         before = strip_prefix(evaluator(model), prefix)
 
-    eval_steps = config.eval_steps or default_eval_steps(n_rows, config.batch_size, config.epochs)
     evaluating = evaluator is not None
     checkpoints = output_dir / ".checkpoints"
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        **_warmup(config.warmup_ratio),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        seed=config.seed,
-        data_seed=config.seed,
-        eval_strategy="steps" if evaluating else "no",
-        eval_steps=eval_steps if evaluating else None,
-        save_strategy="steps" if evaluating else "no",
-        save_steps=eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=evaluating,
-        metric_for_best_model=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
-        greater_is_better=True,
-        logging_steps=max(1, eval_steps // 2),
-        disable_tqdm=not progress,
-        report_to="none",
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-        batch_sampler="no_duplicates",  # a duplicate in the batch would be its own false negative
-    )
-    callbacks = []
-    if evaluating and config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    args = SentenceTransformerTrainingArguments(**training_arguments(
+        config, n_rows=n_rows, output_dir=output_dir, precision=precision, device=device, progress=progress,
+        metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
+        batch_sampler="no_duplicates",  # a duplicate in the batch would be its own false negative,
+    ))
+    callbacks = early_stopping(config, evaluating)
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=ranking_loss(model, config),
         evaluator=evaluator, callbacks=callbacks,

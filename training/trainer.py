@@ -216,7 +216,6 @@ def train_reranker(
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
-    from transformers import EarlyStoppingCallback
 
     from rrsearch.core.encoders import pick_device
 
@@ -252,38 +251,14 @@ def train_reranker(
         first_stage = {k[len("base_") :]: v for k, v in scores.items() if k.startswith("base_")}
         before = {k: v for k, v in scores.items() if not k.startswith("base_")}
 
-    eval_steps = config.eval_steps or default_eval_steps(n_rows, config.batch_size, config.epochs)
     evaluating = evaluator is not None
     checkpoints = output_dir / ".checkpoints"
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        **_warmup(config.warmup_ratio),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        seed=config.seed,
-        data_seed=config.seed,
-        eval_strategy="steps" if evaluating else "no",
-        eval_steps=eval_steps if evaluating else None,
-        save_strategy="steps" if evaluating else "no",
-        save_steps=eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=evaluating,
-        metric_for_best_model=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
-        greater_is_better=True,
-        logging_steps=max(1, eval_steps // 2),
-        disable_tqdm=not progress,
-        report_to="none",
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
+    args = CrossEncoderTrainingArguments(**training_arguments(
+        config, n_rows=n_rows, output_dir=output_dir, precision=precision, device=device, progress=progress,
+        metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
         batch_sampler="no_duplicates" if config.loss == "mnrl" else "batch_sampler",
-    )
-    callbacks = []
-    if evaluating and config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    ))
+    callbacks = early_stopping(config, evaluating)
     trainer = CrossEncoderTrainer(
         model=model,
         args=args,
@@ -330,6 +305,49 @@ def train_reranker(
         after=after,
         eval_history=history,
     )
+
+
+def training_arguments(config, *, n_rows: int, output_dir: Path, metric: str | None, precision: str | None,
+                       device: str, progress: bool, batch_sampler: str) -> dict:
+    """The trainer arguments both trainers share (``metric``: the held-out measure that picks the
+    best checkpoint, None when nothing is held out)."""
+    evaluating = metric is not None
+    eval_steps = config.eval_steps or default_eval_steps(n_rows, config.batch_size, config.epochs)
+    return dict(
+        output_dir=str(output_dir / ".checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        **_warmup(config.warmup_ratio),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        seed=config.seed,
+        data_seed=config.seed,
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=eval_steps if evaluating else None,
+        save_strategy="steps" if evaluating else "no",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=evaluating,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        logging_steps=max(1, eval_steps // 2),
+        disable_tqdm=not progress,
+        report_to="none",
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+        batch_sampler=batch_sampler,
+    )
+
+
+def early_stopping(config, evaluating: bool) -> list:
+    """The early-stopping callback when held-out queries are scored and patience is set."""
+    from transformers import EarlyStoppingCallback
+
+    if evaluating and config.early_stopping_patience > 0:
+        return [EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
+    return []
 
 
 def _warmup(ratio: float) -> dict:
