@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path
 
 from rrsearch.core.errors import NodeError
+from rrsearch.core.pool_announcement import RERANKER_KEY_SETTING, RERANKER_URL_SETTING, announced_url
 
 PLUGIN_NAME = "rrs-analysis-english"  # the descriptor's name: the node installs it as plugins/<name>
 ANALYZER_NAME = "english"
@@ -184,8 +185,6 @@ def install_plugin(es_home: Path, plugin_zip: Path, java_home: Path, log=print) 
 
 # --- The retrievers' node settings (rrs.search in the same plugin) -------------------------
 
-RERANKER_URL_SETTING = "rrs.reranker.url"  # elasticsearch.yml; also dynamic (PUT _cluster/settings)
-RERANKER_KEY_SETTING = "rrs.reranker.api_key"  # the keystore only: never in a file or a request
 _RETRIEVERS_CLASS = "rrs/search/RerankPool.class"
 
 
@@ -200,13 +199,14 @@ def has_retrievers(es_home: Path) -> bool:
 
 
 def plugin_node_settings(es_home: Path, settings) -> tuple[dict[str, str], dict[str, str]]:
-    """What ``rrs es start`` gives the node from our settings: ``RRS_RERANKER_URL`` as
-    ``rrs.reranker.url`` (elasticsearch.yml), ``RRS_RERANKER_API_KEY`` as ``rrs.reranker.api_key``
-    (keystore). Nothing when the plugin with the retrievers is not installed: a node refuses to
-    start with a setting no plugin declares."""
-    if not (settings.reranker_url or settings.reranker_api_key) or not has_retrievers(es_home):
+    """What ``rrs es start`` gives the node from our settings: ``RRS_RERANKER_URL`` (else the pool
+    ``rrs serve --role reranker`` announces here) as ``rrs.reranker.url`` (elasticsearch.yml),
+    ``RRS_RERANKER_API_KEY`` as ``rrs.reranker.api_key`` (keystore). Nothing when the plugin with
+    the retrievers is not installed: a node refuses to start with a setting no plugin declares."""
+    url = settings.reranker_url or announced_url(settings.home)
+    if not (url or settings.reranker_api_key) or not has_retrievers(es_home):
         return {}, {}
-    yml = {RERANKER_URL_SETTING: settings.reranker_url} if settings.reranker_url else {}
+    yml = {RERANKER_URL_SETTING: url} if url else {}
     key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
     return yml, ({RERANKER_KEY_SETTING: key} if key else {})
 

@@ -10,6 +10,7 @@
 
 import os
 
+from rrsearch.core.pool_announcement import announce, local_url, wire_local_node, withdraw
 from rrsearch.core.settings import get_settings
 
 _settings = get_settings()
@@ -41,3 +42,20 @@ def post_fork(server, worker):
     if _gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = _gpus[worker.rrs_gpu_slot % len(_gpus)]
         server.log.info("worker %s uses GPU %s", worker.pid, os.environ["CUDA_VISIBLE_DEVICES"])
+
+
+def when_ready(server):
+    """A reranker pool announces where it listens (core/pool_announcement.py)."""
+    if _settings.serve_role != "reranker":
+        return
+    url = local_url(str(server.LISTENERS[0]))
+    announce(_settings.home, url, os.getpid())
+    wire_local_node(_settings, url, server.log.info)
+
+
+def on_exit(server):
+    if _settings.serve_role != "reranker":
+        return
+    url = withdraw(_settings.home, os.getpid())
+    if url is not None:
+        wire_local_node(_settings, url, server.log.info, clear=True)
