@@ -216,6 +216,12 @@ class RetrievalSettings(BaseModel):
     max_query_chars: int = Field(default=1000, ge=1, le=100_000)
     max_request_bytes: int = Field(default=65_536, ge=1024, description="Request bodies larger than this get 413.")
     rrf_k: int = Field(default=60, ge=1, description="Default RRF constant.")
+    retrieval_path: Literal["msearch", "retrievers"] = Field(
+        default="msearch",
+        description="Hybrid first stage: `msearch` (BM25 + kNN in one _msearch, fused here) or `retrievers` "
+        "(one _search fused on the node by the plugin's rrs_rrf/rrs_linear: the same hits, fewer bytes; "
+        "hits carry no per-stage BM25/kNN ranks). bench/README.md says when it is faster.",
+    )
     search_timeout_s: float = Field(default=5.0, gt=0, description="Per-request Elasticsearch timeout of the service.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503 when Elasticsearch is down.")
     allowed_indexes: str = Field(

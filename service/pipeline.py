@@ -2,6 +2,7 @@
 
     validate limits -> resolve index (alias -> version, filterable fields)
       -> [embed query] -> BM25 + kNN in one _msearch -> fuse (RRF | linear)
+         (or, RRS_RETRIEVAL_PATH=retrievers: one _search that the plugin fuses on the node)
       -> rerank the top `candidates` (cross-encoder, time budget, a depth shared among the searches in flight)
       -> collapse to one hit per parent (MaxP) -> page through the cached window
 
@@ -35,7 +36,9 @@ from rrsearch.service.retrieval import (
     filter_clauses,
     filterable_fields,
     knn_body,
+    fused_body,
     msearch,
+    search,
     parse_fields,
 )
 from rrsearch.service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
@@ -230,8 +233,9 @@ class SearchPipeline:
         return tuple(float(x) for x in vector)
 
     def _retrieve(self, request, index, clauses, depth, timings):
-        """BM25 and/or kNN in one round trip: ranked (id, score) lists, the passages, and whether
-        some shards did not answer (the lists then come from the others)."""
+        """BM25 and/or kNN in one round trip: ranked (id, score) lists (one ``fused`` list when the
+        node fuses them), the passages, and whether some shards did not answer (the lists then
+        come from the others)."""
         bodies: dict[str, dict] = {}
         if request.mode in ("bm25", "hybrid"):
             bodies["bm25"] = bm25_body(
@@ -247,12 +251,21 @@ class SearchPipeline:
                 highlight_text=request.query if request.highlight else None, highlight_fields=self.fields,
             )
         started = time.perf_counter()
-        results = msearch(self.es, index, list(bodies.values()), timeout_s=self.settings.search_timeout_s)
+        if len(bodies) == 2 and self.settings.retrieval_path == "retrievers":
+            method = request.fusion
+            body = fused_body(bodies["bm25"], bodies["knn"], method=method.method, size=depth,
+                              rrf_k=method.k or self.settings.rrf_k, weight=method.weight,
+                              normalization=method.normalization)
+            bodies = {"fused": body}  # one list, already fused: _fuse passes it through
+            results = [search(self.es, index, body, timeout_s=self.settings.search_timeout_s)]
+        else:
+            results = msearch(self.es, index, list(bodies.values()), timeout_s=self.settings.search_timeout_s)
         timings.search = _ms(started)
         lists: dict[str, list[tuple[str, float]]] = {}
         candidates: dict[str, Candidate] = {}
         for name, result in zip(bodies, results):
-            setattr(timings, name, result.took_ms)
+            if name in ("bm25", "knn"):
+                setattr(timings, name, result.took_ms)
             lists[name] = [(hit.id, hit.score) for hit in result.hits]
             for hit in result.hits:
                 seen = candidates.setdefault(hit.id, hit)

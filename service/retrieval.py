@@ -1,4 +1,5 @@
-"""Build the BM25 and kNN searches and send them to Elasticsearch in one ``_msearch``.
+"""Build the BM25 and kNN searches and send them to Elasticsearch in one ``_msearch`` (or, with
+``RRS_RETRIEVAL_PATH=retrievers``, in one ``_search`` that the plugin's retrievers fuse).
 
 Both searches carry the same filters (inside the query, so each returns its own top
 ``size`` among matching documents, not a post-filtered remainder). User text only ever
@@ -211,6 +212,46 @@ def knn_body(
     return body
 
 
+def fused_body(bm25: dict, knn: dict, *, method: str, size: int, rrf_k: int, weight: float = 0.5,
+               normalization: str = "minmax") -> dict:
+    """One ``_search`` that fuses ``bm25_body`` and ``knn_body`` on the node with the plugin's
+    ``rrs_rrf`` or ``rrs_linear`` (the math of service/fusion.py; ``weight`` is kNN's share)."""
+    children = [{"standard": {"query": bm25["query"]}}, {"knn": knn["knn"]}]
+    if method == "linear":
+        retriever = {"rrs_linear": {"retrievers": children, "weights": [1.0 - weight, weight],
+                                    "normalizer": normalization, "rank_window_size": size}}
+    else:
+        retriever = {"rrs_rrf": {"retrievers": children, "rank_constant": rrf_k, "rank_window_size": size}}
+    body = {"size": size, "_source": bm25["_source"], "retriever": retriever}
+    if "highlight" in bm25:
+        body["highlight"] = bm25["highlight"]
+    return body
+
+
+def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> SearchResult:
+    """One ``_search``, its failures mapped as ``msearch`` maps an item's."""
+    from elasticsearch import ApiError
+
+    try:
+        response = es.options(request_timeout=timeout_s).search(index=index, body=body)
+    except ApiError as exc:
+        error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else str(exc.body)
+        if "unknown retriever" in _root_reason(error) or "[rrs_" in _root_reason(error):
+            raise SearchFailed(f"the node cannot fuse ({_root_reason(error)}): RRS_RETRIEVAL_PATH=retrievers "
+                               "needs our plugin with its retrievers on every node (rrs es start installs it)") from exc
+        _raise_item_error(index, {"error": error, "status": exc.meta.status})
+    return _result(response)
+
+
+def _result(item: dict) -> SearchResult:
+    hits = [
+        Candidate(id=h["_id"], score=float(h["_score"] or 0.0), source=h["_source"], highlight=h.get("highlight", {}))
+        for h in item["hits"]["hits"]
+    ]
+    failed = int(item.get("_shards", {}).get("failed", 0) or 0) + int(bool(item.get("timed_out")))
+    return SearchResult(hits=hits, took_ms=float(item.get("took", 0)), shards_failed=failed)
+
+
 def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: float) -> list[SearchResult]:
     """Run ``bodies`` against ``index`` in one round trip; one result per body, in order."""
     searches: list[dict] = []
@@ -221,12 +262,7 @@ def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: flo
     for item in response["responses"]:
         if "error" in item:
             _raise_item_error(index, item)
-        hits = [
-            Candidate(id=h["_id"], score=float(h["_score"] or 0.0), source=h["_source"], highlight=h.get("highlight", {}))
-            for h in item["hits"]["hits"]
-        ]
-        failed = int(item.get("_shards", {}).get("failed", 0) or 0) + int(bool(item.get("timed_out")))
-        results.append(SearchResult(hits=hits, took_ms=float(item.get("took", 0)), shards_failed=failed))
+        results.append(_result(item))
     return results
 
 

@@ -157,7 +157,7 @@ class Hit(BaseModel):
 
 class Timings(BaseModel):
     embed_query: float = 0.0
-    search: float = Field(0.0, description="The one _msearch round trip.")
+    search: float = Field(0.0, description="The one _msearch (or fused _search) round trip.")
     bm25: float = Field(0.0, description="BM25 search as timed by Elasticsearch (took).")
     knn: float = Field(0.0, description="kNN search as timed by Elasticsearch (took).")
     fuse: float = 0.0

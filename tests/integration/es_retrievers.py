@@ -58,6 +58,10 @@ def index_subset(es, settings, bi_encoder, alias: str) -> str:
     actions = ({"_index": alias, "_id": p["id"], "_source": {**p, "model": label, "embedding": v}}
                for p, v in zip(passages, _vectors(bi_encoder)))
     helpers.bulk(es, actions, refresh="wait_for")
+    # One segment: approximate kNN over several segments searched concurrently shares one top-k
+    # between threads, so two runs of the same query could differ in the tail of the window.
+    es.indices.forcemerge(index=alias, max_num_segments=1)
+    es.indices.refresh(index=alias)
     return alias
 
 

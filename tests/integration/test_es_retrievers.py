@@ -168,6 +168,70 @@ def test_from_and_size_page_through_the_reranked_window(es, alias, pooled, servi
     assert search_ids(es, alias, cut, 10) == whole[:5]
 
 
+@pytest.fixture(scope="module")
+def fused_on_node(settings, bi_encoder, pool):
+    """The service with RRS_RETRIEVAL_PATH=retrievers: one _search that rrs_rrf/rrs_linear fuse."""
+    app = create_app(settings.model_copy(update={"retrieval_path": "retrievers"}), bi_encoder=bi_encoder,
+                     reranker=RemoteReranker(pool.url))
+    app.testing = True
+    return app.test_client()
+
+
+def test_the_service_fusing_on_the_node_serves_the_same_hits(es, alias, pooled, service, fused_on_node):
+    queries, _ = scifact_subset()
+    for number, (_, query) in enumerate(queries):
+        fusion = [{}, {"fusion": {"method": "linear", "weight": 0.3, "normalization": "minmax"}}][number % 2]
+        options = {"top_k": WINDOW, "candidates": WINDOW, "rerank": False, **fusion}
+        assert_same(service_hits(fused_on_node, query, **options), service_hits(service, query, **options))
+    for _, query in queries[:10]:  # the rerank stage on top sees the same candidates in the same order
+        options = {"top_k": 10, "candidates": RERANK_WINDOW, "rerank": True}
+        assert_same(service_hits(fused_on_node, query, **options), service_hits(service, query, **options))
+    # z-scores come back lifted by one constant (Elasticsearch keeps scores positive): same order
+    options = {"top_k": WINDOW, "candidates": WINDOW, "rerank": False,
+               "fusion": {"method": "linear", "weight": 0.3, "normalization": "zscore"}}
+    ours, theirs = service_hits(fused_on_node, queries[0][1], **options), service_hits(service, queries[0][1], **options)
+    shift = ours[0][1] - theirs[0][1]
+    assert [d for d, _ in ours] == [d for d, _ in theirs]
+    assert [s - shift for _, s in ours] == pytest.approx([s for _, s in theirs], abs=1e-5)
+    highlighted = [client.post("/search", json={"query": queries[0][1], "top_k": 10, "highlight": True}).get_json()
+                   for client in (fused_on_node, service)]
+    assert [h["snippet"] for h in highlighted[0]["hits"]] == [h["snippet"] for h in highlighted[1]["hits"]]
+    assert any("<em>" in (h["snippet"] or "") for h in highlighted[0]["hits"])
+    first = highlighted[0]["hits"][0]
+    assert first["stages"]["fused"]["rank"] >= 1
+    assert first["stages"]["bm25"] is None and first["stages"]["knn"] is None  # the node fused them: no per-stage ranks
+
+
+def test_a_reranker_pool_announces_itself_to_the_local_node(es, es_settings, alias, pooled, tiny_cross_encoder_dir,
+                                                              tmp_path, settings, bi_encoder):
+    """`rrs serve --role reranker` beside the local node: the node's rrs.reranker.url names it while
+    it runs (rrs_rerank reranks through it) and is cleared when it exits."""
+    if es_settings.es_url:
+        pytest.skip("ES_URL names an external node: a pool wires only the local one")
+    env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
+           "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "ES_URL": "", "RRS_HOME": str(tmp_path),
+           "RRS_ES_NODE_DIR": str(es_settings.node_dir), "RRS_RERANK_TIMEOUT_MS": "60000"}
+    _, query = scifact_subset()[0][5]
+    body = rerank_retriever(rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW), query, RERANK_WINDOW)
+    set_pool(es, None, "60s")
+    try:
+        with rrs_serve(first_free_port(19_760), env, tmp_path / "announced.log") as url:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _persistent_pool(es) != url:
+                time.sleep(0.2)
+            assert _persistent_pool(es) == url
+            assert json.loads((tmp_path / "run" / "reranker-pool.json").read_text())["url"] == url
+            hits, said, _ = _skipped_search(es, alias, body)
+            assert said == [] and len(hits) == 10  # reranked through the announced pool, nothing skipped
+        assert _persistent_pool(es) is None and not (tmp_path / "run" / "reranker-pool.json").exists()
+    finally:
+        set_pool(es, pooled.url, "60s")
+
+
+def _persistent_pool(es):
+    return es.cluster.get_settings(flat_settings=True)["persistent"].get("rrs.reranker.url")
+
+
 BAD = [
     ({"rrs_rrf": {"retrievers": []}}, "needs at least one retriever"),
     ({"rrs_rrf": {"retrievers": [{"standard": {}}], "rank_constant": 0}}, r"\[rank_constant\] must be at least 1"),
