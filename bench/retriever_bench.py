@@ -11,6 +11,8 @@ pool, and points the node's ``rrs.reranker.url`` at the same pool. Then, for rer
 on and each concurrency, the same SciFact test queries go through
 
 * ``POST /search`` (``_msearch`` + Python fusion + the pool, in the service), and
+* ``POST /search`` of a second service with ``RRS_RETRIEVAL_PATH=retrievers`` (one ``_search``
+  fused on the node by ``rrs_rrf``, then the pool, in the service), and
 * ``_search`` with ``rrs_rerank(rrs_rrf(standard, knn))`` (or ``rrs_rrf`` alone) sent by a
   client that embeds the query itself (the same bi-encoder, one thread, as a client would; each
   query's embedding time is measured alone and added to its round trip).
@@ -18,7 +20,8 @@ on and each concurrency, the same SciFact test queries go through
 Each cell gets queries of its own (the service's window cache never answers); within a cell
 the two paths take the same queries, interleaved; a rerank either path skipped is counted
 (the service's ``degraded``, the plugin's ``Warning``). Prints and writes
-``bench/results/retriever_bench.json``: p50/p95 per path and the ratio _search / service.
+``bench/results/retriever_bench.json``: p50/p95 per path and the ratios _search / service and
+service fused on the node / service.
 """
 
 from __future__ import annotations
@@ -111,17 +114,17 @@ def retriever(settings, vector: list[float], query: str, window: int, rerank: bo
                            "rank_window_size": window}}
 
 
-def run_cell(queries, concurrency: int, service: str, es_url: str, alias: str, settings, bi_encoder, window: int,
-             rerank: bool) -> dict:
+def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url: str, alias: str, settings,
+             bi_encoder, window: int, rerank: bool) -> dict:
     from rrsearch.core.encoders import encode_query
     from rrsearch.core.passage import SOURCE_FIELDS
 
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
 
-    def via_service(query: str) -> float:
+    def via_service(query: str, base: str = service) -> float:
         started = time.perf_counter()
-        response = session.post(f"{service}/search", json={
+        response = session.post(f"{base}/search", json={
             "query": query, "top_k": 10, "candidates": window, "rerank": rerank, "collapse": False, "highlight": False},
             timeout=300)
         answer = response.json() if response.status_code == 200 else {}
@@ -144,24 +147,31 @@ def run_cell(queries, concurrency: int, service: str, es_url: str, alias: str, s
         assert response.status_code == 200, response.text[:300]
         return (time.perf_counter() - started) * 1000 + embed[query], embed[query], response.headers.get("Warning")
 
-    service_ms, search_ms, embed_ms, degraded = [], [], [], {"service": [], "search": []}
+    service_ms, fused_ms, search_ms, embed_ms = [], [], [], []
+    degraded = {"service": [], "service_retrievers": [], "search": []}
     with ThreadPoolExecutor(concurrency) as workers:
         for start in range(0, len(queries), concurrency):
             batch = queries[start:start + concurrency]  # the same queries, path after path, batch by batch
             for total, reason in workers.map(via_service, batch):
                 service_ms.append(total)
                 degraded["service"] += [reason] if reason else []
+            for total, reason in workers.map(lambda query: via_service(query, fused_service), batch):
+                fused_ms.append(total)
+                degraded["service_retrievers"] += [reason] if reason else []
             for total, embedding, warning in workers.map(via_search, batch):
                 search_ms.append(total)
                 embed_ms.append(embedding)
                 degraded["search"] += [warning] if warning else []
     cell = {"concurrency": concurrency, "rerank": rerank, "requests": len(queries),
             "service_ms": {"p50": percentile(service_ms, 0.5), "p95": percentile(service_ms, 0.95)},
+            "service_retrievers_ms": {"p50": percentile(fused_ms, 0.5), "p95": percentile(fused_ms, 0.95)},
             "search_ms": {"p50": percentile(search_ms, 0.5), "p95": percentile(search_ms, 0.95)},
             "client_embed_ms_p50": statistics.median(embed_ms),
             "degraded": degraded}  # the service's `degraded`, the plugin's Warning: the rerank was skipped
     cell["ratio_p50"] = round(cell["search_ms"]["p50"] / cell["service_ms"]["p50"], 3)
     cell["ratio_p95"] = round(cell["search_ms"]["p95"] / cell["service_ms"]["p95"], 3)
+    cell["service_retrievers_ratio_p50"] = round(cell["service_retrievers_ms"]["p50"] / cell["service_ms"]["p50"], 3)
+    cell["service_retrievers_ratio_p95"] = round(cell["service_retrievers_ms"]["p95"] / cell["service_ms"]["p95"], 3)
     return cell
 
 
@@ -204,11 +214,12 @@ def main() -> None:
                        "RRS_RERANK_TIMEOUT_MS": "600000", "RRS_SERVE_THREADS": "16"}
         es.cluster.put_settings(persistent={"rrs.reranker.url": pool, "rrs.reranker.timeout": "600s"})
         try:
-            with serve(19_901, service_env, work / "service.log") as service:
+            with serve(19_901, service_env, work / "service.log") as service, \
+                    serve(19_902, {**service_env, "RRS_RETRIEVAL_PATH": "retrievers"}, work / "fused.log") as fused:
                 for number, (rerank, concurrency) in enumerate(cells):
                     mine = queries[sum(sizes[:number]):sum(sizes[:number + 1])]
-                    cell = run_cell(mine, concurrency, service, es_url, alias, settings, bi_encoder, args.window,
-                                    rerank)
+                    cell = run_cell(mine, concurrency, service, fused, es_url, alias, settings, bi_encoder,
+                                    args.window, rerank)
                     print(json.dumps(cell), flush=True)
                     results.append(cell)
         finally:
