@@ -202,3 +202,41 @@ def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run
     assert rerun.encoded < rerun.chunks  # what the killed run wrote is kept, not encoded again
     _same_index(es, alias, process_run[0])
     assert (rerun.read, rerun.documents) == (process_run[2].read, process_run[2].documents)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_with_restarts_on_is_replaced_and_the_run_equals_a_clean_run(
+        es, es_settings, hostile, process_run, local_ray, alias):
+    """The default (RRS_INGEST_RAY_MAX_RESTARTS=-1): Ray restarts the encoder and retries its
+    batches; deterministic ids make the retries idempotent, so the run completes as a clean one."""
+    settings = _settings(es_settings, ingest_batch_size=8, ingest_ray_max_restarts=-1)
+    run_ingest(hostile[3:], settings, alias=alias, progress=False, es=es)
+    from rrsearch.core.indexes import current_index
+
+    before = current_index(es, alias)
+    outcome: dict = {}
+
+    def ingest() -> None:
+        try:
+            outcome["report"] = run_ingest(hostile, settings, alias=alias, reindex=True, progress=False, es=es,
+                                           engine=ray_engine(encoders=1))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test
+            outcome["error"] = exc
+
+    known = _encoder_pids()
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.is_alive() and not _written_to_new_build(es, alias, before):
+        time.sleep(0.2)
+    victims = _encoder_pids() - known
+    assert victims and worker.is_alive(), outcome
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    worker.join(300)
+    assert not worker.is_alive() and "error" not in outcome, outcome
+    report = outcome["report"]
+    assert report.completed and report.alias_moved and current_index(es, alias) != before
+    _same_index(es, alias, process_run[0])
+    assert (report.read, report.documents, report.rejected) == (
+        process_run[2].read, process_run[2].documents, process_run[2].rejected)
