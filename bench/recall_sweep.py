@@ -15,10 +15,13 @@ size; and the median cosine of each real query to its top 1 (real vs fitted corp
 
 Queries are SciFact's real test queries (encoded by the same bi-encoder); truth is exact
 search in numpy. For each index type (our mapping: m=16, ef_construction=100, one segment after
-a force merge) and each ``num_candidates``: recall@10 and kNN p50/p95 latency at c=1.
+a force merge) and each ``num_candidates``: recall@10 and kNN p50/p95 latency at c=1; for the
+quantized types also with the query's ``rescore_vector.oversample`` at 3 and 10 (the float rescore
+looks only at the ``k × oversample`` best by the quantized estimate, whatever ``num_candidates`` is).
 
     ES_URL=http://127.0.0.1:9200 HF_HUB_OFFLINE=1 python bench/recall_sweep.py \\
         [--sizes 100000,1000000] [--types hnsw,int8_hnsw,bbq_hnsw] [--out bench/results/recall_sweep.json]
+    python bench/recall_sweep.py --chart-from A.json B.json --out bench/results/recall_sweep.json  # the PNG only
 
 A node of its own is started (``--heap``, default 2g) and removed afterwards.
 """
@@ -43,6 +46,8 @@ from bench._common import BENCH_ALIAS, ensure_scifact_index, load_queries  # noq
 from bench.scale import NOISE, percentile, read_source  # noqa: E402
 
 NUM_CANDIDATES = (10, 20, 50, 100, 200, 500, 1000)
+OVERSAMPLE = (3.0, 10.0)  # knn rescore_vector.oversample tried on the quantized types
+QUANTIZED = {"int8_hnsw", "bbq_hnsw"}
 CLUSTERS = 256  # on SciFact: median nearest-neighbour cosine 0.58 at 5k (real 0.68; 64 clusters 0.53)
 
 
@@ -140,13 +145,17 @@ def build_index(es, name: str, index_type: str, vectors: np.ndarray) -> dict:
             "index_options": mapping.get("index_options")}
 
 
-def sweep(es, name: str, query_vectors: np.ndarray, truth: np.ndarray) -> list[dict]:
+def sweep(es, name: str, query_vectors: np.ndarray, truth: np.ndarray, candidate_counts=NUM_CANDIDATES,
+          oversample: float | None = None) -> list[dict]:
+    """recall@10 and latency per ``num_candidates``; ``oversample`` overrides the mapping's rescore."""
     rows = []
-    for candidates in NUM_CANDIDATES:
+    for candidates in candidate_counts:
         def one(vector):
             started = time.perf_counter()
-            hits = es.search(index=name, size=10, _source=False, knn={
-                "field": "embedding", "query_vector": vector.tolist(), "k": 10, "num_candidates": candidates})
+            knn = {"field": "embedding", "query_vector": vector.tolist(), "k": 10, "num_candidates": candidates}
+            if oversample is not None:
+                knn["rescore_vector"] = {"oversample": oversample}
+            hits = es.search(index=name, size=10, _source=False, knn=knn)
             return [int(h["_id"]) for h in hits["hits"]["hits"]], (time.perf_counter() - started) * 1000
 
         for vector in query_vectors[:20]:  # warm: JIT and the graph's pages
@@ -156,10 +165,38 @@ def sweep(es, name: str, query_vectors: np.ndarray, truth: np.ndarray) -> list[d
             ids, ms = one(vector)
             found.append(len(set(ids) & set(exact.tolist())) / 10)
             latencies.append(ms)
-        rows.append({"num_candidates": candidates, "recall@10": round(statistics.mean(found), 4),
+        rows.append({"num_candidates": candidates, **({"oversample": oversample} if oversample else {}), "recall@10": round(statistics.mean(found), 4),
                      "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95)})
         print(json.dumps({"index": name, **rows[-1]}), flush=True)
     return rows
+
+
+def chart(document: dict, path: Path) -> None:
+    """recall@10 against num_candidates, one line per (size, type); dashed: oversample 10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for row in document["results"]:
+        size = f"{row['passages'] // 1_000_000}M" if row["passages"] >= 1_000_000 else f"{row['passages'] // 1000}k"
+        label = f"{row['index_type']}, {size}"
+        colour = {"hnsw": "C0", "int8_hnsw": "C1", "bbq_hnsw": "C2"}.get(row["index_type"])
+        line, = axis.plot([r["num_candidates"] for r in row["sweep"]], [r["recall@10"] for r in row["sweep"]],
+                          marker="o", color=colour, linestyle="-" if row["passages"] >= 1_000_000 else ":", label=label)
+        wider = [r for r in row.get("oversample_sweep", []) if r["oversample"] == 10.0]
+        if wider:
+            axis.plot([r["num_candidates"] for r in wider], [r["recall@10"] for r in wider], marker="x",
+                      linestyle="--", color=line.get_color(), label=f"{label}, oversample 10")
+    axis.set_xscale("log")
+    axis.set_xlabel("num_candidates (k = 10)")
+    axis.set_ylabel("kNN recall@10 against exact search")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title("Recall against num_candidates, fitted (non-duplicate) vectors, one node")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
 
 
 def main() -> None:
@@ -170,7 +207,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recall_sweep.json")
+    parser.add_argument("--chart-from", type=Path, nargs="+", help="draw these result files into --out's PNG (measures nothing)")
     args = parser.parse_args()
+    if args.chart_from:
+        results = [row for name in args.chart_from for row in json.loads(name.read_text())["results"]]
+        chart({"results": results}, args.out.with_suffix(".png"))
+        return
 
     from elasticsearch import Elasticsearch
 
@@ -215,6 +257,9 @@ def main() -> None:
                 name = f"recall-{index_type.replace('_', '-')}-{size}"
                 row = {"passages": size, "index_type": index_type, **build_index(es, name, index_type, vectors)}
                 row["sweep"] = sweep(es, name, query_vectors, truth)
+                if index_type in QUANTIZED:  # the rescored set is k x oversample by the quantized estimate
+                    row["oversample_sweep"] = [r for factor in OVERSAMPLE for r in
+                                               sweep(es, name, query_vectors, truth, (100, 500), factor)]
                 es.indices.delete(index=name)
                 results.append(row)
                 print(json.dumps(row), flush=True)

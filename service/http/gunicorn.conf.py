@@ -49,7 +49,10 @@ def when_ready(server):
     if _settings.serve_role != "reranker":
         return
     url = local_url(str(server.LISTENERS[0]))
-    announce(_settings.home, url, os.getpid())
+    try:
+        announce(_settings.home, url, os.getpid())
+    except OSError as exc:  # a read-only RRS_HOME: the pool serves all the same, unannounced
+        server.log.warning("reranker pool not announced in %s: %s", _settings.home, exc)
     wire_local_node(_settings, url, server.log.info)
 
 
