@@ -179,16 +179,19 @@ def chart(document: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5))
+    drawn = set()
     for row in document["results"]:
         size = f"{row['passages'] // 1_000_000}M" if row["passages"] >= 1_000_000 else f"{row['passages'] // 1000}k"
         label = f"{row['index_type']}, {size}"
         colour = {"hnsw": "C0", "int8_hnsw": "C1", "bbq_hnsw": "C2"}.get(row["index_type"])
-        line, = axis.plot([r["num_candidates"] for r in row["sweep"]], [r["recall@10"] for r in row["sweep"]],
-                          marker="o", color=colour, linestyle="-" if row["passages"] >= 1_000_000 else ":", label=label)
+        if label not in drawn:  # a second file's run of the same index adds only its oversample rows
+            drawn.add(label)
+            axis.plot([r["num_candidates"] for r in row["sweep"]], [r["recall@10"] for r in row["sweep"]], marker="o",
+                      color=colour, linestyle="-" if row["passages"] >= 1_000_000 else ":", label=label)
         wider = [r for r in row.get("oversample_sweep", []) if r["oversample"] == 10.0]
         if wider:
             axis.plot([r["num_candidates"] for r in wider], [r["recall@10"] for r in wider], marker="x",
-                      linestyle="--", color=line.get_color(), label=f"{label}, oversample 10")
+                      linestyle="--", color=colour, label=f"{label}, oversample 10")
     axis.set_xscale("log")
     axis.set_xlabel("num_candidates (k = 10)")
     axis.set_ylabel("kNN recall@10 against exact search")
