@@ -12,6 +12,7 @@ table, checked by a test that walks this tree), and the CLI prints the message o
     ├── BackendUnavailable    Elasticsearch is down, slow or failing (HTTP 503 + Retry-After)
     │   ├── ClusterUnavailable    no cluster configured or reachable
     │   └── SearchFailed          a search failed on the server (shard failure, ...)
+    │       └── RetrieversMissing     RRS_RETRIEVAL_PATH=retrievers on a node without our plugin
     ├── IndexModelMismatch    the index was built with another bi-encoder than the one loaded
     ├── RerankError           the rerank stage failed; a search degrades to the fused order
     │   ├── RerankerUnavailable, RerankTimeout, RerankOverloaded
@@ -89,6 +90,11 @@ class ClusterUnavailable(BackendUnavailable):
 
 class SearchFailed(BackendUnavailable):
     """One of the searches failed on the server for another reason (shard failure, ...)."""
+
+
+class RetrieversMissing(SearchFailed):
+    """The node does not know ``rrs_rrf``/``rrs_linear``: our plugin is missing where
+    ``RRS_RETRIEVAL_PATH=retrievers`` needs it (an operator's fix, so the message says it)."""
 
 
 class IndexModelMismatch(RRSError, RuntimeError):

@@ -35,11 +35,11 @@ from rrsearch.service.retrieval import (
     bm25_body,
     filter_clauses,
     filterable_fields,
-    knn_body,
     fused_body,
+    knn_body,
     msearch,
-    search,
     parse_fields,
+    search,
 )
 from rrsearch.service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
 from rrsearch.service.window_cache import WindowCache, window_key

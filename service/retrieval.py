@@ -14,12 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from rrsearch.core.errors import FilterError, IndexMissing, SearchFailed, SearchRejected
+from rrsearch.core.errors import FilterError, IndexMissing, RetrieversMissing, SearchFailed, SearchRejected
 from rrsearch.core.passage import SOURCE_FIELDS, VECTOR_FIELD
 
 # Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
@@ -236,9 +237,10 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
         response = es.options(request_timeout=timeout_s).search(index=index, body=body)
     except ApiError as exc:
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else str(exc.body)
-        if "unknown retriever" in _root_reason(error) or "[rrs_" in _root_reason(error):
-            raise SearchFailed(f"the node cannot fuse ({_root_reason(error)}): RRS_RETRIEVAL_PATH=retrievers "
-                               "needs our plugin with its retrievers on every node (rrs es start installs it)") from exc
+        if "unknown retriever [rrs_" in json.dumps(error) or "unknown field [rrs_" in json.dumps(error):
+            raise RetrieversMissing("the node does not know the rrs_rrf / rrs_linear retrievers: "
+                                    "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
+                                    "installs it locally; README: Inside Elasticsearch), or set it to msearch") from exc
         _raise_item_error(index, {"error": error, "status": exc.meta.status})
     return _result(response)
 

@@ -26,6 +26,7 @@ from rrsearch.core.errors import (
     InputTooLong,
     InvalidRequest,
     RerankError,
+    RetrieversMissing,
     RRSError,
     SearchRejected,
 )
@@ -65,6 +66,7 @@ HTTP_ERRORS: dict[type[RRSError], HttpError] = {
     IndexMissing: HttpError(404, "index_not_found"),
     BackendUnavailable: HttpError(503, "search_backend_unavailable", lambda _exc: BACKEND_MESSAGE, retry=True),
     IndexModelMismatch: HttpError(503, "index_model_mismatch", retry=True),  # ours: serve the right model or reindex
+    RetrieversMissing: HttpError(503, "retrievers_missing", retry=True),  # ours: install the plugin or use msearch
     RerankError: HttpError(503, "reranker_unavailable", retry=True),
 }
 

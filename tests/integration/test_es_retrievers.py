@@ -202,6 +202,20 @@ def test_the_service_fusing_on_the_node_serves_the_same_hits(es, alias, pooled, 
     assert first["stages"]["bm25"] is None and first["stages"]["knn"] is None  # the node fused them: no per-stage ranks
 
 
+def test_a_node_without_the_retrievers_is_a_503_that_names_the_plugin(es, alias):
+    """What RRS_RETRIEVAL_PATH=retrievers meets on a node whose plugin lacks them (here: a name
+    no plugin declares, as a node without ours answers for rrs_rrf)."""
+    from rrsearch.core.errors import RetrieversMissing
+    from rrsearch.service.http.errors import to_api_error
+    from rrsearch.service.retrieval import search
+
+    with pytest.raises(RetrieversMissing) as raised:
+        search(es, alias, {"retriever": {"rrs_not_installed": {}}}, timeout_s=10)
+    answer = to_api_error(raised.value, retry_after_s=5)
+    assert (answer.status, answer.error, answer.headers) == (503, "retrievers_missing", {"Retry-After": "5"})
+    assert "needs our plugin on every node" in answer.message
+
+
 def test_a_reranker_pool_announces_itself_to_the_local_node(es, es_settings, alias, pooled, tiny_cross_encoder_dir,
                                                               tmp_path, settings, bi_encoder):
     """`rrs serve --role reranker` beside the local node: the node's rrs.reranker.url names it while
