@@ -165,14 +165,9 @@ def _written_to_new_build(es, alias, live) -> bool:
     return es.count(index=newer[-1])["count"] > 0
 
 
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run(
-        es, es_settings, hostile, process_run, local_ray, alias, tmp_path):
-    from rrsearch.core.indexes import current_index
-
-    settings = _settings(es_settings, ingest_batch_size=8)
-    run_ingest(hostile[3:], settings, alias=alias, progress=False, es=es)  # the alias exists: it must stay put
-    before = current_index(es, alias)
+def _ingest_killing_the_encoder(es, hostile, settings, alias, before) -> dict:
+    """A Ray reindex of ``hostile`` whose encoder is SIGKILLed once it has written some batches
+    (most are not): its report or error, once the run has ended."""
     outcome: dict = {}
 
     def ingest() -> None:
@@ -188,11 +183,24 @@ def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and worker.is_alive() and not _written_to_new_build(es, alias, before):
         time.sleep(0.2)
-    victims = _encoder_pids() - known  # mid-run: some batches are written, most are not
+    victims = _encoder_pids() - known
     assert victims and worker.is_alive(), outcome
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
-    worker.join(180)
+    worker.join(300)
+    assert not worker.is_alive(), "the run did not end within 5 min of the kill"
+    return outcome
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run(
+        es, es_settings, hostile, process_run, local_ray, alias, tmp_path):
+    from rrsearch.core.indexes import current_index
+
+    settings = _settings(es_settings, ingest_batch_size=8)
+    run_ingest(hostile[3:], settings, alias=alias, progress=False, es=es)  # the alias exists: it must stay put
+    before = current_index(es, alias)
+    outcome = _ingest_killing_the_encoder(es, hostile, settings, alias, before)
     assert isinstance(outcome.get("error"), OperationFailed) and "alias was not moved" in str(outcome["error"])
     assert current_index(es, alias) == before
     assert not es.exists(index=LOCK_INDEX, id=alias)
@@ -214,27 +222,8 @@ def test_a_worker_killed_with_restarts_on_is_replaced_and_the_run_equals_a_clean
     from rrsearch.core.indexes import current_index
 
     before = current_index(es, alias)
-    outcome: dict = {}
-
-    def ingest() -> None:
-        try:
-            outcome["report"] = run_ingest(hostile, settings, alias=alias, reindex=True, progress=False, es=es,
-                                           engine=ray_engine(encoders=1))
-        except BaseException as exc:  # noqa: BLE001 -- handed to the test
-            outcome["error"] = exc
-
-    known = _encoder_pids()
-    worker = threading.Thread(target=ingest)
-    worker.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and worker.is_alive() and not _written_to_new_build(es, alias, before):
-        time.sleep(0.2)
-    victims = _encoder_pids() - known
-    assert victims and worker.is_alive(), outcome
-    for pid in victims:
-        os.kill(pid, signal.SIGKILL)
-    worker.join(300)
-    assert not worker.is_alive() and "error" not in outcome, outcome
+    outcome = _ingest_killing_the_encoder(es, hostile, settings, alias, before)
+    assert "error" not in outcome, outcome
     report = outcome["report"]
     assert report.completed and report.alias_moved and current_index(es, alias) != before
     _same_index(es, alias, process_run[0])
