@@ -100,14 +100,13 @@ def serve(port: int, env: dict, log: Path):
 
 
 def retriever(settings, vector: list[float], query: str, window: int, rerank: bool) -> dict:
-    """The service's two searches, fused (and reranked) by the plugin."""
-    from rrsearch.service.retrieval import bm25_body, knn_body, parse_fields
+    """The service's two searches, fused (and reranked) by the plugin: the retriever the service
+    itself sends with RRS_RETRIEVAL_PATH=retrievers, under ``rrs_rerank`` when ``rerank``."""
+    from rrsearch.service.retrieval import bm25_body, fused_body, knn_body, parse_fields
 
-    bm25 = bm25_body(query, parse_fields(settings.bm25_fields), [], size=window,
-                     tie_breaker=settings.bm25_tie_breaker)["query"]
-    knn = knn_body(vector, [], size=window, num_candidates=settings.knn_num_candidates)["knn"]
-    fused = {"rrs_rrf": {"retrievers": [{"standard": {"query": bm25}}, {"knn": knn}],
-                         "rank_constant": settings.rrf_k, "rank_window_size": window}}
+    bm25 = bm25_body(query, parse_fields(settings.bm25_fields), [], size=window, tie_breaker=settings.bm25_tie_breaker)
+    knn = knn_body(vector, [], size=window, num_candidates=settings.knn_num_candidates)
+    fused = fused_body(bm25, knn, method="rrf", size=window, rrf_k=settings.rrf_k)["retriever"]
     if not rerank:
         return fused
     return {"rrs_rerank": {"retriever": fused, "field": ["title", "text"], "inference_text": query,

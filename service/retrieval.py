@@ -237,7 +237,8 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
         response = es.options(request_timeout=timeout_s).search(index=index, body=body)
     except ApiError as exc:
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else str(exc.body)
-        if "unknown retriever [rrs_" in json.dumps(error) or "unknown field [rrs_" in json.dumps(error):
+        said = json.dumps(error)
+        if "unknown retriever [rrs_" in said or "unknown field [rrs_" in said:
             raise RetrieversMissing("the node does not know the rrs_rrf / rrs_linear retrievers: "
                                     "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
                                     "installs it locally; README: Inside Elasticsearch), or set it to msearch") from exc
