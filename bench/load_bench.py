@@ -1,6 +1,6 @@
 """Load with rerank on: what the service serves, and how good it is, as concurrency grows.
 
-    ES_URL=http://127.0.0.1:9200 python bench/load_bench.py [--model DIR] [--weight W] [--queries 100] \
+    ES_URL=http://127.0.0.1:9200 python bench/load_bench.py [--model DIR] [--weight W] [--depth D] [--queries 100] \
         [--concurrency 1 4 16] [--configs defaults torch] [--out bench/results/load.json]
 
 Indexes SciFact once (alias bench-scifact), then for each configuration starts ``rrs serve``
@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["defaults", "torch"])
     parser.add_argument("--weight", type=float, help="rerank_weight sent with each search (default: the model's own)")
+    parser.add_argument("--depth", type=int, help="rerank_depth sent with each search (default: the model's own)")
+    parser.add_argument("--normalization", choices=["minmax", "rank"], help="rerank_normalization (default: the model's own)")
     parser.add_argument("--no-references", action="store_true", help="skip fused-only and rerank-everything")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "load.json")
     args = parser.parse_args()
@@ -124,8 +126,9 @@ def main() -> None:
     warm, _ = load_queries("train")
     warm = dict(list(warm.items())[:4])
     body = {"top_k": 10, "candidates": 100, "mode": "hybrid", "rerank": True}
-    if args.weight is not None:
-        body["rerank_weight"] = args.weight
+    for option, field in (("weight", "rerank_weight"), ("depth", "rerank_depth"), ("normalization", "rerank_normalization")):
+        if getattr(args, option) is not None:
+            body[field] = getattr(args, option)
     base_env = {key: value for key, value in os.environ.items()
                 if key not in ("RRS_RERANK_BACKEND", "RRS_BI_ENCODER_BACKEND", "RRS_RERANK_TIMEOUT_MS")}
     base_env.update({"ES_URL": resolve_url(settings), "RRS_INDEX_ALIAS": BENCH_ALIAS, "RRS_CROSS_ENCODER": str(model_dir),
