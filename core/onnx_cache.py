@@ -74,6 +74,16 @@ def cached_export(kind: str, source: Path, home: Path, served_file: str, export:
     return target
 
 
+def forget_export(kind: str, source: Path, home: Path) -> bool:
+    """Remove ``source``'s cached export (and its lock file), for a model that is itself about
+    to be deleted (a cross-fit fold's); whether there was one."""
+    target = home / "onnx" / f"{kind}-{content_fingerprint(Path(source))}"
+    existed = target.is_dir()
+    shutil.rmtree(target, ignore_errors=True)
+    (target.parent / f"{target.name}.lock").unlink(missing_ok=True)
+    return existed
+
+
 def bi_encoder_export(name_or_path: str, settings) -> Path:
     """The folder an ``auto`` bi-encoder is served from on a CPU (looked up once per process:
     the fingerprint reads every byte of the model)."""

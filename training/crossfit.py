@@ -86,6 +86,7 @@ def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds:
     and return the merged out-of-fold scores with the qrels they are judged by."""
     from tqdm import tqdm
 
+    from rrsearch.core.onnx_cache import forget_export
     from rrsearch.evaluation.dataset import Dataset
     from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.evaluation.tuning import collect
@@ -112,6 +113,7 @@ def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds:
                            reranker=fold_dir) as offline:
             with tqdm(total=len(own), desc=f"score fold {fold + 1}", unit="q", disable=not progress) as bar:
                 per_fold.append(collect(offline.pipeline, dataset, candidates=candidates, index=alias, progress=bar))
+        forget_export("cross-encoder", fold_dir, settings.home)  # the fold's int8 export (~110 MB) goes with it
         log(f"fold {fold + 1}/{folds} done in {time.perf_counter() - started:.0f} s")
     shutil.rmtree(work_dir, ignore_errors=True)
     return merge_out_of_fold(per_fold, set(qrels)), qrels
