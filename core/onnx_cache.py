@@ -48,14 +48,19 @@ def content_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def export_folder(kind: str, source: Path, home: Path) -> Path:
+    """Where ``source``'s export is cached: by content, so a copy elsewhere is the same model."""
+    return home / "onnx" / f"{kind}-{content_fingerprint(Path(source))}"
+
+
 def cached_export(kind: str, source: Path, home: Path, served_file: str, export: Callable[[Path, Path], None]) -> Path:
     """The cache folder holding ``served_file`` for ``source``, exporting into it once.
 
     Processes that start together (gunicorn workers) wait on one lock file and the first one
     exports; a half-written export is never seen (written aside, then renamed)."""
-    cache = home / "onnx"
+    target = export_folder(kind, source, home)
+    cache = target.parent
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"{kind}-{content_fingerprint(source)}"  # by content: a copy elsewhere is the same model
     if (target / served_file).is_file():
         return target
     with open(cache / f"{target.name}.lock", "w") as lock:
@@ -77,7 +82,7 @@ def cached_export(kind: str, source: Path, home: Path, served_file: str, export:
 def forget_export(kind: str, source: Path, home: Path) -> bool:
     """Remove ``source``'s cached export (and its lock file), for a model that is itself about
     to be deleted (a cross-fit fold's); whether there was one."""
-    target = home / "onnx" / f"{kind}-{content_fingerprint(Path(source))}"
+    target = export_folder(kind, source, home)
     existed = target.is_dir()
     shutil.rmtree(target, ignore_errors=True)
     (target.parent / f"{target.name}.lock").unlink(missing_ok=True)
