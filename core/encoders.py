@@ -49,29 +49,60 @@ def gpu_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def resolve_backend(wanted: str, device: str | None) -> str:
-    """``auto``: torch (fp16) on CUDA, ONNX Runtime int8 on a CPU; ``torch``/``onnx`` as asked."""
+def has_amx_bf16(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo``'s text lists AMX bf16 units (pure): there torch bf16 runs on
+    matrix tiles and outpaces ONNX Runtime int8 (bench/README.md, "The CPU defaults")."""
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
+
+
+@lru_cache(maxsize=1)
+def cpu_has_amx_bf16() -> bool:
+    try:
+        return has_amx_bf16(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # not Linux: the portable int8 path
+        return False
+
+
+def cpu_serves_bf16(cpu_bf16: bool | None) -> bool:
+    """``RRS_CPU_BF16`` when set, else whether this CPU has AMX bf16 units."""
+    return cpu_has_amx_bf16() if cpu_bf16 is None else cpu_bf16
+
+
+def resolve_backend(wanted: str, device: str | None, cpu_bf16: bool | None = None) -> str:
+    """``auto``: torch (fp16) on CUDA; on a CPU torch (bf16) where it serves bf16, else ONNX
+    Runtime int8; ``torch``/``onnx`` as asked."""
     if wanted != "auto":
         return wanted
-    return "torch" if pick_device(device).startswith("cuda") else "onnx"
+    if pick_device(device).startswith("cuda") or cpu_serves_bf16(cpu_bf16):
+        return "torch"
+    return "onnx"
+
+
+def auto_dtype(wanted_backend: str, device: str | None, cpu_bf16: bool | None) -> str | None:
+    """The torch precision the ``auto`` backend picks on a CPU ('bf16'), else None (the backend's own)."""
+    if wanted_backend == "auto" and not pick_device(device).startswith("cuda") and cpu_serves_bf16(cpu_bf16):
+        return "bf16"
+    return None
 
 
 def bi_encoder_from(settings):
     """The bi-encoder the settings name, on their backend (cached per process); ``auto`` on a
-    CPU serves the ONNX int8 export, made on first use (:mod:`core.onnx_cache`)."""
-    name, backend = settings.bi_encoder, resolve_backend(settings.bi_encoder_backend, settings.device)
-    if backend == "onnx" and settings.bi_encoder_backend == "auto":
+    CPU serves torch bf16 (AMX) or the ONNX int8 export, made on first use (:mod:`core.onnx_cache`)."""
+    wanted = settings.bi_encoder_backend
+    name, backend = settings.bi_encoder, resolve_backend(wanted, settings.device, settings.cpu_bf16)
+    if backend == "onnx" and wanted == "auto":
         from rrsearch.core.onnx_cache import bi_encoder_export
 
         name = str(bi_encoder_export(settings.bi_encoder, settings))
-    return load_bi_encoder(name, settings.device, backend, settings.bi_encoder_onnx_file, settings.torch_threads)
+    return load_bi_encoder(name, settings.device, backend, settings.bi_encoder_onnx_file, settings.torch_threads,
+                           auto_dtype(wanted, settings.device, settings.cpu_bf16))
 
 
 @lru_cache(maxsize=4)
 def load_bi_encoder(name_or_path: str, device: str | None = None, backend: str = "torch",
-                    onnx_file: str = "onnx/model_qint8.onnx", threads: int | None = None):
-    """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA), or an :class:`OnnxBiEncoder`;
-    either carries ``backend`` and ``precision``. Cached per process."""
+                    onnx_file: str = "onnx/model_qint8.onnx", threads: int | None = None, dtype: str | None = None):
+    """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA; ``dtype`` 'bf16' on a CPU), or an
+    :class:`OnnxBiEncoder`; either carries ``backend`` and ``precision``. Cached per process."""
     if backend == "onnx":
         return OnnxBiEncoder(name_or_path, onnx_file, threads=threads)
     from sentence_transformers import SentenceTransformer
@@ -89,6 +120,11 @@ def load_bi_encoder(name_or_path: str, device: str | None = None, backend: str =
     if device.startswith("cuda"):
         model.half()
         model.precision = "fp16"
+    elif dtype == "bf16":
+        import torch
+
+        model.to(torch.bfloat16)
+        model.precision = "bf16"
     return model
 
 

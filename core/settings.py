@@ -141,8 +141,13 @@ class ModelSettings(BaseModel):
         description="Tokens per encode batch: batch = budget / max_seq_length. Default: 65,536 on CUDA, unused on CPU.",
     )
     bi_encoder_backend: Literal["auto", "torch", "onnx"] = Field(
-        default="auto", description="auto: torch fp16 on CUDA, else the ONNX int8 export made on first use and cached; "
-        "onnx: serve the folder made by `rrs encoder export-onnx` (no torch loaded).",
+        default="auto", description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (see cpu_bf16), "
+        "else the ONNX int8 export made on first use and cached; onnx: serve the folder made by "
+        "`rrs encoder export-onnx` (no torch loaded).",
+    )
+    cpu_bf16: bool | None = Field(
+        default=None, description="What the auto backends (bi-encoder and reranker) serve on a CPU: torch bf16 (true) "
+        "or the ONNX int8 exports (false); default: bf16 where the CPU has AMX bf16 units, where it is the faster.",
     )
     bi_encoder_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside that folder: model.onnx (fp32) or model_qint8.onnx."
@@ -247,13 +252,15 @@ class RerankSettings(BaseModel):
         default=False, description="Serve without the reranker when it cannot be loaded (else start-up stops)."
     )
     rerank_backend: Literal["auto", "torch", "onnx"] = Field(
-        default="auto", description="auto: torch fp16 on CUDA, else the ONNX int8 export made on first use and cached; "
-        "onnx: the folder's own export (`rrs rerank export-onnx`).",
+        default="auto", description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (RRS_CPU_BF16), "
+        "else the ONNX int8 export made on first use and cached; onnx: the folder's own export (`rrs rerank export-onnx`).",
     )
     rerank_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside the model folder (see `rrs rerank export-onnx`)."
     )
-    rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(default="auto", description="auto: fp16 on CUDA, fp32 on CPU.")
+    rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        default="auto", description="torch only; auto: fp16 on CUDA, bf16 on a CPU the auto backend serves in bf16, "
+        "else fp32.")
     rerank_max_length: int = Field(default=512, ge=8, description="Token cap per (query, passage) pair; never above the model's.")
     rerank_batch_size: int | None = Field(
         default=None, ge=1, le=4096, description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "

@@ -37,7 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
-from rrsearch.core.encoders import pick_device, resolve_backend
+from rrsearch.core.encoders import auto_dtype, pick_device, resolve_backend
 from rrsearch.core.onnx_cache import cross_encoder_export
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
@@ -274,11 +274,13 @@ class CrossEncoderReranker:
         self.batcher.close()
 
 
-def _torch_dtype(wanted: str, device: str):
+def _torch_dtype(wanted: str, device: str, cpu_auto: str | None = None):
+    """The torch dtype and its label: ``wanted``, or for 'auto' fp16 on CUDA, ``cpu_auto`` (the
+    ``auto`` backend's CPU precision) or fp32 on a CPU."""
     import torch
 
     if wanted == "auto":
-        wanted = "fp16" if device.startswith("cuda") else "fp32"
+        wanted = "fp16" if device.startswith("cuda") else cpu_auto or "fp32"
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[wanted], wanted
 
 
@@ -290,7 +292,7 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     missing ONNX file).
     """
     local = Path(name_or_path).exists()
-    backend = resolve_backend(settings.rerank_backend, settings.device)
+    backend = resolve_backend(settings.rerank_backend, settings.device, settings.cpu_bf16)
     if backend == "onnx":
         folder = name_or_path
         if settings.rerank_backend == "auto":  # the int8 export, made on first use and cached
@@ -335,7 +337,8 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
         raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
     _check_one_label(name_or_path, model.num_labels)
     model.eval()
-    dtype, label = _torch_dtype(settings.rerank_dtype, device)
+    dtype, label = _torch_dtype(settings.rerank_dtype, device,
+                                auto_dtype(settings.rerank_backend, settings.device, settings.cpu_bf16))
     if dtype != torch.float32:
         model.model.to(dtype)
 

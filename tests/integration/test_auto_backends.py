@@ -1,6 +1,7 @@
-"""The ``auto`` backends, the default: on this CPU both models are served by ONNX Runtime int8,
-exported on first use with the export commands' checks, cached by the model's content, and
-loaded from the cache by the next process. No Elasticsearch is needed."""
+"""The ``auto`` backends, the default. On a CPU without AMX (``cpu_bf16=False`` here) both models
+are served by ONNX Runtime int8, exported on first use with the export commands' checks, cached
+by the model's content, and loaded from the cache by the next process; on one with AMX
+(``cpu_bf16=True``) by torch in bf16, with no export. No Elasticsearch is needed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from rrsearch.core.encoders import bi_encoder_from, load_bi_encoder, resolve_backend
+from rrsearch.core.encoders import auto_dtype, bi_encoder_from, cpu_has_amx_bf16, load_bi_encoder, resolve_backend
 from rrsearch.core.errors import RerankerUnavailable
 from rrsearch.core.onnx_cache import content_fingerprint
 from rrsearch.core.settings import Settings
@@ -23,14 +24,19 @@ PAIRS = [("what is rust", "Rust is a systems language."), ("q", "b " * 40), ("pa
 TEXTS = ["Vitamin D lowers the risk of fractures.", "BM25 ranks by term frequency.", "short"]
 
 
-def auto(home, **extra) -> Settings:
-    return Settings(home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", **extra)
+def auto(home, cpu_bf16: bool = False, **extra) -> Settings:
+    return Settings(home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", cpu_bf16=cpu_bf16,
+                    **extra)
 
 
-def test_auto_means_onnx_on_a_cpu_and_torch_when_asked():
-    assert resolve_backend("auto", "cpu") == "onnx"
-    assert resolve_backend("auto", "cuda") == "torch"
+def test_auto_means_int8_or_bf16_on_a_cpu_and_torch_when_asked():
+    assert resolve_backend("auto", "cpu", cpu_bf16=False) == "onnx"
+    assert resolve_backend("auto", "cpu", cpu_bf16=True) == "torch"
+    assert resolve_backend("auto", "cpu") == ("torch" if cpu_has_amx_bf16() else "onnx")  # unset: the CPU decides
+    assert resolve_backend("auto", "cuda", cpu_bf16=False) == "torch"
     assert (resolve_backend("torch", "cpu"), resolve_backend("onnx", "cuda")) == ("torch", "onnx")
+    assert (auto_dtype("auto", "cpu", True), auto_dtype("torch", "cpu", True), auto_dtype("auto", "cuda", True)) == (
+        "bf16", None, None)  # an explicit torch stays fp32; CUDA keeps fp16
     assert (Settings.model_fields["bi_encoder_backend"].default, Settings.model_fields["rerank_backend"].default) == (
         "auto", "auto")
 
@@ -44,7 +50,8 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
     cosines = np.sum(model.encode(TEXTS) * torch_vectors, axis=1)
     assert cosines.min() > 0.97, cosines  # the export's own int8 floor
 
-    env = {**os.environ, "RRS_HOME": str(tmp_path), "RRS_BI_ENCODER_BACKEND": "auto", "RRS_DEVICE": "cpu"}
+    env = {**os.environ, "RRS_HOME": str(tmp_path), "RRS_BI_ENCODER_BACKEND": "auto", "RRS_DEVICE": "cpu",
+           "RRS_CPU_BF16": "false"}
     script = ("import logging, sys; logging.basicConfig(stream=sys.stderr);"
               "from rrsearch.core.encoders import bi_encoder_from; from rrsearch.core.settings import Settings;"
               "m = bi_encoder_from(Settings()); print(m.backend, m.precision, 'torch' in sys.modules)")
@@ -100,3 +107,18 @@ def test_an_unreachable_hub_name_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RerankerUnavailable, match="no local copy of 'cross-encoder/not-here'.*RRS_CROSS_ENCODER"):
         load_reranker("cross-encoder/not-here", auto(tmp_path))
+
+
+def test_with_amx_both_models_are_torch_bf16_with_no_export(tiny_cross_encoder_dir, tmp_path):
+    encoder = bi_encoder_from(auto(tmp_path, cpu_bf16=True))
+    assert (encoder.backend, encoder.precision) == ("torch", "bf16")
+    fp32 = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
+    bf16 = encoder.encode(TEXTS, normalize_embeddings=True)
+    assert bf16.dtype == np.float32 and np.sum(bf16 * fp32, axis=1).min() > 0.99
+
+    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True))
+    assert (reranker.backend, reranker.dtype) == ("torch", "bf16")
+    torch_scores = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).score_pairs(PAIRS)
+    assert np.allclose(reranker.score_pairs(PAIRS), torch_scores, atol=0.05)
+    assert load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True, rerank_dtype="fp32")).dtype == "fp32"
+    assert not (tmp_path / "onnx").exists()  # nothing was exported
