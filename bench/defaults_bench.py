@@ -48,6 +48,20 @@ def ingest_rate(corpus: Path, settings, es) -> float:
         delete_alias_and_versions(es, alias)
 
 
+def encode_rates(encoder, texts: list[str], sizes: tuple[int, ...], rounds: int = 3) -> dict[int, float]:
+    """Encode passages/s of ``encoder`` at each batch size, best of interleaved rounds."""
+    from rrsearch.core.encoders import encode_passages
+
+    encode_passages(encoder, texts[:16], batch_size=16)  # warm
+    best = {size: 0.0 for size in sizes}
+    for _ in range(rounds):
+        for size in sizes:
+            started = time.perf_counter()
+            encode_passages(encoder, texts, batch_size=size)
+            best[size] = max(best[size], round(len(texts) / (time.perf_counter() - started), 1))
+    return best
+
+
 def rerank_latencies(reranker, budget_s: float, requests: list[tuple[str, list[str]]]) -> dict:
     from rrsearch.core.errors import RerankTimeout
 
@@ -99,6 +113,10 @@ def main() -> None:
             rates[name].append(round(ingest_rate(corpus, settings[name], es), 1))
     ingest = {name: statistics.mean(values) for name, values in rates.items()}
 
+    passages = [f"{d['title']}. {d['text']}" for d in islice(load_corpus(), 300)]
+    batch_sizes = {name: encode_rates(bi_encoder_from(settings[name]), passages, (8, 16, 32, 64))
+                   for name in ("auto", "int8")}
+
     model_dir = build_minilm_cross_encoder(work / "cross-encoder")
     started = time.perf_counter()
     rerankers = {"int8": load_reranker(str(model_dir), settings["int8"])}
@@ -119,6 +137,8 @@ def main() -> None:
         "ingest_passages_per_s": {"torch_fp32": ingest["torch"], "auto": ingest["auto"], "onnx_int8": ingest["int8"],
                                   "rounds": rates, "auto_over_torch": round(ingest["auto"] / ingest["torch"], 2),
                                   "int8_over_torch": round(ingest["int8"] / ingest["torch"], 2)},
+        "encode_passages_per_s_by_batch_size": {"abstracts": len(passages), **batch_sizes,
+                                                "default": base.encode_batch_size},
         "first_use_export_s": export_s,
         "rerank_100_candidates_c1": {"budget_ms": base.rerank_timeout_ms, "max_length": rerankers["auto"].max_length,
                                      "torch_fp32": rerank["torch"], "auto": rerank["auto"], "onnx_int8": rerank["int8"],

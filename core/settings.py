@@ -261,7 +261,10 @@ class RerankSettings(BaseModel):
     rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         default="auto", description="torch only; auto: fp16 on CUDA, bf16 on a CPU the auto backend serves in bf16, "
         "else fp32.")
-    rerank_max_length: int = Field(default=512, ge=8, description="Token cap per (query, passage) pair; never above the model's.")
+    rerank_max_length: int | None = Field(
+        default=None, ge=8, description="Token cap per (query, passage) pair, never above the model's; default 512 on "
+        "CUDA, 256 on a CPU (within 0.005 nDCG@10 of 512 on SciFact train queries, bench/README.md).",
+    )
     rerank_batch_size: int | None = Field(
         default=None, ge=1, le=4096, description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "
         "score at the same pairs/s, bench/README.md, and shorter passes let a late request stop sooner).",

@@ -126,3 +126,12 @@ def test_window_cache_is_bounded_in_bytes():
     assert cache.get("huge") is None and len(cache) == 3
     cache.put("k4", 4, size=100)  # replacing an entry frees its old size
     assert cache.bytes == 700
+
+
+def test_the_pair_cap_defaults_by_device_and_a_setting_overrides_it(tiny_cross_encoder_dir):
+    from rrsearch.core.settings import Settings
+    from rrsearch.service.rerank import default_max_length, load_reranker
+
+    assert (default_max_length("cpu"), default_max_length("cuda:0")) == (256, 512)
+    assert load_reranker(str(tiny_cross_encoder_dir), Settings(device="cpu")).max_length == 256
+    assert load_reranker(str(tiny_cross_encoder_dir), Settings(device="cpu", rerank_max_length=64)).max_length == 64
