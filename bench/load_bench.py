@@ -16,7 +16,7 @@ references on the same queries, from the first configuration's server: the fused
 alone (``rerank: false``), and reranking everything (one client, no time budget).
 
 Configurations:
-  defaults  nothing set: auto backends (ONNX int8 on a CPU), the default budget and planner
+  defaults  nothing set: auto backends (on a CPU bf16 with AMX, else ONNX int8), the default cap, budget and planner
   torch     RRS_RERANK_BACKEND=torch and RRS_BI_ENCODER_BACKEND=torch (the defaults before `auto`)
 """
 

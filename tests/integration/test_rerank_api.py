@@ -13,6 +13,7 @@ import pytest
 import requests
 from sentence_transformers import CrossEncoder
 from serve_process import rrs_serve
+from rrsearch.service.rerank import default_max_length
 
 DOCS = ["The capital of France is Paris.", "Berlin is the capital of Germany.",
         "Paris is known for the Eiffel Tower.", "Bread rises because yeast makes gas."]
@@ -89,7 +90,8 @@ def test_return_text_raw_scores_and_left_truncation(search_front, tiny_cross_enc
     right = requests.post(f"{search_front}/rerank", json={"query": QUERY, "texts": [long_text], "truncate": True},
                           timeout=30)
     assert left.status_code == right.status_code == 200
-    head = float(CrossEncoder(str(tiny_cross_encoder_dir), device="cpu").predict([(QUERY, long_text)])[0])
+    cap = default_max_length("cpu")  # the service's pair cap (RRS_DEVICE=cpu, no RRS_RERANK_MAX_LENGTH)
+    head = float(CrossEncoder(str(tiny_cross_encoder_dir), device="cpu", max_length=cap).predict([(QUERY, long_text)])[0])
     assert right.json()[0]["score"] == pytest.approx(head, abs=1e-5)  # right: the start is kept, as predict does
     assert left.json()[0]["score"] != pytest.approx(head, abs=1e-5)  # left: the end (with Paris) is kept
 
