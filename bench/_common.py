@@ -71,19 +71,42 @@ def ensure_scifact_index(es, settings, bi_encoder, alias: str = BENCH_ALIAS) -> 
     for start in range(0, len(corpus), 512):
         docs = corpus[start : start + 512]
         vectors = encode_passages(bi_encoder, [f"{d['title']}. {d['text']}" for d in docs], batch_size=64)
-        helpers.bulk(es, (
-            {"_index": alias, "_id": d["_id"], "_source": {
-                "id": d["_id"], "parent_id": d["_id"], "chunk": 0, "chunk_count": 1, "title": d["title"],
-                "text": d["text"], "metadata": {"source": "scifact"}, "model": label, "embedding": v.tolist()}}
-            for d, v in zip(docs, vectors)
-        ))
+        helpers.bulk(
+            es,
+            (
+                {
+                    "_index": alias,
+                    "_id": d["_id"],
+                    "_source": {
+                        "id": d["_id"],
+                        "parent_id": d["_id"],
+                        "chunk": 0,
+                        "chunk_count": 1,
+                        "title": d["title"],
+                        "text": d["text"],
+                        "metadata": {"source": "scifact"},
+                        "model": label,
+                        "embedding": v.tolist(),
+                    },
+                }
+                for d, v in zip(docs, vectors)
+            ),
+        )
         print(f"indexed {start + len(docs)}/{len(corpus)} ({time.perf_counter() - started:.0f} s)", flush=True)
     es.indices.refresh(index=alias)
     return alias
 
 
-def rerank_quality(settings, es, bi_encoder, alias: str, model_dir, queries: dict[str, str],
-                   qrels: dict[str, dict[str, int]], candidates: int = 100) -> dict:
+def rerank_quality(
+    settings,
+    es,
+    bi_encoder,
+    alias: str,
+    model_dir,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    candidates: int = 100,
+) -> dict:
     """nDCG@10 of the cross-encoder's order (weight 1 over ``candidates`` hybrid candidates) and of
     the fused order, with the reranker ``settings`` load (backend, precision, length cap), and the
     reranker's seconds per query."""
@@ -93,16 +116,24 @@ def rerank_quality(settings, es, bi_encoder, alias: str, model_dir, queries: dic
     from rrsearch.evaluation.tuning import collect
 
     dataset = Dataset(root=DATA, corpus_path=DATA, split="bench", queries=queries, qrels=qrels)
-    with open_pipeline(settings, alias=alias, depth=candidates, es=es, bi_encoder=bi_encoder,
-                       reranker=str(model_dir)) as offline:
-        served = {"max_length": offline.reranker.max_length, "backend": offline.reranker.backend,
-                  "dtype": offline.reranker.dtype}
+    with open_pipeline(
+        settings, alias=alias, depth=candidates, es=es, bi_encoder=bi_encoder, reranker=str(model_dir)
+    ) as offline:
+        served = {
+            "max_length": offline.reranker.max_length,
+            "backend": offline.reranker.backend,
+            "dtype": offline.reranker.dtype,
+        }
         started = time.perf_counter()
         collected = collect(offline.pipeline, dataset, candidates=candidates, index=alias)
         seconds = time.perf_counter() - started
-    reranked = {qid: [e.parent_id for e in sorted(entries, key=lambda e: -e.rerank)]
-                for qid, entries in collected.items()}
+    reranked = {
+        qid: [e.parent_id for e in sorted(entries, key=lambda e: -e.rerank)] for qid, entries in collected.items()
+    }
     fused = {qid: [e.parent_id for e in entries] for qid, entries in collected.items()}
-    return {**served, "ndcg@10": round(evaluate(qrels, reranked)["ndcg@10"], 4),
-            "fused_ndcg@10": round(evaluate(qrels, fused)["ndcg@10"], 4),
-            "seconds_per_query": round(seconds / max(len(collected), 1), 3)}
+    return {
+        **served,
+        "ndcg@10": round(evaluate(qrels, reranked)["ndcg@10"], 4),
+        "fused_ndcg@10": round(evaluate(qrels, fused)["ndcg@10"], 4),
+        "seconds_per_query": round(seconds / max(len(collected), 1), 3),
+    }

@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import DATA
@@ -60,11 +60,17 @@ def main() -> None:
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"adapt-bench-{args.alias}"
     logs.mkdir(parents=True, exist_ok=True)
 
-    result: dict = {"bench": "adapt_bench", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "cpus": os.cpu_count(), "alias": args.alias}
+    result: dict = {
+        "bench": "adapt_bench",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "alias": args.alias,
+    }
     if not alias_exists(args.alias):
-        seconds, out, _ = timed(["rrs", "ingest", str(DATA / "corpus.jsonl.gz"), "--index", args.alias,
-                                 "--no-progress", "--json"], logs / "ingest.log")
+        seconds, out, _ = timed(
+            ["rrs", "ingest", str(DATA / "corpus.jsonl.gz"), "--index", args.alias, "--no-progress", "--json"],
+            logs / "ingest.log",
+        )
         result["ingest"] = {"wall_s": round(seconds, 1), "report": json.loads(out)}
     command = ["rrs", "adapt", str(DATA), "--index", args.alias, "--no-progress", "--json", *args.extra]
     if args.output:
@@ -72,10 +78,14 @@ def main() -> None:
     seconds, out, lines = timed(command, logs / "adapt.log")
     outcome = json.loads(out)
     served = outcome["served"]
-    result["adapt"] = {"wall_s": round(seconds, 1), "command": command, "outcome": outcome,
-                       "blend": json.loads((Path(served["cross_encoder"]) / "rrs_rerank.json").read_text()),
-                       "encoder_training": json.loads((Path(served["bi_encoder"]) / "training.json").read_text())["result"],
-                       "log": lines}
+    result["adapt"] = {
+        "wall_s": round(seconds, 1),
+        "command": command,
+        "outcome": outcome,
+        "blend": json.loads((Path(served["cross_encoder"]) / "rrs_rerank.json").read_text()),
+        "encoder_training": json.loads((Path(served["bi_encoder"]) / "training.json").read_text())["result"],
+        "log": lines,
+    }
     print(json.dumps({"adapt_wall_s": round(seconds, 1), "outcome": outcome}, indent=2, default=str))
     (RESULTS / "adapt_scifact.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 

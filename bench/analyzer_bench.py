@@ -36,8 +36,13 @@ def describe(es, alias: str) -> dict:
 
     live = current_index(es, alias)
     mapping = es.indices.get_mapping(index=live)[live]["mappings"]
-    return {"alias": alias, "index": live, "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
-            "bi_encoder": mapping.get("_meta", {}).get("bi_encoder"), "passages": es.count(index=alias)["count"]}
+    return {
+        "alias": alias,
+        "index": live,
+        "analyzer": mapping["properties"]["text"].get("analyzer", "standard"),
+        "bi_encoder": mapping.get("_meta", {}).get("bi_encoder"),
+        "passages": es.count(index=alias)["count"],
+    }
 
 
 def main() -> None:
@@ -61,9 +66,16 @@ def main() -> None:
         if row["analyzer"] != analyzer:
             sys.exit(f"{alias} was built with the {row['analyzer']} analyzer, not {analyzer}")
         for split in ("train", "test"):
-            rows, _ = evaluate_dataset(settings, load_dataset(DATA, split), index_alias=alias, candidates=100,
-                                       reranker_name=None, configs=CONFIGS,
-                                       fusion=FusionParams(settings.rrf_k, 0.5, "minmax"), progress=False)
+            rows, _ = evaluate_dataset(
+                settings,
+                load_dataset(DATA, split),
+                index_alias=alias,
+                candidates=100,
+                reranker_name=None,
+                configs=CONFIGS,
+                fusion=FusionParams(settings.rrf_k, 0.5, "minmax"),
+                progress=False,
+            )
             row[split] = {r["config"]: r["metrics"]["ndcg@10"] for r in rows}
         results["analyzers"][analyzer] = row
         print(analyzer, json.dumps(row), flush=True)
@@ -73,7 +85,9 @@ def main() -> None:
     train = {name: row["train"]["hybrid_rrf"] for name, row in results["analyzers"].items()}
     results["chosen_on_train"] = max(train, key=train.get)
     results["test_gain_of_english"] = {
-        config: round(results["analyzers"]["english"]["test"][config] - results["analyzers"]["standard"]["test"][config], 4)
+        config: round(
+            results["analyzers"]["english"]["test"][config] - results["analyzers"]["standard"]["test"][config], 4
+        )
         for config in CONFIGS
     }
     results["published_bm25_scifact"] = {"value": 0.665, "source": "BEIR (Thakur et al., 2021), Table 2, BM25"}

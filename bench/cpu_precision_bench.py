@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -63,29 +63,59 @@ def main() -> None:
         settings = base.model_copy(update=PRECISIONS[name])
         alias = f"bench-precision-{name.replace('_', '-')}"
         report = run_ingest([DATA / "corpus.jsonl.gz"], settings, alias=alias, reindex=True, progress=False, es=es)
-        results, _ = evaluate_dataset(settings, dataset, index_alias=alias, candidates=args.candidates,
-                                      reranker_name=None, configs=("knn", "hybrid_rrf"), fusion=fusion, progress=False)
+        results, _ = evaluate_dataset(
+            settings,
+            dataset,
+            index_alias=alias,
+            candidates=args.candidates,
+            reranker_name=None,
+            configs=("knn", "hybrid_rrf"),
+            fusion=fusion,
+            progress=False,
+        )
         encoder = bi_encoder_from(settings)
-        rows[name] = {"bi_encoder": [encoder.backend, encoder.precision], "passages": report.chunks,
-                      "ndcg@10": {row["config"]: round(row["metrics"]["ndcg@10"], 4) for row in results}}
+        rows[name] = {
+            "bi_encoder": [encoder.backend, encoder.precision],
+            "passages": report.chunks,
+            "ndcg@10": {row["config"]: round(row["metrics"]["ndcg@10"], 4) for row in results},
+        }
         print(name, json.dumps(rows[name]), flush=True)
     first_stage = "bench-precision-torch-fp32"
     fp32_encoder = bi_encoder_from(base.model_copy(update=PRECISIONS["torch_fp32"]))
     for name in args.precisions:
-        rows[name]["rerank"] = rerank_quality(base.model_copy(update=PRECISIONS[name]), es, fp32_encoder, first_stage,
-                                              args.reranker, dataset.queries, dataset.qrels, args.candidates)
+        rows[name]["rerank"] = rerank_quality(
+            base.model_copy(update=PRECISIONS[name]),
+            es,
+            fp32_encoder,
+            first_stage,
+            args.reranker,
+            dataset.queries,
+            dataset.qrels,
+            args.candidates,
+        )
         print(name, "rerank", json.dumps(rows[name]["rerank"]), flush=True)
     es.close()
     reference = rows.get("torch_fp32")
     deltas = {}
     if reference:
         for name, row in rows.items():
-            deltas[name] = {**{k: round(v - reference["ndcg@10"][k], 4) for k, v in row["ndcg@10"].items()},
-                            "rerank": round(row["rerank"]["ndcg@10"] - reference["rerank"]["ndcg@10"], 4)}
-    result = {"bench": "cpu_precision", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "split": "test", "queries": len(dataset.queries), "reranker": str(args.reranker),
-              "candidates": args.candidates, "precisions": rows, "minus_fp32": deltas, "bar_within": WITHIN,
-              "loadavg_after": [round(x, 2) for x in os.getloadavg()], "seconds": round(time.perf_counter() - started, 1)}
+            deltas[name] = {
+                **{k: round(v - reference["ndcg@10"][k], 4) for k, v in row["ndcg@10"].items()},
+                "rerank": round(row["rerank"]["ndcg@10"] - reference["rerank"]["ndcg@10"], 4),
+            }
+    result = {
+        "bench": "cpu_precision",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "split": "test",
+        "queries": len(dataset.queries),
+        "reranker": str(args.reranker),
+        "candidates": args.candidates,
+        "precisions": rows,
+        "minus_fp32": deltas,
+        "bar_within": WITHIN,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(deltas, indent=2))
 

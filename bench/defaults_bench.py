@@ -53,7 +53,7 @@ def encode_rates(encoder, texts: list[str], sizes: tuple[int, ...], rounds: int 
     from rrsearch.core.encoders import encode_passages
 
     encode_passages(encoder, texts[:16], batch_size=16)  # warm
-    best = {size: 0.0 for size in sizes}
+    best = dict.fromkeys(sizes, 0.0)
     for _ in range(rounds):
         for size in sizes:
             started = time.perf_counter()
@@ -74,8 +74,12 @@ def rerank_latencies(reranker, budget_s: float, requests: list[tuple[str, list[s
             late += 1
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
-            "past_budget": late, "requests": len(requests)}
+    return {
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+        "past_budget": late,
+        "requests": len(requests),
+    }
 
 
 def main() -> None:
@@ -98,10 +102,11 @@ def main() -> None:
     with gzip.open(DATA / "corpus.jsonl.gz", "rt") as src, gzip.open(corpus, "wt") as dst:
         dst.writelines(islice(src, args.docs))
     fresh = base.model_copy(update={"home": work / "home", "device": "cpu"})
-    settings = {"torch": fresh.model_copy(update={"bi_encoder_backend": "torch", "rerank_backend": "torch"}),
-                "auto": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto"}),
-                "int8": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto",
-                                                 "cpu_bf16": False})}
+    settings = {
+        "torch": fresh.model_copy(update={"bi_encoder_backend": "torch", "rerank_backend": "torch"}),
+        "auto": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto"}),
+        "int8": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_bf16": False}),
+    }
     names = ("torch", "auto", "int8")  # int8: what auto serves on a CPU without AMX bf16
 
     started = time.perf_counter()
@@ -114,8 +119,9 @@ def main() -> None:
     ingest = {name: statistics.mean(values) for name, values in rates.items()}
 
     passages = [f"{d['title']}. {d['text']}" for d in islice(load_corpus(), 300)]
-    batch_sizes = {name: encode_rates(bi_encoder_from(settings[name]), passages, (8, 16, 32, 64))
-                   for name in ("auto", "int8")}
+    batch_sizes = {
+        name: encode_rates(bi_encoder_from(settings[name]), passages, (8, 16, 32, 64)) for name in ("auto", "int8")
+    }
 
     model_dir = build_minilm_cross_encoder(work / "cross-encoder")
     started = time.perf_counter()
@@ -123,7 +129,7 @@ def main() -> None:
     export_s["cross_encoder"] = round(time.perf_counter() - started, 1)
     rerankers.update({name: load_reranker(str(model_dir), settings[name]) for name in ("torch", "auto")})
     texts = [f"{d.get('title', '')} {d['text']}".strip() for d in load_corpus()]
-    queries = [json.loads(line)["text"] for line in open(DATA / "queries.jsonl")][: args.queries]
+    queries = [json.loads(line)["text"] for line in (DATA / "queries.jsonl").read_text().splitlines()][: args.queries]
     draw = random.Random(0)
     requests = [(query, draw.sample(texts, 100)) for query in queries]
     budget_s = base.rerank_timeout_ms / 1000
@@ -133,19 +139,38 @@ def main() -> None:
 
     encoder = bi_encoder_from(settings["auto"])
     result = {
-        "bench": "defaults_bench", "date": time.strftime("%Y-%m-%d"), "docs": args.docs,
-        "ingest_passages_per_s": {"torch_fp32": ingest["torch"], "auto": ingest["auto"], "onnx_int8": ingest["int8"],
-                                  "rounds": rates, "auto_over_torch": round(ingest["auto"] / ingest["torch"], 2),
-                                  "int8_over_torch": round(ingest["int8"] / ingest["torch"], 2)},
-        "encode_passages_per_s_by_batch_size": {"abstracts": len(passages), **batch_sizes,
-                                                "default": base.encode_batch_size},
+        "bench": "defaults_bench",
+        "date": time.strftime("%Y-%m-%d"),
+        "docs": args.docs,
+        "ingest_passages_per_s": {
+            "torch_fp32": ingest["torch"],
+            "auto": ingest["auto"],
+            "onnx_int8": ingest["int8"],
+            "rounds": rates,
+            "auto_over_torch": round(ingest["auto"] / ingest["torch"], 2),
+            "int8_over_torch": round(ingest["int8"] / ingest["torch"], 2),
+        },
+        "encode_passages_per_s_by_batch_size": {
+            "abstracts": len(passages),
+            **batch_sizes,
+            "default": base.encode_batch_size,
+        },
         "first_use_export_s": export_s,
-        "rerank_100_candidates_c1": {"budget_ms": base.rerank_timeout_ms, "max_length": rerankers["auto"].max_length,
-                                     "torch_fp32": rerank["torch"], "auto": rerank["auto"], "onnx_int8": rerank["int8"],
-                                     "p50_torch_over_auto": round(rerank["torch"]["p50_ms"] / rerank["auto"]["p50_ms"], 2),
-                                     "p50_int8_over_auto": round(rerank["int8"]["p50_ms"] / rerank["auto"]["p50_ms"], 2)},
-        "backends": {"auto": {"bi_encoder": [encoder.backend, encoder.precision],
-                              "reranker": [rerankers["auto"].backend, rerankers["auto"].dtype]}},
+        "rerank_100_candidates_c1": {
+            "budget_ms": base.rerank_timeout_ms,
+            "max_length": rerankers["auto"].max_length,
+            "torch_fp32": rerank["torch"],
+            "auto": rerank["auto"],
+            "onnx_int8": rerank["int8"],
+            "p50_torch_over_auto": round(rerank["torch"]["p50_ms"] / rerank["auto"]["p50_ms"], 2),
+            "p50_int8_over_auto": round(rerank["int8"]["p50_ms"] / rerank["auto"]["p50_ms"], 2),
+        },
+        "backends": {
+            "auto": {
+                "bi_encoder": [encoder.backend, encoder.precision],
+                "reranker": [rerankers["auto"].backend, rerankers["auto"].dtype],
+            }
+        },
     }
     for reranker in rerankers.values():
         reranker.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import DATA
@@ -34,8 +34,16 @@ def evaluate(settings, alias: str) -> dict:
     from rrsearch.evaluation.offline import evaluate_dataset
     from rrsearch.evaluation.runner import FusionParams
 
-    results, _ = evaluate_dataset(settings, load_dataset(DATA, "test"), index_alias=alias, candidates=100,
-                                  reranker_name=None, configs=CONFIGS, fusion=FusionParams(), progress=False)
+    results, _ = evaluate_dataset(
+        settings,
+        load_dataset(DATA, "test"),
+        index_alias=alias,
+        candidates=100,
+        reranker_name=None,
+        configs=CONFIGS,
+        fusion=FusionParams(),
+        progress=False,
+    )
     return {row["config"]: row["metrics"]["ndcg@10"] for row in results}
 
 
@@ -63,28 +71,44 @@ def main() -> None:
     from rrsearch.core.settings import Settings
     from rrsearch.training.encoder_run import run_encoder_training
 
-    overrides = {"train_encoder_epochs": args.epochs, "train_encoder_negatives": args.negatives,
-                 "train_encoder_max_rank": args.max_rank, "train_encoder_title_queries": args.title_queries,
-                 "train_encoder_learning_rate": args.lr}
+    overrides = {
+        "train_encoder_epochs": args.epochs,
+        "train_encoder_negatives": args.negatives,
+        "train_encoder_max_rank": args.max_rank,
+        "train_encoder_title_queries": args.title_queries,
+        "train_encoder_learning_rate": args.lr,
+    }
     base = Settings(bi_encoder_backend="torch", **{k: v for k, v in overrides.items() if v is not None})
-    figures: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dataset": "scifact"}
+    figures: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "dataset": "scifact"}
     figures["base_torch"] = evaluate(base, args.index)
     print("base encoder (torch):", figures["base_torch"], flush=True)
     started = time.perf_counter()
     facts = run_encoder_training(DATA, base, alias=args.index, output_dir=args.output, progress=False)
     figures["train_seconds"] = round(time.perf_counter() - started, 1)
     figures["recipe"] = {**facts["result"]["config"], "mining": facts["mining"]}
-    figures["heldout"] = {"before": facts["result"]["before"], "after": facts["result"]["after"],
-                          "history": facts["result"]["eval_history"], "queries": facts["result"]["heldout_queries"]}
+    figures["heldout"] = {
+        "before": facts["result"]["before"],
+        "after": facts["result"]["after"],
+        "history": facts["result"]["eval_history"],
+        "queries": facts["result"]["heldout_queries"],
+    }
     figures["onnx_checks"] = facts["onnx"]
-    print("held-out nDCG@10:", facts["result"]["before"].get("ndcg@10"), "->", facts["result"]["after"].get("ndcg@10"),
-          f"({figures['train_seconds']} s)", flush=True)
+    print(
+        "held-out nDCG@10:",
+        facts["result"]["before"].get("ndcg@10"),
+        "->",
+        facts["result"]["after"].get("ndcg@10"),
+        f"({figures['train_seconds']} s)",
+        flush=True,
+    )
     adapted = base.model_copy(update={"bi_encoder": str(args.output)})
     figures["reindex_seconds_torch"] = reindex(adapted, args.index)
     figures["adapted_torch"] = evaluate(adapted, args.index)
     print("adapted encoder (torch):", figures["adapted_torch"], flush=True)
     if not args.skip_int8:
-        int8 = adapted.model_copy(update={"bi_encoder_backend": "onnx", "bi_encoder_onnx_file": "onnx/model_qint8.onnx"})
+        int8 = adapted.model_copy(
+            update={"bi_encoder_backend": "onnx", "bi_encoder_onnx_file": "onnx/model_qint8.onnx"}
+        )
         figures["reindex_seconds_int8"] = reindex(int8, f"{args.index}-int8")
         figures["adapted_int8"] = evaluate(int8, f"{args.index}-int8")
         print("adapted encoder (ONNX int8):", figures["adapted_int8"], flush=True)

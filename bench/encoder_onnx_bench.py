@@ -43,12 +43,18 @@ CACHE = Path(os.environ.get("RRS_BENCH_CACHE", "/tmp/rrs-bench"))
 def _backends(model_dir: Path, with_fp32: bool) -> dict[str, dict]:
     chosen = {
         "torch_fp32": {"bi_encoder": "all-MiniLM-L6-v2", "bi_encoder_backend": "torch"},
-        "onnx_int8": {"bi_encoder": str(model_dir), "bi_encoder_backend": "onnx",
-                      "bi_encoder_onnx_file": "onnx/model_qint8.onnx"},
+        "onnx_int8": {
+            "bi_encoder": str(model_dir),
+            "bi_encoder_backend": "onnx",
+            "bi_encoder_onnx_file": "onnx/model_qint8.onnx",
+        },
     }
     if with_fp32:
-        chosen["onnx_fp32"] = {"bi_encoder": str(model_dir), "bi_encoder_backend": "onnx",
-                               "bi_encoder_onnx_file": "onnx/model.onnx"}
+        chosen["onnx_fp32"] = {
+            "bi_encoder": str(model_dir),
+            "bi_encoder_backend": "onnx",
+            "bi_encoder_onnx_file": "onnx/model.onnx",
+        }
     return chosen
 
 
@@ -71,7 +77,7 @@ def _interleaved_query_latency(encoders: dict, queries: list[str], rounds: int =
     from rrsearch.core.encoders import encode_query
 
     times: dict[str, list[float]] = {name: [] for name in encoders}
-    for name, encoder in encoders.items():
+    for encoder in encoders.values():
         for text in queries[:20]:
             encode_query(encoder, text)  # warm
     for _ in range(rounds):
@@ -80,8 +86,13 @@ def _interleaved_query_latency(encoders: dict, queries: list[str], rounds: int =
                 start = time.perf_counter()
                 encode_query(encoder, text)
                 times[name].append((time.perf_counter() - start) * 1000)
-    return {name: {"p50": round(statistics.median(values), 2),
-                   "p95": round(sorted(values)[int(0.95 * (len(values) - 1))], 2)} for name, values in times.items()}
+    return {
+        name: {
+            "p50": round(statistics.median(values), 2),
+            "p95": round(sorted(values)[int(0.95 * (len(values) - 1))], 2),
+        }
+        for name, values in times.items()
+    }
 
 
 def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
@@ -102,8 +113,14 @@ def _worker_rss(overrides: dict, reranker_dir: Path, alias: str) -> dict:
                           "degraded": response.get_json().get("degraded")}}), flush=True)
         os._exit(0)  # skip interpreter teardown: the batcher and runtime threads are still up
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -121,17 +138,17 @@ def main() -> None:
         return
 
     from bench.ingest_bench import _limited_copy
+    from rrsearch.core.encoder_export import export_bi_encoder
     from rrsearch.core.encoders import bi_encoder_from
     from rrsearch.core.es_client import make_client
     from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.core.onnx_export import export_onnx
     from rrsearch.core.onnx_models import read_encoder_card
     from rrsearch.core.settings import Settings
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.offline import evaluate_dataset
     from rrsearch.evaluation.runner import FusionParams
     from rrsearch.ingest.pipeline import run_ingest
-    from rrsearch.core.encoder_export import export_bi_encoder
-    from rrsearch.core.onnx_export import export_onnx
 
     base = Settings()
     model_dir = CACHE / "minilm-onnx"
@@ -153,45 +170,72 @@ def main() -> None:
         alias = f"bench-encoder-{name.replace('_', '-')}"
         delete_alias_and_versions(es, alias)
         report = run_ingest([corpus], settings, alias=alias, reindex=True, progress=False, es=es)
-        rows, _run = evaluate_dataset(settings, dataset, index_alias=alias, candidates=100, reranker_name=None,
-                                      configs=("knn", "hybrid_rrf"), fusion=FusionParams(base.rrf_k, 0.5, "minmax"),
-                                      progress=False)
+        rows, _run = evaluate_dataset(
+            settings,
+            dataset,
+            index_alias=alias,
+            candidates=100,
+            reranker_name=None,
+            configs=("knn", "hybrid_rrf"),
+            fusion=FusionParams(base.rrf_k, 0.5, "minmax"),
+            progress=False,
+        )
         ndcg = {row["config"]: round(row["metrics"]["ndcg@10"], 4) for row in rows}
         results[name] = {
             "stage_busy_s": {k: round(v, 1) for k, v in report.stage_seconds.items()},
-            "passages": report.chunks, "ingest_wall_s": round(report.wall_seconds, 1),
+            "passages": report.chunks,
+            "ingest_wall_s": round(report.wall_seconds, 1),
             "ingest_passages_per_s": round(report.chunks / report.wall_seconds, 2),
-            "ndcg@10": ndcg, "query_embedding_ms": _query_latency_ms(bi_encoder_from(settings), queries),
+            "ndcg@10": ndcg,
+            "query_embedding_ms": _query_latency_ms(bi_encoder_from(settings), queries),
         }
         print(name, json.dumps(results[name]), flush=True)
     torch_row, int8_row = results["torch_fp32"], results["onnx_int8"]
     rss = {
-        "torch": _worker_rss({"bi_encoder_backend": "torch", "rerank_backend": "torch"}, reranker_dir,
-                             "bench-encoder-torch-fp32"),
-        "onnx": _worker_rss({**_backends(model_dir, False)["onnx_int8"], "rerank_backend": "onnx"}, reranker_dir,
-                            "bench-encoder-onnx-int8"),
+        "torch": _worker_rss(
+            {"bi_encoder_backend": "torch", "rerank_backend": "torch"}, reranker_dir, "bench-encoder-torch-fp32"
+        ),
+        "onnx": _worker_rss(
+            {**_backends(model_dir, False)["onnx_int8"], "rerank_backend": "onnx"},
+            reranker_dir,
+            "bench-encoder-onnx-int8",
+        ),
     }
     interleaved = _interleaved_query_latency(
-        {name: bi_encoder_from(base.model_copy(update=overrides))
-         for name, overrides in _backends(model_dir, args.with_fp32).items()}, queries)
+        {
+            name: bi_encoder_from(base.model_copy(update=overrides))
+            for name, overrides in _backends(model_dir, args.with_fp32).items()
+        },
+        queries,
+    )
     result = {
         "query_embedding_interleaved_ms": interleaved,
-        "corpus": str(corpus), "split": "test", "queries": len(queries),
-        "export": {"seconds": round(export_s, 1), "checks": read_encoder_card(model_dir)["checks"],
-                   "fused_ops": export.fused_ops},
+        "corpus": str(corpus),
+        "split": "test",
+        "queries": len(queries),
+        "export": {
+            "seconds": round(export_s, 1),
+            "checks": read_encoder_card(model_dir)["checks"],
+            "fused_ops": export.fused_ops,
+        },
         "backends": results,
         "ratios": {
             "ingest_int8_over_torch": round(int8_row["ingest_passages_per_s"] / torch_row["ingest_passages_per_s"], 2),
-            "ndcg_int8_minus_fp32": {k: round(int8_row["ndcg@10"][k] - torch_row["ndcg@10"][k], 4)
-                                     for k in torch_row["ndcg@10"]},
-            "query_p50_torch_over_int8": round(torch_row["query_embedding_ms"]["p50"]
-                                               / int8_row["query_embedding_ms"]["p50"], 2),
+            "ndcg_int8_minus_fp32": {
+                k: round(int8_row["ndcg@10"][k] - torch_row["ndcg@10"][k], 4) for k in torch_row["ndcg@10"]
+            },
+            "query_p50_torch_over_int8": round(
+                torch_row["query_embedding_ms"]["p50"] / int8_row["query_embedding_ms"]["p50"], 2
+            ),
             "worker_rss_onnx_over_torch": round(rss["onnx"]["rss_mb"] / rss["torch"]["rss_mb"], 3),
         },
         "worker_rss": rss,
         "bars": {"ingest_ratio": 2.5, "ndcg_within": 0.005, "query_p50_ms": 3.0, "rss_ratio_at_most": 0.70},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
     }
     text = json.dumps(result, indent=2)
     print(text)
@@ -208,7 +252,8 @@ def _query_only(out: Path) -> None:
     queries = list(load_dataset(DATA, "test").queries.values())
     backends = _backends(CACHE / "minilm-onnx", False)
     interleaved = _interleaved_query_latency(
-        {name: bi_encoder_from(base.model_copy(update=overrides)) for name, overrides in backends.items()}, queries)
+        {name: bi_encoder_from(base.model_copy(update=overrides)) for name, overrides in backends.items()}, queries
+    )
     document = json.loads(out.read_text()) if out.exists() else {}
     document["query_embedding_interleaved_ms"] = interleaved
     out.write_text(json.dumps(document, indent=2) + "\n")

@@ -53,10 +53,15 @@ def main() -> None:
             torch.cuda.synchronize()
         figures[precision] = round(len(texts) / (time.perf_counter() - started), 1)
     cosine = np.sum(vectors["fp16"].astype(np.float32) * vectors["fp32"], axis=1)
-    result = {"passages": len(texts), "device": args.device, "batch_size": batch, "passages_per_s": figures,
-              "fp16_over_fp32": round(figures["fp16"] / figures["fp32"], 2),
-              "min_cosine_fp16_fp32": round(float(cosine.min()), 5),
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    result = {
+        "passages": len(texts),
+        "device": args.device,
+        "batch_size": batch,
+        "passages_per_s": figures,
+        "fp16_over_fp32": round(figures["fp16"] / figures["fp32"], 2),
+        "min_cosine_fp16_fp32": round(float(cosine.min()), 5),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     print(json.dumps(result, indent=2))
     out = Path(os.environ.get("OUT", ROOT / "bench" / "results")) / "gpu_encode.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = ("protein cell gene expression tumour patients cohort trial increased reduced risk associated "
-         "mice receptor signalling pathway levels clinical outcome therapy dose response infection").split()
+WORDS = [
+    "protein",
+    "cell",
+    "gene",
+    "expression",
+    "tumour",
+    "patients",
+    "cohort",
+    "trial",
+    "increased",
+    "reduced",
+    "risk",
+    "associated",
+    "mice",
+    "receptor",
+    "signalling",
+    "pathway",
+    "levels",
+    "clinical",
+    "outcome",
+    "therapy",
+    "dose",
+    "response",
+    "infection",
+]
 
 
 def build_model(path: Path) -> Path:
@@ -48,7 +71,10 @@ def build_model(path: Path) -> Path:
 def make_requests(n: int, pairs: int, seed: int = 0) -> list[tuple[str, list[str]]]:
     rng = random.Random(seed)
     return [
-        (" ".join(rng.choices(WORDS, k=12)), [" ".join(rng.choices(WORDS, k=rng.randint(60, 170))) for _ in range(pairs)])
+        (
+            " ".join(rng.choices(WORDS, k=12)),
+            [" ".join(rng.choices(WORDS, k=rng.randint(60, 170))) for _ in range(pairs)],
+        )
         for _ in range(n)
     ]
 
@@ -70,8 +96,11 @@ def drive(score_request, requests, concurrency: int, sync) -> dict:
     wall = time.perf_counter() - started
     pairs = sum(len(p) for _, p in requests)
     latencies.sort()
-    return {"pairs_per_s": round(pairs / wall, 1), "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
-            "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1)}
+    return {
+        "pairs_per_s": round(pairs / wall, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
+    }
 
 
 def main() -> None:
@@ -97,18 +126,31 @@ def main() -> None:
     warm = make_requests(4, args.pairs, seed=1)
 
     baseline = CrossEncoder(str(model_dir), device=args.device)
+
     def base_score(query, passages):
         return baseline.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
 
-    ours = load_reranker(str(model_dir), Settings(
-        device=args.device, rerank_dtype="fp16" if cuda else "fp32", rerank_batch_size=128,
-        rerank_max_wait_ms=2.0, rerank_max_batch_pairs=1024,
-    ))
+    ours = load_reranker(
+        str(model_dir),
+        Settings(
+            device=args.device,
+            rerank_dtype="fp16" if cuda else "fp32",
+            rerank_batch_size=128,
+            rerank_max_wait_ms=2.0,
+            rerank_max_batch_pairs=1024,
+        ),
+    )
+
     def ours_score(query, passages):
         return ours.rerank(query, passages, budget_s=60.0)
 
-    result: dict = {"gpu": torch.cuda.get_device_name(0) if cuda else "none (cpu check)", "model": str(model_dir),
-                    "requests": len(requests), "pairs_per_request": args.pairs, "max_length": ours.max_length}
+    result: dict = {
+        "gpu": torch.cuda.get_device_name(0) if cuda else "none (cpu check)",
+        "model": str(model_dir),
+        "requests": len(requests),
+        "pairs_per_request": args.pairs,
+        "max_length": ours.max_length,
+    }
     for name, fn in (("baseline_fp32_predict", base_score), ("service_fp16_microbatched", ours_score)):
         for request in warm:
             fn(*request)
@@ -116,7 +158,10 @@ def main() -> None:
     for c in (1, 16):
         key = f"concurrency_{c}"
         result[f"speedup_{key}"] = round(
-            result["service_fp16_microbatched"][key]["pairs_per_s"] / result["baseline_fp32_predict"][key]["pairs_per_s"], 2)
+            result["service_fp16_microbatched"][key]["pairs_per_s"]
+            / result["baseline_fp32_predict"][key]["pairs_per_s"],
+            2,
+        )
     # agreement of the two on one request (fp16 vs fp32 scores of the same pairs)
     query, passages = requests[0]
     a, b = base_score(query, passages), ours.score_pairs([(query, p) for p in passages])

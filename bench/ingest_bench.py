@@ -56,8 +56,12 @@ def _passage_texts(corpus: Path, model, settings) -> list[str]:
             docs.append(to_document(record, FieldMap(), limits=Limits.from_settings(settings)))
         except RecordRejected:
             continue
-    chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
-                                overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt)
+    chunker = Chunker.for_model(
+        model,
+        chunk_tokens=settings.ingest_chunk_tokens,
+        overlap=settings.ingest_chunk_overlap,
+        prompt=settings.passage_prompt,
+    )
     return [p.embed_text for passages in chunker.split(docs) for p in passages]
 
 
@@ -109,7 +113,9 @@ def main() -> None:
     assert report.chunks == len(texts) == report.indexed, (report.chunks, len(texts), report.indexed)
     end_to_end = report.chunks / report.wall_seconds
     result = {
-        "corpus": str(args.corpus), "documents": report.documents, "passages": report.chunks,
+        "corpus": str(args.corpus),
+        "documents": report.documents,
+        "passages": report.chunks,
         "end_to_end_passages_per_s": round(end_to_end, 2),
         "pure_encode_passages_per_s": round(pure, 2),
         "pure_encode_before_after": [round(pure_before, 2), round(pure_after, 2)],
@@ -119,13 +125,23 @@ def main() -> None:
         "ingest_process_cpu_s": round(ingest_cpu, 2),
         "stage_busy_s": {k: round(v, 2) for k, v in report.stage_seconds.items()},
         "stage_throughput": {k: round(v, 1) for k, v in report.stage_throughput.items()},
-        "settings": {"bi_encoder": settings.bi_encoder, "device": str(model.device),
-                     "encode_batch_size": settings.encode_batch_size, "ingest_batch_size": settings.ingest_batch_size,
-                     "chunk_tokens": settings.ingest_chunk_tokens or model.max_seq_length - 2,
-                     "overlap": settings.ingest_chunk_overlap, "vector_index_type": settings.vector_index_type},
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+        "settings": {
+            "bi_encoder": settings.bi_encoder,
+            "device": str(model.device),
+            "encode_batch_size": settings.encode_batch_size,
+            "ingest_batch_size": settings.ingest_batch_size,
+            "chunk_tokens": settings.ingest_chunk_tokens or model.max_seq_length - 2,
+            "overlap": settings.ingest_chunk_overlap,
+            "vector_index_type": settings.vector_index_type,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
     }
     text = json.dumps(result, indent=2)
     print(text)

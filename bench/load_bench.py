@@ -36,10 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_queries  # noqa: E402
-from bench.service_bench import percentile, start_server  # noqa: E402
+from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_queries
+from bench.service_bench import percentile, start_server
 
 CONFIGS = {
     "defaults": {},
@@ -56,9 +56,15 @@ def ask(base: str, queries: dict[str, str], concurrency: int, body: dict) -> lis
         response = requests.post(f"{base}/search", json={**body, "query": text}, timeout=600)
         seconds = time.perf_counter() - started
         data = response.json() if response.ok else {}
-        return {"qid": qid, "status": response.status_code, "seconds": seconds,
-                "ids": [hit["id"] for hit in data.get("hits", [])], "reranked": bool(data.get("reranked")),
-                "reranked_count": data.get("reranked_count", 0), "degraded": data.get("degraded")}
+        return {
+            "qid": qid,
+            "status": response.status_code,
+            "seconds": seconds,
+            "ids": [hit["id"] for hit in data.get("hits", [])],
+            "reranked": bool(data.get("reranked")),
+            "reranked_count": data.get("reranked_count", 0),
+            "degraded": data.get("degraded"),
+        }
 
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(one, queries.items()))
@@ -107,7 +113,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["defaults", "torch"])
     parser.add_argument("--weight", type=float, help="rerank_weight sent with each search (default: the model's own)")
     parser.add_argument("--depth", type=int, help="rerank_depth sent with each search (default: the model's own)")
-    parser.add_argument("--normalization", choices=["minmax", "rank"], help="rerank_normalization (default: the model's own)")
+    parser.add_argument(
+        "--normalization", choices=["minmax", "rank"], help="rerank_normalization (default: the model's own)"
+    )
     parser.add_argument("--no-references", action="store_true", help="skip fused-only and rerank-everything")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "load.json")
     args = parser.parse_args()
@@ -119,23 +127,46 @@ def main() -> None:
 
     settings = Settings()
     ensure_scifact_index(make_client(settings), settings, load_bi_encoder(settings.bi_encoder, "cpu"))
-    model_dir = Path(args.model) if args.model else build_minilm_cross_encoder(
-        settings.home / "bench-models" / "minilm-l6-cross-encoder")
+    model_dir = (
+        Path(args.model)
+        if args.model
+        else build_minilm_cross_encoder(settings.home / "bench-models" / "minilm-l6-cross-encoder")
+    )
     test, qrels = load_queries("test")
     queries = dict(list(test.items())[: args.queries])
     warm, _ = load_queries("train")
     warm = dict(list(warm.items())[:4])
     body = {"top_k": 10, "candidates": 100, "mode": "hybrid", "rerank": True}
-    for option, field in (("weight", "rerank_weight"), ("depth", "rerank_depth"), ("normalization", "rerank_normalization")):
+    for option, field in (
+        ("weight", "rerank_weight"),
+        ("depth", "rerank_depth"),
+        ("normalization", "rerank_normalization"),
+    ):
         if getattr(args, option) is not None:
             body[field] = getattr(args, option)
-    base_env = {key: value for key, value in os.environ.items()
-                if key not in ("RRS_RERANK_BACKEND", "RRS_BI_ENCODER_BACKEND", "RRS_RERANK_TIMEOUT_MS")}
-    base_env.update({"ES_URL": resolve_url(settings), "RRS_INDEX_ALIAS": BENCH_ALIAS, "RRS_CROSS_ENCODER": str(model_dir),
-                     "RRS_WINDOW_CACHE_SIZE": "0", "HF_HUB_OFFLINE": "1"})
-    result: dict = {"cpu_cores": os.cpu_count(), "model": str(model_dir), "queries": len(queries),
-                    "request": body, "rerank_max_length": os.environ.get("RRS_RERANK_MAX_LENGTH", "default"),
-                    "configs": {}, "references": {}}
+    base_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RRS_RERANK_BACKEND", "RRS_BI_ENCODER_BACKEND", "RRS_RERANK_TIMEOUT_MS")
+    }
+    base_env.update(
+        {
+            "ES_URL": resolve_url(settings),
+            "RRS_INDEX_ALIAS": BENCH_ALIAS,
+            "RRS_CROSS_ENCODER": str(model_dir),
+            "RRS_WINDOW_CACHE_SIZE": "0",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    result: dict = {
+        "cpu_cores": os.cpu_count(),
+        "model": str(model_dir),
+        "queries": len(queries),
+        "request": body,
+        "rerank_max_length": os.environ.get("RRS_RERANK_MAX_LENGTH", "default"),
+        "configs": {},
+        "references": {},
+    }
     port = first_free_port(18_950)
     base = f"http://127.0.0.1:{port}"
     for name in args.configs:

@@ -58,12 +58,28 @@ def _passages(corpus: Path, settings, model) -> list[dict]:
     from rrsearch.ingest.sources import read_sources
     from rrsearch.ingest.validate import FieldMap, RejectsWriter
 
-    chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens, overlap=settings.ingest_chunk_overlap,
-                                prompt=settings.passage_prompt, max_passage_chars=settings.ingest_max_passage_chars)
+    chunker = Chunker.for_model(
+        model,
+        chunk_tokens=settings.ingest_chunk_tokens,
+        overlap=settings.ingest_chunk_overlap,
+        prompt=settings.passage_prompt,
+        max_passage_chars=settings.ingest_max_passage_chars,
+    )
     rows = []
-    for batch in _batches(read_sources([corpus]), settings=settings, field_map=FieldMap(), chunker=chunker,
-                          rejects=RejectsWriter(None), report=IngestReport("", "", ""), clock=StageClock(), es=None,
-                          target=_Index(""), model="m", lookup=False, winners={}):
+    for batch in _batches(
+        read_sources([corpus]),
+        settings=settings,
+        field_map=FieldMap(),
+        chunker=chunker,
+        rejects=RejectsWriter(None),
+        report=IngestReport("", "", ""),
+        clock=StageClock(),
+        es=None,
+        target=_Index(""),
+        model="m",
+        lookup=False,
+        winners={},
+    ):
         rows.extend(_passage_row(0, row) for row in batch.to_encode)
     return rows
 
@@ -75,12 +91,17 @@ def encode_in_process(settings, model, rows) -> dict:
     started = time.perf_counter()
     vectors = []
     for i in range(0, len(rows), batch):
-        texts = [r["embed_text"] for r in rows[i:i + batch]]
-        vectors.extend(encode_passages(model, texts, prompt=settings.passage_prompt,
-                                       batch_size=encode_batch_size(settings, model)))
+        texts = [r["embed_text"] for r in rows[i : i + batch]]
+        vectors.extend(
+            encode_passages(model, texts, prompt=settings.passage_prompt, batch_size=encode_batch_size(settings, model))
+        )
     seconds = time.perf_counter() - started
-    return {"passages": len(rows), "seconds": round(seconds, 2), "passages_per_s": round(len(rows) / seconds, 1),
-            "vectors": vectors}
+    return {
+        "passages": len(rows),
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(len(rows) / seconds, 1),
+        "vectors": vectors,
+    }
 
 
 def encode_on_ray(settings, rows, actors: int, cpus: int) -> dict:
@@ -99,14 +120,19 @@ def encode_on_ray(settings, rows, actors: int, cpus: int) -> dict:
     pool_actors = [remote.remote(settings.model_copy(update={"torch_threads": threads})) for _ in range(actors)]
     ray.get([a.__ray_ready__.remote() for a in pool_actors])
     batch = settings.ingest_batch_size
-    tables = [ray.put(_table(rows[i:i + batch])) for i in range(0, len(rows), batch)]
+    tables = [ray.put(_table(rows[i : i + batch])) for i in range(0, len(rows), batch)]
     started = time.perf_counter()
     done = sum(t.num_rows - 1 for t in ActorPool(pool_actors).map_unordered(lambda a, t: a.run.remote(t), tables))
     seconds = time.perf_counter() - started
     for actor in pool_actors:
         ray.kill(actor)
-    return {"actors": actors, "threads_per_actor": threads, "passages": done, "seconds": round(seconds, 2),
-            "passages_per_s": round(done / seconds, 1)}
+    return {
+        "actors": actors,
+        "threads_per_actor": threads,
+        "passages": done,
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(done / seconds, 1),
+    }
 
 
 def bulk_ceiling(es, settings, rows, vectors, docs: int, clients: int) -> dict:
@@ -127,17 +153,37 @@ def bulk_ceiling(es, settings, rows, vectors, docs: int, clients: int) -> dict:
         for n in range(part, docs, clients):
             row, vector = rows[n % len(rows)], vectors[n % len(rows)]
             pid = f"{n}#{row['chunk']}"
-            yield {"_index": index, "_id": pid, "_source": passage_document(
-                passage_id=pid, parent_id=str(n), chunk=row["chunk"], chunk_count=row["chunk_count"],
-                title=row["title"], text=row["text"], metadata=json.loads(row["metadata"]), content_hash=row["hash"],
-                model="bench", source="bench", indexed_at=now, vector=vector.tolist())}
+            yield {
+                "_index": index,
+                "_id": pid,
+                "_source": passage_document(
+                    passage_id=pid,
+                    parent_id=str(n),
+                    chunk=row["chunk"],
+                    chunk_count=row["chunk_count"],
+                    title=row["title"],
+                    text=row["text"],
+                    metadata=json.loads(row["metadata"]),
+                    content_hash=row["hash"],
+                    model="bench",
+                    source="bench",
+                    indexed_at=now,
+                    vector=vector.tolist(),
+                ),
+            }
 
     failures = []
 
     def client(part: int) -> None:
         own = make_client(settings, request_timeout=120)
-        for ok, _item in streaming_bulk(own, actions(part), chunk_size=settings.ingest_batch_size,
-                                        max_chunk_bytes=100 * 1024 * 1024, raise_on_error=False, max_retries=5):
+        for ok, _item in streaming_bulk(
+            own,
+            actions(part),
+            chunk_size=settings.ingest_batch_size,
+            max_chunk_bytes=100 * 1024 * 1024,
+            raise_on_error=False,
+            max_retries=5,
+        ):
             if not ok:
                 failures.append(_item)
         own.close()
@@ -152,8 +198,14 @@ def bulk_ceiling(es, settings, rows, vectors, docs: int, clients: int) -> dict:
     es.indices.refresh(index=index)
     count = es.count(index=index)["count"]
     es.indices.delete(index=index)
-    return {"clients": clients, "docs": docs, "indexed": count, "failed": len(failures), "seconds": round(seconds, 2),
-            "passages_per_s": round(count / seconds, 1)}
+    return {
+        "clients": clients,
+        "docs": docs,
+        "indexed": count,
+        "failed": len(failures),
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(count / seconds, 1),
+    }
 
 
 def end_to_end(es, settings, corpus: Path, engine) -> dict:
@@ -167,9 +219,12 @@ def end_to_end(es, settings, corpus: Path, engine) -> dict:
         seconds = time.perf_counter() - started
     finally:
         delete_alias_and_versions(es, alias)
-    return {"passages": report.indexed, "seconds": round(seconds, 2),
-            "passages_per_s": round(report.indexed / seconds, 1), "stage_throughput": {
-                k: round(v, 1) for k, v in report.stage_throughput.items()}}
+    return {
+        "passages": report.indexed,
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(report.indexed / seconds, 1),
+        "stage_throughput": {k: round(v, 1) for k, v in report.stage_throughput.items()},
+    }
 
 
 def main() -> None:
@@ -194,10 +249,16 @@ def main() -> None:
     corpus = _corpus(args.docs, Path("/tmp/rrs-ray-bench"))
     rows = _passages(corpus, settings, model)
     skip = set(args.skip.split(","))
-    result = {"machine": {"cpus": cpus, "python": platform.python_version(), "ray": ray.__version__},
-              "encoder": {"name": model_label(settings.bi_encoder), "backend": getattr(model, "backend", "?"),
-                          "precision": getattr(model, "precision", "?")},
-              "docs": args.docs, "passages": len(rows)}
+    result = {
+        "machine": {"cpus": cpus, "python": platform.python_version(), "ray": ray.__version__},
+        "encoder": {
+            "name": model_label(settings.bi_encoder),
+            "backend": getattr(model, "backend", "?"),
+            "precision": getattr(model, "precision", "?"),
+        },
+        "docs": args.docs,
+        "passages": len(rows),
+    }
     # Ray's memory monitor kills workers when the *machine* is near full; on a shared build machine
     # other people's jobs filled it and it killed our encoder again and again (each restart is
     # idempotent, but the timings were lost), so the benchmark turns it off.
@@ -207,16 +268,22 @@ def main() -> None:
         process = encode_in_process(settings, model, rows)
         vectors = process.pop("vectors")
         if "a" not in skip:
-            result["a_encode_only"] = {"process": process, "ray_1_actor": encode_on_ray(settings, rows, 1, cpus),
-                                       "ray_2_actors": encode_on_ray(settings, rows, 2, cpus)}
+            result["a_encode_only"] = {
+                "process": process,
+                "ray_1_actor": encode_on_ray(settings, rows, 1, cpus),
+                "ray_2_actors": encode_on_ray(settings, rows, 2, cpus),
+            }
             print(json.dumps(result["a_encode_only"]), flush=True)
         if "b" not in skip:
-            result["b_bulk_ceiling"] = [bulk_ceiling(es, settings, rows, vectors, args.bulk_docs, clients)
-                                        for clients in (1, 2, 3, 4)]
+            result["b_bulk_ceiling"] = [
+                bulk_ceiling(es, settings, rows, vectors, args.bulk_docs, clients) for clients in (1, 2, 3, 4)
+            ]
             print(json.dumps(result["b_bulk_ceiling"]), flush=True)
         if "c" not in skip:
-            result["c_end_to_end"] = {"process": end_to_end(es, settings, corpus, None),
-                                      "ray_1_encoder": end_to_end(es, settings, corpus, ray_engine(encoders=1))}
+            result["c_end_to_end"] = {
+                "process": end_to_end(es, settings, corpus, None),
+                "ray_1_encoder": end_to_end(es, settings, corpus, ray_engine(encoders=1)),
+            }
             e2e = result["c_end_to_end"]
             e2e["ray_vs_process"] = round(e2e["ray_1_encoder"]["passages_per_s"] / e2e["process"]["passages_per_s"], 3)
             print(json.dumps(e2e), flush=True)

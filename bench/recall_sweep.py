@@ -61,7 +61,7 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, rounds: int = 25) -> tupl
         distance = np.minimum(distance, ((vectors - centres[-1]) ** 2).sum(1))
     centres = np.asarray(centres)
     for _ in range(rounds):
-        labels = np.argmax(vectors @ centres.T - 0.5 * (centres ** 2).sum(1), axis=1)
+        labels = np.argmax(vectors @ centres.T - 0.5 * (centres**2).sum(1), axis=1)
         for c in range(k):
             members = vectors[labels == c]
             if len(members):
@@ -76,9 +76,13 @@ class FittedDistribution:
         self.centres, labels = kmeans(vectors.astype(np.float64), clusters, seed)
         residuals = vectors - self.centres[labels]
         self.weights = np.bincount(labels, minlength=clusters) / len(vectors)
-        overall = np.mean((residuals ** 2).sum(1))
-        self.scales = np.array([np.sqrt(np.mean((residuals[labels == c] ** 2).sum(1)) / overall)
-                                if np.any(labels == c) else 1.0 for c in range(clusters)])
+        overall = np.mean((residuals**2).sum(1))
+        self.scales = np.array(
+            [
+                np.sqrt(np.mean((residuals[labels == c] ** 2).sum(1)) / overall) if np.any(labels == c) else 1.0
+                for c in range(clusters)
+            ]
+        )
         covariance = np.cov(residuals, rowvar=False) + 1e-6 * np.eye(vectors.shape[1])
         self.factor = np.linalg.cholesky(covariance)
 
@@ -88,8 +92,10 @@ class FittedDistribution:
         for start in range(0, count, 50_000):
             n = min(50_000, count - start)
             cluster = rng.choice(len(self.weights), size=n, p=self.weights)
-            drawn = self.centres[cluster] + self.scales[cluster, None] * (rng.standard_normal((n, self.factor.shape[0])) @ self.factor.T)
-            out[start:start + n] = drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
+            drawn = self.centres[cluster] + self.scales[cluster, None] * (
+                rng.standard_normal((n, self.factor.shape[0])) @ self.factor.T
+            )
+            out[start : start + n] = drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
         return out
 
 
@@ -121,15 +127,19 @@ def build_index(es, name: str, index_type: str, vectors: np.ndarray) -> dict:
     from rrsearch.core.mappings import render_passage_index
 
     es.indices.delete(index=name, ignore_unavailable=True)
-    body = render_passage_index(dims=vectors.shape[1], model="sentence-transformers/all-MiniLM-L6-v2",
-                                index_type=index_type)
+    body = render_passage_index(
+        dims=vectors.shape[1], model="sentence-transformers/all-MiniLM-L6-v2", index_type=index_type
+    )
     body["settings"]["index"]["refresh_interval"] = "-1"
     es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
 
     def actions():
         for i, vector in enumerate(vectors):
-            yield {"_index": name, "_id": str(i), "_source": {"id": str(i), "parent_id": str(i), "chunk": 0,
-                                                              "text": "", "embedding": vector.tolist()}}
+            yield {
+                "_index": name,
+                "_id": str(i),
+                "_source": {"id": str(i), "parent_id": str(i), "chunk": 0, "text": "", "embedding": vector.tolist()},
+            }
 
     started = time.perf_counter()
     for _ in helpers.parallel_bulk(es, actions(), thread_count=2, chunk_size=500, raise_on_error=True):
@@ -141,16 +151,26 @@ def build_index(es, name: str, index_type: str, vectors: np.ndarray) -> dict:
     merge_s = time.perf_counter() - started
     es.indices.refresh(index=name)
     mapping = es.indices.get_mapping(index=name)[name]["mappings"]["properties"]["embedding"]
-    return {"index_s": round(index_s, 1), "force_merge_s": round(merge_s, 1),
-            "index_options": mapping.get("index_options")}
+    return {
+        "index_s": round(index_s, 1),
+        "force_merge_s": round(merge_s, 1),
+        "index_options": mapping.get("index_options"),
+    }
 
 
-def sweep(es, name: str, query_vectors: np.ndarray, truth: np.ndarray, candidate_counts=NUM_CANDIDATES,
-          oversample: float | None = None) -> list[dict]:
+def sweep(
+    es,
+    name: str,
+    query_vectors: np.ndarray,
+    truth: np.ndarray,
+    candidate_counts=NUM_CANDIDATES,
+    oversample: float | None = None,
+) -> list[dict]:
     """recall@10 and latency per ``num_candidates``; ``oversample`` overrides the mapping's rescore."""
     rows = []
     for candidates in candidate_counts:
-        def one(vector):
+
+        def one(vector, candidates=candidates):
             started = time.perf_counter()
             knn = {"field": "embedding", "query_vector": vector.tolist(), "k": 10, "num_candidates": candidates}
             if oversample is not None:
@@ -165,8 +185,15 @@ def sweep(es, name: str, query_vectors: np.ndarray, truth: np.ndarray, candidate
             ids, ms = one(vector)
             found.append(len(set(ids) & set(exact.tolist())) / 10)
             latencies.append(ms)
-        rows.append({"num_candidates": candidates, **({"oversample": oversample} if oversample else {}), "recall@10": round(statistics.mean(found), 4),
-                     "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95)})
+        rows.append(
+            {
+                "num_candidates": candidates,
+                **({"oversample": oversample} if oversample else {}),
+                "recall@10": round(statistics.mean(found), 4),
+                "p50_ms": percentile(latencies, 0.5),
+                "p95_ms": percentile(latencies, 0.95),
+            }
+        )
         print(json.dumps({"index": name, **rows[-1]}), flush=True)
     return rows
 
@@ -186,12 +213,24 @@ def chart(document: dict, path: Path) -> None:
         colour = {"hnsw": "C0", "int8_hnsw": "C1", "bbq_hnsw": "C2"}.get(row["index_type"])
         if label not in drawn:  # a second file's run of the same index adds only its oversample rows
             drawn.add(label)
-            axis.plot([r["num_candidates"] for r in row["sweep"]], [r["recall@10"] for r in row["sweep"]], marker="o",
-                      color=colour, linestyle="-" if row["passages"] >= 1_000_000 else ":", label=label)
+            axis.plot(
+                [r["num_candidates"] for r in row["sweep"]],
+                [r["recall@10"] for r in row["sweep"]],
+                marker="o",
+                color=colour,
+                linestyle="-" if row["passages"] >= 1_000_000 else ":",
+                label=label,
+            )
         wider = [r for r in row.get("oversample_sweep", []) if r["oversample"] == 10.0]
         if wider:
-            axis.plot([r["num_candidates"] for r in wider], [r["recall@10"] for r in wider], marker="x",
-                      linestyle="--", color=colour, label=f"{label}, oversample 10")
+            axis.plot(
+                [r["num_candidates"] for r in wider],
+                [r["recall@10"] for r in wider],
+                marker="x",
+                linestyle="--",
+                color=colour,
+                label=f"{label}, oversample 10",
+            )
     axis.set_xscale("log")
     axis.set_xlabel("num_candidates (k = 10)")
     axis.set_ylabel("kNN recall@10 against exact search")
@@ -210,7 +249,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recall_sweep.json")
-    parser.add_argument("--chart-from", type=Path, nargs="+", help="draw these result files into --out's PNG (measures nothing)")
+    parser.add_argument(
+        "--chart-from", type=Path, nargs="+", help="draw these result files into --out's PNG (measures nothing)"
+    )
     args = parser.parse_args()
     if args.chart_from:
         results = [row for name in args.chart_from for row in json.loads(name.read_text())["results"]]
@@ -230,8 +271,9 @@ def main() -> None:
     source = Elasticsearch(args.source_es, request_timeout=600)
     ensure_scifact_index(source, base, bi_encoder)
     _, real = read_source(source, BENCH_ALIAS)
-    query_vectors = np.asarray(encode_passages(bi_encoder, list(load_queries("test")[0].values())[: args.queries]),
-                               dtype=np.float32)
+    query_vectors = np.asarray(
+        encode_passages(bi_encoder, list(load_queries("test")[0].values())[: args.queries]), dtype=np.float32
+    )
 
     fitted = FittedDistribution(real)
     same_size = fitted.sample(len(real), seed=1)
@@ -240,11 +282,19 @@ def main() -> None:
         "nn_cosine_median": {"real": nearest_neighbour_cosine(real), "fitted": nearest_neighbour_cosine(same_size)},
         "query_top1_cosine_median": {
             "real": round(float(np.median((query_vectors @ real.T).max(1))), 4),
-            "fitted": round(float(np.median((query_vectors @ same_size.T).max(1))), 4)},
+            "fitted": round(float(np.median((query_vectors @ same_size.T).max(1))), 4),
+        },
     }
     sizes = [int(s) for s in args.sizes.split(",")]
-    settings = base.model_copy(update={"es_url": None, "es_node_dir": base.home / "bench-recall", "es_nodes": 1,
-                                       "es_port": first_free_port(9750), "es_heap": args.heap})
+    settings = base.model_copy(
+        update={
+            "es_url": None,
+            "es_node_dir": base.home / "bench-recall",
+            "es_nodes": 1,
+            "es_port": first_free_port(9750),
+            "es_heap": args.heap,
+        }
+    )
     shutil.rmtree(settings.node_dir, ignore_errors=True)
     start_node(settings, log=print)
     es = make_client(settings, request_timeout=600)
@@ -252,8 +302,10 @@ def main() -> None:
     try:
         for size in sizes:
             vectors = fitted.sample(size, seed=size)
-            check[f"nn_cosine_median_at_{size}"] = {"fitted": nearest_neighbour_cosine(vectors),
-                                                    "noise_grown": nearest_neighbour_cosine(noise_grown(real, size))}
+            check[f"nn_cosine_median_at_{size}"] = {
+                "fitted": nearest_neighbour_cosine(vectors),
+                "noise_grown": nearest_neighbour_cosine(noise_grown(real, size)),
+            }
             print(json.dumps(check), flush=True)
             truth = exact_top(query_vectors, vectors)
             for index_type in args.types.split(","):
@@ -261,18 +313,33 @@ def main() -> None:
                 row = {"passages": size, "index_type": index_type, **build_index(es, name, index_type, vectors)}
                 row["sweep"] = sweep(es, name, query_vectors, truth)
                 if index_type in QUANTIZED:  # the rescored set is k x oversample by the quantized estimate
-                    row["oversample_sweep"] = [r for factor in OVERSAMPLE for r in
-                                               sweep(es, name, query_vectors, truth, (100, 500), factor)]
+                    row["oversample_sweep"] = [
+                        r for factor in OVERSAMPLE for r in sweep(es, name, query_vectors, truth, (100, 500), factor)
+                    ]
                 es.indices.delete(index=name)
                 results.append(row)
                 print(json.dumps(row), flush=True)
-                args.out.parent.mkdir(parents=True, exist_ok=True)  # written after each index: a long run keeps what it measured
-                args.out.write_text(json.dumps({
-                    "vectors": {"distribution": f"k-means mixture ({CLUSTERS} clusters) fitted to SciFact passage "
-                                                "vectors, full-covariance residuals", "check": check},
-                    "queries": f"{len(query_vectors)} SciFact test queries", "k": 10,
-                    "machine": {"cpus": os.cpu_count(), "heap": args.heap},
-                    "results": results, "seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
+                args.out.parent.mkdir(
+                    parents=True, exist_ok=True
+                )  # written after each index: a long run keeps what it measured
+                args.out.write_text(
+                    json.dumps(
+                        {
+                            "vectors": {
+                                "distribution": f"k-means mixture ({CLUSTERS} clusters) fitted to SciFact passage "
+                                "vectors, full-covariance residuals",
+                                "check": check,
+                            },
+                            "queries": f"{len(query_vectors)} SciFact test queries",
+                            "k": 10,
+                            "machine": {"cpus": os.cpu_count(), "heap": args.heap},
+                            "results": results,
+                            "seconds": round(time.monotonic() - started, 1),
+                        },
+                        indent=2,
+                    )
+                    + "\n"
+                )
     finally:
         es.close()
         stop_node(settings, log=print)

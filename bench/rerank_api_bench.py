@@ -74,12 +74,25 @@ def model_dir(given: str | None, work: Path) -> str:
 
 
 def start_pool(folder: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": folder, "RRS_DEVICE": "cpu",
-           "RRS_SERVE_THREADS": "4", "RRS_SEARCH_LOG_ENABLED": "false", "HF_HUB_OFFLINE": "1",
-           "RRS_RERANK_MAX_LENGTH": "256", "RRS_RERANK_TIMEOUT_MS": "600000"}  # cost, not the budget, is measured
+    env = {
+        **os.environ,
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": folder,
+        "RRS_DEVICE": "cpu",
+        "RRS_SERVE_THREADS": "4",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_RERANK_MAX_LENGTH": "256",
+        "RRS_RERANK_TIMEOUT_MS": "600000",
+    }  # cost, not the budget, is measured
     rrs = Path(sys.executable).parent / "rrs"
-    process = subprocess.Popen([str(rrs), "serve", "--port", str(port)], env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(rrs), "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -119,14 +132,21 @@ def main() -> None:
         remote = RemoteReranker(url)
         pool_ms: list[float] = []  # the pool's scoring time of each remote call (Server-Timing)
         remote.session.hooks["response"].append(
-            lambda response, *_a, **_k: pool_ms.append(float(response.headers["Server-Timing"].split("dur=")[1]))
-            if response.request.path_url == "/rerank" else None)
+            lambda response, *_a, **_k: (
+                pool_ms.append(float(response.headers["Server-Timing"].split("dur=")[1]))
+                if response.request.path_url == "/rerank"
+                else None
+            )
+        )
         rounds = {"bare": [], "api": [], "in_process": [], "remote": []}
         remote_added: list[float] = []
         for _ in range(3):  # interleaved rounds: drift on a shared machine hits every variant alike
-            rounds["bare"] += timed(lambda: bare_model.predict([(query, t) for t in texts], batch_size=32), args.runs // 3)
-            rounds["api"] += timed(lambda: session.post(f"{url}/rerank", json=body, timeout=60).raise_for_status(),
-                                   args.runs // 3)
+            rounds["bare"] += timed(
+                lambda: bare_model.predict([(query, t) for t in texts], batch_size=32), args.runs // 3
+            )
+            rounds["api"] += timed(
+                lambda: session.post(f"{url}/rerank", json=body, timeout=60).raise_for_status(), args.runs // 3
+            )
             rounds["in_process"] += timed(lambda: reranker.rerank(query, texts, budget_s=600.0), args.runs // 3)
             before = len(rounds["remote"])
             pool_ms.clear()
@@ -136,17 +156,21 @@ def main() -> None:
         os.killpg(pool.pid, signal.SIGTERM)
         pool.wait(timeout=30)
         reranker.close()
-    figures = {name: {"p50_ms": p50(values), "p95_ms": round(sorted(values)[int(0.95 * (len(values) - 1))], 2)}
-               for name, values in rounds.items()}
+    figures = {
+        name: {"p50_ms": p50(values), "p95_ms": round(sorted(values)[int(0.95 * (len(values) - 1))], 2)}
+        for name, values in rounds.items()
+    }
     result = {
         "what": f"{args.pairs} SciFact (query, passage) pairs, max_length {reranker.max_length}, concurrency 1, CPU",
         "model": folder if args.model else "packaged all-MiniLM-L6-v2 with a fresh one-label head",
         "figures": figures,
         "api_overhead_ratio": round(figures["api"]["p50_ms"] / figures["bare"]["p50_ms"], 3),
         "remote_minus_in_process_p50_ms": round(figures["remote"]["p50_ms"] - figures["in_process"]["p50_ms"], 2),
-        "remote_added_per_request_ms": {"p50": p50(remote_added),
-                                        "p95": round(sorted(remote_added)[int(0.95 * (len(remote_added) - 1))], 2),
-                                        "requests": len(remote_added)},
+        "remote_added_per_request_ms": {
+            "p50": p50(remote_added),
+            "p95": round(sorted(remote_added)[int(0.95 * (len(remote_added) - 1))], 2),
+            "requests": len(remote_added),
+        },
         "bars": {"api_overhead_ratio": 1.10, "remote_added_per_request_p50_ms": 5.0},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -28,7 +28,7 @@ import json
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import DATA, rerank_quality
@@ -60,13 +60,21 @@ def train(settings, es, alias: str, fit: list, model_dir: Path, max_length: int,
     mining = mining_config_from(settings, title_queries=title_queries)
     config = TrainConfig.from_settings(settings, max_length=max_length)
     started = time.perf_counter()
-    gathered = gather_training_data(fit, settings, alias=alias, mining=mining, depth=max(mining.max_rank,
-                                    config.eval_depth), es=es, progress=False)
+    gathered = gather_training_data(
+        fit, settings, alias=alias, mining=mining, depth=max(mining.max_rank, config.eval_depth), es=es, progress=False
+    )
     result = train_reranker(gathered.mined, config, model_dir, extra_train=gathered.titles, progress=False)
-    return {"queries": len(gathered.mined), "title_queries": len(gathered.titles), "max_length": max_length,
-            "epochs": config.epochs, "steps": result.steps, "best_step": result.best_step,
-            "training_seconds": result.seconds, "seconds": round(time.perf_counter() - started, 1),
-            "heldout_after": result.after}
+    return {
+        "queries": len(gathered.mined),
+        "title_queries": len(gathered.titles),
+        "max_length": max_length,
+        "epochs": config.epochs,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "training_seconds": result.seconds,
+        "seconds": round(time.perf_counter() - started, 1),
+        "heldout_after": result.after,
+    }
 
 
 def main() -> None:
@@ -91,28 +99,47 @@ def main() -> None:
     longest = max(args.caps)
     training = None
     if not (args.model_dir / "config.json").exists():
-        print(f"training at {longest} tokens on {len(fit)} judged queries + {args.title_queries} title queries",
-              flush=True)
+        print(
+            f"training at {longest} tokens on {len(fit)} judged queries + {args.title_queries} title queries",
+            flush=True,
+        )
         training = train(settings, es, args.alias, fit, args.model_dir, longest, args.title_queries)
         print(json.dumps(training), flush=True)
     bi_encoder = bi_encoder_from(settings)
     rows = []
     for cap in sorted(args.caps):
         capped = settings.model_copy(update={"rerank_max_length": cap})
-        rows.append({"cap": cap, **rerank_quality(capped, es, bi_encoder, args.alias, args.model_dir,
-                                                  {q.id: q.text for q in scored},
-                                                  {q.id: {doc: 1 for doc in q.positive_ids} for q in scored},
-                                                  args.candidates)})
+        rows.append(
+            {
+                "cap": cap,
+                **rerank_quality(
+                    capped,
+                    es,
+                    bi_encoder,
+                    args.alias,
+                    args.model_dir,
+                    {q.id: q.text for q in scored},
+                    {q.id: dict.fromkeys(q.positive_ids, 1) for q in scored},
+                    args.candidates,
+                ),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     es.close()
     chosen = smallest_within({row["cap"]: row["ndcg@10"] for row in rows})
     result = {
-        "bench": "rerank_cap", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "bench": "rerank_cap",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "alias": args.alias, "backend": settings.rerank_backend, "candidates": args.candidates,
+        "alias": args.alias,
+        "backend": settings.rerank_backend,
+        "candidates": args.candidates,
         "trained_on": f"fold {FIT_FOLD} of 2 of the judged train queries ({len(fit)}), {args.title_queries} title queries",
         "scored_on": f"fold {SCORE_FOLD} of 2 ({len(scored)} judged train queries the model never saw)",
-        "training": training, "caps": rows, "tolerance": TOLERANCE, "smallest_cap_within_tolerance": chosen,
+        "training": training,
+        "caps": rows,
+        "tolerance": TOLERANCE,
+        "smallest_cap_within_tolerance": chosen,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_corpus, load_queries  # noqa: E402
+from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_corpus, load_queries
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -79,9 +79,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "rerank_cpu.json")
     args = parser.parse_args()
 
+    from rrsearch.core.onnx_export import export_onnx
     from rrsearch.core.settings import Settings
     from rrsearch.service.rerank import load_reranker
-    from rrsearch.core.onnx_export import export_onnx
 
     settings = Settings()
     model_dir = Path(args.model or (settings.home / "bench-models" / "minilm-l6-cross-encoder"))
@@ -91,16 +91,23 @@ def main() -> None:
     backends = {
         "torch_fp32": settings.model_copy(update={"rerank_backend": "torch"}),
         "onnx_fp32": settings.model_copy(update={"rerank_backend": "onnx", "rerank_onnx_file": "onnx/model.onnx"}),
-        "onnx_int8": settings.model_copy(update={"rerank_backend": "onnx", "rerank_onnx_file": "onnx/model_qint8.onnx"}),
+        "onnx_int8": settings.model_copy(
+            update={"rerank_backend": "onnx", "rerank_onnx_file": "onnx/model_qint8.onnx"}
+        ),
     }
     rerankers = {name: load_reranker(str(model_dir), s) for name, s in backends.items()}
     pairs = pairs_of_about(rerankers["torch_fp32"].tokenizer, args.pairs, args.tokens)
     lengths = [len(ids) for ids in rerankers["torch_fp32"].tokenize(pairs)["input_ids"]]
     seconds = {name: time_backend(r, pairs, args.repeats) for name, r in rerankers.items()}
     result: dict = {
-        "model": str(model_dir), "cpu_cores": os.cpu_count(), "pairs": len(pairs),
-        "onnx_export": {"exporter": export.exporter, "fused_ops": export.fused_ops,
-                        "int8_max_logit_difference": export.int8_max_logit_difference},
+        "model": str(model_dir),
+        "cpu_cores": os.cpu_count(),
+        "pairs": len(pairs),
+        "onnx_export": {
+            "exporter": export.exporter,
+            "fused_ops": export.fused_ops,
+            "int8_max_logit_difference": export.int8_max_logit_difference,
+        },
         "mean_tokens_per_pair": round(statistics.mean(lengths), 1),
         "seconds_per_100_pairs": {k: round(v * 100 / len(pairs), 3) for k, v in seconds.items()},
         "speedup_vs_torch_fp32": {k: round(seconds["torch_fp32"] / v, 2) for k, v in seconds.items()},
@@ -121,7 +128,12 @@ def main() -> None:
         for number, (qid, text) in enumerate(chosen, start=1):
             if number % 10 == 0:
                 print(f"reranked {number}/{len(chosen)} queries", flush=True)
-            [result_bm25] = msearch(es, BENCH_ALIAS, [bm25_body(text, parse_fields(settings.bm25_fields), [], size=args.depth)], timeout_s=30)
+            [result_bm25] = msearch(
+                es,
+                BENCH_ALIAS,
+                [bm25_body(text, parse_fields(settings.bm25_fields), [], size=args.depth)],
+                timeout_s=30,
+            )
             hits = result_bm25.hits
             runs["bm25"][qid] = {h.id: h.score for h in hits}
             for name in ("torch_fp32", "onnx_int8"):
@@ -132,10 +144,14 @@ def main() -> None:
         ndcg = {name: round(statistics.mean(values.values()), 4) for name, values in per_query.items()}
         differences = [per_query["onnx_int8"].get(qid, 0.0) - per_query["torch_fp32"].get(qid, 0.0) for qid in judged]
         low, high = bootstrap_interval(differences)
-        result["ndcg_at_10"] = {"queries": len(chosen), "depth": args.depth, **ndcg,
-                                "int8_minus_fp32": round(statistics.mean(differences), 4),
-                                "int8_minus_fp32_95ci": [round(low, 4), round(high, 4)],
-                                "queries_changed": sum(1 for d in differences if d != 0)}
+        result["ndcg_at_10"] = {
+            "queries": len(chosen),
+            "depth": args.depth,
+            **ndcg,
+            "int8_minus_fp32": round(statistics.mean(differences), 4),
+            "int8_minus_fp32_95ci": [round(low, 4), round(high, 4)],
+            "queries_changed": sum(1 for d in differences if d != 0),
+        }
         print(json.dumps(result["ndcg_at_10"], indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

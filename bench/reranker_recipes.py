@@ -35,9 +35,16 @@ RESULTS = ROOT / "bench" / "results" / "reranker_recipes.json"
 def recipe(training: dict) -> dict:
     """The options that made the model (what differs between runs)."""
     mining, config = training["mining"], training["result"]["config"]
-    return {"negatives": mining["negatives"], "ranks": f"{mining['min_rank']}..{mining['max_rank']}",
-            "title_queries": mining.get("title_queries", 0), "loss": config["loss"], "epochs": config["epochs"],
-            "lr": config["learning_rate"], "max_length": config["max_length"], "batch_size": config["batch_size"]}
+    return {
+        "negatives": mining["negatives"],
+        "ranks": f"{mining['min_rank']}..{mining['max_rank']}",
+        "title_queries": mining.get("title_queries", 0),
+        "loss": config["loss"],
+        "epochs": config["epochs"],
+        "lr": config["learning_rate"],
+        "max_length": config["max_length"],
+        "batch_size": config["batch_size"],
+    }
 
 
 def main() -> None:
@@ -64,13 +71,14 @@ def main() -> None:
     rows = json.loads(RESULTS.read_text())["models"] if RESULTS.exists() else {}
     for folder in args.models:
         training = json.loads((folder / "training.json").read_text())
-        with open_pipeline(settings, alias=args.index, depth=depth, es=es, bi_encoder=bi_encoder,
-                           reranker=folder) as offline:
+        with open_pipeline(
+            settings, alias=args.index, depth=depth, es=es, bi_encoder=bi_encoder, reranker=folder
+        ) as offline:
             started = time.perf_counter()
             collected = collect(offline.pipeline, dataset, candidates=args.candidates, index=args.index)
         seconds = time.perf_counter() - started
 
-        def ndcg(config: BlendConfig) -> float:
+        def ndcg(config: BlendConfig, collected=collected) -> float:
             rankings = {qid: replay(entries, config) for qid, entries in collected.items()}
             return round(evaluate(dataset.qrels, rankings)["ndcg@10"], 4)
 
@@ -81,32 +89,52 @@ def main() -> None:
             "recipe": recipe(training),
             "training_seconds": training["result"]["seconds"],
             "train_rows": training["result"]["train_rows"],
-            "heldout": {"queries": training["result"]["heldout_queries"],
-                        "hybrid": heldout.get("hybrid_alone"), "plain_rerank_100": heldout.get("plain_rerank"),
-                        "chosen": {k: heldout.get("chosen_gain", {}).get(k) for k in ("weight", "depth", "normalization")},
-                        "chosen_ndcg@10": heldout.get("chosen_gain", {}).get("ndcg@10")},
-            "test": {"queries": len(collected), "hybrid": round(hybrid_alone(dataset.qrels, collected), 4),
-                     "plain_rerank_100": ndcg(BlendConfig(weight=1.0, depth=args.candidates)),
-                     "carried_blend": {"weight": carried.weight, "depth": carried.depth,
-                                       "normalization": carried.normalization, "ndcg@10": ndcg(carried)},
-                     "best_fixed_blend_on_test_for_information": grid[0],
-                     "grid_for_information": [{k: row[k] for k in ("weight", "depth", "normalization", "ndcg@10")}
-                                              for row in grid]},
+            "heldout": {
+                "queries": training["result"]["heldout_queries"],
+                "hybrid": heldout.get("hybrid_alone"),
+                "plain_rerank_100": heldout.get("plain_rerank"),
+                "chosen": {k: heldout.get("chosen_gain", {}).get(k) for k in ("weight", "depth", "normalization")},
+                "chosen_ndcg@10": heldout.get("chosen_gain", {}).get("ndcg@10"),
+            },
+            "test": {
+                "queries": len(collected),
+                "hybrid": round(hybrid_alone(dataset.qrels, collected), 4),
+                "plain_rerank_100": ndcg(BlendConfig(weight=1.0, depth=args.candidates)),
+                "carried_blend": {
+                    "weight": carried.weight,
+                    "depth": carried.depth,
+                    "normalization": carried.normalization,
+                    "ndcg@10": ndcg(carried),
+                },
+                "best_fixed_blend_on_test_for_information": grid[0],
+                "grid_for_information": [
+                    {k: row[k] for k in ("weight", "depth", "normalization", "ndcg@10")} for row in grid
+                ],
+            },
             "scoring_seconds": round(seconds, 1),
         }
         test = rows[folder.name]["test"]
-        print(f"{folder.name}: held-out plain {rows[folder.name]['heldout']['plain_rerank_100']} | test hybrid "
-              f"{test['hybrid']}, plain {test['plain_rerank_100']}, carried blend {test['carried_blend']['ndcg@10']} "
-              f"(w {carried.weight}, depth {carried.depth})", flush=True)
+        print(
+            f"{folder.name}: held-out plain {rows[folder.name]['heldout']['plain_rerank_100']} | test hybrid "
+            f"{test['hybrid']}, plain {test['plain_rerank_100']}, carried blend {test['carried_blend']['ndcg@10']} "
+            f"(w {carried.weight}, depth {carried.depth})",
+            flush=True,
+        )
     es.close()
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "what": f"SciFact test (300 queries), {args.candidates} hybrid RRF candidates over {args.index}; recipes chosen "
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "what": f"SciFact test (300 queries), {args.candidates} hybrid RRF candidates over {args.index}; recipes chosen "
                 "on held-out train queries (training.json), reported here",
-        "machine": {"cpus": os.cpu_count()},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "models": rows,
-    }, indent=2) + "\n")
+                "machine": {"cpus": os.cpu_count()},
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "models": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from bench._common import build_minilm_cross_encoder, load_corpus, load_queries 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def index_docs(es, settings, bi_encoder, docs: int) -> str:
@@ -67,9 +67,28 @@ def index_docs(es, settings, bi_encoder, docs: int) -> str:
     label = model_label(settings.bi_encoder)
     ensure_alias(es, alias, passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=label))
     vectors = encode_passages(bi_encoder, [f"{d['title']}. {d['text']}" for d in corpus], batch_size=64)
-    helpers.bulk(es, ({"_index": alias, "_id": d["_id"], "_source": {
-        "id": d["_id"], "parent_id": d["_id"], "chunk": 0, "chunk_count": 1, "title": d["title"], "text": d["text"],
-        "metadata": {}, "model": label, "embedding": v.tolist()}} for d, v in zip(corpus, vectors)), refresh="wait_for")
+    helpers.bulk(
+        es,
+        (
+            {
+                "_index": alias,
+                "_id": d["_id"],
+                "_source": {
+                    "id": d["_id"],
+                    "parent_id": d["_id"],
+                    "chunk": 0,
+                    "chunk_count": 1,
+                    "title": d["title"],
+                    "text": d["text"],
+                    "metadata": {},
+                    "model": label,
+                    "embedding": v.tolist(),
+                },
+            }
+            for d, v in zip(corpus, vectors)
+        ),
+        refresh="wait_for",
+    )
     return alias
 
 
@@ -78,9 +97,13 @@ def serve(port: int, env: dict, log: Path):
     """``rrs serve`` on 127.0.0.1:``port`` until the block ends (its whole process group)."""
     rrs = Path(sys.executable).parent / "rrs"
     with open(log, "w") as out:
-        process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                   env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -109,12 +132,28 @@ def retriever(settings, vector: list[float], query: str, window: int, rerank: bo
     fused = fused_body(bm25, knn, method="rrf", size=window, rrf_k=settings.rrf_k)["retriever"]
     if not rerank:
         return fused
-    return {"rrs_rerank": {"retriever": fused, "field": ["title", "text"], "inference_text": query,
-                           "rank_window_size": window}}
+    return {
+        "rrs_rerank": {
+            "retriever": fused,
+            "field": ["title", "text"],
+            "inference_text": query,
+            "rank_window_size": window,
+        }
+    }
 
 
-def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url: str, alias: str, settings,
-             bi_encoder, window: int, rerank: bool) -> dict:
+def run_cell(
+    queries,
+    concurrency: int,
+    service: str,
+    fused_service: str,
+    es_url: str,
+    alias: str,
+    settings,
+    bi_encoder,
+    window: int,
+    rerank: bool,
+) -> dict:
     from rrsearch.core.encoders import encode_query
     from rrsearch.core.passage import SOURCE_FIELDS
 
@@ -123,9 +162,18 @@ def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url
 
     def via_service(query: str, base: str = service) -> float:
         started = time.perf_counter()
-        response = session.post(f"{base}/search", json={
-            "query": query, "top_k": 10, "candidates": window, "rerank": rerank, "collapse": False, "highlight": False},
-            timeout=300)
+        response = session.post(
+            f"{base}/search",
+            json={
+                "query": query,
+                "top_k": 10,
+                "candidates": window,
+                "rerank": rerank,
+                "collapse": False,
+                "highlight": False,
+            },
+            timeout=300,
+        )
         answer = response.json() if response.status_code == 200 else {}
         assert response.status_code == 200, response.text[:300]
         return (time.perf_counter() - started) * 1000, answer["degraded"]
@@ -140,9 +188,15 @@ def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url
 
     def via_search(query: str) -> tuple[float, float]:
         started = time.perf_counter()
-        response = session.post(f"{es_url}/{alias}/_search", json={
-            "retriever": retriever(settings, vectors[query], query, window, rerank), "size": 10,
-            "_source": SOURCE_FIELDS}, timeout=300)
+        response = session.post(
+            f"{es_url}/{alias}/_search",
+            json={
+                "retriever": retriever(settings, vectors[query], query, window, rerank),
+                "size": 10,
+                "_source": SOURCE_FIELDS,
+            },
+            timeout=300,
+        )
         assert response.status_code == 200, response.text[:300]
         return (time.perf_counter() - started) * 1000 + embed[query], embed[query], response.headers.get("Warning")
 
@@ -150,7 +204,7 @@ def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url
     degraded = {"service": [], "service_retrievers": [], "search": []}
     with ThreadPoolExecutor(concurrency) as workers:
         for start in range(0, len(queries), concurrency):
-            batch = queries[start:start + concurrency]  # the same queries, path after path, batch by batch
+            batch = queries[start : start + concurrency]  # the same queries, path after path, batch by batch
             for total, reason in workers.map(via_service, batch):
                 service_ms.append(total)
                 degraded["service"] += [reason] if reason else []
@@ -161,12 +215,16 @@ def run_cell(queries, concurrency: int, service: str, fused_service: str, es_url
                 search_ms.append(total)
                 embed_ms.append(embedding)
                 degraded["search"] += [warning] if warning else []
-    cell = {"concurrency": concurrency, "rerank": rerank, "requests": len(queries),
-            "service_ms": {"p50": percentile(service_ms, 0.5), "p95": percentile(service_ms, 0.95)},
-            "service_retrievers_ms": {"p50": percentile(fused_ms, 0.5), "p95": percentile(fused_ms, 0.95)},
-            "search_ms": {"p50": percentile(search_ms, 0.5), "p95": percentile(search_ms, 0.95)},
-            "client_embed_ms_p50": statistics.median(embed_ms),
-            "degraded": degraded}  # the service's `degraded`, the plugin's Warning: the rerank was skipped
+    cell = {
+        "concurrency": concurrency,
+        "rerank": rerank,
+        "requests": len(queries),
+        "service_ms": {"p50": percentile(service_ms, 0.5), "p95": percentile(service_ms, 0.95)},
+        "service_retrievers_ms": {"p50": percentile(fused_ms, 0.5), "p95": percentile(fused_ms, 0.95)},
+        "search_ms": {"p50": percentile(search_ms, 0.5), "p95": percentile(search_ms, 0.95)},
+        "client_embed_ms_p50": statistics.median(embed_ms),
+        "degraded": degraded,
+    }  # the service's `degraded`, the plugin's Warning: the rerank was skipped
     cell["ratio_p50"] = round(cell["search_ms"]["p50"] / cell["service_ms"]["p50"], 3)
     cell["ratio_p95"] = round(cell["search_ms"]["p95"] / cell["service_ms"]["p95"], 3)
     cell["service_retrievers_ratio_p50"] = round(cell["service_retrievers_ms"]["p50"] / cell["service_ms"]["p50"], 3)
@@ -178,8 +236,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=20, help="queries per cell without rerank")
-    parser.add_argument("--rerank-requests", type=int, default=8,
-                        help="queries per cell with rerank (100 MiniLM pairs take seconds on a CPU)")
+    parser.add_argument(
+        "--rerank-requests",
+        type=int,
+        default=8,
+        help="queries per cell with rerank (100 MiniLM pairs take seconds on a CPU)",
+    )
     parser.add_argument("--window", type=int, default=100, help="fused candidates, all reranked")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "retriever_bench.json")
@@ -205,27 +267,48 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="retriever-bench-"))
     model = build_minilm_cross_encoder(work / "cross-encoder")
     common = {"HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu", "RRS_SEARCH_LOG_ENABLED": "false"}
-    pool_env = {**common, "RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(model), "ES_URL": "http://127.0.0.1:1",
-                "RRS_SERVE_THREADS": "16", "RRS_RERANK_TIMEOUT_MS": "600000"}
+    pool_env = {
+        **common,
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": str(model),
+        "ES_URL": "http://127.0.0.1:1",
+        "RRS_SERVE_THREADS": "16",
+        "RRS_RERANK_TIMEOUT_MS": "600000",
+    }
     results = []
     with serve(19_900, pool_env, work / "pool.log") as pool:
-        service_env = {**common, "ES_URL": es_url, "RRS_INDEX_ALIAS": alias, "RRS_RERANKER_URL": pool,
-                       "RRS_RERANK_TIMEOUT_MS": "600000", "RRS_SERVE_THREADS": "16"}
+        service_env = {
+            **common,
+            "ES_URL": es_url,
+            "RRS_INDEX_ALIAS": alias,
+            "RRS_RERANKER_URL": pool,
+            "RRS_RERANK_TIMEOUT_MS": "600000",
+            "RRS_SERVE_THREADS": "16",
+        }
         es.cluster.put_settings(persistent={"rrs.reranker.url": pool, "rrs.reranker.timeout": "600s"})
         try:
-            with serve(19_901, service_env, work / "service.log") as service, \
-                    serve(19_902, {**service_env, "RRS_RETRIEVAL_PATH": "retrievers"}, work / "fused.log") as fused:
+            with (
+                serve(19_901, service_env, work / "service.log") as service,
+                serve(19_902, {**service_env, "RRS_RETRIEVAL_PATH": "retrievers"}, work / "fused.log") as fused,
+            ):
                 for number, (rerank, concurrency) in enumerate(cells):
-                    mine = queries[sum(sizes[:number]):sum(sizes[:number + 1])]
-                    cell = run_cell(mine, concurrency, service, fused, es_url, alias, settings, bi_encoder,
-                                    args.window, rerank)
+                    mine = queries[sum(sizes[:number]) : sum(sizes[: number + 1])]
+                    cell = run_cell(
+                        mine, concurrency, service, fused, es_url, alias, settings, bi_encoder, args.window, rerank
+                    )
                     print(json.dumps(cell), flush=True)
                     results.append(cell)
         finally:
             es.cluster.put_settings(persistent={"rrs.reranker.url": None, "rrs.reranker.timeout": None})
-    record = {"docs": args.docs, "window": args.window, "requests_per_cell": sizes,
-              "cross_encoder": "MiniLM-L6-H384 (bench/_common.py), CPU", "cpu_count": os.cpu_count(),
-              "load_average_at_end": os.getloadavg()[0], "cells": results}
+    record = {
+        "docs": args.docs,
+        "window": args.window,
+        "requests_per_cell": sizes,
+        "cross_encoder": "MiniLM-L6-H384 (bench/_common.py), CPU",
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg()[0],
+        "cells": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

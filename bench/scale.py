@@ -55,8 +55,10 @@ def read_source(es, alias: str) -> tuple[list[dict], np.ndarray]:
     from elasticsearch import helpers
 
     docs, vectors = [], []
-    body = {"query": {"match_all": {}},  # vectors are left out of _source unless asked for
-            "_source": {"includes": ["title", "text", "embedding"], "exclude_vectors": False}}
+    body = {
+        "query": {"match_all": {}},  # vectors are left out of _source unless asked for
+        "_source": {"includes": ["title", "text", "embedding"], "exclude_vectors": False},
+    }
     for hit in helpers.scan(es, index=alias, query=body, size=1000):
         source = hit["_source"]
         docs.append({"title": source.get("title") or "", "text": source["text"]})
@@ -77,7 +79,7 @@ def synthetic(docs: list[dict], vectors: np.ndarray, count: int, seed: int = 0):
         n = min(50_000, count - start)
         base = vectors[rng.integers(0, len(vectors), size=n)]
         noisy = base + rng.normal(0, NOISE / np.sqrt(vectors.shape[1]), size=base.shape).astype(np.float32)
-        out_vectors[start:start + n] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+        out_vectors[start : start + n] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
     for _ in range(real, count):
         parts = picker.sample(sentences, picker.randint(3, 6))
         texts.append((parts[0][:80], " ".join(parts)))
@@ -91,6 +93,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def timed_searches(es, index: str, bodies: list[list[dict]], concurrency: int) -> dict:
     """p50/p95 (ms) of ``_msearch`` requests, each sent whole, ``concurrency`` at a time."""
+
     def one(searches):
         started = time.perf_counter()
         response = es.msearch(index=index, searches=searches)
@@ -109,18 +112,34 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
 
     name = f"scale-{index_type.replace('_', '-')}-{len(texts)}"
     es.indices.delete(index=name, ignore_unavailable=True)
-    body = render_passage_index(dims=vectors.shape[1], model="sentence-transformers/all-MiniLM-L6-v2",
-                                analyzer="standard", index_type=index_type, shards=shards, replicas=0)
+    body = render_passage_index(
+        dims=vectors.shape[1],
+        model="sentence-transformers/all-MiniLM-L6-v2",
+        analyzer="standard",
+        index_type=index_type,
+        shards=shards,
+        replicas=0,
+    )
     body["settings"]["index"]["refresh_interval"] = "-1"
     es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
 
     def actions():
         for i, ((title, text), vector) in enumerate(zip(texts, vectors)):
-            yield {"_index": name, "_id": str(i), "_source": {
-                "id": str(i), "parent_id": str(i), "chunk": 0, "title": title, "text": text, "embedding": vector.tolist()}}
+            yield {
+                "_index": name,
+                "_id": str(i),
+                "_source": {
+                    "id": str(i),
+                    "parent_id": str(i),
+                    "chunk": 0,
+                    "title": title,
+                    "text": text,
+                    "embedding": vector.tolist(),
+                },
+            }
 
     started = time.perf_counter()
-    for ok, item in helpers.parallel_bulk(es, actions(), thread_count=2, chunk_size=500, raise_on_error=True):
+    for _ok, _item in helpers.parallel_bulk(es, actions(), thread_count=2, chunk_size=500, raise_on_error=True):
         pass
     es.indices.refresh(index=name)
     index_s = time.perf_counter() - started
@@ -133,15 +152,29 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
     off_heap = parts.get("total_size_bytes", 0)
     # What kNN search keeps hot: the quantized vectors (or the raw ones for plain hnsw) and the graph;
     # the raw floats of a quantized index are read only to rescore and to merge.
-    searched = parts.get("total_veb_size_bytes", 0) or parts.get("total_veq_size_bytes", 0) or parts.get(
-        "total_vec_size_bytes", 0)
+    searched = (
+        parts.get("total_veb_size_bytes", 0)
+        or parts.get("total_veq_size_bytes", 0)
+        or parts.get("total_vec_size_bytes", 0)
+    )
     hot = searched + parts.get("total_vex_size_bytes", 0)
     on_heap = stats.get("segments", {}).get("memory_in_bytes", 0)
 
-    bm25 = [[{}, {"size": 100, "_source": False, "query": {"multi_match": {"query": q, "fields": ["title^2", "text"]}}}]
-            for q in queries]
-    knn = [[{}, {"size": 100, "_source": False, "knn": {"field": "embedding", "query_vector": v.tolist(), "k": 100,
-                                                          "num_candidates": 100}}] for v in query_vectors]
+    bm25 = [
+        [{}, {"size": 100, "_source": False, "query": {"multi_match": {"query": q, "fields": ["title^2", "text"]}}}]
+        for q in queries
+    ]
+    knn = [
+        [
+            {},
+            {
+                "size": 100,
+                "_source": False,
+                "knn": {"field": "embedding", "query_vector": v.tolist(), "k": 100, "num_candidates": 100},
+            },
+        ]
+        for v in query_vectors
+    ]
     hybrid = [b + k for b, k in zip(bm25, knn)]
     latency = {}
     for label, bodies in (("bm25", bm25), ("knn", knn), ("hybrid", hybrid)):
@@ -152,20 +185,29 @@ def measure(es, settings, index_type: str, shards: int, texts, vectors, queries,
     exact = np.argsort(-(query_vectors[:sample] @ vectors.T), axis=1)[:, :10]
     found = []
     for row, vector in enumerate(query_vectors[:sample]):
-        hits = es.search(index=name, size=10, _source=False,
-                         knn={"field": "embedding", "query_vector": vector.tolist(), "k": 10, "num_candidates": 100})
+        hits = es.search(
+            index=name,
+            size=10,
+            _source=False,
+            knn={"field": "embedding", "query_vector": vector.tolist(), "k": 10, "num_candidates": 100},
+        )
         found.append(len({int(h["_id"]) for h in hits["hits"]["hits"]} & set(exact[row].tolist())) / 10)
     es.indices.delete(index=name)
     return {
-        "passages": len(texts), "index_type": index_type, "shards": shards,
-        "index_passages_per_s": round(len(texts) / index_s, 1), "index_s": round(index_s, 1),
-        "force_merge_s": round(merge_s, 1), "disk_bytes": stats["store"]["size_in_bytes"],
+        "passages": len(texts),
+        "index_type": index_type,
+        "shards": shards,
+        "index_passages_per_s": round(len(texts) / index_s, 1),
+        "index_s": round(index_s, 1),
+        "force_merge_s": round(merge_s, 1),
+        "disk_bytes": stats["store"]["size_in_bytes"],
         "disk_bytes_per_passage": round(stats["store"]["size_in_bytes"] / len(texts), 1),
         "off_heap_bytes_per_passage": round(off_heap / len(texts), 1),
         "hot_off_heap_bytes_per_passage": round(hot / len(texts), 1),
         "heap_bytes_per_passage": round(on_heap / len(texts), 2),
         "node_heap_used_bytes": heap_used(es),
-        "latency_ms": latency, "knn_recall@10": round(statistics.mean(found), 4),
+        "latency_ms": latency,
+        "knn_recall@10": round(statistics.mean(found), 4),
     }
 
 
@@ -187,15 +229,26 @@ def chart(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("index_passages_per_s", "bulk passages/s"), ("disk_bytes_per_passage", "disk bytes / passage"),
-              ("off_heap_bytes_per_passage", "off-heap vector bytes / passage"), ("knn_recall@10", "kNN recall@10"),
-              ("knn_p50", "kNN p50 ms (c=1)"), ("hybrid_p95_c8", "hybrid p95 ms (c=8)")]
+    panels = [
+        ("index_passages_per_s", "bulk passages/s"),
+        ("disk_bytes_per_passage", "disk bytes / passage"),
+        ("off_heap_bytes_per_passage", "off-heap vector bytes / passage"),
+        ("knn_recall@10", "kNN recall@10"),
+        ("knn_p50", "kNN p50 ms (c=1)"),
+        ("hybrid_p95_c8", "hybrid p95 ms (c=8)"),
+    ]
     figure, axes = plt.subplots(2, 3, figsize=(15, 8))
     for axis, (key, title) in zip(axes.flat, panels):
         for series in sorted({(r["nodes"], r["index_type"]) for r in results}):
             rows = sorted((r for r in results if (r["nodes"], r["index_type"]) == series), key=lambda r: r["passages"])
-            values = [r["latency_ms"]["knn"]["c1"]["p50"] if key == "knn_p50" else
-                      r["latency_ms"]["hybrid"]["c8"]["p95"] if key == "hybrid_p95_c8" else r[key] for r in rows]
+            values = [
+                r["latency_ms"]["knn"]["c1"]["p50"]
+                if key == "knn_p50"
+                else r["latency_ms"]["hybrid"]["c8"]["p95"]
+                if key == "hybrid_p95_c8"
+                else r[key]
+                for r in rows
+            ]
             axis.plot([r["passages"] for r in rows], values, marker="o", label=f"{series[1]}, {series[0]} node(s)")
         axis.set_xscale("log")
         axis.set_title(title)
@@ -241,10 +294,15 @@ def main() -> None:
     results, skipped = [], []
     base = Settings()
     for nodes in (int(n) for n in args.nodes.split(",")):
-        settings = base.model_copy(update={
-            "es_url": None, "es_node_dir": base.home / f"bench-scale-{nodes}", "es_nodes": nodes,
-            "es_port": first_free_port(9700), "es_heap": args.heap,
-        })
+        settings = base.model_copy(
+            update={
+                "es_url": None,
+                "es_node_dir": base.home / f"bench-scale-{nodes}",
+                "es_nodes": nodes,
+                "es_port": first_free_port(9700),
+                "es_heap": args.heap,
+            }
+        )
         shutil.rmtree(settings.node_dir, ignore_errors=True)
         start_node(settings, log=print)
         es = make_client(settings, request_timeout=600)
@@ -255,12 +313,16 @@ def main() -> None:
                     skipped.append({"nodes": nodes, "passages": size, "why": f"needs ~{needed / 2**30:.1f} GiB here"})
                     continue
                 if time.monotonic() - started > args.budget_s:
-                    skipped.append({"nodes": nodes, "passages": size, "why": f"time budget {args.budget_s:.0f} s spent"})
+                    skipped.append(
+                        {"nodes": nodes, "passages": size, "why": f"time budget {args.budget_s:.0f} s spent"}
+                    )
                     continue
                 texts, size_vectors = synthetic(docs, vectors, size)
                 for index_type in types:
-                    row = {"nodes": nodes, **measure(es, settings, index_type, nodes, texts, size_vectors,
-                                                     query_texts, query_vectors)}
+                    row = {
+                        "nodes": nodes,
+                        **measure(es, settings, index_type, nodes, texts, size_vectors, query_texts, query_vectors),
+                    }
                     results.append(row)
                     print(json.dumps(row), flush=True)
         finally:
@@ -277,7 +339,8 @@ def main() -> None:
     document = {
         "source": {"alias": args.source_alias, "real_passages": len(docs), "noise": NOISE},
         "machine": {"cpus": os.cpu_count(), "mem_available_bytes": spare, "heap_per_node": args.heap},
-        "results": results, "skipped": skipped,
+        "results": results,
+        "skipped": skipped,
         "fits_in_page_cache_up_to": fits,
         "seconds": round(time.monotonic() - started, 1),
     }

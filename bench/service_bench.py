@@ -28,21 +28,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_queries  # noqa: E402
+from bench._common import BENCH_ALIAS, build_minilm_cross_encoder, ensure_scifact_index, load_queries
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
     rrs = Path(sys.executable).parent / "rrs"
-    out = open(log, "w")
-    process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    out = open(log, "w")  # noqa: SIM115 (the server writes to it until it is stopped)
+    process = subprocess.Popen(
+        [str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -63,7 +68,9 @@ def run_level(base: str, queries: list[str], concurrency: int, body: dict) -> di
     def one(query: str):
         started = time.perf_counter()
         response = requests.post(f"{base}/search", json={**body, "query": query}, timeout=600)
-        samples.append((time.perf_counter() - started, response.json() if response.ok else {"status": response.status_code}))
+        samples.append(
+            (time.perf_counter() - started, response.json() if response.ok else {"status": response.status_code})
+        )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -74,9 +81,14 @@ def run_level(base: str, queries: list[str], concurrency: int, body: dict) -> di
     stages = {k: round(statistics.median(t[k] for t in timings), 2) for k in timings[0]} if timings else {}
     waited = stages.get("search", 0) + stages.get("rerank", 0) + stages.get("embed_query", 0)
     return {
-        "requests": len(samples), "ok": len(timings), "qps": round(len(samples) / wall, 2),
-        "latency_ms": {"p50": round(percentile(latencies, 0.5), 1), "p95": round(percentile(latencies, 0.95), 1),
-                       "p99": round(percentile(latencies, 0.99), 1)},
+        "requests": len(samples),
+        "ok": len(timings),
+        "qps": round(len(samples) / wall, 2),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+        },
         "stage_medians_ms": stages,
         "overhead_ratio": round(stages["total"] / waited, 3) if waited else None,
         "overhead_ratio_client": round(statistics.median(latencies) / waited, 3) if waited else None,
@@ -96,9 +108,9 @@ def main() -> None:
 
     from rrsearch.core.encoders import load_bi_encoder
     from rrsearch.core.es_client import make_client, resolve_url
+    from rrsearch.core.onnx_export import export_onnx
     from rrsearch.core.settings import Settings
     from rrsearch.rrs.local_node import first_free_port
-    from rrsearch.core.onnx_export import export_onnx
 
     settings = Settings()
     es = make_client(settings)
@@ -108,10 +120,17 @@ def main() -> None:
     if args.backend == "onnx":
         export_onnx(model_dir)  # always: files from an older exporter would measure the old graph
     port = first_free_port(18_900)
-    env = {**os.environ, "ES_URL": resolve_url(settings), "RRS_INDEX_ALIAS": BENCH_ALIAS,
-           "RRS_CROSS_ENCODER": str(model_dir), "RRS_RERANK_BACKEND": args.backend,
-           "RRS_SERVE_THREADS": str(max(args.concurrency)), "RRS_RERANK_TIMEOUT_MS": "600000",
-           "RRS_MAX_CANDIDATES": str(max(args.candidates, 500)), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "ES_URL": resolve_url(settings),
+        "RRS_INDEX_ALIAS": BENCH_ALIAS,
+        "RRS_CROSS_ENCODER": str(model_dir),
+        "RRS_RERANK_BACKEND": args.backend,
+        "RRS_SERVE_THREADS": str(max(args.concurrency)),
+        "RRS_RERANK_TIMEOUT_MS": "600000",
+        "RRS_MAX_CANDIDATES": str(max(args.candidates, 500)),
+        "HF_HUB_OFFLINE": "1",
+    }
     log = Path(tempfile.mkdtemp(prefix="rrs-bench-")) / "server.log"
     print(f"server log: {log}", flush=True)
     process = start_server(env, port, log)
@@ -122,8 +141,13 @@ def main() -> None:
         pool = list(test.values()) + list(train.values())
         body = {"top_k": 10, "candidates": args.candidates, "mode": "hybrid"}
         run_level(base, pool[-4:], 1, body)  # warm-up (not reported)
-        result: dict = {"cpu_cores": os.cpu_count(), "backend": args.backend, "candidates": args.candidates,
-                        "model": str(model_dir), "levels": {}}
+        result: dict = {
+            "cpu_cores": os.cpu_count(),
+            "backend": args.backend,
+            "candidates": args.candidates,
+            "model": str(model_dir),
+            "levels": {},
+        }
         offset = 0
         for concurrency in args.concurrency:
             n = max(args.requests, concurrency * 2)

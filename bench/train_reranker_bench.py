@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-queries", type=int, default=20)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present).")
     parser.add_argument("--skip-training", action="store_true", help="Evaluate the model already in --model-dir.")
-    parser.add_argument("--out", type=Path, help="JSON path (default bench/results/train_reranker_scifact[_cuda].json).")
+    parser.add_argument(
+        "--out", type=Path, help="JSON path (default bench/results/train_reranker_scifact[_cuda].json)."
+    )
     return parser.parse_args()
 
 
@@ -101,51 +103,85 @@ def main() -> None:
 
     figures["torch_threads"] = torch.get_num_threads()
     training = TrainConfig(
-        base_model=args.base, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        max_length=args.max_length, eval_fraction=args.eval_fraction, eval_depth=args.eval_depth,
-        eval_steps=args.eval_steps, early_stopping_patience=args.patience, seed=args.seed, device=device,
+        base_model=args.base,
+        loss=args.loss,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        eval_fraction=args.eval_fraction,
+        eval_depth=args.eval_depth,
+        eval_steps=args.eval_steps,
+        early_stopping_patience=args.patience,
+        seed=args.seed,
+        device=device,
     )
-    mining = MiningConfig(negatives=args.negatives, min_rank=args.min_rank, max_rank=args.max_rank,
-                          sampling=args.sampling, seed=args.seed)
+    mining = MiningConfig(
+        negatives=args.negatives, min_rank=args.min_rank, max_rank=args.max_rank, sampling=args.sampling, seed=args.seed
+    )
     if args.skip_training:
         facts = json.loads((args.model_dir / "training.json").read_text())
     else:
-        facts = run_training(args.data, settings, alias=alias, output_dir=args.model_dir, split="train",
-                             mining=mining, training=training, es=es, bi_encoder=bi_encoder)
+        facts = run_training(
+            args.data,
+            settings,
+            alias=alias,
+            output_dir=args.model_dir,
+            split="train",
+            mining=mining,
+            training=training,
+            es=es,
+            bi_encoder=bi_encoder,
+        )
     result = facts["result"]
     figures["training"] = {
-        "queries": facts["data"]["queries"], "train_queries": result["train_queries"],
-        "heldout_queries": result["heldout_queries"], "rows": result["train_rows"], "steps": result["steps"],
-        "best_step": result["best_step"], "stopped_early": result["stopped_early"],
-        "mining_seconds": facts["mining"]["seconds"], "training_seconds": result["seconds"],
-        "heldout_ndcg@10": {"hybrid_order": result["first_stage"].get("ndcg@10"),
-                            "base_model": result["before"].get("ndcg@10"),
-                            "trained": result["after"].get("ndcg@10")},
+        "queries": facts["data"]["queries"],
+        "train_queries": result["train_queries"],
+        "heldout_queries": result["heldout_queries"],
+        "rows": result["train_rows"],
+        "steps": result["steps"],
+        "best_step": result["best_step"],
+        "stopped_early": result["stopped_early"],
+        "mining_seconds": facts["mining"]["seconds"],
+        "training_seconds": result["seconds"],
+        "heldout_ndcg@10": {
+            "hybrid_order": result["first_stage"].get("ndcg@10"),
+            "base_model": result["before"].get("ndcg@10"),
+            "trained": result["after"].get("ndcg@10"),
+        },
         "eval_history": result["eval_history"],
     }
-    print(f"trained in {result['seconds']} s (mining {facts['mining']['seconds']} s); held-out nDCG@10 "
-          f"{figures['training']['heldout_ndcg@10']}", flush=True)
+    print(
+        f"trained in {result['seconds']} s (mining {facts['mining']['seconds']} s); held-out nDCG@10 "
+        f"{figures['training']['heldout_ndcg@10']}",
+        flush=True,
+    )
 
     # 3. test split: hybrid alone vs hybrid + trained reranker, through the service's pipeline
-    offline = open_pipeline(settings, alias=alias, depth=args.candidates, es=es, bi_encoder=bi_encoder,
-                            reranker=args.model_dir)
+    offline = open_pipeline(
+        settings, alias=alias, depth=args.candidates, es=es, bi_encoder=bi_encoder, reranker=args.model_dir
+    )
     pipeline, reranker, eval_settings = offline.pipeline, offline.reranker, offline.settings
     dataset = load_dataset(args.data, "test")
     fusion = FusionParams(eval_settings.rrf_k)
     runs = {}
     for rerank in (False, True):
         started = time.perf_counter()
-        run = run_configuration(pipeline, dataset, "hybrid_rrf", rerank=rerank, candidates=args.candidates,
-                                index=alias, fusion=fusion)
+        run = run_configuration(
+            pipeline, dataset, "hybrid_rrf", rerank=rerank, candidates=args.candidates, index=alias, fusion=fusion
+        )
         run["seconds"] = round(time.perf_counter() - started, 1)
         runs["hybrid+trained_reranker" if rerank else "hybrid"] = run
-        print(f"{'hybrid + trained reranker' if rerank else 'hybrid'}: {run['metrics']} ({run['seconds']} s)", flush=True)
+        print(
+            f"{'hybrid + trained reranker' if rerank else 'hybrid'}: {run['metrics']} ({run['seconds']} s)", flush=True
+        )
 
     # 4. rerank latency for 100 candidates (the service's scoring path, no queue)
     latencies = []
     for text in list(dataset.queries.values())[: args.latency_queries]:
-        response = pipeline.search(SearchRequest(query=text, top_k=100, candidates=100, rerank=False,
-                                                 collapse=False, highlight=False))
+        response = pipeline.search(
+            SearchRequest(query=text, top_k=100, candidates=100, rerank=False, collapse=False, highlight=False)
+        )
         pairs = [(text, passage_text({"title": hit.title, "text": hit.text})) for hit in response.hits[:100]]
         reranker.score_pairs(pairs[:8])  # warm
         started = time.perf_counter()
@@ -154,37 +190,61 @@ def main() -> None:
     offline.close()  # the reranker (the client is ours, closed at the end)
     ordered = sorted(latencies)
     hybrid, reranked = runs["hybrid"]["metrics"]["ndcg@10"], runs["hybrid+trained_reranker"]["metrics"]["ndcg@10"]
-    figures.update({
-        "test_queries": len(dataset.queries),
-        "candidates_reranked": args.candidates,
-        "ndcg@10": {"hybrid": hybrid, "hybrid+trained_reranker": reranked,
-                    "difference": round(reranked - hybrid, 4), "ratio": round(reranked / hybrid, 4) if hybrid else None},
-        "runs": runs,
-        "rerank_100_candidates_ms": {"p50": round(statistics.median(ordered), 1),
-                                     "p95": round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 1),
-                                     "queries": len(ordered), "max_length": reranker.max_length,
-                                     "dtype": reranker.dtype},
-        "target_met": reranked > hybrid,
-    })
+    figures.update(
+        {
+            "test_queries": len(dataset.queries),
+            "candidates_reranked": args.candidates,
+            "ndcg@10": {
+                "hybrid": hybrid,
+                "hybrid+trained_reranker": reranked,
+                "difference": round(reranked - hybrid, 4),
+                "ratio": round(reranked / hybrid, 4) if hybrid else None,
+            },
+            "runs": runs,
+            "rerank_100_candidates_ms": {
+                "p50": round(statistics.median(ordered), 1),
+                "p95": round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 1),
+                "queries": len(ordered),
+                "max_length": reranker.max_length,
+                "dtype": reranker.dtype,
+            },
+            "target_met": reranked > hybrid,
+        }
+    )
     document = {
         "benchmark": "train_reranker_scifact",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+        },
         "elasticsearch": server_version(es),
-        "settings": {"base": args.base, "negatives": args.negatives, "rank_range": [args.min_rank, args.max_rank],
-                     "sampling": args.sampling, "loss": args.loss, "epochs": args.epochs,
-                     "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
-                     "eval_fraction": args.eval_fraction, "eval_depth": args.eval_depth, "seed": args.seed,
-                     "model_dir": str(args.model_dir)},
+        "settings": {
+            "base": args.base,
+            "negatives": args.negatives,
+            "rank_range": [args.min_rank, args.max_rank],
+            "sampling": args.sampling,
+            "loss": args.loss,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "max_length": args.max_length,
+            "eval_fraction": args.eval_fraction,
+            "eval_depth": args.eval_depth,
+            "seed": args.seed,
+            "model_dir": str(args.model_dir),
+        },
         "figures": figures,
     }
     out = args.out or RESULTS / f"train_reranker_scifact{'' if device == 'cpu' else '_' + device.split(':')[0]}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2))
-    print(f"\nnDCG@10 on {len(dataset.queries)} test queries: hybrid {hybrid:.4f}, hybrid + trained reranker "
-          f"{reranked:.4f} ({reranked - hybrid:+.4f}); training {result['seconds']} s on {device}; rerank of 100 "
-          f"candidates p50 {figures['rerank_100_candidates_ms']['p50']} ms\nwrote {out}")
+    print(
+        f"\nnDCG@10 on {len(dataset.queries)} test queries: hybrid {hybrid:.4f}, hybrid + trained reranker "
+        f"{reranked:.4f} ({reranked - hybrid:+.4f}); training {result['seconds']} s on {device}; rerank of 100 "
+        f"candidates p50 {figures['rerank_100_candidates_ms']['p50']} ms\nwrote {out}"
+    )
     es.close()
 
 

@@ -31,10 +31,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path
 from rrsearch.core.errors import ExportMismatch
-from rrsearch.core.onnx_models import ENCODER_CARD
+from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path
 from rrsearch.core.onnx_export import export_module, fuse, model_inputs, quantize_int8
+from rrsearch.core.onnx_models import ENCODER_CARD
 
 MIN_FP32_COSINE = 0.999
 MIN_INT8_COSINE = 0.97
@@ -79,8 +79,9 @@ def default_output(model: str) -> Path | None:
     return Path(model)
 
 
-def export_bi_encoder(model: str, output: str | Path | None = None, *, quantize: bool = True,
-                      sample: list[str] | None = None) -> EncoderExport:
+def export_bi_encoder(
+    model: str, output: str | Path | None = None, *, quantize: bool = True, sample: list[str] | None = None
+) -> EncoderExport:
     """Export ``model`` (a name or folder) into ``output`` (default: the model folder itself)."""
     import numpy as np
     from sentence_transformers import SentenceTransformer
@@ -96,20 +97,29 @@ def export_bi_encoder(model: str, output: str | Path | None = None, *, quantize:
     encoder.tokenizer.save_pretrained(str(folder))  # writes tokenizer.json for the ONNX side
     onnx_dir = folder / "onnx"
     onnx_dir.mkdir(parents=True, exist_ok=True)
-    raw_path, fp32_path, int8_path = onnx_dir / "model.unfused.onnx", onnx_dir / "model.onnx", onnx_dir / "model_qint8.onnx"
+    raw_path, fp32_path, int8_path = (
+        onnx_dir / "model.unfused.onnx",
+        onnx_dir / "model.onnx",
+        onnx_dir / "model_qint8.onnx",
+    )
     transformer = encoder[0].auto_model
     features = encoder.tokenizer(["a query", "a longer passage"], padding=True, return_tensors="pt")
-    exporter = export_module(_Embedder(transformer, pooling, normalized), features, raw_path,
-                             output="sentence_embedding")
+    exporter = export_module(
+        _Embedder(transformer, pooling, normalized), features, raw_path, output="sentence_embedding"
+    )
     fused_ops = fuse(raw_path, fp32_path, transformer.config)
     raw_path.unlink()
 
     texts = list(sample or CHECK_TEXTS)
     reference = encoder.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
     card = {
-        "source": model_label(model), "pooling": pooling, "normalized": normalized,
-        "max_seq_length": int(encoder.max_seq_length), "dims": int(reference.shape[1]),
-        "check_texts": len(texts), "checks": {},
+        "source": model_label(model),
+        "pooling": pooling,
+        "normalized": normalized,
+        "max_seq_length": int(encoder.max_seq_length),
+        "dims": int(reference.shape[1]),
+        "check_texts": len(texts),
+        "checks": {},
     }
     result = EncoderExport(folder=folder, paths=[fp32_path], exporter=exporter, fused_ops=fused_ops)
     files = [(fp32_path, MIN_FP32_COSINE)]
@@ -122,8 +132,11 @@ def export_bi_encoder(model: str, output: str | Path | None = None, *, quantize:
     (folder / ENCODER_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     for path, floor in files:
         cosines = _cosines(folder, path, texts, reference, np)
-        figures = {"min_cosine": round(float(cosines.min()), 6), "mean_cosine": round(float(cosines.mean()), 6),
-                   "required": floor}
+        figures = {
+            "min_cosine": round(float(cosines.min()), 6),
+            "mean_cosine": round(float(cosines.mean()), 6),
+            "required": floor,
+        }
         name = path.relative_to(folder).as_posix()
         if figures["min_cosine"] < floor:
             for stale in (fp32_path, int8_path, folder / ENCODER_CARD):
@@ -143,8 +156,13 @@ def _head(encoder) -> tuple[str, bool]:
     """(pooling mode, whether a Normalize module follows), refusing shapes the graph cannot hold."""
     modules = list(encoder)
     names = [type(module).__name__ for module in modules]
-    if len(modules) < 2 or names[0] != "Transformer" or names[1] != "Pooling" or len(modules) > 3 or (
-            len(modules) == 3 and names[2] != "Normalize"):
+    if (
+        len(modules) < 2
+        or names[0] != "Transformer"
+        or names[1] != "Pooling"
+        or len(modules) > 3
+        or (len(modules) == 3 and names[2] != "Normalize")
+    ):
         raise ExportMismatch(f"cannot export modules {names}: expected Transformer, Pooling[, Normalize]")
     pooling = modules[1].get_config_dict().get("pooling_mode", "mean")
     if pooling not in ("mean", "cls", "max"):
@@ -164,7 +182,8 @@ def _cosines(folder: Path, path: Path, texts: list[str], reference, np):
 
     vectors = OnnxBiEncoder(folder, path.relative_to(folder).as_posix()).encode(texts, batch_size=16)
     return np.sum(vectors * reference, axis=1) / np.maximum(
-        np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1), 1e-12
+    )
 
 
 def _Embedder(transformer, pooling: str, normalized: bool):

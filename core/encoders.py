@@ -94,13 +94,25 @@ def bi_encoder_from(settings):
         from rrsearch.core.onnx_cache import bi_encoder_export
 
         name = str(bi_encoder_export(settings.bi_encoder, settings))
-    return load_bi_encoder(name, settings.device, backend, settings.bi_encoder_onnx_file, settings.torch_threads,
-                           auto_dtype(wanted, settings.device, settings.cpu_bf16))
+    return load_bi_encoder(
+        name,
+        settings.device,
+        backend,
+        settings.bi_encoder_onnx_file,
+        settings.torch_threads,
+        auto_dtype(wanted, settings.device, settings.cpu_bf16),
+    )
 
 
 @lru_cache(maxsize=4)
-def load_bi_encoder(name_or_path: str, device: str | None = None, backend: str = "torch",
-                    onnx_file: str = "onnx/model_qint8.onnx", threads: int | None = None, dtype: str | None = None):
+def load_bi_encoder(
+    name_or_path: str,
+    device: str | None = None,
+    backend: str = "torch",
+    onnx_file: str = "onnx/model_qint8.onnx",
+    threads: int | None = None,
+    dtype: str | None = None,
+):
     """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA; ``dtype`` 'bf16' on a CPU), or an
     :class:`OnnxBiEncoder`; either carries ``backend`` and ``precision``. Cached per process."""
     if backend == "onnx":
@@ -194,9 +206,11 @@ def encoder_mismatch(meta: dict, ours: dict, tolerance: float) -> str | None:
         return None  # built before probes were recorded: the name is all there is to compare
     cosine = probe_cosine(stored, mine)
     if cosine < tolerance:
-        return (f"it was built with {describe(meta)}, and this process encodes with {describe(ours)}: "
-                f"their vectors for the probe text agree only to cosine {cosine:.4f}, below the tolerance "
-                f"{tolerance} (RRS_BI_ENCODER_TOLERANCE)")
+        return (
+            f"it was built with {describe(meta)}, and this process encodes with {describe(ours)}: "
+            f"their vectors for the probe text agree only to cosine {cosine:.4f}, below the tolerance "
+            f"{tolerance} (RRS_BI_ENCODER_TOLERANCE)"
+        )
     return None
 
 
@@ -213,7 +227,10 @@ def encode_passages(
     if prompt:
         texts = [prompt + text for text in texts]
     vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=normalize, convert_to_numpy=True,
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=normalize,
+        convert_to_numpy=True,
         show_progress_bar=False,
     )
     return vectors.astype(np.float32, copy=False)

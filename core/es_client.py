@@ -23,9 +23,7 @@ def resolve_url(settings: Settings) -> str:
         url = json.loads(state.read_text()).get("url")
         if url:
             return url
-    raise ClusterUnavailable(
-        "No Elasticsearch configured: run `rrs es start` for a local node, or set ES_URL."
-    )
+    raise ClusterUnavailable("No Elasticsearch configured: run `rrs es start` for a local node, or set ES_URL.")
 
 
 def make_client(settings: Settings, **overrides) -> Elasticsearch:

@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, NotFoundError
 
@@ -26,7 +26,7 @@ VERSION_SUFFIX = re.compile(r"-v\d{8}-\d{6}-\d{6}$")
 
 def version_name(alias: str, now: datetime | None = None) -> str:
     """A new, sortable index name for ``alias`` (``<alias>-vYYYYMMDD-HHMMSS-micro``)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{alias}-v{now:%Y%m%d-%H%M%S-%f}"
 
 
@@ -41,12 +41,13 @@ def detect_analyzer(es: Elasticsearch, wanted: str) -> str:
     try:
         es.indices.analyze(analyzer="english", text="probe")
         return "english"
-    except Exception:  # noqa: BLE001 -- the node lacks analysis-common
+    except Exception:
         return "standard"
 
 
-def passage_index_body(es: Elasticsearch, settings: Settings, *, dims: int, model: str,
-                       encoder_meta: dict | None = None) -> dict:
+def passage_index_body(
+    es: Elasticsearch, settings: Settings, *, dims: int, model: str, encoder_meta: dict | None = None
+) -> dict:
     """The passage index body for this cluster and these settings."""
     return render_passage_index(
         dims=dims,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 
 from rrsearch.core.passage import VECTOR_FIELD
@@ -19,7 +19,7 @@ QUANTIZED_TYPES = {"int8_hnsw", "int4_hnsw", "bbq_hnsw"}
 MIN_VERSION_FOR_TYPE = {"int8_hnsw": (8, 12), "int4_hnsw": (8, 15), "bbq_hnsw": (8, 18)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(name: str) -> dict:
     """A definition from ``es_mappings/<name>.json`` without its ``_comment``."""
     body = json.loads(MAPPINGS_DIR.joinpath(f"{name}.json").read_text(encoding="utf-8"))

@@ -38,8 +38,11 @@ NOT_THE_MODEL = ("onnx", "rrs_rerank.json", "rrs_encoder.json", "training.json",
 def content_fingerprint(folder: Path) -> str:
     """A hash of every file of a model folder (names and bytes) that makes up the model."""
     digest = hashlib.sha256()
-    files = sorted(path for path in folder.rglob("*") if path.is_file()
-                   and path.relative_to(folder).parts[0] not in NOT_THE_MODEL and "checkpoint-" not in str(path))
+    files = sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and path.relative_to(folder).parts[0] not in NOT_THE_MODEL and "checkpoint-" not in str(path)
+    )
     for path in files:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         with open(path, "rb") as handle:
@@ -104,8 +107,9 @@ def _bi_encoder_export(name_or_path: str, home: Path, onnx_file: str) -> Path:
         return source  # an export made by `rrs encoder export-onnx`
     if not source.is_dir():
         source = _local_snapshot(name_or_path)
-    return cached_export("bi-encoder", source, home, onnx_file,
-                         lambda _folder, out: export_bi_encoder(name_or_path, out))  # the name: its card keeps the label
+    return cached_export(
+        "bi-encoder", source, home, onnx_file, lambda _folder, out: export_bi_encoder(name_or_path, out)
+    )  # the name: its card keeps the label
 
 
 def cross_encoder_export(name_or_path: str, settings, *, may_download: bool) -> Path:
@@ -121,9 +125,15 @@ def cross_encoder_export(name_or_path: str, settings, *, may_download: bool) -> 
         except FileNotFoundError as exc:
             raise RerankerUnavailable(
                 f"cannot load cross-encoder {name_or_path!r}: {exc} (set RRS_CROSS_ENCODER to a local model "
-                f"folder, e.g. one made by `rrs train-reranker`)") from exc
-    return cached_export("cross-encoder", source, settings.home, settings.rerank_onnx_file,
-                         lambda folder, out: export_onnx(folder, output=out))
+                f"folder, e.g. one made by `rrs train-reranker`)"
+            ) from exc
+    return cached_export(
+        "cross-encoder",
+        source,
+        settings.home,
+        settings.rerank_onnx_file,
+        lambda folder, out: export_onnx(folder, output=out),
+    )
 
 
 def _local_snapshot(name: str, *, may_download: bool = True) -> Path:
@@ -132,5 +142,5 @@ def _local_snapshot(name: str, *, may_download: bool = True) -> Path:
 
     try:
         return Path(snapshot_download(name, local_files_only=not may_download))
-    except Exception as exc:  # noqa: BLE001 -- offline, unknown name, no cached copy: one meaning here
+    except Exception as exc:
         raise FileNotFoundError(f"no local copy of {name!r} ({type(exc).__name__})") from exc

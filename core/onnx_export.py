@@ -120,7 +120,11 @@ def quantize_int8(source: Path, target: Path, op_types: list[str] | None = None)
     root.setLevel(logging.ERROR)  # quantize_dynamic logs generic advice on the root logger
     try:
         quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=op_types,
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=op_types,
             # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape
             # inference; their outputs are fp32.
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
@@ -144,24 +148,34 @@ def export_module(module, sample, path: Path, *, output: str) -> str:
     wrapper = module
     names = [name for name in INPUT_NAMES if name in sample]
     args = tuple(sample[name] for name in names)
-    common = dict(input_names=names, output_names=[output], verbose=False)
+    common = {"input_names": names, "output_names": [output], "verbose": False}
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         try:
             torch.onnx.export(
-                wrapper, args, str(path), dynamo=False, opset_version=17,
+                wrapper,
+                args,
+                str(path),
+                dynamo=False,
+                opset_version=17,
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names} | {output: {0: "batch"}},
                 **common,
             )
             return "torchscript"
-        except Exception:  # noqa: BLE001 -- a torch without the TorchScript exporter
+        except Exception:
             from torch.export import Dim
 
             batch, seq = Dim("batch"), Dim("sequence", max=4096)
             torch.onnx.export(
-                wrapper, args, str(path), dynamo=True, opset_version=18, external_data=False,
-                dynamic_shapes={name: {0: batch, 1: seq} for name in names}, **common,
+                wrapper,
+                args,
+                str(path),
+                dynamo=True,
+                opset_version=18,
+                external_data=False,
+                dynamic_shapes={name: {0: batch, 1: seq} for name in names},
+                **common,
             )
             return "dynamo"
 
@@ -176,8 +190,10 @@ def fuse(source: Path, target: Path, config) -> dict[str, int]:
     from onnxruntime.transformers import optimizer
 
     model = optimizer.optimize_model(
-        str(source), model_type="bert",
-        num_heads=getattr(config, "num_attention_heads", 0), hidden_size=getattr(config, "hidden_size", 0),
+        str(source),
+        model_type="bert",
+        num_heads=getattr(config, "num_attention_heads", 0),
+        hidden_size=getattr(config, "hidden_size", 0),
     )
     model.save_model_to_file(str(target))
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
@@ -186,8 +202,12 @@ def fuse(source: Path, target: Path, config) -> dict[str, int]:
 def _check_features(cross_encoder, tensors: str):
     """The check pairs, tokenised and padded to one batch."""
     return cross_encoder.tokenizer(
-        [q for q, _ in CHECK_PAIRS], [p for _, p in CHECK_PAIRS], padding=True, truncation=True,
-        max_length=min(256, cross_encoder.tokenizer.model_max_length), return_tensors=tensors,
+        [q for q, _ in CHECK_PAIRS],
+        [p for _, p in CHECK_PAIRS],
+        padding=True,
+        truncation=True,
+        max_length=min(256, cross_encoder.tokenizer.model_max_length),
+        return_tensors=tensors,
     )
 
 

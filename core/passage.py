@@ -43,7 +43,16 @@ def passage_document(
 ) -> dict:
     """The ``_source`` of one indexed passage (every field of the passage mapping)."""
     return {
-        "id": passage_id, "parent_id": parent_id, "chunk": chunk, "chunk_count": chunk_count,
-        "title": title, "text": text, "metadata": metadata, "content_hash": content_hash,
-        "model": model, "source": source, "indexed_at": indexed_at, VECTOR_FIELD: list(vector),
+        "id": passage_id,
+        "parent_id": parent_id,
+        "chunk": chunk,
+        "chunk_count": chunk_count,
+        "title": title,
+        "text": text,
+        "metadata": metadata,
+        "content_hash": content_hash,
+        "model": model,
+        "source": source,
+        "indexed_at": indexed_at,
+        VECTOR_FIELD: list(vector),
     }

@@ -53,7 +53,7 @@ class ElasticsearchSettings(BaseModel):
         default=None,
         validation_alias=_env("ES_URL"),
         description="URL of an existing cluster, or several nodes' URLs separated by commas (the client "
-                    "moves on when one dies). When unset, the local node or cluster (rrs es start) is used.",
+        "moves on when one dies). When unset, the local node or cluster (rrs es start) is used.",
     )
     es_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ES_API_KEY"))
     es_username: str | None = Field(default=None, validation_alias=_env("ES_USERNAME"))
@@ -81,9 +81,7 @@ class LocalNodeSettings(BaseModel):
         default=DEFAULT_HOME,
         description="Cache for the downloaded distribution, the ONNX exports made on first use and, by default, the node's data.",
     )
-    es_node_dir: Path | None = Field(
-        default=None, description="Data, logs, config and pid file of the local node."
-    )
+    es_node_dir: Path | None = Field(default=None, description="Data, logs, config and pid file of the local node.")
     es_port: int = Field(default=9200, ge=1, le=65535)
     es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$")
     es_start_timeout_s: float = Field(default=180.0, gt=0)
@@ -119,8 +117,12 @@ class IndexSettings(BaseModel):
     vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "int8_hnsw"
     hnsw_m: int = Field(default=16, ge=2, le=512)
     hnsw_ef_construction: int = Field(default=100, ge=2, le=3200)
-    number_of_shards: int = Field(default=1, ge=1, description="Passage index shards (at index create and every new version).")
-    number_of_replicas: int = Field(default=0, ge=0, description="Passage index replicas; 1+ on a cluster survives a node loss.")
+    number_of_shards: int = Field(
+        default=1, ge=1, description="Passage index shards (at index create and every new version)."
+    )
+    number_of_replicas: int = Field(
+        default=0, ge=0, description="Passage index replicas; 1+ on a cluster survives a node loss."
+    )
     search_log_shards: int = Field(default=1, ge=1)
     search_log_replicas: int = Field(default=0, ge=0)
 
@@ -137,23 +139,29 @@ class ModelSettings(BaseModel):
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
     encode_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch (CPU).")
     encode_token_budget: int | None = Field(
-        default=None, ge=256,
+        default=None,
+        ge=256,
         description="Tokens per encode batch: batch = budget / max_seq_length. Default: 65,536 on CUDA, unused on CPU.",
     )
     bi_encoder_backend: Literal["auto", "torch", "onnx"] = Field(
-        default="auto", description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (see cpu_bf16), "
+        default="auto",
+        description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (see cpu_bf16), "
         "else the ONNX int8 export made on first use and cached; onnx: serve the folder made by "
         "`rrs encoder export-onnx` (no torch loaded).",
     )
     cpu_bf16: bool | None = Field(
-        default=None, description="What the auto backends (bi-encoder and reranker) serve on a CPU: torch bf16 (true) "
+        default=None,
+        description="What the auto backends (bi-encoder and reranker) serve on a CPU: torch bf16 (true) "
         "or the ONNX int8 exports (false); default: bf16 where the CPU has AMX bf16 units, where it is the faster.",
     )
     bi_encoder_onnx_file: str = Field(
-        default="onnx/model_qint8.onnx", description="ONNX file inside that folder: model.onnx (fp32) or model_qint8.onnx."
+        default="onnx/model_qint8.onnx",
+        description="ONNX file inside that folder: model.onnx (fp32) or model_qint8.onnx.",
     )
     bi_encoder_tolerance: float = Field(
-        default=0.95, gt=0, le=1,
+        default=0.95,
+        gt=0,
+        le=1,
         description="Least cosine between the index's probe vector and this encoder's (another backend or precision).",
     )
 
@@ -162,17 +170,18 @@ class IngestSettings(BaseModel):
     """How ``rrs ingest`` chunks, batches and bulk-indexes (ingest/)."""
 
     ingest_chunk_tokens: int | None = Field(
-        default=None, ge=16,
+        default=None,
+        ge=16,
         description="Passage size in word pieces; default: the bi-encoder's max_seq_length minus special tokens.",
     )
     ingest_chunk_overlap: int = Field(default=32, ge=0, description="Word pieces shared by neighbouring passages.")
     ingest_batch_size: int = Field(
-        default=512, ge=1, le=65536,
+        default=512,
+        ge=1,
+        le=65536,
         description="Passages per pipeline batch (one encode call, one bulk request).",
     )
-    ingest_max_text_chars: int = Field(
-        default=2_000_000, ge=1, description="Records with a longer text are rejected."
-    )
+    ingest_max_text_chars: int = Field(default=2_000_000, ge=1, description="Records with a longer text are rejected.")
     ingest_max_title_chars: int = Field(
         default=2_000, ge=1, description="Records with a longer title are rejected (every passage repeats the title)."
     )
@@ -183,7 +192,8 @@ class IngestSettings(BaseModel):
         default=8 * 1024 * 1024, ge=1024, description="JSONL/CSV lines longer than this are rejected unread."
     )
     ingest_max_passage_chars: int = Field(
-        default=5_000, ge=100,
+        default=5_000,
+        ge=100,
         description="No passage is longer: a run of characters the tokenizer sees as one token is cut into pieces.",
     )
     ingest_bulk_retries: int = Field(default=5, ge=0, description="Retries of 429-rejected bulk items, with back-off.")
@@ -192,13 +202,22 @@ class IngestSettings(BaseModel):
     )
     # `rrs ingest --engine ray` (ingest/ray_engine.py)
     ingest_ray_address: str | None = Field(
-        default=None, description="Ray cluster to run on ('auto', HOST:PORT); default: a local Ray of this machine.")
-    ingest_encoders: int = Field(default=1, ge=1, le=4096, description="Encoder actors (each loads the bi-encoder once).")
-    ingest_encoder_gpus: float = Field(default=0.0, ge=0, description="GPUs shared by the encoder actors (fp16 on CUDA).")
+        default=None, description="Ray cluster to run on ('auto', HOST:PORT); default: a local Ray of this machine."
+    )
+    ingest_encoders: int = Field(
+        default=1, ge=1, le=4096, description="Encoder actors (each loads the bi-encoder once)."
+    )
+    ingest_encoder_gpus: float = Field(
+        default=0.0, ge=0, description="GPUs shared by the encoder actors (fp16 on CUDA)."
+    )
     ingest_shard_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1, description="JSONL/CSV shard size: a file is cut into ranges about this long.")
+        default=64 * 1024 * 1024, ge=1, description="JSONL/CSV shard size: a file is cut into ranges about this long."
+    )
     ingest_ray_max_restarts: int = Field(
-        default=-1, ge=-1, description="Restarts of a dead Ray actor (-1: unlimited; ids are deterministic, so a retry is idempotent).")
+        default=-1,
+        ge=-1,
+        description="Restarts of a dead Ray actor (-1: unlimited; ids are deterministic, so a retry is idempotent).",
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -210,11 +229,15 @@ class RetrievalSettings(BaseModel):
         "SciFact's train split title^2 lost 0.08 nDCG@10 (best_fields takes the max).",
     )
     bm25_tie_breaker: float = Field(
-        default=0.3, ge=0.0, le=1.0,
+        default=0.3,
+        ge=0.0,
+        le=1.0,
         description="multi_match best_fields tie_breaker: share of the other fields' scores added "
         "to the best field's (0.3 was best of 0/0.3/0.5/1 on SciFact train).",
     )
-    knn_num_candidates: int = Field(default=200, ge=1, le=10000, description="HNSW candidates per shard (at least `candidates`).")
+    knn_num_candidates: int = Field(
+        default=200, ge=1, le=10000, description="HNSW candidates per shard (at least `candidates`)."
+    )
     default_candidates: int = Field(default=100, ge=1, le=1000)
     max_candidates: int = Field(default=500, ge=1, le=10000)
     max_top_k: int = Field(default=100, ge=1, le=1000)
@@ -230,7 +253,8 @@ class RetrievalSettings(BaseModel):
     search_timeout_s: float = Field(default=5.0, gt=0, description="Per-request Elasticsearch timeout of the service.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503 when Elasticsearch is down.")
     allowed_indexes: str = Field(
-        default="", description="Comma-separated extra aliases a request may name in `index` (the default alias is always allowed)."
+        default="",
+        description="Comma-separated extra aliases a request may name in `index` (the default alias is always allowed).",
     )
     alias_cache_s: float = Field(default=5.0, ge=0, description="How long an alias->index resolution is reused.")
     query_embedding_cache: int = Field(default=4096, ge=0, description="LRU size of query embeddings.")
@@ -252,26 +276,37 @@ class RerankSettings(BaseModel):
         default=False, description="Serve without the reranker when it cannot be loaded (else start-up stops)."
     )
     rerank_backend: Literal["auto", "torch", "onnx"] = Field(
-        default="auto", description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (RRS_CPU_BF16), "
+        default="auto",
+        description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (RRS_CPU_BF16), "
         "else the ONNX int8 export made on first use and cached; onnx: the folder's own export (`rrs rerank export-onnx`).",
     )
     rerank_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside the model folder (see `rrs rerank export-onnx`)."
     )
     rerank_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        default="auto", description="torch only; auto: fp16 on CUDA, bf16 on a CPU the auto backend serves in bf16, "
-        "else fp32.")
+        default="auto",
+        description="torch only; auto: fp16 on CUDA, bf16 on a CPU the auto backend serves in bf16, else fp32.",
+    )
     rerank_max_length: int | None = Field(
-        default=None, ge=8, description="Token cap per (query, passage) pair, never above the model's; default 512 on "
+        default=None,
+        ge=8,
+        description="Token cap per (query, passage) pair, never above the model's; default 512 on "
         "CUDA, 256 on a CPU (within 0.005 nDCG@10 of 512 on SciFact train queries, bench/README.md).",
     )
     rerank_batch_size: int | None = Field(
-        default=None, ge=1, le=4096, description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "
+        default=None,
+        ge=1,
+        le=4096,
+        description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "
         "score at the same pairs/s, bench/README.md, and shorter passes let a late request stop sooner).",
     )
-    rerank_timeout_ms: float = Field(default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned.")
+    rerank_timeout_ms: float = Field(
+        default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned."
+    )
     rerank_min_candidates: int = Field(
-        default=10, ge=1, description="Fewest candidates worth reranking (the page of 10 a user sees): under load the "
+        default=10,
+        ge=1,
+        description="Fewest candidates worth reranking (the page of 10 a user sees): under load the "
         "depth shrinks to this before the stage is skipped.",
     )
     rerank_max_wait_ms: float | None = Field(
@@ -279,16 +314,25 @@ class RerankSettings(BaseModel):
     )
     rerank_max_batch_pairs: int = Field(default=512, ge=1, description="Most pairs merged into one micro-batch round.")
     rerank_max_batch_tokens: int = Field(
-        default=16384, ge=1, description="Most tokens (pairs after truncation) in one micro-batch, and padded tokens in one "
+        default=16384,
+        ge=1,
+        description="Most tokens (pairs after truncation) in one micro-batch, and padded tokens in one "
         "forward pass, as TEI's max_batch_tokens; a longer request is served a batch at a time, taking turns with others.",
     )
-    rerank_max_queue_pairs: int = Field(default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped).")
-    torch_threads: int | None = Field(default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores.")
+    rerank_max_queue_pairs: int = Field(
+        default=4096, ge=1, description="Pairs waiting beyond this are not queued (stage skipped)."
+    )
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch/ONNX Runtime CPU threads; default: all cores."
+    )
     reranker_url: str | None = Field(
-        default=None, description="A text-embeddings-inference-compatible /rerank server (`rrs serve --role reranker`, "
+        default=None,
+        description="A text-embeddings-inference-compatible /rerank server (`rrs serve --role reranker`, "
         "or TEI) to send pairs to instead of loading RRS_CROSS_ENCODER here.",
     )
-    reranker_api_key: SecretStr | None = Field(default=None, description="Bearer key for RRS_RERANKER_URL, if it wants one.")
+    reranker_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for RRS_RERANKER_URL, if it wants one."
+    )
     rerank_api_max_texts: int = Field(default=1000, ge=1, description="Most texts one POST /rerank may rank.")
     rerank_api_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest POST /rerank body.")
 
@@ -306,18 +350,26 @@ class ServeSettings(BaseModel):
     )
     search_log_enabled: bool = True
     search_log_queue_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=1024,
+        default=16 * 1024 * 1024,
+        ge=1024,
         description="Search-log records waiting to be written (kept while Elasticsearch is down); past it new ones are dropped.",
     )
     serve_role: Literal["search", "reranker"] = Field(
-        default="search", description="search: the whole API; reranker: only /rerank (no Elasticsearch, no bi-encoder).",
+        default="search",
+        description="search: the whole API; reranker: only /rerank (no Elasticsearch, no bi-encoder).",
     )
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
-    serve_workers: int = Field(default=1, ge=1, description="Gunicorn workers; each holds one model copy (one per GPU).")
-    serve_threads: int = Field(default=8, ge=1, description="Threads per worker (requests share the worker's rerank queue).")
+    serve_workers: int = Field(
+        default=1, ge=1, description="Gunicorn workers; each holds one model copy (one per GPU)."
+    )
+    serve_threads: int = Field(
+        default=8, ge=1, description="Threads per worker (requests share the worker's rerank queue)."
+    )
     serve_timeout_s: int = Field(default=120, ge=1, description="Gunicorn worker timeout (includes model loading).")
-    serve_gpus: str = Field(default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n].")
+    serve_gpus: str = Field(
+        default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n]."
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -330,16 +382,24 @@ class ServeSettings(BaseModel):
 class JudgmentsSettings(BaseModel):
     """Marks made on the search page (``POST /judgments``) and ``rrs judgments export``."""
 
-    judgments_index: str = Field(default="rrs-judgments", pattern=r"^[a-z0-9][a-z0-9_.-]*$",
-                                 description="Index the marks are stored in (one document per query, id and client).")
+    judgments_index: str = Field(
+        default="rrs-judgments",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Index the marks are stored in (one document per query, id and client).",
+    )
     judgments_shards: int = Field(default=1, ge=1)
     judgments_replicas: int = Field(default=0, ge=0)
-    judgments_max_batch: int = Field(default=100, ge=1, le=1000, description="Most marks one POST /judgments may carry.")
+    judgments_max_batch: int = Field(
+        default=100, ge=1, le=1000, description="Most marks one POST /judgments may carry."
+    )
     judgments_max_paragraph_chars: int = Field(
         default=20_000, ge=1, description="Longest pasted paragraph a mark may carry (the rerank tab's paragraphs)."
     )
     judgments_test_share: float = Field(
-        default=0.2, gt=0, lt=1, description="Share of judged queries the export puts in qrels/test.tsv (by query hash)."
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of judged queries the export puts in qrels/test.tsv (by query hash).",
     )
 
 
@@ -352,11 +412,13 @@ class KibanaSettings(BaseModel):
         description="Kibana base URL for importing the saved objects in es_mappings/kibana/.",
     )
     kibana_api_key: SecretStr | None = Field(
-        default=None, validation_alias=_env("KIBANA_API_KEY"),
+        default=None,
+        validation_alias=_env("KIBANA_API_KEY"),
         description="Encoded API key (sent as 'Authorization: ApiKey ...'); wins over user/password.",
     )
     kibana_username: str | None = Field(
-        default=None, validation_alias=_env("KIBANA_USERNAME"),
+        default=None,
+        validation_alias=_env("KIBANA_USERNAME"),
         description="Basic-auth user; default: ES_USERNAME (Kibana authenticates against Elasticsearch).",
     )
     kibana_password: SecretStr | None = Field(default=None, validation_alias=_env("KIBANA_PASSWORD"))
@@ -389,61 +451,101 @@ class TrainingSettings(BaseModel):
     train_negatives: int = Field(default=6, ge=0, le=200, description="Mined hard negatives per training query.")
     train_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have (1-based).")
     train_max_rank: int = Field(
-        default=100, ge=1, le=1000,
+        default=100,
+        ge=1,
+        le=1000,
         description="Worst hybrid rank a mined negative may have (100: the whole window the service reranks).",
     )
     train_title_queries: int = Field(
-        default=800, ge=0, description="Extra training queries made of corpus titles (the title asks for its text); "
+        default=800,
+        ge=0,
+        description="Extra training queries made of corpus titles (the title asks for its text); "
         "0 = judged queries only.",
     )
     train_negative_sampling: Literal["top", "random"] = Field(
-        default="random", description="top: the highest-ranked non-positives; random: a seeded sample of the rank range."
+        default="random",
+        description="top: the highest-ranked non-positives; random: a seeded sample of the rank range.",
     )
     train_loss: Literal["bce", "mnrl"] = Field(
-        default="bce", description="bce: binary cross-entropy on (query, passage, label); mnrl: multiple negatives ranking."
+        default="bce",
+        description="bce: binary cross-entropy on (query, passage, label); mnrl: multiple negatives ranking.",
     )
     train_epochs: float = Field(default=2.0, gt=0)
     train_batch_size: int = Field(default=16, ge=1, le=4096)
     train_learning_rate: float = Field(default=5e-5, gt=0, lt=1)
     train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     train_max_length: int = Field(default=128, ge=16, le=8192, description="Token cap per (query, passage) pair.")
-    train_eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of training queries held out for evaluation.")
-    train_eval_depth: int = Field(default=30, ge=2, le=1000, description="Hybrid candidates per held-out query the evaluator reranks.")
-    train_eval_steps: int | None = Field(default=None, ge=1, description="Steps between evaluations; default: 4 per epoch.")
-    train_early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before stopping (0 = off).")
-    train_seed: int = Field(default=42, description="Seeds the split, the negative sample, the head's init and the trainer.")
+    train_eval_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of training queries held out for evaluation."
+    )
+    train_eval_depth: int = Field(
+        default=30, ge=2, le=1000, description="Hybrid candidates per held-out query the evaluator reranks."
+    )
+    train_eval_steps: int | None = Field(
+        default=None, ge=1, description="Steps between evaluations; default: 4 per epoch."
+    )
+    train_early_stopping_patience: int = Field(
+        default=3, ge=0, description="Evaluations without improvement before stopping (0 = off)."
+    )
+    train_seed: int = Field(
+        default=42, description="Seeds the split, the negative sample, the head's init and the trainer."
+    )
     # `rrs train-reranker --cross-fit` (training/crossfit.py): every judged query scores the blend out of sample
     train_cross_fit: bool = Field(
-        default=False, description="Choose the blend on out-of-fold scores of every judged query (+folds trainings).")
+        default=False, description="Choose the blend on out-of-fold scores of every judged query (+folds trainings)."
+    )
     train_cross_fit_folds: int = Field(default=2, ge=2, le=10, description="Folds of the cross-fitted blend.")
     # `rrs train-encoder` (training/encoder_*.py): the bi-encoder; the eval/seed settings above are shared
     train_encoder_base_model: str | None = Field(
-        default=None, description="Bi-encoder to fine-tune (name or path); default: RRS_BI_ENCODER.")
+        default=None, description="Bi-encoder to fine-tune (name or path); default: RRS_BI_ENCODER."
+    )
     train_encoder_epochs: float = Field(default=1.0, gt=0)
     train_encoder_batch_size: int = Field(
-        default=32, ge=2, le=4096, description="Rows per step; every other row's passages are in-batch negatives.")
+        default=32, ge=2, le=4096, description="Rows per step; every other row's passages are in-batch negatives."
+    )
     train_encoder_learning_rate: float = Field(default=2e-5, gt=0, lt=1)
     train_encoder_negatives: int = Field(default=1, ge=0, le=16, description="Mined hard negatives per row.")
     train_encoder_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have.")
-    train_encoder_max_rank: int = Field(default=30, ge=1, le=1000, description="Worst hybrid rank a mined negative may have.")
+    train_encoder_max_rank: int = Field(
+        default=30, ge=1, le=1000, description="Worst hybrid rank a mined negative may have."
+    )
     train_encoder_title_queries: int = Field(default=800, ge=0, description="Extra title queries (0 = judged only).")
     train_encoder_max_seq_length: int | None = Field(
-        default=None, ge=16, le=8192, description="Token cap per text while training; default: the model's own.")
+        default=None, ge=16, le=8192, description="Token cap per text while training; default: the model's own."
+    )
     train_encoder_mini_batch: int = Field(
-        default=16, ge=0, le=4096, description="Texts per forward pass (GradCache: memory bounded, same in-batch "
-        "negatives); 0 = the whole batch at once (batch 32 x 256 tokens took 7.8 GB and was OOM-killed here).")
+        default=16,
+        ge=0,
+        le=4096,
+        description="Texts per forward pass (GradCache: memory bounded, same in-batch "
+        "negatives); 0 = the whole batch at once (batch 32 x 256 tokens took 7.8 GB and was OOM-killed here).",
+    )
 
 
 class Settings(
-    ElasticsearchSettings, LocalNodeSettings, IndexSettings, ModelSettings, IngestSettings, RetrievalSettings,
-    RerankSettings, ServeSettings, JudgmentsSettings, KibanaSettings, TrainingSettings, BaseSettings,
+    ElasticsearchSettings,
+    LocalNodeSettings,
+    IndexSettings,
+    ModelSettings,
+    IngestSettings,
+    RetrievalSettings,
+    RerankSettings,
+    ServeSettings,
+    JudgmentsSettings,
+    KibanaSettings,
+    TrainingSettings,
+    BaseSettings,
 ):
     """All groups above in one object that reads the environment, validated at start-up;
     a wrong value stops the process with the field's name."""
 
     model_config = SettingsConfigDict(
         # env_ignore_empty: `RRS_X=` (compose's ${X:-}) means unset; a blank that is not empty fails closed
-        env_prefix="RRS_", env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_prefix="RRS_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     def group(self, section: type[BaseModel], prefix: str = "") -> dict:

@@ -24,21 +24,57 @@ def _configs(value: str) -> tuple[str, ...]:
 @click.command("eval")
 @click.argument("dataset_dir", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to evaluate on.")
-@click.option("--index", "index_alias", help="Evaluate this alias (already holding the corpus) instead of building one.")
-@click.option("--candidates", default=100, show_default=True, type=click.IntRange(1, 1000), help="Fused candidates (and reranked depth).")
+@click.option(
+    "--index", "index_alias", help="Evaluate this alias (already holding the corpus) instead of building one."
+)
+@click.option(
+    "--candidates",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Fused candidates (and reranked depth).",
+)
 @click.option("--reranker", help="Cross-encoder path or hub name for the +rerank rows (default: none).")
-@click.option("--configs", "configs", default=",".join(CONFIGS), show_default=True, callback=lambda _c, _p, v: _configs(v))
+@click.option(
+    "--configs", "configs", default=",".join(CONFIGS), show_default=True, callback=lambda _c, _p, v: _configs(v)
+)
 @click.option("--rrf-k", default=None, type=click.IntRange(1, 10_000), help="RRF constant (default RRS_RRF_K).")
-@click.option("--linear-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="kNN's share in linear fusion.")
+@click.option(
+    "--linear-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="kNN's share in linear fusion."
+)
 @click.option("--normalization", default="minmax", show_default=True, type=click.Choice(["minmax", "zscore"]))
-@click.option("--limit", type=click.IntRange(1), help="Only the first N judged queries (quick looks; not for reporting).")
+@click.option(
+    "--limit", type=click.IntRange(1), help="Only the first N judged queries (quick looks; not for reporting)."
+)
 @click.option("--output", type=click.Path(path_type=Path), help="Write the JSON here, and the chart next to it (.png).")
-@click.option("--compare", "compare_path", type=click.Path(exists=True, path_type=Path), help="A previous run's JSON to diff against.")
+@click.option(
+    "--compare",
+    "compare_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="A previous run's JSON to diff against.",
+)
 @click.option("--progress/--no-progress", default=True)
-@click.option("--tune-rerank", is_flag=True,
-              help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder.")
-def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs, rrf_k, linear_weight,
-                 normalization, limit, output, compare_path, progress, tune_rerank):
+@click.option(
+    "--tune-rerank",
+    is_flag=True,
+    help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder.",
+)
+def eval_command(
+    dataset_dir,
+    split,
+    index_alias,
+    candidates,
+    reranker,
+    configs,
+    rrf_k,
+    linear_weight,
+    normalization,
+    limit,
+    output,
+    compare_path,
+    progress,
+    tune_rerank,
+):
     """Index DATASET_DIR's corpus (once), run its judged queries through the search pipeline
     in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency.
 
@@ -51,16 +87,46 @@ def eval_command(dataset_dir, split, index_alias, candidates, reranker, configs,
     if tune_rerank and (not reranker or not Path(reranker).is_dir()):
         fail("--tune-rerank needs --reranker MODEL_FOLDER (the choice is written into it)", 2)
     try:
-        _eval(settings, dataset_dir, split, index_alias, candidates, reranker, configs, rrf_k, linear_weight,
-              normalization, limit, output, compare_path, progress, tune_rerank)
+        _eval(
+            settings,
+            dataset_dir,
+            split,
+            index_alias,
+            candidates,
+            reranker,
+            configs,
+            rrf_k,
+            linear_weight,
+            normalization,
+            limit,
+            output,
+            compare_path,
+            progress,
+            tune_rerank,
+        )
     except (DatasetError, IndexMissing, RerankerUnavailable) as exc:
         fail(str(exc), 2)
     except RRSError as exc:
         fail(str(exc), 1)
 
 
-def _eval(settings, dataset_dir, split, index_alias, candidates, reranker, configs, rrf_k, linear_weight,
-          normalization, limit, output, compare_path, progress, tune_rerank) -> None:
+def _eval(
+    settings,
+    dataset_dir,
+    split,
+    index_alias,
+    candidates,
+    reranker,
+    configs,
+    rrf_k,
+    linear_weight,
+    normalization,
+    limit,
+    output,
+    compare_path,
+    progress,
+    tune_rerank,
+) -> None:
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.offline import evaluate_dataset, tune_reranker
     from rrsearch.evaluation.report import compare, format_table, write_chart, write_json
@@ -70,13 +136,23 @@ def _eval(settings, dataset_dir, split, index_alias, candidates, reranker, confi
         dataset.queries = dict(list(dataset.queries.items())[:limit])
         dataset.qrels = {qid: dataset.qrels[qid] for qid in dataset.queries}
     if tune_rerank:
-        facts = tune_reranker(settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker,
-                              rrf_k=rrf_k, progress=progress)
+        facts = tune_reranker(
+            settings,
+            dataset,
+            index_alias=index_alias,
+            candidates=candidates,
+            reranker_name=reranker,
+            rrf_k=rrf_k,
+            progress=progress,
+        )
         chosen_on = facts["chosen_on"]
         if chosen_on.get("warning"):
             click.echo(f"warning: {chosen_on['warning']}", err=True)
-        click.echo(f"tuned on {chosen_on['queries']} {split} queries; left out {chosen_on['left_out_trained_on']} as "
-                   f"trained on: {chosen_on['left_out_reason']}", err=True)
+        click.echo(
+            f"tuned on {chosen_on['queries']} {split} queries; left out {chosen_on['left_out_trained_on']} as "
+            f"trained on: {chosen_on['left_out_reason']}",
+            err=True,
+        )
         click.echo(json.dumps(facts, indent=2) if output is None else f"wrote {facts['path']}")
         if output:
             output.write_text(json.dumps(facts, indent=2) + "\n")
@@ -84,8 +160,13 @@ def _eval(settings, dataset_dir, split, index_alias, candidates, reranker, confi
     previous = json.loads(compare_path.read_text()) if compare_path else None
 
     results, run_settings = evaluate_dataset(
-        settings, dataset, index_alias=index_alias, candidates=candidates, reranker_name=reranker,
-        configs=configs, fusion=FusionParams(rrf_k or settings.rrf_k, linear_weight, normalization),
+        settings,
+        dataset,
+        index_alias=index_alias,
+        candidates=candidates,
+        reranker_name=reranker,
+        configs=configs,
+        fusion=FusionParams(rrf_k or settings.rrf_k, linear_weight, normalization),
         progress=progress,
     )
     click.echo(format_table(results))
@@ -106,14 +187,28 @@ def judgments_group() -> None:
 
 
 @judgments_group.command("export")
-@click.option("--index", "alias", help="The alias the marks were made on (default RRS_INDEX_ALIAS); the judged "
-              "documents' text is read from it.")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the BEIR files into (corpus.jsonl, queries.jsonl, qrels/train.tsv, qrels/test.tsv).")
-@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of queries in the test split, by query hash (default RRS_JUDGMENTS_TEST_SHARE).")
-@click.option("--paragraphs/--no-paragraphs", default=False, show_default=True,
-              help="Include paragraphs judged on the rerank tab (pasted text, not in the index).")
+@click.option(
+    "--index",
+    "alias",
+    help="The alias the marks were made on (default RRS_INDEX_ALIAS); the judged documents' text is read from it.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the BEIR files into (corpus.jsonl, queries.jsonl, qrels/train.tsv, qrels/test.tsv).",
+)
+@click.option(
+    "--test-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of queries in the test split, by query hash (default RRS_JUDGMENTS_TEST_SHARE).",
+)
+@click.option(
+    "--paragraphs/--no-paragraphs",
+    default=False,
+    show_default=True,
+    help="Include paragraphs judged on the rerank tab (pasted text, not in the index).",
+)
 def judgments_export_command(alias, output, test_share, paragraphs):
     """Write the marks on ALIAS as a BEIR folder that rrs eval, train-reranker and train-encoder read.
 
@@ -132,8 +227,14 @@ def judgments_export_command(alias, output, test_share, paragraphs):
     alias = alias or settings.index_alias
     try:
         es = make_client(settings)
-        facts = export_judgments(es, judgments_index=settings.judgments_index, alias=alias, output=output,
-                                 test_share=test_share or settings.judgments_test_share, paragraphs=paragraphs)
+        facts = export_judgments(
+            es,
+            judgments_index=settings.judgments_index,
+            alias=alias,
+            output=output,
+            test_share=test_share or settings.judgments_test_share,
+            paragraphs=paragraphs,
+        )
     except (DatasetError, IndexMissing) as exc:
         fail(str(exc), 2)
     except RRSError as exc:
@@ -141,19 +242,26 @@ def judgments_export_command(alias, output, test_share, paragraphs):
     except (TransportError, ApiError) as exc:  # the node went away or refused: one line, not a traceback
         fail(f"Elasticsearch failed during the export ({exc.__class__.__name__}); run the export again", 1)
     queries, judged = facts["queries"], facts["judgments"]
-    click.echo(f"wrote {output}: {facts['documents']} documents, {facts['paragraphs']} paragraphs, "
-               f"{queries['train']} train / {queries['test']} test queries ({judged['train']} / {judged['test']} "
-               f"judgments) from {facts['marks_used']} marks by {facts['clients']} client(s)")
+    click.echo(
+        f"wrote {output}: {facts['documents']} documents, {facts['paragraphs']} paragraphs, "
+        f"{queries['train']} train / {queries['test']} test queries ({judged['train']} / {judged['test']} "
+        f"judgments) from {facts['marks_used']} marks by {facts['clients']} client(s)"
+    )
     left_out = facts["marks_left_out"]
     if left_out["document_gone"]:
-        click.echo(f"warning: {left_out['document_gone']} mark(s) judge documents {alias!r} no longer holds; left out",
-                   err=True)
+        click.echo(
+            f"warning: {left_out['document_gone']} mark(s) judge documents {alias!r} no longer holds; left out",
+            err=True,
+        )
     if left_out["paragraph"]:
         click.echo(f"note: {left_out['paragraph']} paragraph mark(s) left out (--paragraphs includes them)", err=True)
     for name in ("train", "test"):
         if not queries[name]:
-            click.echo(f"warning: no judged query falls in the {name} split yet: qrels/{name}.tsv has no rows "
-                       f"(rrs eval --split {name} needs some)", err=True)
+            click.echo(
+                f"warning: no judged query falls in the {name} split yet: qrels/{name}.tsv has no rows "
+                f"(rrs eval --split {name} needs some)",
+                err=True,
+            )
 
 
 commands = [eval_command, judgments_group]

@@ -58,8 +58,9 @@ def read_corpus_ids(path: Path) -> set[str]:
                 record = json.loads(line)
                 ids.add(str(next(record[name] for name in id_fields if name in record)))
             except (json.JSONDecodeError, StopIteration, TypeError) as exc:
-                raise DatasetError(f"{path}:{number}: not a corpus record with an id field {id_fields} "
-                                   f"({type(exc).__name__})") from None
+                raise DatasetError(
+                    f"{path}:{number}: not a corpus record with an id field {id_fields} ({type(exc).__name__})"
+                ) from None
     return ids
 
 
@@ -132,7 +133,7 @@ def load_dataset(root: Path, split: str = "test", *, check_corpus: bool = True) 
 
 def query_fingerprint(query_id: str, text: str) -> str:
     """A query's id and text, hashed (sha256, first 32 hex digits): equal only for the same query."""
-    return hashlib.sha256(f"{query_id}\x1f{text}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{query_id}\x1f{text}".encode()).hexdigest()[:32]
 
 
 def queries_fingerprint(queries: Mapping[str, str]) -> str:

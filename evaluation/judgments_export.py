@@ -29,7 +29,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,7 +69,7 @@ def split_of(query_id: str, test_share: float) -> str:
     """``test`` or ``train`` by a hash of the query id alone: adding marks never moves a query."""
     if not 0 < test_share < 1:
         raise ValueError(f"test share must be between 0 and 1, got {test_share}")
-    digest = hashlib.sha256(f"rrs-split\x1f{query_id}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"rrs-split\x1f{query_id}".encode()).hexdigest()
     return "test" if int(digest[:15], 16) / 16**15 < test_share else "train"
 
 
@@ -116,10 +116,14 @@ def read_marks(es: Elasticsearch, judgments_index: str, alias: str) -> list[dict
     """Every stored mark on ``alias`` (the index refreshed first: marks made a moment ago count)."""
     try:
         es.indices.refresh(index=judgments_index)
-        return [hit["_source"] for hit in helpers.scan(es, index=judgments_index, query={"query": {"term": {"index": alias}}})]
+        return [
+            hit["_source"]
+            for hit in helpers.scan(es, index=judgments_index, query={"query": {"term": {"index": alias}}})
+        ]
     except NotFoundError:
-        raise DatasetError(f"no judgments index {judgments_index!r}: mark hits on the search page first "
-                           f"(POST /judgments)") from None
+        raise DatasetError(
+            f"no judgments index {judgments_index!r}: mark hits on the search page first (POST /judgments)"
+        ) from None
 
 
 def read_documents(es: Elasticsearch, alias: str, ids: Iterable[str], batch: int = 500) -> dict[str, dict]:
@@ -128,7 +132,7 @@ def read_documents(es: Elasticsearch, alias: str, ids: Iterable[str], batch: int
     passages: dict[str, list[dict]] = defaultdict(list)
     try:
         for start in range(0, len(wanted), batch):
-            query = {"query": {"terms": {"parent_id": wanted[start:start + batch]}}}
+            query = {"query": {"terms": {"parent_id": wanted[start : start + batch]}}}
             fields = ["parent_id", "chunk", "title", "text", "metadata"]
             for hit in helpers.scan(es, index=alias, query=query, _source=fields):
                 passages[hit["_source"]["parent_id"]].append(hit["_source"])
@@ -157,15 +161,19 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
     os.replace(partial, path)
 
 
-def export_judgments(es: Elasticsearch, *, judgments_index: str, alias: str, output: Path,
-                     test_share: float, paragraphs: bool = False) -> dict:
+def export_judgments(
+    es: Elasticsearch, *, judgments_index: str, alias: str, output: Path, test_share: float, paragraphs: bool = False
+) -> dict:
     """Write ``output`` as a BEIR folder from the marks on ``alias``; the facts of the export."""
     marks = latest_marks(read_marks(es, judgments_index, alias))
     if not marks:
         raise DatasetError(f"no marks on index {alias!r} in {judgments_index!r}: mark hits on the search page first")
     documents = read_documents(es, alias, {m["id"] for m in marks if m.get("kind", "document") == "document"})
-    pasted = {m["id"]: {"_id": m["id"], "title": "", "text": m["paragraph"]}
-              for m in marks if m.get("kind") == "paragraph" and paragraphs}
+    pasted = {
+        m["id"]: {"_id": m["id"], "title": "", "text": m["paragraph"]}
+        for m in marks
+        if m.get("kind") == "paragraph" and paragraphs
+    }
     usable = [m for m in marks if m["id"] in documents or m["id"] in pasted]
     if not usable:
         raise DatasetError(f"none of the {len(marks)} marks on {alias!r} judges a document the index still holds")
@@ -174,21 +182,32 @@ def export_judgments(es: Elasticsearch, *, judgments_index: str, alias: str, out
     corpus = {**documents, **pasted}
     output = Path(output)
     _write_lines(output / "corpus.jsonl", (json.dumps(corpus[d], ensure_ascii=False) + "\n" for d in sorted(corpus)))
-    _write_lines(output / "queries.jsonl",
-                 (json.dumps({"_id": q, "text": queries[q]}, ensure_ascii=False) + "\n" for q in sorted(queries)))
+    _write_lines(
+        output / "queries.jsonl",
+        (json.dumps({"_id": q, "text": queries[q]}, ensure_ascii=False) + "\n" for q in sorted(queries)),
+    )
     for name, part in parts.items():
         rows = [f"{qid}\t{doc}\t{grade}\n" for qid, docs in part.items() for doc, grade in docs.items()]
         _write_lines(output / "qrels" / f"{name}.tsv", ["query-id\tcorpus-id\tscore\n", *rows])
     facts = {
-        "index": alias, "judgments_index": judgments_index, "exported_at": datetime.now(timezone.utc).isoformat(),
-        "marks": len(marks), "marks_used": len(usable),
-        "marks_left_out": {"document_gone": sum(1 for m in marks if m.get("kind", "document") == "document"
-                                                and m["id"] not in documents),
-                           "paragraph": sum(1 for m in marks if m.get("kind") == "paragraph" and not paragraphs)},
-        "clients": len({m["client"] for m in usable}), "documents": len(documents), "paragraphs": len(pasted),
+        "index": alias,
+        "judgments_index": judgments_index,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "marks": len(marks),
+        "marks_used": len(usable),
+        "marks_left_out": {
+            "document_gone": sum(
+                1 for m in marks if m.get("kind", "document") == "document" and m["id"] not in documents
+            ),
+            "paragraph": sum(1 for m in marks if m.get("kind") == "paragraph" and not paragraphs),
+        },
+        "clients": len({m["client"] for m in usable}),
+        "documents": len(documents),
+        "paragraphs": len(pasted),
         "queries": {name: len(part) for name, part in parts.items()},
         "judgments": {name: sum(len(docs) for docs in part.values()) for name, part in parts.items()},
-        "test_share": test_share, "split": "sha256 of the query id below the test share -> test",
+        "test_share": test_share,
+        "split": "sha256 of the query id below the test share -> test",
         "combine": COMBINE_RULE,
     }
     _write_lines(output / "judgments.json", [json.dumps(facts, indent=2) + "\n"])

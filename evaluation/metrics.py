@@ -22,27 +22,26 @@ def collapse_to_parents(ranked_parent_ids: list[str]) -> list[str]:
 
 def run_from_rankings(rankings: dict[str, list[str]]) -> dict[str, dict[str, float]]:
     """ir-measures run format from ranked doc lists: earlier = higher score."""
-    return {
-        qid: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs)}
-        for qid, docs in rankings.items()
-    }
+    return {qid: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs)} for qid, docs in rankings.items()}
 
 
 def evaluate(qrels: dict[str, dict[str, int]], rankings: dict[str, list[str]]) -> dict[str, float]:
     """Mean nDCG@10, Recall@100, MRR@10, MAP@100 over every judged query (missing runs = 0)."""
     run = run_from_rankings({qid: collapse_to_parents(docs) for qid, docs in rankings.items()})
-    judged = {qid: docs for qid, docs in qrels.items()}
+    judged = dict(qrels)
     for qid in judged:
         run.setdefault(qid, {})
     scores = ir_measures.calc_aggregate(list(MEASURES.values()), judged, run)
     return {name: float(scores.get(measure, 0.0)) for name, measure in MEASURES.items()}
 
 
-def per_query(qrels: dict[str, dict[str, int]], rankings: dict[str, list[str]], name: str = "ndcg@10") -> dict[str, float]:
+def per_query(
+    qrels: dict[str, dict[str, int]], rankings: dict[str, list[str]], name: str = "ndcg@10"
+) -> dict[str, float]:
     """One measure per judged query (missing runs = 0), for paired comparisons."""
     measure = MEASURES[name]
     run = run_from_rankings({qid: collapse_to_parents(docs) for qid, docs in rankings.items()})
-    scores = {qid: 0.0 for qid in qrels}
+    scores = dict.fromkeys(qrels, 0.0)
     for metric in ir_measures.iter_calc([measure], qrels, run):
         scores[metric.query_id] = float(metric.value)
     return scores

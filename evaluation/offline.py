@@ -28,7 +28,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,16 @@ class OfflinePipeline:
         self.close()
 
 
-def open_pipeline(settings: Settings, *, alias: str, depth: int, es=None, bi_encoder=None, reranker=None,
-                  request_timeout: float | None = None) -> OfflinePipeline:
+def open_pipeline(
+    settings: Settings,
+    *,
+    alias: str,
+    depth: int,
+    es=None,
+    bi_encoder=None,
+    reranker=None,
+    request_timeout: float | None = None,
+) -> OfflinePipeline:
     """The offline pipeline over ``alias``, ``depth`` candidates deep.
 
     ``es`` and ``bi_encoder`` are made from the settings when not given; ``reranker`` is a
@@ -128,8 +136,15 @@ def default_alias(dataset_dir: Path) -> str:
     return f"eval-{name}"
 
 
-def open_dataset_pipeline(settings: Settings, dataset: Dataset, *, index_alias: str | None, candidates: int,
-                          reranker_name: str | None, progress: bool = True) -> OfflinePipeline:
+def open_dataset_pipeline(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    index_alias: str | None,
+    candidates: int,
+    reranker_name: str | None,
+    progress: bool = True,
+) -> OfflinePipeline:
     """What every evaluation of ``dataset`` drives: connect, index the corpus (into
     ``eval-<folder>``, through the real ingest; a re-run finds it done) unless ``index_alias``
     already holds it, check the alias holds documents, load the models.
@@ -147,7 +162,7 @@ def open_dataset_pipeline(settings: Settings, dataset: Dataset, *, index_alias: 
             version = server_version(es)
         except ClusterUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 -- connection errors of any kind
+        except Exception as exc:
             raise ClusterUnavailable(f"Elasticsearch is not reachable: {exc}") from exc
         ingest_report = None
         if index_alias is None:
@@ -166,23 +181,43 @@ def open_dataset_pipeline(settings: Settings, dataset: Dataset, *, index_alias: 
     return offline
 
 
-def evaluate_dataset(settings: Settings, dataset: Dataset, *, index_alias: str | None, candidates: int,
-                     reranker_name: str | None, configs: tuple[str, ...], fusion: FusionParams,
-                     progress: bool = True) -> tuple[list[dict], dict]:
+def evaluate_dataset(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    index_alias: str | None,
+    candidates: int,
+    reranker_name: str | None,
+    configs: tuple[str, ...],
+    fusion: FusionParams,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
     """Build or check the index, load the models, run every configuration; returns
     (results, the exact settings of the run)."""
     from rrsearch.core.encoders import model_label
     from rrsearch.evaluation.runner import run_all, warm_query_embeddings
 
-    with open_dataset_pipeline(settings, dataset, index_alias=index_alias, candidates=candidates,
-                               reranker_name=reranker_name, progress=progress) as offline:
+    with open_dataset_pipeline(
+        settings,
+        dataset,
+        index_alias=index_alias,
+        candidates=candidates,
+        reranker_name=reranker_name,
+        progress=progress,
+    ) as offline:
         pipeline, es, alias, live = offline.pipeline, offline.es, offline.alias, offline.index
         embedding_latency = None
         if any(config != "bm25" for config in configs):
             embedding_latency = warm_query_embeddings(pipeline, dataset, index=alias)
         results = run_all(
-            pipeline, dataset, configs=configs, with_rerank=pipeline.reranker is not None, candidates=candidates,
-            index=alias, fusion=fusion, show_progress=progress,
+            pipeline,
+            dataset,
+            configs=configs,
+            with_rerank=pipeline.reranker is not None,
+            candidates=candidates,
+            index=alias,
+            fusion=fusion,
+            show_progress=progress,
         )
         mapping = es.indices.get_mapping(index=live)[live]["mappings"]
         run_settings = {
@@ -200,11 +235,14 @@ def evaluate_dataset(settings: Settings, dataset: Dataset, *, index_alias: str |
             "candidates": candidates,
             "bm25_fields": offline.settings.bm25_fields,
             "knn_num_candidates": offline.settings.knn_num_candidates,
-            "fusion": {"rrf_k": fusion.rrf_k, "linear_weight": fusion.linear_weight,
-                       "normalization": fusion.normalization},
+            "fusion": {
+                "rrf_k": fusion.rrf_k,
+                "linear_weight": fusion.linear_weight,
+                "normalization": fusion.normalization,
+            },
             "query_embedding_ms": embedding_latency,
             "latency_note": "per query, search pipeline only; query embeddings are computed once beforehand",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
         }
         if offline.ingest_report is not None:
@@ -212,8 +250,18 @@ def evaluate_dataset(settings: Settings, dataset: Dataset, *, index_alias: str |
     return results, run_settings
 
 
-def tune_blend(pipeline, dataset: Dataset, *, model_dir: str | Path, candidates: int, index: str, chosen_on: dict,
-               rrf_k: int | None = None, progress: bool = False, dated: bool = False) -> tuple[BlendConfig, dict]:
+def tune_blend(
+    pipeline,
+    dataset: Dataset,
+    *,
+    model_dir: str | Path,
+    candidates: int,
+    index: str,
+    chosen_on: dict,
+    rrf_k: int | None = None,
+    progress: bool = False,
+    dated: bool = False,
+) -> tuple[BlendConfig, dict]:
     """Search each of ``dataset``'s queries once with both scores kept, choose the blend on
     them, and write it into ``model_dir`` (``rrs_rerank.json``; with the time of day when
     ``dated``). Returns the choice and the facts written with it, plus ``path`` (the file)."""
@@ -226,7 +274,7 @@ def tune_blend(pipeline, dataset: Dataset, *, model_dir: str | Path, candidates:
         collected = collect(pipeline, dataset, candidates=candidates, index=index, rrf_k=rrf_k, progress=bar)
     best, facts = choose(dataset.qrels, collected, chosen_on)
     if dated:
-        facts["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     facts["path"] = str(write_calibration(model_dir, best, facts))
     return best, facts
 
@@ -267,8 +315,11 @@ def trained_on(model_dir: str | Path, dataset: Dataset) -> TrainedOn:
     try:
         data = json.loads(path.read_text(encoding="utf-8")).get("data") or {}
     except (ValueError, AttributeError):
-        return TrainedOn(frozenset(), f"{path} is unreadable: no trained queries known",
-                         warning=f"{path} is not the JSON rrs train-reranker writes; nothing left out")
+        return TrainedOn(
+            frozenset(),
+            f"{path} is unreadable: no trained queries known",
+            warning=f"{path} is not the JSON rrs train-reranker writes; nothing left out",
+        )
     if "trained_query_fingerprints" in data:
         trained = set(data["trained_query_fingerprints"])
         left_out = frozenset(qid for qid, text in dataset.queries.items() if query_fingerprint(qid, text) in trained)
@@ -277,32 +328,54 @@ def trained_on(model_dir: str | Path, dataset: Dataset) -> TrainedOn:
             same = data.get("dataset_fingerprint") == dataset_fingerprint(dataset.root)
         except DatasetError:  # a dataset made in memory, with no queries.jsonl
             same = False
-        where = (f"the collection it was trained on ({name})" if same
-                 else f"another collection than the one it was trained on ({name}; fingerprints differ)")
+        where = (
+            f"the collection it was trained on ({name})"
+            if same
+            else f"another collection than the one it was trained on ({name}; fingerprints differ)"
+        )
         if not left_out:
-            return TrainedOn(left_out, f"none of the {len(dataset.queries)} queries has the id and text of a query "
-                                       f"the model was trained on; they come from {where}")
-        return TrainedOn(left_out, f"{len(left_out)} of the {len(dataset.queries)} queries have the id and text of a "
-                                   f"query the model was trained on; they come from {where}")
+            return TrainedOn(
+                left_out,
+                f"none of the {len(dataset.queries)} queries has the id and text of a query "
+                f"the model was trained on; they come from {where}",
+            )
+        return TrainedOn(
+            left_out,
+            f"{len(left_out)} of the {len(dataset.queries)} queries have the id and text of a "
+            f"query the model was trained on; they come from {where}",
+        )
     ids = set(data.get("trained_query_ids") or [])
     if not ids:
         return TrainedOn(frozenset(), f"{TRAINING_FACTS} lists no trained queries")
     source = data.get("source")
     if source and Path(source).resolve() == Path(dataset.root).resolve():
         left_out = frozenset(ids & set(dataset.queries))
-        return TrainedOn(left_out, f"{len(left_out)} trained query id(s) of an old {TRAINING_FACTS} (ids only) whose "
-                                   f"source is this folder",
-                         warning=f"{path} predates query fingerprints: queries left out by id alone (this folder "
-                                 f"is its source); retrain to record fingerprints")
-    return TrainedOn(frozenset(), f"an old {TRAINING_FACTS} lists trained query ids only, from "
-                                  f"{source or 'an unnamed source'}, not this folder: ids alone cannot tell the same "
-                                  f"query, so none is left out",
-                     warning=f"{path} predates query fingerprints and was trained on {source or 'an unnamed source'}: "
-                             f"no query left out; retrain to record fingerprints")
+        return TrainedOn(
+            left_out,
+            f"{len(left_out)} trained query id(s) of an old {TRAINING_FACTS} (ids only) whose source is this folder",
+            warning=f"{path} predates query fingerprints: queries left out by id alone (this folder "
+            f"is its source); retrain to record fingerprints",
+        )
+    return TrainedOn(
+        frozenset(),
+        f"an old {TRAINING_FACTS} lists trained query ids only, from "
+        f"{source or 'an unnamed source'}, not this folder: ids alone cannot tell the same "
+        f"query, so none is left out",
+        warning=f"{path} predates query fingerprints and was trained on {source or 'an unnamed source'}: "
+        f"no query left out; retrain to record fingerprints",
+    )
 
 
-def tune_reranker(settings: Settings, dataset: Dataset, *, index_alias: str | None, candidates: int,
-                  reranker_name: str, rrf_k: int | None = None, progress: bool = True) -> dict:
+def tune_reranker(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    index_alias: str | None,
+    candidates: int,
+    reranker_name: str,
+    rrf_k: int | None = None,
+    progress: bool = True,
+) -> dict:
     """``rrs eval --tune-rerank``: choose the blend of the reranker folder ``reranker_name`` on
     ``dataset`` and write it into the folder; returns the facts written (``chosen_on`` says how
     many queries were used, how many were left out as trained on, and why).
@@ -315,13 +388,33 @@ def tune_reranker(settings: Settings, dataset: Dataset, *, index_alias: str | No
     if not kept:
         raise DatasetError(f"every query of the {dataset.split} split trained {reranker_name}: tune on another")
     dataset = replace(dataset, queries=kept, qrels={qid: docs for qid, docs in dataset.qrels.items() if qid in kept})
-    chosen_on = {"dataset": str(dataset.root), "split": dataset.split, "queries": len(kept), "candidates": candidates,
-                 "left_out_trained_on": len(trained.ids), "left_out_reason": trained.reason}
+    chosen_on = {
+        "dataset": str(dataset.root),
+        "split": dataset.split,
+        "queries": len(kept),
+        "candidates": candidates,
+        "left_out_trained_on": len(trained.ids),
+        "left_out_reason": trained.reason,
+    }
     if trained.warning:
         chosen_on["warning"] = trained.warning
-    with open_dataset_pipeline(settings, dataset, index_alias=index_alias, candidates=candidates,
-                               reranker_name=reranker_name, progress=progress) as offline:
-        _best, facts = tune_blend(offline.pipeline, dataset, model_dir=reranker_name, candidates=candidates,
-                                  index=offline.alias, chosen_on=chosen_on, rrf_k=rrf_k, progress=progress,
-                                  dated=True)
+    with open_dataset_pipeline(
+        settings,
+        dataset,
+        index_alias=index_alias,
+        candidates=candidates,
+        reranker_name=reranker_name,
+        progress=progress,
+    ) as offline:
+        _best, facts = tune_blend(
+            offline.pipeline,
+            dataset,
+            model_dir=reranker_name,
+            candidates=candidates,
+            index=offline.alias,
+            chosen_on=chosen_on,
+            rrf_k=rrf_k,
+            progress=progress,
+            dated=True,
+        )
     return facts

@@ -25,7 +25,9 @@ class FusionParams:
     normalization: str = "minmax"
 
 
-def request_for(config: str, query: str, *, rerank: bool, candidates: int, index: str, fusion: FusionParams) -> SearchRequest:
+def request_for(
+    config: str, query: str, *, rerank: bool, candidates: int, index: str, fusion: FusionParams
+) -> SearchRequest:
     """The search request one configuration sends for one query (pure)."""
     if config not in CONFIGS:
         raise ValueError(f"unknown configuration {config!r}; choose from {', '.join(CONFIGS)}")
@@ -36,14 +38,28 @@ def request_for(config: str, query: str, *, rerank: bool, candidates: int, index
         else Fusion(method="rrf", k=fusion.rrf_k)
     )
     return SearchRequest(
-        query=query, mode=mode, fusion=fusion_spec, rerank=rerank, candidates=candidates,
-        top_k=candidates, collapse=True, highlight=False, index=index,
+        query=query,
+        mode=mode,
+        fusion=fusion_spec,
+        rerank=rerank,
+        candidates=candidates,
+        top_k=candidates,
+        collapse=True,
+        highlight=False,
+        index=index,
     )
 
 
 def run_configuration(
-    pipeline, dataset: Dataset, config: str, *, rerank: bool, candidates: int, index: str,
-    fusion: FusionParams, progress=None,
+    pipeline,
+    dataset: Dataset,
+    config: str,
+    *,
+    rerank: bool,
+    candidates: int,
+    index: str,
+    fusion: FusionParams,
+    progress=None,
 ) -> dict:
     """Metrics and latency of one configuration over every judged query."""
     rankings: dict[str, list[str]] = {}
@@ -77,14 +93,23 @@ def warm_query_embeddings(pipeline, dataset: Dataset, *, index: str) -> dict[str
     Returns the embedding latency summary."""
     times = []
     for text in dataset.queries.values():
-        request = SearchRequest(query=text, mode="knn", rerank=False, top_k=1, candidates=1, highlight=False, index=index)
+        request = SearchRequest(
+            query=text, mode="knn", rerank=False, top_k=1, candidates=1, highlight=False, index=index
+        )
         times.append(pipeline.search(request).timings_ms.embed_query)
     return latency_summary(times)
 
 
 def run_all(
-    pipeline, dataset: Dataset, *, configs: tuple[str, ...] = CONFIGS, with_rerank: bool, candidates: int,
-    index: str, fusion: FusionParams, show_progress: bool = True,
+    pipeline,
+    dataset: Dataset,
+    *,
+    configs: tuple[str, ...] = CONFIGS,
+    with_rerank: bool,
+    candidates: int,
+    index: str,
+    fusion: FusionParams,
+    show_progress: bool = True,
 ) -> list[dict]:
     """Every configuration, without and (when a reranker is loaded) with the cross-encoder."""
     from tqdm import tqdm
@@ -96,8 +121,14 @@ def run_all(
             bar.set_postfix_str(f"{config}{' +rerank' if rerank else ''}")
             results.append(
                 run_configuration(
-                    pipeline, dataset, config, rerank=rerank, candidates=candidates, index=index,
-                    fusion=fusion, progress=bar,
+                    pipeline,
+                    dataset,
+                    config,
+                    rerank=rerank,
+                    candidates=candidates,
+                    index=index,
+                    fusion=fusion,
+                    progress=bar,
                 )
             )
     return results

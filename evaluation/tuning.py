@@ -48,14 +48,25 @@ class Scored:
     rerank: float
 
 
-def collect(pipeline, dataset: Dataset, *, candidates: int, index: str, rrf_k: int | None = None,
-            progress=None) -> dict[str, list[Scored]]:
+def collect(
+    pipeline, dataset: Dataset, *, candidates: int, index: str, rrf_k: int | None = None, progress=None
+) -> dict[str, list[Scored]]:
     """Each query's candidates in fused order, with both scores (one search per query)."""
     collected: dict[str, list[Scored]] = {}
     for query_id, text in dataset.queries.items():
-        request = SearchRequest(query=text, mode="hybrid", fusion=Fusion(method="rrf", k=rrf_k), rerank=True,
-                                rerank_weight=1.0, rerank_depth=candidates, candidates=candidates, top_k=candidates,
-                                collapse=False, highlight=False, index=index)
+        request = SearchRequest(
+            query=text,
+            mode="hybrid",
+            fusion=Fusion(method="rrf", k=rrf_k),
+            rerank=True,
+            rerank_weight=1.0,
+            rerank_depth=candidates,
+            candidates=candidates,
+            top_k=candidates,
+            collapse=False,
+            highlight=False,
+            index=index,
+        )
         response = pipeline.search(request)
         if not response.reranked:
             raise RerankError(f"query {query_id} was not reranked ({response.degraded}); tuning needs every score")
@@ -70,8 +81,13 @@ def replay(entries: list[Scored], config: BlendConfig) -> list[str]:
     """The document ranking ``config`` gives one query's candidates (pure)."""
     depth = min(config.depth or len(entries), len(entries))
     head, tail = entries[:depth], entries[depth:]
-    final = blend([e.fused for e in head], [e.rerank for e in head], weight=config.weight,
-                  normalization=config.normalization) if config.weight < 1.0 else [e.rerank for e in head]
+    final = (
+        blend(
+            [e.fused for e in head], [e.rerank for e in head], weight=config.weight, normalization=config.normalization
+        )
+        if config.weight < 1.0
+        else [e.rerank for e in head]
+    )
     order = sorted(range(len(head)), key=lambda i: -final[i])  # ties keep fused order
     return [head[i].parent_id for i in order] + [e.parent_id for e in tail]
 
@@ -94,8 +110,14 @@ def halves(query_ids) -> tuple[list[str], list[str]]:
     return sorted(ranked[0::2]), sorted(ranked[1::2])
 
 
-def tune(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], *, weights=WEIGHTS, depths=DEPTHS,
-         normalizations=NORMALIZATIONS) -> tuple[BlendConfig, list[dict]]:
+def tune(
+    qrels: dict[str, dict[str, int]],
+    collected: dict[str, list[Scored]],
+    *,
+    weights=WEIGHTS,
+    depths=DEPTHS,
+    normalizations=NORMALIZATIONS,
+) -> tuple[BlendConfig, list[dict]]:
     """The chosen setting (see the module's docstring), and every setting's figures (best first)."""
     deepest = max((len(entries) for entries in collected.values()), default=0)
     choosing, confirming = halves(qrels)
@@ -110,15 +132,23 @@ def tune(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], *
                 scores = per_query(qrels, rankings)
                 chosen_gains = [scores[q] - hybrid[q] for q in choosing]
                 confirmed_gains = [scores[q] - hybrid[q] for q in confirming]
-                grid.append({**asdict(config), "ndcg@10": round(metrics["ndcg@10"], 4),
-                             "recall@100": round(metrics["recall@100"], 4),
-                             "gain_choosing": round(float(np.mean(chosen_gains)) if chosen_gains else 0.0, 4),
-                             "gain_confirming": round(float(np.mean(confirmed_gains)) if confirmed_gains else 0.0, 4),
-                             "gain_confirming_lower": round(gain_lower_bound(confirmed_gains), 4) if weight > 0 else 0.0})
+                grid.append(
+                    {
+                        **asdict(config),
+                        "ndcg@10": round(metrics["ndcg@10"], 4),
+                        "recall@100": round(metrics["recall@100"], 4),
+                        "gain_choosing": round(float(np.mean(chosen_gains)) if chosen_gains else 0.0, 4),
+                        "gain_confirming": round(float(np.mean(confirmed_gains)) if confirmed_gains else 0.0, 4),
+                        "gain_confirming_lower": round(gain_lower_bound(confirmed_gains), 4) if weight > 0 else 0.0,
+                    }
+                )
     grid.sort(key=lambda row: (-row["ndcg@10"], -row["weight"], row["depth"]))
     candidate = max(grid, key=lambda row: (row["gain_choosing"], -row["weight"]))
-    best = candidate if candidate["weight"] > 0 and candidate["gain_confirming_lower"] > 0 else next(
-        row for row in grid if row["weight"] == 0)
+    best = (
+        candidate
+        if candidate["weight"] > 0 and candidate["gain_confirming_lower"] > 0
+        else next(row for row in grid if row["weight"] == 0)
+    )
     return BlendConfig(weight=best["weight"], depth=best["depth"], normalization=best["normalization"]), grid
 
 
@@ -127,22 +157,29 @@ def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Sco
     return evaluate(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})["ndcg@10"]
 
 
-def choose(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], chosen_on: dict
-           ) -> tuple[BlendConfig, dict]:
+def choose(
+    qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], chosen_on: dict
+) -> tuple[BlendConfig, dict]:
     """The best setting and the facts stored beside the model with it (``rrs_rerank.json``)."""
     best, grid = tune(qrels, collected)
     deepest = max(row["depth"] for row in grid)
     facts = {
         "chosen_on": {**chosen_on, "metric": "ndcg@10"},
         "hybrid_alone": round(hybrid_alone(qrels, collected), 4),
-        "plain_rerank": next(row["ndcg@10"] for row in grid
-                             if row["weight"] == 1.0 and row["depth"] == deepest and row["normalization"] == "minmax"),
+        "plain_rerank": next(
+            row["ndcg@10"]
+            for row in grid
+            if row["weight"] == 1.0 and row["depth"] == deepest and row["normalization"] == "minmax"
+        ),
         "best": grid[0],
-        "chosen_gain": next(row for row in grid if (row["weight"], row["depth"], row["normalization"])
-                            == (best.weight, best.depth, best.normalization)),
+        "chosen_gain": next(
+            row
+            for row in grid
+            if (row["weight"], row["depth"], row["normalization"]) == (best.weight, best.depth, best.normalization)
+        ),
         "rule": f"the best mean gain over hybrid on half of the queries, kept when the other half confirms it "
-                f"(one-sided {CONFIDENCE:.0%} bootstrap lower bound of its gain there > 0); else weight 0 "
-                f"(the hybrid order, no cross-encoder)",
+        f"(one-sided {CONFIDENCE:.0%} bootstrap lower bound of its gain there > 0); else weight 0 "
+        f"(the hybrid order, no cross-encoder)",
         "grid": grid,
     }
     return best, facts

@@ -105,9 +105,17 @@ class Passage:
 class Chunker:
     """Token-aware splitting with a private, untruncated copy of the model's tokenizer."""
 
-    def __init__(self, tokenizer, *, max_seq_length: int, special_tokens: int = 2,
-                 chunk_tokens: int | None = None, overlap: int = 32, prompt: str = "",
-                 max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        max_seq_length: int,
+        special_tokens: int = 2,
+        chunk_tokens: int | None = None,
+        overlap: int = 32,
+        prompt: str = "",
+        max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS,
+    ):
         from tokenizers import Tokenizer
 
         # A copy: the model's own tokenizer carries truncation/padding settings we must not change.
@@ -125,19 +133,37 @@ class Chunker:
         self._prompt_tokens = len(self._encode([prompt])[0].ids) if prompt else 0
 
     @classmethod
-    def for_model(cls, model, *, chunk_tokens: int | None = None, overlap: int = 32, prompt: str = "",
-                  max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> "Chunker":
+    def for_model(
+        cls,
+        model,
+        *,
+        chunk_tokens: int | None = None,
+        overlap: int = 32,
+        prompt: str = "",
+        max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS,
+    ) -> Chunker:
         """A chunker sized for a SentenceTransformer's tokenizer and max_seq_length."""
         tokenizer = model.tokenizer
         special = tokenizer.num_special_tokens_to_add(False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
-        return cls(tokenizer, max_seq_length=int(model.max_seq_length), special_tokens=special,
-                   chunk_tokens=chunk_tokens, overlap=overlap, prompt=prompt, max_passage_chars=max_passage_chars)
+        return cls(
+            tokenizer,
+            max_seq_length=int(model.max_seq_length),
+            special_tokens=special,
+            chunk_tokens=chunk_tokens,
+            overlap=overlap,
+            prompt=prompt,
+            max_passage_chars=max_passage_chars,
+        )
 
     @property
     def default_size(self) -> int:
         """Passage size for a document without a title."""
-        return passage_budget(max_seq_length=self.max_seq_length, special_tokens=self.special_tokens,
-                              prefix_tokens=self._prompt_tokens, chunk_tokens=self.chunk_tokens)
+        return passage_budget(
+            max_seq_length=self.max_seq_length,
+            special_tokens=self.special_tokens,
+            prefix_tokens=self._prompt_tokens,
+            chunk_tokens=self.chunk_tokens,
+        )
 
     def _encode(self, texts: list[str]):
         return self._tokenizer.encode_batch(texts, add_special_tokens=False)
@@ -157,14 +183,19 @@ class Chunker:
         result = []
         for doc, text_enc, title_enc in zip(documents, texts, titles):
             title, title_tokens = self._title_prefix(doc.title or "", title_enc)
-            size = passage_budget(max_seq_length=self.max_seq_length, special_tokens=self.special_tokens,
-                                  prefix_tokens=self._prompt_tokens + title_tokens, chunk_tokens=self.chunk_tokens)
+            size = passage_budget(
+                max_seq_length=self.max_seq_length,
+                special_tokens=self.special_tokens,
+                prefix_tokens=self._prompt_tokens + title_tokens,
+                chunk_tokens=self.chunk_tokens,
+            )
             overlap = min(self.overlap, size // 4)
             windows = plan_windows(text_enc.word_ids, size, overlap)
             offsets = text_enc.offsets
             prefix = f"{title}\n" if title else ""
-            spans = bound_spans([(offsets[start][0], offsets[end - 1][1]) for start, end in windows],
-                                self.max_passage_chars)
+            spans = bound_spans(
+                [(offsets[start][0], offsets[end - 1][1]) for start, end in windows], self.max_passage_chars
+            )
             passages = []
             for index, (first, last) in enumerate(spans):
                 piece = doc.text[first:last]

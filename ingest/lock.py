@@ -19,7 +19,7 @@ import os
 import socket
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
@@ -29,8 +29,12 @@ LOCK_INDEX = "rrs-ingest-locks"
 
 
 def _holder() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
-            "started_at": datetime.now(timezone.utc).isoformat()}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": uuid.uuid4().hex,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def _process_is_gone(pid: int) -> bool:
@@ -46,9 +50,10 @@ def _process_is_gone(pid: int) -> bool:
 def _ensure_lock_index(es: Elasticsearch) -> None:
     if not es.indices.exists(index=LOCK_INDEX):
         try:
-            es.indices.create(index=LOCK_INDEX, settings={"index": {"number_of_shards": 1,
-                                                                    "auto_expand_replicas": "0-1"}})
-        except Exception as exc:  # noqa: BLE001 -- another run created it first
+            es.indices.create(
+                index=LOCK_INDEX, settings={"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+            )
+        except Exception as exc:
             if "resource_already_exists" not in str(exc):
                 raise
 
@@ -65,11 +70,19 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
     current = es.get(index=LOCK_INDEX, id=alias)
     other = current["_source"]
     if other.get("host") == holder["host"] and _process_is_gone(int(other.get("pid", 0))):
-        log(f"taking over the ingest lock of {alias!r}: its holder (pid {other.get('pid')}, since "
-            f"{other.get('started_at')}) is gone")
+        log(
+            f"taking over the ingest lock of {alias!r}: its holder (pid {other.get('pid')}, since "
+            f"{other.get('started_at')}) is gone"
+        )
         try:  # only if nobody else took it over in between
-            es.index(index=LOCK_INDEX, id=alias, document=holder, if_seq_no=current["_seq_no"],
-                     if_primary_term=current["_primary_term"], refresh="wait_for")
+            es.index(
+                index=LOCK_INDEX,
+                id=alias,
+                document=holder,
+                if_seq_no=current["_seq_no"],
+                if_primary_term=current["_primary_term"],
+                refresh="wait_for",
+            )
             return holder
         except ConflictError:
             other = es.get(index=LOCK_INDEX, id=alias)["_source"]
@@ -87,8 +100,13 @@ def release(es: Elasticsearch, alias: str, holder: dict) -> None:
         return
     if current["_source"].get("token") == holder["token"]:
         try:
-            es.delete(index=LOCK_INDEX, id=alias, if_seq_no=current["_seq_no"],
-                      if_primary_term=current["_primary_term"], refresh="wait_for")
+            es.delete(
+                index=LOCK_INDEX,
+                id=alias,
+                if_seq_no=current["_seq_no"],
+                if_primary_term=current["_primary_term"],
+                refresh="wait_for",
+            )
         except (ConflictError, NotFoundError):
             pass
 
@@ -112,6 +130,8 @@ def alias_lock(es: Elasticsearch, alias: str, *, log=lambda _m: None):
     finally:
         try:
             release(es, alias, holder)
-        except Exception as exc:  # noqa: BLE001 -- the node is down: the next run on this host takes it over
-            log(f"could not release the ingest lock of {alias!r} ({exc.__class__.__name__}); "
-                "the next run on this host takes it over")
+        except Exception as exc:
+            log(
+                f"could not release the ingest lock of {alias!r} ({exc.__class__.__name__}); "
+                "the next run on this host takes it over"
+            )

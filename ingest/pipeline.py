@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.errors import IngestInterrupted, RecordRejected
@@ -70,7 +70,9 @@ class Batch:
 # --- preparing batches (prepare thread) -------------------------------------------------
 
 
-def last_occurrences(records: Iterator[RawRecord], field_map: FieldMap, limits: Limits) -> dict[str, tuple[str, int | None]]:
+def last_occurrences(
+    records: Iterator[RawRecord], field_map: FieldMap, limits: Limits
+) -> dict[str, tuple[str, int | None]]:
     """Where the last valid record of each repeated id is: (source, line). A first pass
     over the sources, so the later pass indexes only the record that wins."""
     last: dict[str, tuple[str, int | None]] = {}
@@ -86,9 +88,15 @@ def last_occurrences(records: Iterator[RawRecord], field_map: FieldMap, limits: 
     return {doc_id: last[doc_id] for doc_id in repeated}
 
 
-def _documents(records: Iterator[RawRecord], field_map: FieldMap, rejects: RejectsWriter, report: IngestReport,
-               clock: StageClock, limits: Limits, winners: dict[str, tuple[str, int | None]]
-               ) -> Iterator[tuple[Document, RawRecord]]:
+def _documents(
+    records: Iterator[RawRecord],
+    field_map: FieldMap,
+    rejects: RejectsWriter,
+    report: IngestReport,
+    clock: StageClock,
+    limits: Limits,
+    winners: dict[str, tuple[str, int | None]],
+) -> Iterator[tuple[Document, RawRecord]]:
     """Valid documents; every invalid record, and every record a later one supersedes, goes to ``rejects``."""
     while True:
         with clock.stage("read"):
@@ -110,8 +118,9 @@ def _documents(records: Iterator[RawRecord], field_map: FieldMap, rejects: Rejec
         yield doc, record
 
 
-def _rows(docs: list[tuple[Document, RawRecord]], chunker: Chunker, prompt: str, rejects: RejectsWriter,
-          report: IngestReport) -> list[PassageRow]:
+def _rows(
+    docs: list[tuple[Document, RawRecord]], chunker: Chunker, prompt: str, rejects: RejectsWriter, report: IngestReport
+) -> list[PassageRow]:
     rows = []
     for (doc, record), passages in zip(docs, chunker.split([doc for doc, _ in docs])):
         if not passages:
@@ -119,8 +128,14 @@ def _rows(docs: list[tuple[Document, RawRecord]], chunker: Chunker, prompt: str,
             report.documents -= 1
             continue
         for p in passages:
-            digest = content_hash(title=doc.title, text=p.text, metadata=doc.metadata, chunk=p.chunk,
-                                  chunk_count=p.chunk_count, prompt=prompt)
+            digest = content_hash(
+                title=doc.title,
+                text=p.text,
+                metadata=doc.metadata,
+                chunk=p.chunk,
+                chunk_count=p.chunk_count,
+                prompt=prompt,
+            )
             rows.append(PassageRow(doc, p, passage_id(doc.id, p.chunk), digest, record.source, record.line))
     report.chunks += len(rows)
     return rows
@@ -144,9 +159,21 @@ def _lookup(es, index: str, batch: Batch, model: str) -> None:
             batch.stale_ids.extend(passage_id(row.doc.id, i) for i in range(row.passage.chunk_count, old_count))
 
 
-def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunker, rejects: RejectsWriter,
-             report: IngestReport, clock: StageClock, es, target: Target, model: str, lookup: bool,
-             winners: dict[str, tuple[str, int | None]]) -> Iterator[Batch]:
+def _batches(
+    records,
+    *,
+    settings: Settings,
+    field_map: FieldMap,
+    chunker: Chunker,
+    rejects: RejectsWriter,
+    report: IngestReport,
+    clock: StageClock,
+    es,
+    target: Target,
+    model: str,
+    lookup: bool,
+    winners: dict[str, tuple[str, int | None]],
+) -> Iterator[Batch]:
     """Batches of about ``ingest_batch_size`` passages, looked up and ready to encode."""
     limits = Limits.from_settings(settings)
     pending: list[PassageRow] = []
@@ -183,18 +210,29 @@ def _batches(records, *, settings: Settings, field_map: FieldMap, chunker: Chunk
 # --- indexing (index thread) -----------------------------------------------------------
 
 
-def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str], now: str,
-             rejected_docs: set[str]) -> Iterator[dict]:
+def _actions(
+    batch: Batch, index: str, model: str, source_names: dict[str, str], now: str, rejected_docs: set[str]
+) -> Iterator[dict]:
     for row, vector in zip(batch.to_encode, batch.vectors):
         doc, p = row.doc, row.passage
         if doc.id in rejected_docs:
             continue  # Elasticsearch refused another passage of this document: it is a reject, wholly
         yield {
-            "_op_type": "index", "_index": index, "_id": row.id,
+            "_op_type": "index",
+            "_index": index,
+            "_id": row.id,
             "_source": passage_document(
-                passage_id=row.id, parent_id=doc.id, chunk=p.chunk, chunk_count=p.chunk_count,
-                title=doc.title, text=p.text, metadata=doc.metadata, content_hash=row.hash,
-                model=model, source=source_names.get(row.source, row.source), indexed_at=now,
+                passage_id=row.id,
+                parent_id=doc.id,
+                chunk=p.chunk,
+                chunk_count=p.chunk_count,
+                title=doc.title,
+                text=p.text,
+                metadata=doc.metadata,
+                content_hash=row.hash,
+                model=model,
+                source=source_names.get(row.source, row.source),
+                indexed_at=now,
                 vector=vector.tolist(),
             ),
         }
@@ -202,22 +240,36 @@ def _actions(batch: Batch, index: str, model: str, source_names: dict[str, str],
         yield {"_op_type": "delete", "_index": index, "_id": stale}
 
 
-def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings, source_names: dict[str, str],
-                 rejects: RejectsWriter, report: IngestReport, rejected_docs: set[str]) -> None:
+def _index_batch(
+    es,
+    batch: Batch,
+    *,
+    index: str,
+    model: str,
+    settings: Settings,
+    source_names: dict[str, str],
+    rejects: RejectsWriter,
+    report: IngestReport,
+    rejected_docs: set[str],
+) -> None:
     from elasticsearch.helpers import streaming_bulk
 
     rows = {row.id: row for row in batch.to_encode}
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     for ok, item in streaming_bulk(
-        es, _actions(batch, index, model, source_names, now, rejected_docs), chunk_size=max(len(rows) + len(batch.stale_ids), 1),
-        max_chunk_bytes=100 * 1024 * 1024, raise_on_error=False, max_retries=settings.ingest_bulk_retries,
-        initial_backoff=1, max_backoff=30,
+        es,
+        _actions(batch, index, model, source_names, now, rejected_docs),
+        chunk_size=max(len(rows) + len(batch.stale_ids), 1),
+        max_chunk_bytes=100 * 1024 * 1024,
+        raise_on_error=False,
+        max_retries=settings.ingest_bulk_retries,
+        initial_backoff=1,
+        max_backoff=30,
     ):
         op, result = next(iter(item.items()))
-        if op == "delete":
-            if ok or result.get("status") == 404:
-                report.deleted_stale += 1 if ok else 0
-                continue
+        if op == "delete" and (ok or result.get("status") == 404):
+            report.deleted_stale += 1 if ok else 0
+            continue
         if ok:
             report.indexed += 1
             continue
@@ -229,9 +281,13 @@ def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings
         if doc_id in rejected_docs:
             continue  # one reject per document, even when several passages failed
         rejected_docs.add(doc_id)
-        rejects.write(source=row.source if row else "?", line=row.line if row else None, doc_id=doc_id,
-                      reason=f"elasticsearch {kind} (status {result.get('status')}) on passage {result.get('_id')}: {reason}",
-                      record=row.doc.model_dump() if row else None)
+        rejects.write(
+            source=row.source if row else "?",
+            line=row.line if row else None,
+            doc_id=doc_id,
+            reason=f"elasticsearch {kind} (status {result.get('status')}) on passage {result.get('_id')}: {reason}",
+            record=row.doc.model_dump() if row else None,
+        )
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -240,11 +296,18 @@ def _index_batch(es, batch: Batch, *, index: str, model: str, settings: Settings
 def _fingerprint(sources: list[Path], field_map: FieldMap, settings: Settings, model: str) -> str:
     """Identifies 'the same run' (same content, options and model) so an interrupted build is
     resumed, not restarted; an edited source starts a new build."""
-    key = json.dumps({
-        "sources": [source_digest(path) for path in sources], "field_map": asdict(field_map), "model": model,
-        "chunk_tokens": settings.ingest_chunk_tokens, "overlap": settings.ingest_chunk_overlap,
-        "prompt": settings.passage_prompt, "max_passage_chars": settings.ingest_max_passage_chars,
-    }, sort_keys=True)
+    key = json.dumps(
+        {
+            "sources": [source_digest(path) for path in sources],
+            "field_map": asdict(field_map),
+            "model": model,
+            "chunk_tokens": settings.ingest_chunk_tokens,
+            "overlap": settings.ingest_chunk_overlap,
+            "prompt": settings.passage_prompt,
+            "max_passage_chars": settings.ingest_max_passage_chars,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -259,7 +322,7 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         try:
             self._work()
-        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread
+        except BaseException as exc:
             self.error = exc
 
 
@@ -317,8 +380,17 @@ def run_ingest(
         if break_lock and (holder := lock.break_lock(es, alias)):
             log(f"broke the ingest lock of {alias!r} held by pid {holder.get('pid')} on {holder.get('host')}")
         with lock.alias_lock(es, alias, log=log):
-            return (engine or _ingest)(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
-                           field_map=field_map or FieldMap(), progress=progress, keep_old=keep_old, es=es)
+            return (engine or _ingest)(
+                sources,
+                settings,
+                alias=alias,
+                reindex=reindex,
+                rejects_path=rejects_path,
+                field_map=field_map or FieldMap(),
+                progress=progress,
+                keep_old=keep_old,
+                es=es,
+            )
     finally:
         if own_client:
             es.close()
@@ -340,8 +412,16 @@ class RunSetup:
     started: float
 
 
-def open_run(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
-             field_map: FieldMap, es) -> RunSetup:
+def open_run(
+    sources: list[Path],
+    settings: Settings,
+    *,
+    alias: str,
+    reindex: bool,
+    rejects_path: Path | None,
+    field_map: FieldMap,
+    es,
+) -> RunSetup:
     """Load the encoder, open the target (``ingest/target.py``) and the rejects file."""
     from rrsearch.core.encoders import (
         bi_encoder_from,
@@ -358,28 +438,68 @@ def open_run(sources: list[Path], settings: Settings, *, alias: str, reindex: bo
     model = bi_encoder_from(settings)
     label = model_label(settings.bi_encoder)
     identity = encoder_identity(model, label)
-    encode = functools.partial(encode_passages, model, prompt=settings.passage_prompt,
-                               batch_size=encode_batch_size(settings, model),
-                               normalize=settings.vector_similarity in ("cosine", "dot_product"))
-    chunker = Chunker.for_model(model, chunk_tokens=settings.ingest_chunk_tokens,
-                                overlap=settings.ingest_chunk_overlap, prompt=settings.passage_prompt,
-                                max_passage_chars=settings.ingest_max_passage_chars)
+    encode = functools.partial(
+        encode_passages,
+        model,
+        prompt=settings.passage_prompt,
+        batch_size=encode_batch_size(settings, model),
+        normalize=settings.vector_similarity in ("cosine", "dot_product"),
+    )
+    chunker = Chunker.for_model(
+        model,
+        chunk_tokens=settings.ingest_chunk_tokens,
+        overlap=settings.ingest_chunk_overlap,
+        prompt=settings.passage_prompt,
+        max_passage_chars=settings.ingest_max_passage_chars,
+    )
     body = passage_index_body(es, settings, dims=embedding_dims(model), model=label, encoder_meta=identity)
     encoded_by = f"{label} {identity['bi_encoder_backend']} {identity['bi_encoder_precision']}"
-    target = open_target(es, alias, body, reindex=reindex,
-                         fingerprint=_fingerprint(sources, field_map, settings, encoded_by), model=label,
-                         refresh=settings.ingest_refresh_interval, tolerance=settings.bi_encoder_tolerance)
-    report = IngestReport(alias=alias, index_name=target.index, mode=target.mode, resumed=target.resumed,
-                          rejects_path=str(rejects_path) if rejects_path else None)
-    return RunSetup(model, label, encode, chunker, target, report, RejectsWriter(rejects_path),
-                    {str(path): path.name for path, _ in checked}, started)
+    target = open_target(
+        es,
+        alias,
+        body,
+        reindex=reindex,
+        fingerprint=_fingerprint(sources, field_map, settings, encoded_by),
+        model=label,
+        refresh=settings.ingest_refresh_interval,
+        tolerance=settings.bi_encoder_tolerance,
+    )
+    report = IngestReport(
+        alias=alias,
+        index_name=target.index,
+        mode=target.mode,
+        resumed=target.resumed,
+        rejects_path=str(rejects_path) if rejects_path else None,
+    )
+    return RunSetup(
+        model,
+        label,
+        encode,
+        chunker,
+        target,
+        report,
+        RejectsWriter(rejects_path),
+        {str(path): path.name for path, _ in checked},
+        started,
+    )
 
 
-def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
-            field_map: FieldMap, progress: bool, keep_old: int, es) -> IngestReport:
+def _ingest(
+    sources: list[Path],
+    settings: Settings,
+    *,
+    alias: str,
+    reindex: bool,
+    rejects_path: Path | None,
+    field_map: FieldMap,
+    progress: bool,
+    keep_old: int,
+    es,
+) -> IngestReport:
     """One run, with the alias's lock held and a client open."""
-    run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path,
-                   field_map=field_map, es=es)
+    run = open_run(
+        sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path, field_map=field_map, es=es
+    )
     label, encode, chunker, target = run.label, run.encode, run.chunker, run.target
     report, rejects, started, source_names = run.report, run.rejects, run.started, run.source_names
     clock = StageClock()
@@ -387,21 +507,58 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     to_encode: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     to_index: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     rejected_docs: set[str] = set()
-    preparer = _Worker(functools.partial(
-        _prepare, sources, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects, report=report,
-        clock=clock, es=es, target=target, model=label, lookup=target.mode == "upsert" or target.resumed,
-        out=to_encode, stop=stop), "ingest-prepare")
-    indexer = _Worker(functools.partial(
-        _index_all, to_index, es, index=target.index, model=label, settings=settings, source_names=source_names,
-        rejects=rejects, report=report, rejected_docs=rejected_docs, clock=clock), "ingest-index")
+    preparer = _Worker(
+        functools.partial(
+            _prepare,
+            sources,
+            settings=settings,
+            field_map=field_map,
+            chunker=chunker,
+            rejects=rejects,
+            report=report,
+            clock=clock,
+            es=es,
+            target=target,
+            model=label,
+            lookup=target.mode == "upsert" or target.resumed,
+            out=to_encode,
+            stop=stop,
+        ),
+        "ingest-prepare",
+    )
+    indexer = _Worker(
+        functools.partial(
+            _index_all,
+            to_index,
+            es,
+            index=target.index,
+            model=label,
+            settings=settings,
+            source_names=source_names,
+            rejects=rejects,
+            report=report,
+            rejected_docs=rejected_docs,
+            clock=clock,
+        ),
+        "ingest-index",
+    )
     bar = _progress_bar(progress)
     publish = False  # whether close_target may move the alias: only once every batch is indexed
     try:
         try:
             preparer.start()
             indexer.start()
-            _encode_all(to_encode, to_index, preparer, indexer, encode=encode, report=report, clock=clock,
-                        rejects=rejects, bar=bar)
+            _encode_all(
+                to_encode,
+                to_index,
+                preparer,
+                indexer,
+                encode=encode,
+                report=report,
+                clock=clock,
+                rejects=rejects,
+                bar=bar,
+            )
         except KeyboardInterrupt:  # keep what was encoded: the index thread finishes it
             stop.set()
             _drain(to_index, indexer)
@@ -428,19 +585,44 @@ def _ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: boo
     return report
 
 
-def _prepare(sources: list[Path], *, settings: Settings, field_map: FieldMap, chunker: Chunker,
-             rejects: RejectsWriter, report: IngestReport, clock: StageClock, es, target: Target, model: str,
-             lookup: bool, out: queue.Queue, stop: threading.Event) -> None:
+def _prepare(
+    sources: list[Path],
+    *,
+    settings: Settings,
+    field_map: FieldMap,
+    chunker: Chunker,
+    rejects: RejectsWriter,
+    report: IngestReport,
+    clock: StageClock,
+    es,
+    target: Target,
+    model: str,
+    lookup: bool,
+    out: queue.Queue,
+    stop: threading.Event,
+) -> None:
     """The prepare thread's stage: batches onto ``out`` until the sources end, then ``_DONE`` (also
     when it fails, so the main thread stops waiting); gives up as soon as ``stop`` is set."""
     try:
         with clock.stage("read"):
-            winners = last_occurrences(read_sources(sources, settings.ingest_max_line_bytes), field_map,
-                                       Limits.from_settings(settings))
+            winners = last_occurrences(
+                read_sources(sources, settings.ingest_max_line_bytes), field_map, Limits.from_settings(settings)
+            )
         records = read_sources(sources, settings.ingest_max_line_bytes)
-        for batch in _batches(records, settings=settings, field_map=field_map, chunker=chunker, rejects=rejects,
-                              report=report, clock=clock, es=es, target=target, model=model, lookup=lookup,
-                              winners=winners):
+        for batch in _batches(
+            records,
+            settings=settings,
+            field_map=field_map,
+            chunker=chunker,
+            rejects=rejects,
+            report=report,
+            clock=clock,
+            es=es,
+            target=target,
+            model=model,
+            lookup=lookup,
+            winners=winners,
+        ):
             if not _put(out, batch, stop.is_set):
                 return
     finally:
@@ -457,8 +639,18 @@ def _index_all(inbox: queue.Queue, es, *, clock: StageClock, **batch_options) ->
             _index_batch(es, batch, **batch_options)
 
 
-def _encode_all(to_encode: queue.Queue, to_index: queue.Queue, preparer: _Worker, indexer: _Worker, *, encode,
-                report: IngestReport, clock: StageClock, rejects: RejectsWriter, bar) -> None:
+def _encode_all(
+    to_encode: queue.Queue,
+    to_index: queue.Queue,
+    preparer: _Worker,
+    indexer: _Worker,
+    *,
+    encode,
+    report: IngestReport,
+    clock: StageClock,
+    rejects: RejectsWriter,
+    bar,
+) -> None:
     """The main thread's stage: encode each prepared batch and hand it to the index thread,
     until the prepare thread is done; raises what either worker died of."""
     while True:

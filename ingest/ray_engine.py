@@ -35,7 +35,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.errors import IngestInterrupted, OperationFailed, RecordRejected
@@ -68,9 +68,20 @@ def ray_engine(*, address: str | None = None, encoders: int | None = None, encod
 # --- rows between the stages ------------------------------------------------------------
 
 _COLUMNS = {  # every stage's output has these columns; a row's kind says which are filled
-    "kind": "string", "shard": "int64", "pid": "string", "doc_id": "string", "chunk": "int64",
-    "chunk_count": "int64", "title": "string", "text": "string", "embed_text": "string", "metadata": "string",
-    "hash": "string", "source": "string", "line": "int64", "info": "string",
+    "kind": "string",
+    "shard": "int64",
+    "pid": "string",
+    "doc_id": "string",
+    "chunk": "int64",
+    "chunk_count": "int64",
+    "title": "string",
+    "text": "string",
+    "embed_text": "string",
+    "metadata": "string",
+    "hash": "string",
+    "source": "string",
+    "line": "int64",
+    "info": "string",
 }
 
 
@@ -93,16 +104,28 @@ def _info_row(kind: str, shard: int, **info) -> dict:
 
 def _passage_row(shard: int, row: PassageRow) -> dict:
     doc, p = row.doc, row.passage
-    return {"kind": "passage", "shard": shard, "pid": row.id, "doc_id": doc.id, "chunk": p.chunk,
-            "chunk_count": p.chunk_count, "title": doc.title, "text": p.text, "embed_text": p.embed_text,
-            "metadata": json.dumps(doc.metadata, ensure_ascii=False), "hash": row.hash, "source": row.source,
-            "line": row.line}
+    return {
+        "kind": "passage",
+        "shard": shard,
+        "pid": row.id,
+        "doc_id": doc.id,
+        "chunk": p.chunk,
+        "chunk_count": p.chunk_count,
+        "title": doc.title,
+        "text": p.text,
+        "embed_text": p.embed_text,
+        "metadata": json.dumps(doc.metadata, ensure_ascii=False),
+        "hash": row.hash,
+        "source": row.source,
+        "line": row.line,
+    }
 
 
 def _to_passage_row(row: dict) -> PassageRow:
     """The pipeline's PassageRow again, from a row (``_actions`` builds the bulk items from it)."""
-    doc = Document.model_construct(id=row["doc_id"], title=row["title"] or "", text=row["text"],
-                                   metadata=json.loads(row["metadata"]))
+    doc = Document.model_construct(
+        id=row["doc_id"], title=row["title"] or "", text=row["text"], metadata=json.loads(row["metadata"])
+    )
     passage = Passage(row["chunk"], row["chunk_count"], row["text"], row["embed_text"], 0, len(row["text"]))
     return PassageRow(doc, passage, row["pid"], row["hash"], row["source"], row["line"])
 
@@ -116,8 +139,16 @@ class _Collected(RejectsWriter):
 
     def write(self, *, source, line, reason, record=None, doc_id=None, superseded=False) -> None:
         super().write(source=source, line=line, reason=reason, record=record, doc_id=doc_id, superseded=superseded)
-        self.entries.append({"source": source, "line": line, "reason": reason, "record": record, "doc_id": doc_id,
-                             "superseded": superseded})
+        self.entries.append(
+            {
+                "source": source,
+                "line": line,
+                "reason": reason,
+                "record": record,
+                "doc_id": doc_id,
+                "superseded": superseded,
+            }
+        )
 
 
 # --- the stages (run in Ray workers) ----------------------------------------------------
@@ -155,8 +186,16 @@ class _Index:
 class ShardReader:
     """Pass 2, first stage: our reading, validation, chunking and lookup of whole shards."""
 
-    def __init__(self, settings: Settings, field_map: FieldMap, chunker: Chunker, winners: list, index: str,
-                 model: str, lookup: bool):
+    def __init__(
+        self,
+        settings: Settings,
+        field_map: FieldMap,
+        chunker: Chunker,
+        winners: list,
+        index: str,
+        model: str,
+        lookup: bool,
+    ):
         from rrsearch.core.es_client import make_client
 
         self.settings, self.field_map, self.chunker = settings, field_map, chunker
@@ -177,18 +216,40 @@ class ShardReader:
         clock, rejects = StageClock(), _Collected()
         records = read_shard(shard, self.settings.ingest_max_line_bytes)
         passages = stale = 0
-        for batch in _batches(records, settings=self.settings, field_map=self.field_map, chunker=self.chunker,
-                              rejects=rejects, report=report, clock=clock, es=self.es, target=_Index(self.index),
-                              model=self.model, lookup=self.lookup, winners=self.winners):
+        for batch in _batches(
+            records,
+            settings=self.settings,
+            field_map=self.field_map,
+            chunker=self.chunker,
+            rejects=rejects,
+            report=report,
+            clock=clock,
+            es=self.es,
+            target=_Index(self.index),
+            model=self.model,
+            lookup=self.lookup,
+            winners=self.winners,
+        ):
             rows = [_passage_row(shard.index, row) for row in batch.to_encode]
             rows += [{"kind": "stale", "shard": shard.index, "pid": stale_id} for stale_id in batch.stale_ids]
             passages, stale = passages + len(batch.to_encode), stale + len(batch.stale_ids)
             if rows:
                 yield _table(rows)
         rows = [_info_row("reject", shard.index, **entry) for entry in rejects.entries]
-        rows.append(_info_row("shard", shard.index, key=shard.key, read=report.read, documents=report.documents,
-                              chunks=report.chunks, skipped_unchanged=report.skipped_unchanged,
-                              expected=passages + stale, seconds=clock.seconds, items=clock.items))
+        rows.append(
+            _info_row(
+                "shard",
+                shard.index,
+                key=shard.key,
+                read=report.read,
+                documents=report.documents,
+                chunks=report.chunks,
+                skipped_unchanged=report.skipped_unchanged,
+                expected=passages + stale,
+                seconds=clock.seconds,
+                items=clock.items,
+            )
+        )
         yield _table(rows)
 
 
@@ -204,9 +265,13 @@ class Encoder:
         from rrsearch.core.encoders import bi_encoder_from, encode_batch_size, encode_passages
 
         model = bi_encoder_from(settings)
-        self.encode = functools.partial(encode_passages, model, prompt=settings.passage_prompt,
-                                        batch_size=encode_batch_size(settings, model),
-                                        normalize=settings.vector_similarity in ("cosine", "dot_product"))
+        self.encode = functools.partial(
+            encode_passages,
+            model,
+            prompt=settings.passage_prompt,
+            batch_size=encode_batch_size(settings, model),
+            normalize=settings.vector_similarity in ("cosine", "dot_product"),
+        )
 
     def __call__(self, table):
         import pyarrow as pa
@@ -236,18 +301,27 @@ class Writer:
 
         rows = table.to_pylist()
         passages = [row for row in rows if row["kind"] == "passage"]
-        batch = Batch(rows=[], to_encode=[_to_passage_row(row) for row in passages],
-                      stale_ids=[row["pid"] for row in rows if row["kind"] == "stale"],
-                      vectors=[_Vector(row["vector"]) for row in passages])
+        batch = Batch(
+            rows=[],
+            to_encode=[_to_passage_row(row) for row in passages],
+            stale_ids=[row["pid"] for row in rows if row["kind"] == "stale"],
+            vectors=[_Vector(row["vector"]) for row in passages],
+        )
         shard_of = {row["pid"]: row["shard"] for row in rows if row["kind"] in ("passage", "stale")}
         by_id = {row.id: row for row in batch.to_encode}
         handled: dict[int, dict] = {}
         started = time.perf_counter()
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         actions = _actions(batch, self.index, self.model, self.source_names, now, set())
         for ok, item in streaming_bulk(
-            self.es, actions, chunk_size=max(len(shard_of), 1), max_chunk_bytes=100 * 1024 * 1024,
-            raise_on_error=False, max_retries=self.settings.ingest_bulk_retries, initial_backoff=1, max_backoff=30,
+            self.es,
+            actions,
+            chunk_size=max(len(shard_of), 1),
+            max_chunk_bytes=100 * 1024 * 1024,
+            raise_on_error=False,
+            max_retries=self.settings.ingest_bulk_retries,
+            initial_backoff=1,
+            max_backoff=30,
         ):
             op, result = next(iter(item.items()))
             pid = result.get("_id")
@@ -260,9 +334,16 @@ class Writer:
                 row, error = by_id[pid], result.get("error")
                 reason = error.get("reason") if isinstance(error, dict) else str(error)
                 kind = error.get("type") if isinstance(error, dict) else "error"
-                done["failed"].append({"pid": pid, "doc_id": row.doc.id, "source": row.source, "line": row.line,
-                                       "reason": f"elasticsearch {kind} (status {result.get('status')}) on passage "
-                                                 f"{pid}: {reason}", "record": row.doc.model_dump()})
+                done["failed"].append(
+                    {
+                        "pid": pid,
+                        "doc_id": row.doc.id,
+                        "source": row.source,
+                        "line": row.line,
+                        "reason": f"elasticsearch {kind} (status {result.get('status')}) on passage {pid}: {reason}",
+                        "record": row.doc.model_dump(),
+                    }
+                )
         out = [row | {"vector": None} for row in rows if row["kind"] in ("reject", "shard", "timing")]
         out += [_info_row("written", shard, **done) for shard, done in handled.items()]
         out.append(_info_row("timing", -1, stage="index", seconds=time.perf_counter() - started, items=len(passages)))
@@ -309,8 +390,10 @@ def _connect(address: str | None, log) -> bool:
         return False
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     resources = ray.cluster_resources()
-    log(f"ray: {int(resources.get('CPU', 0))} CPU(s), {int(resources.get('GPU', 0))} GPU(s)"
-        f"{' at ' + address if address else ' (local)'}")
+    log(
+        f"ray: {int(resources.get('CPU', 0))} CPU(s), {int(resources.get('GPU', 0))} GPU(s)"
+        f"{' at ' + address if address else ' (local)'}"
+    )
     return True
 
 
@@ -345,18 +428,32 @@ def _encoder_resources(encoders: int, gpus: float) -> tuple[dict, int]:
     return {"num_cpus": min(threads, cpus)}, threads
 
 
-def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex: bool, rejects_path: Path | None,
-                field_map: FieldMap, progress: bool, keep_old: int, es, address: str | None,
-                encoders: int | None, encoder_gpus: float | None) -> IngestReport:
+def _ray_ingest(
+    sources: list[Path],
+    settings: Settings,
+    *,
+    alias: str,
+    reindex: bool,
+    rejects_path: Path | None,
+    field_map: FieldMap,
+    progress: bool,
+    keep_old: int,
+    es,
+    address: str | None,
+    encoders: int | None,
+    encoder_gpus: float | None,
+) -> IngestReport:
     """One run on Ray, with the alias's lock held and a client open (see the module doc)."""
     address = address or settings.ingest_ray_address
     encoders = encoders or settings.ingest_encoders
     gpus = settings.ingest_encoder_gpus if encoder_gpus is None else encoder_gpus
-    shards = plan_shards(sources, target_bytes=settings.ingest_shard_bytes,
-                         max_line_bytes=settings.ingest_max_line_bytes)
+    shards = plan_shards(
+        sources, target_bytes=settings.ingest_shard_bytes, max_line_bytes=settings.ingest_max_line_bytes
+    )
     started_ray = _connect(address, log=lambda m: None)
-    run = open_run(sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path, field_map=field_map,
-                   es=es)
+    run = open_run(
+        sources, settings, alias=alias, reindex=reindex, rejects_path=rejects_path, field_map=field_map, es=es
+    )
     target, report, rejects = run.target, run.report, run.rejects
     clock, bar = StageClock(), _progress_bar(progress)
     states = {shard.index: _ShardState() for shard in shards}
@@ -378,8 +475,10 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
         except (OperationFailed, RecordRejected):
             raise
         except Exception as exc:  # a Ray worker or task failed for good
-            raise OperationFailed(f"the Ray run failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}); "
-                                  "the alias was not moved; run the same command again to resume") from exc
+            raise OperationFailed(
+                f"the Ray run failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}); "
+                "the alias was not moved; run the same command again to resume"
+            ) from exc
         _account(states, shards, report, rejects, rejected_docs)
         if rejected_docs:  # a document Elasticsearch refused in part is not left half-indexed
             delete_parents(es, target.index, rejected_docs)
@@ -399,8 +498,9 @@ def _ray_ingest(sources: list[Path], settings: Settings, *, alias: str, reindex:
     return report
 
 
-def _pipeline(shards: list[Shard], settings: Settings, field_map: FieldMap, run, winners: list, encoders: int,
-              gpus: float):
+def _pipeline(
+    shards: list[Shard], settings: Settings, field_map: FieldMap, run, winners: list, encoders: int, gpus: float
+):
     """Pass 2 as one streaming Ray Data plan: readers -> encoder actor pool -> writers."""
     import ray.data
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
@@ -414,20 +514,56 @@ def _pipeline(shards: list[Shard], settings: Settings, field_map: FieldMap, run,
     # must not keep an encoder from being scheduled on a machine whose cores the encoders take.
     tasks = TaskPoolStrategy(size=min(len(shards), max(2, encoders)))
     light = {"num_cpus": 0, "max_retries": retries, "compute": tasks}
-    ds = ds.map_batches(read_shards, batch_size=1, **light,
-                        fn_kwargs={"settings": settings, "field_map": field_map, "chunker": run.chunker,
-                                   "winners": winners, "index": run.target.index, "model": run.label,
-                                   "lookup": lookup})
+    ds = ds.map_batches(
+        read_shards,
+        batch_size=1,
+        **light,
+        fn_kwargs={
+            "settings": settings,
+            "field_map": field_map,
+            "chunker": run.chunker,
+            "winners": winners,
+            "index": run.target.index,
+            "model": run.label,
+            "lookup": lookup,
+        },
+    )
     restarts = {"max_restarts": retries} | ({"max_task_retries": 0} if retries == 0 else {})
-    ds = ds.map_batches(Encoder, batch_size=None, batch_format="pyarrow", compute=ActorPoolStrategy(size=encoders),
-                        fn_constructor_kwargs={"settings": encoder_settings}, **encoder_resources, **restarts)
-    return ds.map_batches(write_passages, batch_size=None, batch_format="pyarrow", **light,
-                          fn_kwargs={"settings": settings, "index": run.target.index, "model": run.label,
-                                     "source_names": run.source_names})
+    ds = ds.map_batches(
+        Encoder,
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=encoders),
+        fn_constructor_kwargs={"settings": encoder_settings},
+        **encoder_resources,
+        **restarts,
+    )
+    return ds.map_batches(
+        write_passages,
+        batch_size=None,
+        batch_format="pyarrow",
+        **light,
+        fn_kwargs={
+            "settings": settings,
+            "index": run.target.index,
+            "model": run.label,
+            "source_names": run.source_names,
+        },
+    )
 
 
-def _collect(row: dict, states: dict[int, _ShardState], shards: list[Shard], report: IngestReport,
-             rejects: RejectsWriter, clock: StageClock, rejected_docs: set[str], bar, es, target: Target) -> None:
+def _collect(
+    row: dict,
+    states: dict[int, _ShardState],
+    shards: list[Shard],
+    report: IngestReport,
+    rejects: RejectsWriter,
+    clock: StageClock,
+    rejected_docs: set[str],
+    bar,
+    es,
+    target: Target,
+) -> None:
     """Take one output row into the run's accounts (idempotent: a retried batch adds nothing)."""
     info = json.loads(row["info"]) if row["info"] else {}
     kind, state = row["kind"], states.get(row["shard"])
@@ -458,8 +594,13 @@ def _collect(row: dict, states: dict[int, _ShardState], shards: list[Shard], rep
             state.es_refused = True
             if failure["doc_id"] not in rejected_docs:  # one reject per document
                 rejected_docs.add(failure["doc_id"])
-                rejects.write(source=failure["source"], line=failure["line"], doc_id=failure["doc_id"],
-                              reason=failure["reason"], record=failure["record"])
+                rejects.write(
+                    source=failure["source"],
+                    line=failure["line"],
+                    doc_id=failure["doc_id"],
+                    reason=failure["reason"],
+                    record=failure["record"],
+                )
         bar.update(len(new))
     bar.set_postfix(records=report.read, rejected=rejects.count, refresh=False)
     if state.done and not state.recorded and target.mode == "build":
@@ -467,8 +608,14 @@ def _collect(row: dict, states: dict[int, _ShardState], shards: list[Shard], rep
 
 
 def _write_reject(rejects: RejectsWriter, entry: dict) -> None:
-    rejects.write(source=entry["source"], line=entry["line"], reason=entry["reason"], record=entry["record"],
-                  doc_id=entry["doc_id"], superseded=entry["superseded"])
+    rejects.write(
+        source=entry["source"],
+        line=entry["line"],
+        reason=entry["reason"],
+        record=entry["record"],
+        doc_id=entry["doc_id"],
+        superseded=entry["superseded"],
+    )
 
 
 def _record_done(es, target: Target, shard: Shard, state: _ShardState) -> None:
@@ -482,8 +629,14 @@ def _record_done(es, target: Target, shard: Shard, state: _ShardState) -> None:
     _set_ingest_meta(es, target.index, **{DONE_SHARDS_META: done})
 
 
-def _replay_done_shards(es, target: Target, shards: list[Shard], states: dict[int, _ShardState],
-                        report: IngestReport, rejects: RejectsWriter) -> set[int]:
+def _replay_done_shards(
+    es,
+    target: Target,
+    shards: list[Shard],
+    states: dict[int, _ShardState],
+    report: IngestReport,
+    rejects: RejectsWriter,
+) -> set[int]:
     """A resumed build: the shards an earlier run finished are not read again; their counts
     and rejects come from the record it left. Returns their indexes."""
     done = _meta(es, target.index).get("ingest", {}).get(DONE_SHARDS_META, {})
@@ -504,15 +657,24 @@ def _replay_done_shards(es, target: Target, shards: list[Shard], states: dict[in
     return skipped
 
 
-def _account(states: dict[int, _ShardState], shards: list[Shard], report: IngestReport, rejects: RejectsWriter,
-             rejected_docs: set[str]) -> None:
+def _account(
+    states: dict[int, _ShardState],
+    shards: list[Shard],
+    report: IngestReport,
+    rejects: RejectsWriter,
+    rejected_docs: set[str],
+) -> None:
     """Every shard accounted for, and every record: documents, rejected or superseded."""
     missing = [shard for shard in shards if not states[shard.index].done]
     if missing:
         first = missing[0]
-        raise OperationFailed(f"{len(missing)} shard(s) not accounted for (first: {first.path} from line "
-                              f"{first.first_line}); the alias was not moved; run the same command again")
+        raise OperationFailed(
+            f"{len(missing)} shard(s) not accounted for (first: {first.path} from line "
+            f"{first.first_line}); the alias was not moved; run the same command again"
+        )
     report.documents -= len(rejected_docs)
     if report.read != report.documents + rejects.count + rejects.superseded:
-        raise OperationFailed(f"records do not add up: read {report.read} != documents {report.documents} + "
-                              f"rejected {rejects.count} + superseded {rejects.superseded}; the alias was not moved")
+        raise OperationFailed(
+            f"records do not add up: read {report.read} != documents {report.documents} + "
+            f"rejected {rejects.count} + superseded {rejects.superseded}; the alias was not moved"
+        )

@@ -71,8 +71,10 @@ class IngestReport:
     @property
     def stage_throughput(self) -> dict[str, float]:
         """Items per busy second of each stage (records, documents or passages)."""
-        return {name: (self.stage_items.get(name, 0) / secs if secs > 0 else 0.0)
-                for name, secs in self.stage_seconds.items()}
+        return {
+            name: (self.stage_items.get(name, 0) / secs if secs > 0 else 0.0)
+            for name, secs in self.stage_seconds.items()
+        }
 
     @property
     def passages_per_second(self) -> float:
@@ -107,5 +109,8 @@ class IngestReport:
         if self.rejected:
             where = f" (see {self.rejects_path})" if self.rejects_path else " (use --rejects FILE to keep them)"
             lines.append(f"{self.rejected} record(s) rejected{where}; first:")
-            lines.extend(f"  {e['source']}:{e['line'] if e['line'] is not None else '-'}: {e['reason']}" for e in self.reject_examples)
+            lines.extend(
+                f"  {e['source']}:{e['line'] if e['line'] is not None else '-'}: {e['reason']}"
+                for e in self.reject_examples
+            )
         return "\n".join(lines)

@@ -88,8 +88,9 @@ def read_shard(shard: Shard, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> It
     if shard.kind == "file":
         yield read_text_file(path, Path(shard.root))
     elif shard.kind == "parquet":
-        yield from read_parquet(path, row_groups=None if shard.row_group is None else [shard.row_group],
-                                first_row=shard.first_line)
+        yield from read_parquet(
+            path, row_groups=None if shard.row_group is None else [shard.row_group], first_row=shard.first_line
+        )
     else:
         span = (shard.start, shard.end, shard.first_line)
         reader = read_jsonl if shard.kind == "jsonl" else read_csv
@@ -124,7 +125,7 @@ def _parquet_shards(path: Path) -> Iterator[dict]:
         return
     try:
         metadata = pq.ParquetFile(path).metadata
-    except Exception:  # noqa: BLE001 -- the reader names the problem with the file's name
+    except Exception:
         yield {"path": str(path), "kind": "parquet", "digest": digest}
         return
     row = 1
@@ -143,8 +144,14 @@ def _line_shards(path: Path, kind: str, target_bytes: int, max_line_bytes: int) 
     with open(path, "rb") as stream:
         while True:
             if offset - start >= target_bytes and (quotes is None or quotes.at_row_start) and number >= 1:
-                yield {"path": str(path), "kind": kind, "start": start, "end": offset, "first_line": start_line,
-                       "digest": digest.hexdigest()}
+                yield {
+                    "path": str(path),
+                    "kind": kind,
+                    "start": start,
+                    "end": offset,
+                    "first_line": start_line,
+                    "digest": digest.hexdigest(),
+                }
                 start, start_line, digest = offset, number + 1, hashlib.sha256()
             raw, size = _next_line(stream, max_line_bytes)
             if not size:
@@ -154,8 +161,14 @@ def _line_shards(path: Path, kind: str, target_bytes: int, max_line_bytes: int) 
             offset += size
             if quotes is not None:
                 quotes.feed(_as_csv_sees_it(raw, size, max_line_bytes, first=number == 1))
-    yield {"path": str(path), "kind": kind, "start": start, "end": None, "first_line": start_line,
-           "digest": digest.hexdigest()}
+    yield {
+        "path": str(path),
+        "kind": kind,
+        "start": start,
+        "end": None,
+        "first_line": start_line,
+        "digest": digest.hexdigest(),
+    }
 
 
 def _next_line(stream, max_line_bytes: int) -> tuple[bytes, int]:

@@ -93,8 +93,12 @@ class Line:
 
 def _wide_unicode(head: bytes) -> str | None:
     """The codec a UTF-16/32 byte-order mark announces (UTF-8 needs no special reader)."""
-    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if head.startswith(bom):
             return codec
     return None
@@ -134,14 +138,20 @@ def read_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: S
                     yield Line(number, None, f"line is {size} bytes, over the limit of {max_line_bytes}", _excerpt(raw))
                     continue
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8):]
+                    raw = raw[len(codecs.BOM_UTF8) :]
                 try:
                     yield Line(number, raw.decode("utf-8"))
                 except UnicodeDecodeError as exc:
-                    yield Line(number, None, f"not UTF-8: {exc.reason} at byte {exc.start + 1} of the line", _excerpt(raw))
+                    yield Line(
+                        number, None, f"not UTF-8: {exc.reason} at byte {exc.start + 1} of the line", _excerpt(raw)
+                    )
         except (EOFError, OSError, zlib.error) as exc:
-            yield Line(number + 1, None, f"file cannot be read past line {number} ({exc.__class__.__name__}: {exc}); "
-                                         "the rest of the file is not ingested")
+            yield Line(
+                number + 1,
+                None,
+                f"file cannot be read past line {number} ({exc.__class__.__name__}: {exc}); "
+                "the rest of the file is not ingested",
+            )
 
 
 def _skip_rest_of_line(stream) -> int:
@@ -188,7 +198,9 @@ def parse_json_object(text: str) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None) -> Iterator[RawRecord]:
+def read_jsonl(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None
+) -> Iterator[RawRecord]:
     """One record per non-blank line; a line that cannot be read or parsed is a rejected record."""
     name = str(path)
     for line in read_lines(path, max_line_bytes, span):
@@ -198,7 +210,9 @@ def read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: S
         if not line.text.strip():
             continue
         data, error = parse_json_object(line.text)
-        yield RawRecord(name, line.number, data=data, raw=None if data is not None else line.text.rstrip("\r\n"), error=error)
+        yield RawRecord(
+            name, line.number, data=data, raw=None if data is not None else line.text.rstrip("\r\n"), error=error
+        )
 
 
 def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Span | None = None) -> Iterator[RawRecord]:
@@ -262,36 +276,44 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Spa
         elif error:
             yield RawRecord(name, line, error=error + span)
         elif "__extra__" in row:
-            yield RawRecord(name, line, raw=raw,
-                            error=f"row has {len(header) + len(row['__extra__'])} fields, header has {len(header)}{span}")
+            yield RawRecord(
+                name,
+                line,
+                raw=raw,
+                error=f"row has {len(header) + len(row['__extra__'])} fields, header has {len(header)}{span}",
+            )
         elif any(value is None for value in row.values()):
             yield RawRecord(name, line, raw=raw, error=f"row has fewer fields than the header ({len(header)}){span}")
         else:
             yield RawRecord(name, line, data=dict(row))
 
 
-def read_parquet(path: Path, batch_rows: int = 4096, *, row_groups: list[int] | None = None,
-                 first_row: int = 1) -> Iterator[RawRecord]:
+def read_parquet(
+    path: Path, batch_rows: int = 4096, *, row_groups: list[int] | None = None, first_row: int = 1
+) -> Iterator[RawRecord]:
     """One record per row, read in row groups so large files stream (``row_groups``: only
     those, numbered from ``first_row``, as a shard holds them)."""
     import pyarrow.parquet as pq
 
     name = str(path)
     _, gzipped = _strip_gz(path)
-    handle = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    handle = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115 (closed by the with below)
     with handle:
         try:
             parquet = pq.ParquetFile(handle)
-        except Exception as exc:  # noqa: BLE001 -- pyarrow raises several types for a bad file
+        except Exception as exc:
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
         row = first_row - 1
         batches = parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups)
         while True:
             try:
                 batch = next(batches, None)
-            except Exception as exc:  # noqa: BLE001 -- a corrupt row group: say where reading stopped
-                yield RawRecord(name, row + 1, error=f"file cannot be read past row {row} ({exc}); "
-                                                     "the rest of the file is not ingested")
+            except Exception as exc:
+                yield RawRecord(
+                    name,
+                    row + 1,
+                    error=f"file cannot be read past row {row} ({exc}); the rest of the file is not ingested",
+                )
                 return
             if batch is None:
                 return
@@ -341,8 +363,12 @@ def read_text_file(path: Path, root: Path) -> RawRecord:
         title, text = _markdown_title(content), content
     else:
         title, text = None, content
-    data = {"id": rel, "title": title or path.name.split(".")[0], "text": text,
-            "metadata": {"path": rel, "format": kind}}
+    data = {
+        "id": rel,
+        "title": title or path.name.split(".")[0],
+        "text": text,
+        "metadata": {"path": rel, "format": kind},
+    }
     return RawRecord(str(path), None, data=data)
 
 

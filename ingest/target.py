@@ -70,18 +70,23 @@ def find_resumable(es: Elasticsearch, alias: str, fingerprint: str, model: str) 
             return None  # only versions newer than the live one are candidates
         meta = _meta(es, name)
         ingest = meta.get("ingest", {})
-        if ingest.get("state") == BUILDING and ingest.get("fingerprint") == fingerprint and meta.get("bi_encoder") == model:
+        if (
+            ingest.get("state") == BUILDING
+            and ingest.get("fingerprint") == fingerprint
+            and meta.get("bi_encoder") == model
+        ):
             return name
     return None
 
 
 def _relax_refresh(es: Elasticsearch, index: str, interval: str, default: str) -> str:
     """Set the bulk-time refresh interval; return the one to restore afterwards."""
-    current = (
-        es.indices.get_settings(index=index, name="index.refresh_interval", include_defaults=True)[index]
+    current = es.indices.get_settings(index=index, name="index.refresh_interval", include_defaults=True)[index]
+    value = (
+        current.get("settings", {}).get("index", {}).get("refresh_interval")
+        or current.get("defaults", {}).get("index", {}).get("refresh_interval")
+        or default
     )
-    value = (current.get("settings", {}).get("index", {}).get("refresh_interval")
-             or current.get("defaults", {}).get("index", {}).get("refresh_interval") or default)
     if value == interval:  # left relaxed by a run that was killed: restore the template's value
         value = default
     if value != interval:
@@ -89,8 +94,17 @@ def _relax_refresh(es: Elasticsearch, index: str, interval: str, default: str) -
     return value
 
 
-def open_target(es: Elasticsearch, alias: str, body: dict, *, reindex: bool, fingerprint: str,
-                model: str, refresh: str, tolerance: float = 0.95) -> Target:
+def open_target(
+    es: Elasticsearch,
+    alias: str,
+    body: dict,
+    *,
+    reindex: bool,
+    fingerprint: str,
+    model: str,
+    refresh: str,
+    tolerance: float = 0.95,
+) -> Target:
     """The index to write to (created or resumed as needed), with refresh relaxed.
 
     Adding to the live index needs an encoder whose vectors agree with the ones it holds

@@ -123,7 +123,7 @@ class Limits:
     metadata_bytes: int = 65_536
 
     @classmethod
-    def from_settings(cls, settings) -> "Limits":
+    def from_settings(cls, settings) -> Limits:
         return cls(settings.ingest_max_text_chars, settings.ingest_max_title_chars, settings.ingest_max_metadata_bytes)
 
 
@@ -137,10 +137,12 @@ def _check_encodable(name: str, value: Any) -> None:
     try:
         (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise RecordRejected(f"field {name!r}: {exc.reason} (a lone \\u{ord(exc.object[exc.start]):04x} escape)") from None
+        raise RecordRejected(
+            f"field {name!r}: {exc.reason} (a lone \\u{ord(exc.object[exc.start]):04x} escape)"
+        ) from None
 
 
-def to_document(record: RawRecord, field_map: FieldMap, *, limits: Limits = Limits()) -> "Document":
+def to_document(record: RawRecord, field_map: FieldMap, *, limits: Limits = Limits()) -> Document:
     """The validated document of ``record``, or RecordRejected with the reason."""
     if record.error:
         raise RecordRejected(record.error)
@@ -152,8 +154,12 @@ def to_document(record: RawRecord, field_map: FieldMap, *, limits: Limits = Limi
     metadata = _json_safe(_metadata(data, field_map))
     for name, value in ((field_map.text, text), (field_map.title, title), (field_map.metadata, metadata)):
         _check_encodable(name, value)
-    _check_size(field_map.metadata, len(json.dumps(metadata, ensure_ascii=False).encode()), limits.metadata_bytes,
-                "bytes as JSON")
+    _check_size(
+        field_map.metadata,
+        len(json.dumps(metadata, ensure_ascii=False).encode()),
+        limits.metadata_bytes,
+        "bytes as JSON",
+    )
     id_field = next((name for name in field_map.id if data.get(name) not in (None, "")), None)
     doc_id = _scalar_id(data[id_field], id_field) if id_field else derive_doc_id(title, text)
     _check_encodable(id_field or "id", doc_id)
@@ -183,10 +189,18 @@ class RejectsWriter:
         if self.path is not None:  # truncate now: the file holds this run's rejects only
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # backslashreplace: a lone surrogate in a rejected record is written as its JSON escape
-            self._stream = open(self.path, "w", encoding="utf-8", errors="backslashreplace")
+            self._stream = open(self.path, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 (closed by close())
 
-    def write(self, *, source: str, line: int | None, reason: str, record: Any = None, doc_id: str | None = None,
-              superseded: bool = False) -> None:
+    def write(
+        self,
+        *,
+        source: str,
+        line: int | None,
+        reason: str,
+        record: Any = None,
+        doc_id: str | None = None,
+        superseded: bool = False,
+    ) -> None:
         entry = {"source": source, "line": line, "reason": reason}
         if doc_id is not None:
             entry["id"] = doc_id
@@ -206,17 +220,26 @@ class RejectsWriter:
                 self._stream.flush()
 
     def reject(self, record: RawRecord, reason: str) -> None:
-        self.write(source=record.source, line=record.line, reason=reason,
-                   record=record.data if record.data is not None else record.raw)
+        self.write(
+            source=record.source,
+            line=record.line,
+            reason=reason,
+            record=record.data if record.data is not None else record.raw,
+        )
 
     def supersede(self, record: RawRecord, doc_id: str, by: tuple[str, int | None]) -> None:
         """A record replaced by a later one with the same id (last one wins); counted apart."""
         source, line = by
         where = f"line {line}" if line is not None else "a later file"
         where += "" if source == record.source else f" of {source}"
-        self.write(source=record.source, line=record.line, doc_id=doc_id, record=record.data,
-                   reason=f"duplicate id {doc_id!r}: superseded by {where} (the last record with an id wins)",
-                   superseded=True)
+        self.write(
+            source=record.source,
+            line=record.line,
+            doc_id=doc_id,
+            record=record.data,
+            reason=f"duplicate id {doc_id!r}: superseded by {where} (the last record with an id wins)",
+            superseded=True,
+        )
 
     def close(self) -> None:
         with self._lock:

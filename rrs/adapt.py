@@ -32,8 +32,12 @@ import click
 from rrsearch.core.console import fail, load_settings
 
 STATE_FILE = "adapt.json"
-STAGES = (("bm25", False, "BM25"), ("knn", False, "kNN"), ("hybrid_rrf", False, "hybrid (RRF)"),
-          ("hybrid_rrf", True, "served (hybrid + reranker blend)"))
+STAGES = (
+    ("bm25", False, "BM25"),
+    ("knn", False, "kNN"),
+    ("hybrid_rrf", False, "hybrid (RRF)"),
+    ("hybrid_rrf", True, "served (hybrid + reranker blend)"),
+)
 STEPS = ("before", "train-encoder", "reindex", "train-reranker", "after")
 
 
@@ -88,22 +92,41 @@ def evaluate_stages(settings, dataset, *, alias: str, reranker: str | None, prog
 
     candidates = max(settings.default_candidates, 10)
     figures = {}
-    with open_dataset_pipeline(settings, dataset, index_alias=alias, candidates=candidates, reranker_name=reranker,
-                               progress=progress) as offline:
+    with open_dataset_pipeline(
+        settings, dataset, index_alias=alias, candidates=candidates, reranker_name=reranker, progress=progress
+    ) as offline:
         for config, rerank, label in STAGES:
             if rerank and reranker is None:
                 figures[label] = figures["hybrid (RRF)"]
                 continue
             with tqdm(total=len(dataset.queries), desc=f"eval {label}", unit="q", disable=not progress) as bar:
-                result = run_configuration(offline.pipeline, dataset, config, rerank=rerank, candidates=candidates,
-                                           index=alias, fusion=FusionParams(rrf_k=settings.rrf_k), progress=bar)
+                result = run_configuration(
+                    offline.pipeline,
+                    dataset,
+                    config,
+                    rerank=rerank,
+                    candidates=candidates,
+                    index=alias,
+                    fusion=FusionParams(rrf_k=settings.rrf_k),
+                    progress=bar,
+                )
             figures[label] = {k: result["metrics"][k] for k in ("ndcg@10", "recall@100") if k in result["metrics"]}
     return figures
 
 
-def run_adapt(dataset_dir: Path, settings, *, alias: str, output: Path, encoder_overrides: dict, reranker_overrides: dict,
-              folds: int, export: bool = True, progress: bool = True,
-              log: Callable[[str], None] = print) -> dict:
+def run_adapt(
+    dataset_dir: Path,
+    settings,
+    *,
+    alias: str,
+    output: Path,
+    encoder_overrides: dict,
+    reranker_overrides: dict,
+    folds: int,
+    export: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
     """The whole loop (see the module's docstring); returns the state with the table's figures.
     Raises our errors (``DatasetError``, ``MiningError``, ``TrainingError``, ...) for the CLI."""
     from rrsearch.core.es_client import make_client
@@ -138,26 +161,54 @@ def run_adapt(dataset_dir: Path, settings, *, alias: str, output: Path, encoder_
         return entry, key
 
     try:
-        before, _ = step(1, "before", {"data": data, "alias": alias, "bi_encoder": model_label(settings.bi_encoder)},
-                         lambda _done: True,
-                         lambda: {"figures": evaluate_stages(settings, test, alias=alias, reranker=None,
-                                                             progress=progress)})
+        before, _ = step(
+            1,
+            "before",
+            {"data": data, "alias": alias, "bi_encoder": model_label(settings.bi_encoder)},
+            lambda _done: True,
+            lambda: {"figures": evaluate_stages(settings, test, alias=alias, reranker=None, progress=progress)},
+        )
 
         encoder_settings = settings.model_copy(update={k: v for k, v in encoder_overrides.items() if v is not None})
-        encoder_config, encoder_mining = EncoderConfig.from_settings(encoder_settings), encoder_mining_config(encoder_settings)
+        encoder_config, encoder_mining = (
+            EncoderConfig.from_settings(encoder_settings),
+            encoder_mining_config(encoder_settings),
+        )
 
         def train_encoder_step() -> dict:
             shutil.rmtree(encoder_dir, ignore_errors=True)
-            facts = run_encoder_training(dataset_dir, encoder_settings, alias=alias, output_dir=encoder_dir,
-                                         mining=encoder_mining, training=encoder_config, progress=progress, export=export,
-                                         log=log)
-            return {"heldout": {"before": facts["result"]["before"].get("ndcg@10"),
-                                "after": facts["result"]["after"].get("ndcg@10")}}
+            facts = run_encoder_training(
+                dataset_dir,
+                encoder_settings,
+                alias=alias,
+                output_dir=encoder_dir,
+                mining=encoder_mining,
+                training=encoder_config,
+                progress=progress,
+                export=export,
+                log=log,
+            )
+            return {
+                "heldout": {
+                    "before": facts["result"]["before"].get("ndcg@10"),
+                    "after": facts["result"]["after"].get("ndcg@10"),
+                }
+            }
 
-        _, encoder_key = step(2, "train-encoder", {"data": data, "alias": alias, "before": before["key"],
-                                                   "config": asdict(encoder_config), "mining": asdict(encoder_mining),
-                                                   "export": export},
-                              lambda _done: (encoder_dir / "training.json").is_file(), train_encoder_step)
+        _, encoder_key = step(
+            2,
+            "train-encoder",
+            {
+                "data": data,
+                "alias": alias,
+                "before": before["key"],
+                "config": asdict(encoder_config),
+                "mining": asdict(encoder_mining),
+                "export": export,
+            },
+            lambda _done: (encoder_dir / "training.json").is_file(),
+            train_encoder_step,
+        )
 
         served = settings.model_copy(update={"bi_encoder": str(encoder_dir)})
 
@@ -165,37 +216,73 @@ def run_adapt(dataset_dir: Path, settings, *, alias: str, output: Path, encoder_
             from rrsearch.evaluation.dataset import corpus_file
             from rrsearch.ingest.pipeline import run_ingest
 
-            report = run_ingest([corpus_file(dataset_dir)], served, alias=alias, reindex=True, progress=progress,
-                                es=es, log=log)
+            report = run_ingest(
+                [corpus_file(dataset_dir)], served, alias=alias, reindex=True, progress=progress, es=es, log=log
+            )
             return {"index": current_index(es, alias), "documents": report.documents}
 
-        reindexed, reindex_key = step(3, "reindex", {"data": data, "alias": alias, "encoder": encoder_key},
-                                      lambda done: current_index(es, alias) == done.get("index"), reindex_step)
+        reindexed, reindex_key = step(
+            3,
+            "reindex",
+            {"data": data, "alias": alias, "encoder": encoder_key},
+            lambda done: current_index(es, alias) == done.get("index"),
+            reindex_step,
+        )
 
         reranker_settings = served.model_copy(update={k: v for k, v in reranker_overrides.items() if v is not None})
         training, mining = TrainConfig.from_settings(reranker_settings), mining_config_from(reranker_settings)
 
         def train_reranker_step() -> dict:
             shutil.rmtree(reranker_dir, ignore_errors=True)
-            facts = run_training(dataset_dir, reranker_settings, alias=alias, output_dir=reranker_dir, mining=mining,
-                                 training=training, progress=progress, log=log, cross_fit=folds)
+            facts = run_training(
+                dataset_dir,
+                reranker_settings,
+                alias=alias,
+                output_dir=reranker_dir,
+                mining=mining,
+                training=training,
+                progress=progress,
+                log=log,
+                cross_fit=folds,
+            )
             blend = json.loads((reranker_dir / "rrs_rerank.json").read_text(encoding="utf-8"))
-            return {"steps": facts["result"]["steps"], "blend": blend["chosen"],
-                    "chosen_on": blend["chosen_on"].get("split")}
+            return {
+                "steps": facts["result"]["steps"],
+                "blend": blend["chosen"],
+                "chosen_on": blend["chosen_on"].get("split"),
+            }
 
-        reranker, reranker_key = step(4, "train-reranker", {"reindex": reindex_key, "config": asdict(training),
-                                                            "mining": asdict(mining), "folds": folds},
-                                      lambda _done: (reranker_dir / "rrs_rerank.json").is_file(), train_reranker_step)
+        reranker, reranker_key = step(
+            4,
+            "train-reranker",
+            {"reindex": reindex_key, "config": asdict(training), "mining": asdict(mining), "folds": folds},
+            lambda _done: (reranker_dir / "rrs_rerank.json").is_file(),
+            train_reranker_step,
+        )
 
-        after, _ = step(5, "after", {"reranker": reranker_key, "index": reindexed["index"]},
-                        lambda _done: True,
-                        lambda: {"figures": evaluate_stages(served, test, alias=alias, reranker=str(reranker_dir),
-                                                            progress=progress)})
+        after, _ = step(
+            5,
+            "after",
+            {"reranker": reranker_key, "index": reindexed["index"]},
+            lambda _done: True,
+            lambda: {
+                "figures": evaluate_stages(served, test, alias=alias, reranker=str(reranker_dir), progress=progress)
+            },
+        )
     finally:
         es.close()
-    return {"before": before["figures"], "after": after["figures"], "steps": state.steps,
-            "served": {"bi_encoder": str(encoder_dir), "cross_encoder": str(reranker_dir),
-                       "blend": reranker["blend"], "index": reindexed["index"], "alias": alias}}
+    return {
+        "before": before["figures"],
+        "after": after["figures"],
+        "steps": state.steps,
+        "served": {
+            "bi_encoder": str(encoder_dir),
+            "cross_encoder": str(reranker_dir),
+            "blend": reranker["blend"],
+            "index": reindexed["index"],
+            "alias": alias,
+        },
+    }
 
 
 def render_table(outcome: dict) -> str:
@@ -205,36 +292,64 @@ def render_table(outcome: dict) -> str:
         old, new = outcome["before"][label]["ndcg@10"], outcome["after"][label]["ndcg@10"]
         rows.append(f"{label:<34} {old:>8.4f} {new:>8.4f} {new - old:>+8.4f}")
     served, blend = outcome["served"], outcome["served"]["blend"]
-    rerank = ("not called (weight 0: the blend was not confirmed, hybrid alone is served)" if blend["weight"] == 0
-              else f"weight {blend['weight']}, depth {blend['depth']}, {blend['normalization']}")
+    rerank = (
+        "not called (weight 0: the blend was not confirmed, hybrid alone is served)"
+        if blend["weight"] == 0
+        else f"weight {blend['weight']}, depth {blend['depth']}, {blend['normalization']}"
+    )
     times = ", ".join(f"{name} {entry['seconds']} s" for name, entry in outcome["steps"].items())
-    return "\n".join([
-        "nDCG@10 on the test split", *rows, "",
-        f"now served: index {served['index']} behind alias {served['alias']}",
-        f"  RRS_BI_ENCODER={served['bi_encoder']}",
-        f"  RRS_CROSS_ENCODER={served['cross_encoder']}  (reranker: {rerank})",
-        f"step times: {times}",
-    ])
+    return "\n".join(
+        [
+            "nDCG@10 on the test split",
+            *rows,
+            "",
+            f"now served: index {served['index']} behind alias {served['alias']}",
+            f"  RRS_BI_ENCODER={served['bi_encoder']}",
+            f"  RRS_CROSS_ENCODER={served['cross_encoder']}  (reranker: {rerank})",
+            f"step times: {times}",
+        ]
+    )
 
 
 @click.command("adapt")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--index", "alias", help="Alias holding the corpus (default RRS_INDEX_ALIAS); reindexed in place.")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the models and adapt.json (the resume record) [RRS_HOME/adapt/ALIAS].")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the models and adapt.json (the resume record) [RRS_HOME/adapt/ALIAS].",
+)
 @click.option("--encoder-epochs", type=float, help="Bi-encoder epochs [RRS_TRAIN_ENCODER_EPOCHS].")
 @click.option("--encoder-title-queries", type=int, help="Bi-encoder title queries [RRS_TRAIN_ENCODER_TITLE_QUERIES].")
 @click.option("--reranker-base", help="Cross-encoder base to fine-tune [RRS_TRAIN_BASE_MODEL].")
 @click.option("--reranker-epochs", type=float, help="Reranker epochs [RRS_TRAIN_EPOCHS].")
 @click.option("--reranker-title-queries", type=int, help="Reranker title queries [RRS_TRAIN_TITLE_QUERIES].")
 @click.option("--eval-steps", type=int, help="Steps between held-out evaluations, both trainers [4 per epoch].")
-@click.option("--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS].")
-@click.option("--no-cross-fit", is_flag=True, help="Choose the blend on the held-out slice instead (no fold trainings).")
+@click.option(
+    "--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS]."
+)
+@click.option(
+    "--no-cross-fit", is_flag=True, help="Choose the blend on the held-out slice instead (no fold trainings)."
+)
 @click.option("--no-export", is_flag=True, help="Skip the bi-encoder's ONNX export.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON instead of the table.")
-def adapt_command(dataset, alias, output, encoder_epochs, encoder_title_queries, reranker_base, reranker_epochs,
-                  reranker_title_queries, eval_steps, folds, no_cross_fit, no_export, no_progress, as_json) -> None:
+def adapt_command(
+    dataset,
+    alias,
+    output,
+    encoder_epochs,
+    encoder_title_queries,
+    reranker_base,
+    reranker_epochs,
+    reranker_title_queries,
+    eval_steps,
+    folds,
+    no_cross_fit,
+    no_export,
+    no_progress,
+    as_json,
+) -> None:
     """Adapt search to DATASET (a BEIR folder with train and test judgments): train the
     bi-encoder, reindex ALIAS with it, train the reranker on the new index with a
     cross-fitted blend, and show each stage before and after on the test split.
@@ -248,15 +363,26 @@ def adapt_command(dataset, alias, output, encoder_epochs, encoder_title_queries,
     alias = alias or settings.index_alias
     output = output or settings.home / "adapt" / alias
     encoder_overrides = {"train_encoder_epochs": encoder_epochs, "train_encoder_title_queries": encoder_title_queries}
-    reranker_overrides = {"train_base_model": reranker_base, "train_epochs": reranker_epochs,
-                          "train_title_queries": reranker_title_queries}
+    reranker_overrides = {
+        "train_base_model": reranker_base,
+        "train_epochs": reranker_epochs,
+        "train_title_queries": reranker_title_queries,
+    }
     try:
         # the trainers print their log lines on stdout; --json keeps stdout for the JSON alone
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            outcome = run_adapt(dataset, settings, alias=alias, output=output, encoder_overrides=encoder_overrides,
-                                reranker_overrides=reranker_overrides, folds=0 if no_cross_fit else folds or settings.train_cross_fit_folds,
-                                export=not no_export, progress=not no_progress,
-                                log=lambda message: click.echo(message, err=True))
+            outcome = run_adapt(
+                dataset,
+                settings,
+                alias=alias,
+                output=output,
+                encoder_overrides=encoder_overrides,
+                reranker_overrides=reranker_overrides,
+                folds=0 if no_cross_fit else folds or settings.train_cross_fit_folds,
+                export=not no_export,
+                progress=not no_progress,
+                log=lambda message: click.echo(message, err=True),
+            )
     except (DatasetError, MiningError, IndexMissing) as exc:
         fail(str(exc), 2)
     except RRSError as exc:

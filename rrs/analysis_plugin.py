@@ -70,9 +70,7 @@ def plugin_zip_path(es_version: str, cache: Path, fingerprint: str | None = None
     return cache / "plugins" / f"{PLUGIN_NAME}-{es_version}-{fingerprint or project_fingerprint()}.zip"
 
 
-def build_plugin(
-    es_version: str, cache: Path, java_home: Path, log=print, *, es_home: Path | None = None
-) -> Path:
+def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es_home: Path | None = None) -> Path:
     """The plugin zip for Elasticsearch ``es_version``, built with Maven once and cached.
 
     ``cache`` is the rrs home (``Settings.home``): the zip goes to ``<cache>/plugins`` and
@@ -91,12 +89,13 @@ def build_plugin(
     mvn = shutil.which("mvn")
     if not mvn:
         raise NodeError(
-            "Maven (mvn) is needed to build the english analysis plugin: install it "
-            "(Debian: apt install maven)."
+            "Maven (mvn) is needed to build the english analysis plugin: install it (Debian: apt install maven)."
         )
     lucene = lucene_version(es_home or cache / "dist" / f"elasticsearch-{es_version}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    log(f"Building the {ANALYZER_NAME!r} analysis plugin for Elasticsearch {es_version} (Lucene {lucene}) with Maven...")
+    log(
+        f"Building the {ANALYZER_NAME!r} analysis plugin for Elasticsearch {es_version} (Lucene {lucene}) with Maven..."
+    )
     # A private build folder: two builds at once (a test and `rrs es start`) don't collide.
     work = Path(tempfile.mkdtemp(prefix=f"build-{es_version}-", dir=target.parent))
     try:
@@ -104,13 +103,15 @@ def build_plugin(
         shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target"))
         env = dict(os.environ, JAVA_HOME=str(java_home))
         cmd = [
-            mvn, "-q", "-B", "package",
-            f"-Delasticsearch.version={es_version}", f"-Dlucene.version={lucene}",
+            mvn,
+            "-q",
+            "-B",
+            "package",
+            f"-Delasticsearch.version={es_version}",
+            f"-Dlucene.version={lucene}",
         ]
         try:
-            result = subprocess.run(
-                cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
-            )
+            result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False)
         except subprocess.TimeoutExpired as exc:
             raise NodeError("Maven did not finish building the analysis plugin within 15 minutes.") from exc
         built = project / "target" / f"{PLUGIN_NAME}-{es_version}.zip"
@@ -152,7 +153,12 @@ def _plugin_cli(es_home: Path, java_home: Path, args: list[str]) -> subprocess.C
     try:
         return subprocess.run(
             [str(es_home / "bin" / "elasticsearch-plugin"), *args],
-            env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NodeError(f"elasticsearch-plugin {args[0]} could not run in {es_home}: {exc}") from exc
@@ -223,8 +229,9 @@ def write_keystore(es_home: Path, conf: Path, java_home: Path, secrets: dict[str
     for name, value in secrets.items():
         args = [tool, "add", "-f", "-x", name]  # -f: create the keystore when missing; -x: the value from stdin
         try:
-            result = subprocess.run(args, env=env, input=value, capture_output=True, text=True, timeout=120,
-                                    check=False)
+            result = subprocess.run(
+                args, env=env, input=value, capture_output=True, text=True, timeout=120, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NodeError(f"elasticsearch-keystore could not run in {es_home}: {exc}") from exc
         if result.returncode != 0:

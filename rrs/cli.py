@@ -35,8 +35,12 @@ def es() -> None:
 @es.command("start")
 @click.option("--port", type=int, help="HTTP port (default RRS_ES_PORT or 9200; next free if taken).")
 @click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node data/logs dir (RRS_ES_NODE_DIR).")
-@click.option("--nodes", type=click.IntRange(1, 9), help="Nodes in the local cluster (RRS_ES_NODES; default: what "
-              "--dir holds, else 1); each gets RRS_ES_HEAP of memory. A count --dir disagrees with is refused.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 9),
+    help="Nodes in the local cluster (RRS_ES_NODES; default: what "
+    "--dir holds, else 1); each gets RRS_ES_HEAP of memory. A count --dir disagrees with is refused.",
+)
 def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None:
     """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
     from rrsearch.core.errors import NodeError
@@ -82,8 +86,9 @@ def es_status(as_json: bool, node_dir: Path | None) -> None:
             kind = f"local cluster of {len(info.nodes)} nodes"
         click.echo(f"running: {kind} Elasticsearch {info.version} at {info.url} ({info.health})")
         for member in info.nodes or []:
-            click.echo(f"  {member['name']} {member['url']} pid {member['pid']} "
-                       f"{'up' if member['running'] else 'DOWN'}")
+            click.echo(
+                f"  {member['name']} {member['url']} pid {member['pid']} {'up' if member['running'] else 'DOWN'}"
+            )
     else:
         click.echo(f"not running{f' (last url {info.url})' if info.url else ''}")
     sys.exit(0 if info.running else 3)
@@ -120,8 +125,9 @@ def index_create(alias: str | None, new_version: bool) -> None:
     es_client = _client(settings)
     model = bi_encoder_from(settings)
     label = model_label(settings.bi_encoder)
-    body = passage_index_body(es_client, settings, dims=embedding_dims(model), model=label,
-                              encoder_meta=encoder_identity(model, label))
+    body = passage_index_body(
+        es_client, settings, dims=embedding_dims(model), model=label, encoder_meta=encoder_identity(model, label)
+    )
     if new_version:
         name = create_versioned_index(es_client, alias, body)
         point_alias(es_client, alias, name)
@@ -163,14 +169,20 @@ def index_info(alias: str | None) -> None:
 def _add_package_commands() -> None:
     """Each package owns its subcommands; this script only gathers them."""
     from rrsearch.evaluation.cli import commands as eval_commands
-    from rrsearch.rrs.adapt import commands as adapt_commands
     from rrsearch.ingest.cli import commands as ingest_commands
+    from rrsearch.rrs.adapt import commands as adapt_commands
     from rrsearch.rrs.kibana import commands as kibana_commands
     from rrsearch.service.cli import commands as service_commands
     from rrsearch.training.cli import commands as training_commands
 
-    for command in [*service_commands, *ingest_commands, *eval_commands, *training_commands, *kibana_commands,
-                    *adapt_commands]:
+    for command in [
+        *service_commands,
+        *ingest_commands,
+        *eval_commands,
+        *training_commands,
+        *kibana_commands,
+        *adapt_commands,
+    ]:
         main.add_command(command)
 
 

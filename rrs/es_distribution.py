@@ -133,7 +133,10 @@ def fetch_distribution(version: str, cache: Path) -> Path:
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        mvn, "-q", "-B", "dependency:copy",
+        mvn,
+        "-q",
+        "-B",
+        "dependency:copy",
         f"-Dartifact={MAVEN_ARTIFACT.format(version=version)}",
         f"-DoutputDirectory={target.parent}",
         "-Dmdep.overWriteReleases=true",

@@ -22,10 +22,11 @@ import base64
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 
@@ -224,8 +225,7 @@ def summarise_import(payload: dict, sent: Iterable[dict]) -> list[ObjectResult]:
         key = (obj["type"], obj["id"])
         title = obj.get("attributes", {}).get("title", "")
         ordered.append(
-            results.pop(key, None)
-            or ObjectResult(*key, title=title, ok=False, detail="not reported by Kibana")
+            results.pop(key, None) or ObjectResult(*key, title=title, ok=False, detail="not reported by Kibana")
         )
     return ordered + list(results.values())
 
@@ -238,7 +238,6 @@ def _network_reason(exc: Exception) -> str:
     text = str(exc)
     found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     return f"{type(exc).__name__} ({found[-1].strip()})" if found else f"{type(exc).__name__}: {text[:200]}"
-
 
 
 def send_import(request: ImportRequest, *, timeout_s: float = 30.0, wait_s: float = 0.0) -> dict:
@@ -262,9 +261,7 @@ def send_import(request: ImportRequest, *, timeout_s: float = 30.0, wait_s: floa
             if time.monotonic() < deadline:
                 time.sleep(RETRY_INTERVAL_S)
                 continue
-            raise KibanaError(
-                f"cannot reach Kibana at {request.url.split('?')[0]}: {_network_reason(exc)}"
-            ) from None
+            raise KibanaError(f"cannot reach Kibana at {request.url.split('?')[0]}: {_network_reason(exc)}") from None
         if response.status_code == 503 and time.monotonic() < deadline:
             time.sleep(RETRY_INTERVAL_S)
             continue
@@ -290,12 +287,26 @@ def kibana() -> None:
 
 @kibana.command("import")
 @click.option("--url", help="Kibana base URL (default RRS_KIBANA_URL / KIBANA_URL, else http://localhost:5601).")
-@click.option("--api-key", help="Encoded API key (default KIBANA_API_KEY). Basic auth: KIBANA_USERNAME/KIBANA_PASSWORD.")
+@click.option(
+    "--api-key", help="Encoded API key (default KIBANA_API_KEY). Basic auth: KIBANA_USERNAME/KIBANA_PASSWORD."
+)
 @click.option("--space", help="Kibana space id (default RRS_KIBANA_SPACE; unset = default space).")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=OBJECTS_DIR,
-              show_default=True, help="Folder of *.ndjson saved objects.")
-@click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
-              help="Seconds to keep retrying while Kibana is unreachable or starting (503).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=OBJECTS_DIR,
+    show_default=True,
+    help="Folder of *.ndjson saved objects.",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to keep retrying while Kibana is unreachable or starting (503).",
+)
 def import_command(url: str | None, api_key: str | None, space: str | None, directory: Path, wait_s: float) -> None:
     """Import the saved objects (overwriting ours), one result line per object.
 
@@ -310,8 +321,11 @@ def import_command(url: str | None, api_key: str | None, space: str | None, dire
     try:
         objects = retitle_data_views(
             load_objects(directory),
-            {PASSAGES_DATA_VIEW: settings.index_alias, SEARCH_LOGS_DATA_VIEW: settings.search_log_index,
-             JUDGMENTS_DATA_VIEW: settings.judgments_index},
+            {
+                PASSAGES_DATA_VIEW: settings.index_alias,
+                SEARCH_LOGS_DATA_VIEW: settings.search_log_index,
+                JUDGMENTS_DATA_VIEW: settings.judgments_index,
+            },
         )
         request = build_import_request(
             url or settings.kibana_url,

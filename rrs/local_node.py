@@ -40,12 +40,12 @@ import requests
 from rrsearch.core.errors import NodeError
 from rrsearch.core.settings import Settings
 from rrsearch.rrs.analysis_plugin import plugin_node_settings, write_keystore
-from rrsearch.rrs.es_distribution import Distribution, Jdk, prepare_distribution
 
 # The JDK and distribution helpers moved to es_distribution; these names stay importable here.
 from rrsearch.rrs.es_distribution import MAVEN_ARTIFACT as MAVEN_ARTIFACT
 from rrsearch.rrs.es_distribution import MIN_JAVA_FOR_MAJOR as MIN_JAVA_FOR_MAJOR
 from rrsearch.rrs.es_distribution import PINNED_VERSIONS as PINNED_VERSIONS
+from rrsearch.rrs.es_distribution import Distribution, Jdk, prepare_distribution
 from rrsearch.rrs.es_distribution import add_english_analysis as add_english_analysis
 from rrsearch.rrs.es_distribution import choose_version as choose_version
 from rrsearch.rrs.es_distribution import fetch_distribution as fetch_distribution
@@ -108,9 +108,16 @@ def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[in
     return ports
 
 
-def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, name: str = "rrs-node-1",
-                       seed_ports: list[int] | None = None, masters: list[str] | None = None,
-                       plugin: dict[str, str] | None = None) -> str:
+def render_node_config(
+    node_dir: Path,
+    http_port: int,
+    transport_port: int,
+    *,
+    name: str = "rrs-node-1",
+    seed_ports: list[int] | None = None,
+    masters: list[str] | None = None,
+    plugin: dict[str, str] | None = None,
+) -> str:
     """``elasticsearch.yml`` for a loopback node (pure: easy to test): single-node discovery,
     or, with ``seed_ports``, a cluster member that finds the others there (``masters``: the
     names that bootstrap a new cluster; only on its first start). ``plugin``: our plugin's
@@ -140,8 +147,9 @@ def render_node_config(node_dir: Path, http_port: int, transport_port: int, *, n
     return "".join(f"{key}: {value}\n" for key, value in lines.items())
 
 
-def write_node_config(es_home: Path, node_dir: Path, http_port: int, heap: str, *, transport_port: int | None = None,
-                      **member) -> Path:
+def write_node_config(
+    es_home: Path, node_dir: Path, http_port: int, heap: str, *, transport_port: int | None = None, **member
+) -> Path:
     """A config dir for this node: the distribution's defaults plus our yml and heap
     (``member``: name, seed_ports, masters of a cluster node; see :func:`render_node_config`)."""
     conf = node_dir / "config"
@@ -286,7 +294,11 @@ def _launch(es_home: Path, node_dir: Path, conf: Path, jdk: Jdk, log) -> int:
     prefix = _drop_root_prefix(node_dir, log)
     result = subprocess.run(
         [*prefix, str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(pid_file)],
-        env=env, capture_output=True, text=True, cwd=node_dir, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=node_dir,
+        stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0:
         raise NodeError(
@@ -314,8 +326,12 @@ def _write_state(root: Path, members: list[dict], version: str | None, java_home
     Written before the first JVM starts and again once they have joined, so the directory's
     size is on disk even when a start fails, and clients find every node's URL.
     """
-    record = {"url": ",".join(member["url"] for member in members), "version": version,
-              "java_home": str(java_home), "node_dir": str(root)}
+    record = {
+        "url": ",".join(member["url"] for member in members),
+        "version": version,
+        "java_home": str(java_home),
+        "node_dir": str(root),
+    }
     if len(members) > 1:
         record["nodes"] = [{k: v for k, v in member.items() if k != "pid"} for member in members]
     write_private(_state_file(root), json.dumps(record))
@@ -347,8 +363,10 @@ def nodes_to_start(settings: Settings) -> int:
         return settings.es_nodes
     if "es_nodes" in settings.model_fields_set and settings.es_nodes != held:
         other = root.with_name(f"{root.name}-{settings.es_nodes}node{'s' if settings.es_nodes > 1 else ''}")
-        raise NodeError(f"node directory {root} holds a {held}-node cluster; start it with --nodes {held}, "
-                        f"or use --dir {other} for a {settings.es_nodes}-node one")
+        raise NodeError(
+            f"node directory {root} holds a {held}-node cluster; start it with --nodes {held}, "
+            f"or use --dir {other} for a {settings.es_nodes}-node one"
+        )
     return held
 
 
@@ -356,8 +374,13 @@ def plan_members(root: Path, count: int, http_ports: list[int], transport_ports:
     """Name, directory, ports and URL of each node (pure). One node lives in ``root`` itself
     (the layout single-node directories always had); a cluster's in ``node-1`` ... below it."""
     return [
-        {"name": f"rrs-node-{i}", "dir": str(root if count == 1 else root / f"node-{i}"), "http_port": http,
-         "transport_port": transport, "url": f"http://127.0.0.1:{http}"}
+        {
+            "name": f"rrs-node-{i}",
+            "dir": str(root if count == 1 else root / f"node-{i}"),
+            "http_port": http,
+            "transport_port": transport,
+            "url": f"http://127.0.0.1:{http}",
+        }
         for i, (http, transport) in enumerate(zip(http_ports, transport_ports), start=1)
     ]
 
@@ -418,12 +441,22 @@ def _say_started(log, members: list[dict], url: str, info: dict, jdk: Jdk, secon
     if len(members) == 1:
         log(f"Elasticsearch {info['version']} up at {url} on Java {jdk.major} in {seconds:.1f}s.")
     else:
-        log(f"Elasticsearch {info['version']} cluster of {len(members)} nodes up at {url} on Java {jdk.major} "
-            f"in {seconds:.1f}s ({info['health']}).")
+        log(
+            f"Elasticsearch {info['version']} cluster of {len(members)} nodes up at {url} on Java {jdk.major} "
+            f"in {seconds:.1f}s ({info['health']})."
+        )
 
 
-def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: str, first_boot: bool, log, *,
-                   plugin: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> None:
+def _launch_member(
+    member: dict,
+    members: list[dict],
+    dist: Distribution,
+    heap: str,
+    first_boot: bool,
+    log,
+    *,
+    plugin: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+) -> None:
     """Start ``member`` unless its process is alive (a restart starts only the dead ones);
     sets its ``pid``. A cluster member is seeded with every transport port, and names the
     masters only on the cluster's first boot (a restart must not bootstrap a second one).
@@ -433,12 +466,24 @@ def _launch_member(member: dict, members: list[dict], dist: Distribution, heap: 
     if member["pid"] is not None:
         return
     node_dir.mkdir(parents=True, exist_ok=True)
-    peers = {} if len(members) == 1 else {
-        "seed_ports": [m["transport_port"] for m in members],
-        "masters": [m["name"] for m in members] if first_boot else None,
-    }
-    conf = write_node_config(dist.home, node_dir, member["http_port"], heap, transport_port=member["transport_port"],
-                             name=member["name"], plugin=plugin[0], **peers)
+    peers = (
+        {}
+        if len(members) == 1
+        else {
+            "seed_ports": [m["transport_port"] for m in members],
+            "masters": [m["name"] for m in members] if first_boot else None,
+        }
+    )
+    conf = write_node_config(
+        dist.home,
+        node_dir,
+        member["http_port"],
+        heap,
+        transport_port=member["transport_port"],
+        name=member["name"],
+        plugin=plugin[0],
+        **peers,
+    )
     write_keystore(dist.home, conf, dist.jdk.home, plugin[1])
     member["pid"] = _launch(dist.home, node_dir, conf, dist.jdk, log)
 
@@ -466,8 +511,11 @@ def _first_joined(members: list[dict]) -> dict | None:
     """Version and health from the first member that sees all of them and yellow, else None."""
     for member in members:
         try:
-            resp = requests.get(f"{member['url']}/_cluster/health", timeout=5, params={
-                "wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"})
+            resp = requests.get(
+                f"{member['url']}/_cluster/health",
+                timeout=5,
+                params={"wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"},
+            )
             if resp.ok and not resp.json().get("timed_out"):
                 return cluster_info(member["url"])
         except requests.RequestException:
@@ -497,7 +545,7 @@ def _external_status(settings: Settings) -> NodeInfo:
         version = server_version(es)
         health = es.cluster.health()["status"]
         return NodeInfo(True, settings.es_url, version, managed=False, health=health)
-    except Exception:  # noqa: BLE001 -- any failure means "not reachable"
+    except Exception:
         return NodeInfo(False, settings.es_url, None, managed=False)
 
 
@@ -528,9 +576,14 @@ def _node_info(root: Path, state: dict, seen: list[dict], info: dict) -> NodeInf
     """The one shape start and status report: one node's ``pid``, or a cluster's ``nodes``."""
     single = len(seen) == 1
     return NodeInfo(
-        running=bool(info), url=state.get("url"), version=info.get("version", state.get("version")),
-        pid=seen[0]["pid"] if single else None, java_home=state.get("java_home"), node_dir=str(root),
-        health=info.get("health"), nodes=None if single else seen,
+        running=bool(info),
+        url=state.get("url"),
+        version=info.get("version", state.get("version")),
+        pid=seen[0]["pid"] if single else None,
+        java_home=state.get("java_home"),
+        node_dir=str(root),
+        health=info.get("health"),
+        nodes=None if single else seen,
     )
 
 

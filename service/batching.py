@@ -145,7 +145,7 @@ class MicroBatcher:
         """Tokens still to score for callers that still wait: the work a new job really queues
         behind (a job whose caller gave up is dropped before its next batch)."""
         with self._lock:
-            return sum(sum(job.tokens[job.scored:]) for job in self._active if job.wanted())
+            return sum(sum(job.tokens[job.scored :]) for job in self._active if job.wanted())
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -275,7 +275,7 @@ class MicroBatcher:
             scores = list(self._score_fn(items, lambda: any(job.wanted() for job in jobs)))
             if len(scores) != len(items):
                 raise RuntimeError(f"scoring gave {len(scores)} scores for {len(items)} pairs")
-        except Exception as exc:  # noqa: BLE001 -- handed to every waiting caller in this batch
+        except Exception as exc:
             for job in jobs:
                 job.finish(error=exc)
                 self._retire(job)
@@ -284,7 +284,7 @@ class MicroBatcher:
         elapsed = time.perf_counter() - started
         offset = 0
         for job, start, stop in batch.slices:
-            job.scores[start:stop] = scores[offset: offset + stop - start]
+            job.scores[start:stop] = scores[offset : offset + stop - start]
             offset += stop - start
             job.scored += stop - start
             if job.scored == len(job.items):
@@ -315,7 +315,13 @@ class MicroBatcher:
             if self.on_round is not None:
                 self.on_round(batch.pairs, elapsed)
             if self.on_batch is not None:
-                self.on_batch(BatchRecord(jobs=tuple((job.number, stop - start) for job, start, stop in batch.slices),
-                                          pairs=batch.pairs, tokens=batch.tokens, seconds=elapsed))
+                self.on_batch(
+                    BatchRecord(
+                        jobs=tuple((job.number, stop - start) for job, start, stop in batch.slices),
+                        pairs=batch.pairs,
+                        tokens=batch.tokens,
+                        seconds=elapsed,
+                    )
+                )
         except Exception:
             log.exception("rerank batch hook failed")

@@ -63,8 +63,9 @@ def normalise(scores: Sequence[float], method: Normalization = "minmax") -> list
     return [(score - low) / (high - low) for score in scores]
 
 
-def blend(first_stage: Sequence[float], rerank: Sequence[float], *, weight: float,
-          normalization: Normalization = "minmax") -> list[float]:
+def blend(
+    first_stage: Sequence[float], rerank: Sequence[float], *, weight: float, normalization: Normalization = "minmax"
+) -> list[float]:
     """``weight`` * norm(rerank) + (1 - ``weight``) * norm(first stage), per candidate."""
     if len(first_stage) != len(rerank):
         raise ValueError(f"{len(first_stage)} first-stage scores for {len(rerank)} rerank scores")
@@ -78,8 +79,11 @@ def load_calibration(model_dir: str | Path) -> BlendConfig | None:
     if not path.is_file():
         return None
     chosen = json.loads(path.read_text(encoding="utf-8")).get("chosen", {})
-    return BlendConfig(weight=float(chosen.get("weight", 1.0)), depth=chosen.get("depth"),
-                       normalization=chosen.get("normalization", "minmax"))
+    return BlendConfig(
+        weight=float(chosen.get("weight", 1.0)),
+        depth=chosen.get("depth"),
+        normalization=chosen.get("normalization", "minmax"),
+    )
 
 
 def write_calibration(model_dir: str | Path, config: BlendConfig, facts: dict) -> Path:

@@ -1,7 +1,7 @@
 """Click commands of the service package, added to ``rrs`` by ``rrs/cli.py``.
 
-    rrs serve [--host H] [--port P] [--workers N] [--threads T] [--role search|reranker]
-    rrs rank QUERY FILE [--top N] [--json]    paragraphs of one document, ranked by the cross-encoder
+rrs serve [--host H] [--port P] [--workers N] [--threads T] [--role search|reranker]
+rrs rank QUERY FILE [--top N] [--json]    paragraphs of one document, ranked by the cross-encoder
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ GUNICORN_CONF = Path(__file__).resolve().parent / "http" / "gunicorn.conf.py"
 @click.option("--port", type=int, help="Port (default RRS_SERVE_PORT, 8000).")
 @click.option("--workers", type=int, help="Worker processes, one model copy each (default RRS_SERVE_WORKERS).")
 @click.option("--threads", type=int, help="Threads per worker (default RRS_SERVE_THREADS).")
-@click.option("--role", type=click.Choice(["search", "reranker"]),
-              help="search: the whole API; reranker: only /rerank, for a GPU pool (default RRS_SERVE_ROLE).")
+@click.option(
+    "--role",
+    type=click.Choice(["search", "reranker"]),
+    help="search: the whole API; reranker: only /rerank, for a GPU pool (default RRS_SERVE_ROLE).",
+)
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None, role: str | None) -> None:
     """Run the search API under gunicorn (config: service/http/gunicorn.conf.py).
 
@@ -48,8 +51,13 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
 @click.argument("query")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), help="Only the best N paragraphs.")
-@click.option("--max-chars", default=2000, show_default=True, type=click.IntRange(min=100),
-              help="Longer paragraphs are cut at sentence ends.")
+@click.option(
+    "--max-chars",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Longer paragraphs are cut at sentence ends.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array: index, score, text.")
 def rank(query: str, file: Path, top: int | None, max_chars: int, as_json: bool) -> None:
     """Search inside one document: FILE (.txt, .md or .html) split into paragraphs, ranked by
@@ -79,7 +87,9 @@ def rank(query: str, file: Path, top: int | None, max_chars: int, as_json: bool)
         fail(str(exc))
     order = sorted(range(len(paragraphs)), key=lambda i: -scores[i])[:top]
     if as_json:
-        click.echo(json.dumps([{"index": i, "score": scores[i], "text": paragraphs[i]} for i in order], ensure_ascii=False))
+        click.echo(
+            json.dumps([{"index": i, "score": scores[i], "text": paragraphs[i]} for i in order], ensure_ascii=False)
+        )
         return
     for place, i in enumerate(order, start=1):
         text = paragraphs[i] if len(paragraphs[i]) <= 300 else paragraphs[i][:297] + "..."

@@ -76,10 +76,7 @@ def linear(
         normalised[name] = dict(zip([doc for doc, _ in hits], normalize([s for _, s in hits], method)))
         order.update(dict.fromkeys(doc for doc, _ in hits))
     floors = {name: min(values.values(), default=0.0) for name, values in normalised.items()}
-    fused = {
-        doc: sum(w * normalised[name].get(doc, floors[name]) for name, (_, w) in lists.items())
-        for doc in order
-    }
+    fused = {doc: sum(w * normalised[name].get(doc, floors[name]) for name, (_, w) in lists.items()) for doc in order}
     return _sorted(fused)
 
 

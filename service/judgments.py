@@ -26,7 +26,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
@@ -93,17 +93,32 @@ class UnknownDocuments(InvalidRequest, LookupError):
         super().__init__(f"no document {first!r} in index {alias!r}{more}: judge the ids search returns")
 
 
-def build_records(marks: Sequence[Mark], *, alias: str, versions: dict[str, str], client: str,
-                  request_id: str, now: str) -> list[tuple[str, dict]]:
+def build_records(
+    marks: Sequence[Mark], *, alias: str, versions: dict[str, str], client: str, request_id: str, now: str
+) -> list[tuple[str, dict]]:
     """(``_id``, ``_source``) of each mark (pure); ``versions`` maps a document id to its concrete index."""
     records = []
     for mark in marks:
         key, judged = query_key(mark.query), mark.judged_id
-        records.append((judgment_doc_id(alias, key, judged, client), {
-            "@timestamp": now, "request_id": request_id, "query": mark.query, "query_key": key,
-            "query_id": query_id(key), "id": judged, "kind": mark.kind, "grade": mark.grade, "client": client,
-            "index": alias, "index_version": versions.get(judged), "paragraph": mark.paragraph,
-        }))
+        records.append(
+            (
+                judgment_doc_id(alias, key, judged, client),
+                {
+                    "@timestamp": now,
+                    "request_id": request_id,
+                    "query": mark.query,
+                    "query_key": key,
+                    "query_id": query_id(key),
+                    "id": judged,
+                    "kind": mark.kind,
+                    "grade": mark.grade,
+                    "client": client,
+                    "index": alias,
+                    "index_version": versions.get(judged),
+                    "paragraph": mark.paragraph,
+                },
+            )
+        )
     return records
 
 
@@ -113,8 +128,7 @@ def build_records(marks: Sequence[Mark], *, alias: str, versions: dict[str, str]
 class JudgmentStore:
     """Checks judged ids against the alias and writes marks (synchronously: the page shows the outcome)."""
 
-    def __init__(self, es: Elasticsearch, index: str, *, shards: int = 1, replicas: int = 0,
-                 timeout_s: float = 5.0):
+    def __init__(self, es: Elasticsearch, index: str, *, shards: int = 1, replicas: int = 0, timeout_s: float = 5.0):
         self.es, self.index, self.timeout_s = es, index, timeout_s
         self.shape = {"shards": shards, "replicas": replicas}
         self._ready = False
@@ -130,22 +144,27 @@ class JudgmentStore:
             return {}
         try:
             found = self._client().search(
-                index=alias, query={"terms": {"parent_id": wanted}}, collapse={"field": "parent_id"},
-                size=len(wanted), source=["parent_id"], track_total_hits=False,
+                index=alias,
+                query={"terms": {"parent_id": wanted}},
+                collapse={"field": "parent_id"},
+                size=len(wanted),
+                source=["parent_id"],
+                track_total_hits=False,
             )
         except NotFoundError as exc:
             raise IndexMissing(f"no index or alias named {alias!r}") from exc
         return {hit["_source"]["parent_id"]: hit["_index"] for hit in found["hits"]["hits"]}
 
-    def record(self, marks: Sequence[Mark], *, alias: str, client: str, request_id: str,
-               batch: bool = False) -> list[dict]:
+    def record(
+        self, marks: Sequence[Mark], *, alias: str, client: str, request_id: str, batch: bool = False
+    ) -> list[dict]:
         """Check and write ``marks`` (all or none); the stored records, each with its ``judgment_id``."""
         documents = [mark.id for mark in marks if mark.kind == DOCUMENT]
         versions = self.locate(alias, documents)
         missing = [(n, mark.id) for n, mark in enumerate(marks) if mark.kind == DOCUMENT and mark.id not in versions]
         if missing:
             raise UnknownDocuments(alias, missing, batch)
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         records = build_records(marks, alias=alias, versions=versions, client=client, request_id=request_id, now=now)
         self._ensure_index()
         actions = [{"_index": self.index, "_id": doc_id, "_source": source} for doc_id, source in records]
@@ -163,11 +182,16 @@ class JudgmentStore:
                 return
             if not self._client().indices.exists(index=self.index):
                 body = load_template("judgments")
-                settings = {"index": {**body["settings"]["index"], "number_of_shards": self.shape["shards"],
-                                      "number_of_replicas": self.shape["replicas"]}}
+                settings = {
+                    "index": {
+                        **body["settings"]["index"],
+                        "number_of_shards": self.shape["shards"],
+                        "number_of_replicas": self.shape["replicas"],
+                    }
+                }
                 try:
                     self._client().indices.create(index=self.index, settings=settings, mappings=body["mappings"])
-                except Exception as exc:  # noqa: BLE001 -- another worker made it first
+                except Exception as exc:
                     if "resource_already_exists" not in str(exc):
                         raise
             self._ready = True

@@ -41,7 +41,17 @@ from rrsearch.service.retrieval import (
     parse_fields,
     search,
 )
-from rrsearch.service.schemas import Blend, Hit, Models, SearchRequest, SearchResponse, Stages, StageScore, Timings, check_limits
+from rrsearch.service.schemas import (
+    Blend,
+    Hit,
+    Models,
+    SearchRequest,
+    SearchResponse,
+    Stages,
+    StageScore,
+    Timings,
+    check_limits,
+)
 from rrsearch.service.window_cache import WindowCache, window_key
 
 log = logging.getLogger("rrs.search")
@@ -104,8 +114,7 @@ class SearchPipeline:
         self.bi_encoder_label = model_label(settings.bi_encoder)
         self.encoder_identity = encoder_identity(bi_encoder, self.bi_encoder_label)
         self.dims = embedding_dims(bi_encoder)
-        self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s,
-                                   settings.window_cache_bytes)
+        self.windows = WindowCache(settings.window_cache_size, settings.window_cache_ttl_s, settings.window_cache_bytes)
         self._indexes: dict[str, IndexInfo] = {}
         self._embed = lru_cache(maxsize=settings.query_embedding_cache)(self._embed_uncached)
         self.reranking = InFlight()  # searches that will want the reranker
@@ -129,9 +138,17 @@ class SearchPipeline:
         depth = request.candidates or self.settings.default_candidates
         blending = self.blend_config(request)
         key = window_key(
-            query=request.query, mode=request.mode, fusion=request.fusion.model_dump(), filters=clauses,
-            depth=depth, collapse=request.collapse, highlight=request.highlight, rerank=request.rerank,
-            version=info.version, models=self.models.model_dump(), rerank_enabled=self.settings.rerank_enabled,
+            query=request.query,
+            mode=request.mode,
+            fusion=request.fusion.model_dump(),
+            filters=clauses,
+            depth=depth,
+            collapse=request.collapse,
+            highlight=request.highlight,
+            rerank=request.rerank,
+            version=info.version,
+            models=self.models.model_dump(),
+            rerank_enabled=self.settings.rerank_enabled,
             blend=asdict(blending),
         )
         window = self.windows.get(key)
@@ -157,8 +174,9 @@ class SearchPipeline:
             degraded=window.degraded,
             partial=window.partial,
             cached=cached,
-            blend=Blend(weight=blending.weight, depth=window.reranked_count,
-                        normalization=blending.normalization) if window.reranked else None,
+            blend=Blend(weight=blending.weight, depth=window.reranked_count, normalization=blending.normalization)
+            if window.reranked
+            else None,
             timings_ms=timings,
             models=self.models,
         )
@@ -193,15 +211,18 @@ class SearchPipeline:
             found = filterable_fields(mapping.get("properties", {}))
             fields = found if fields is None else {k: v for k, v in fields.items() if found.get(k) == v}
         info = IndexInfo(
-            version=",".join(sorted(mappings)), filter_fields=fields or {}, meta=meta,
+            version=",".join(sorted(mappings)),
+            filter_fields=fields or {},
+            meta=meta,
             expires=now + self.settings.alias_cache_s,
         )
         self._indexes[index] = info
         return info
 
     # --- stages -----------------------------------------------------------------------
-    def _compute_window(self, request: SearchRequest, index: str, clauses: list[dict], depth: int,
-                        blending: BlendConfig) -> Window:
+    def _compute_window(
+        self, request: SearchRequest, index: str, clauses: list[dict], depth: int, blending: BlendConfig
+    ) -> Window:
         timings = Timings()
         lists, candidates, partial = self._retrieve(request, index, clauses, depth, timings)
 
@@ -224,8 +245,12 @@ class SearchPipeline:
             for reason in reasons:
                 self.metrics.degraded.labels(reason=reason).inc()
         return Window(
-            hits=hits, reranked=rerank_scores is not None, reranked_count=len(rerank_scores or []),
-            degraded=",".join(reasons) or None, timings=timings, partial=partial,
+            hits=hits,
+            reranked=rerank_scores is not None,
+            reranked_count=len(rerank_scores or []),
+            degraded=",".join(reasons) or None,
+            timings=timings,
+            partial=partial,
         )
 
     def _embed_uncached(self, query: str) -> tuple[float, ...]:
@@ -239,7 +264,11 @@ class SearchPipeline:
         bodies: dict[str, dict] = {}
         if request.mode in ("bm25", "hybrid"):
             bodies["bm25"] = bm25_body(
-                request.query, self.fields, clauses, size=depth, highlight=request.highlight,
+                request.query,
+                self.fields,
+                clauses,
+                size=depth,
+                highlight=request.highlight,
                 tie_breaker=self.settings.bm25_tie_breaker,
             )
         if request.mode in ("knn", "hybrid"):
@@ -247,15 +276,25 @@ class SearchPipeline:
             vector = list(self._embed(request.query))
             timings.embed_query = _ms(started)
             bodies["knn"] = knn_body(
-                vector, clauses, size=depth, num_candidates=self.settings.knn_num_candidates,
-                highlight_text=request.query if request.highlight else None, highlight_fields=self.fields,
+                vector,
+                clauses,
+                size=depth,
+                num_candidates=self.settings.knn_num_candidates,
+                highlight_text=request.query if request.highlight else None,
+                highlight_fields=self.fields,
             )
         started = time.perf_counter()
         if len(bodies) == 2 and self.settings.retrieval_path == "retrievers":
             method = request.fusion
-            body = fused_body(bodies["bm25"], bodies["knn"], method=method.method, size=depth,
-                              rrf_k=method.k or self.settings.rrf_k, weight=method.weight,
-                              normalization=method.normalization)
+            body = fused_body(
+                bodies["bm25"],
+                bodies["knn"],
+                method=method.method,
+                size=depth,
+                rrf_k=method.k or self.settings.rrf_k,
+                weight=method.weight,
+                normalization=method.normalization,
+            )
             bodies = {"fused": body}  # one list, already fused: _fuse passes it through
             results = [search(self.es, index, body, timeout_s=self.settings.search_timeout_s)]
         else:
@@ -298,8 +337,9 @@ class SearchPipeline:
         asked = min(wanted or len(fused), len(fused))
         passages = [passage_text(candidates[doc].source) for doc, _ in fused[:asked]]
         try:
-            scores = self.reranker.rerank_top(request.query, passages, budget_s=budget_s,
-                                              concurrent=self.reranking.count)
+            scores = self.reranker.rerank_top(
+                request.query, passages, budget_s=budget_s, concurrent=self.reranking.count
+            )
         except RerankTimeout:
             return None, "rerank_timeout"
         except RerankOverloaded:
@@ -310,7 +350,9 @@ class SearchPipeline:
         return scores, ("rerank_depth_reduced" if len(scores) < asked else None)
 
     @staticmethod
-    def _order(fused, rerank_scores, blending: BlendConfig) -> list[tuple[str, float, StageScore | None, StageScore | None]]:
+    def _order(
+        fused, rerank_scores, blending: BlendConfig
+    ) -> list[tuple[str, float, StageScore | None, StageScore | None]]:
         """Reranked candidates by their final score (ties keep fused order), then the rest fused.
 
         The final score is the cross-encoder's (weight 1), or its blend with the fused score."""
@@ -319,12 +361,24 @@ class SearchPipeline:
         n = len(rerank_scores)
         ce_rank = {i: rank for rank, i in enumerate(sorted(range(n), key=lambda i: -rerank_scores[i]), start=1)}
         plain = blending.weight >= 1.0
-        final = list(rerank_scores) if plain else blend(
-            [score for _, score in fused[:n]], rerank_scores, weight=blending.weight, normalization=blending.normalization)
+        final = (
+            list(rerank_scores)
+            if plain
+            else blend(
+                [score for _, score in fused[:n]],
+                rerank_scores,
+                weight=blending.weight,
+                normalization=blending.normalization,
+            )
+        )
         head = sorted(range(n), key=lambda i: -final[i])  # stable: ties keep fused order
         ranked = [
-            (fused[i][0], float(final[i]), StageScore(rank=ce_rank[i], score=float(rerank_scores[i])),
-             None if plain else StageScore(rank=rank, score=float(final[i])))
+            (
+                fused[i][0],
+                float(final[i]),
+                StageScore(rank=ce_rank[i], score=float(rerank_scores[i])),
+                None if plain else StageScore(rank=rank, score=float(final[i])),
+            )
             for rank, i in enumerate(head, start=1)
         ]
         return ranked + [(doc, score, None, None) for doc, score in fused[n:]]
@@ -342,8 +396,9 @@ class SearchPipeline:
         return kept
 
     @staticmethod
-    def _hit(candidate: Candidate, score: float, positions, rerank: StageScore | None,
-             blended: StageScore | None = None) -> Hit:
+    def _hit(
+        candidate: Candidate, score: float, positions, rerank: StageScore | None, blended: StageScore | None = None
+    ) -> Hit:
         stage = {name: positions[name].get(candidate.id) for name in ("bm25", "knn", "fused") if name in positions}
         source = candidate.source
         fragments = candidate.highlight.get("text")
@@ -356,8 +411,9 @@ class SearchPipeline:
             snippet=" … ".join(fragments) if fragments else None,
             metadata=source.get("metadata") or {},
             score=score,
-            stages=Stages(bm25=stage.get("bm25"), knn=stage.get("knn"), fused=stage.get("fused"), rerank=rerank,
-                          blended=blended),
+            stages=Stages(
+                bm25=stage.get("bm25"), knn=stage.get("knn"), fused=stage.get("fused"), rerank=rerank, blended=blended
+            ),
         )
 
     def _check_model(self, index: str, meta: dict) -> None:
@@ -365,8 +421,10 @@ class SearchPipeline:
         ours on another backend or precision): its vectors would not match ours."""
         why = encoder_mismatch(meta, self.encoder_identity, self.settings.bi_encoder_tolerance)
         if why:
-            raise IndexModelMismatch(f"index {index!r} cannot be searched: {why} (RRS_BI_ENCODER, "
-                                     f"RRS_BI_ENCODER_BACKEND); use the same encoder or reindex")
+            raise IndexModelMismatch(
+                f"index {index!r} cannot be searched: {why} (RRS_BI_ENCODER, "
+                f"RRS_BI_ENCODER_BACKEND); use the same encoder or reindex"
+            )
         dims = meta.get("dims")
         if dims and int(dims) != self.dims:
             raise IndexModelMismatch(

@@ -71,13 +71,26 @@ class RemoteReranker:
         """Scores of ``passages`` in input order, within ``budget_s`` seconds."""
         return self.rank(query, passages, budget_s=budget_s, raw=raw)
 
-    def rank(self, query: str, texts: Sequence[str], *, budget_s: float, raw: bool = False, truncate: bool = True,
-             direction: str = "right") -> list[float]:
+    def rank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        budget_s: float,
+        raw: bool = False,
+        truncate: bool = True,
+        direction: str = "right",
+    ) -> list[float]:
         """The /rerank options passed on to the pool as they came."""
         if not texts:
             return []
-        body = {"query": query, "texts": list(texts), "truncate": truncate, "raw_scores": raw,
-                "truncation_direction": direction.capitalize()}
+        body = {
+            "query": query,
+            "texts": list(texts),
+            "truncate": truncate,
+            "raw_scores": raw,
+            "truncation_direction": direction.capitalize(),
+        }
         try:
             response = self.session.post(f"{self.url}/rerank", json=body, timeout=max(budget_s, 0.001))
         except requests.Timeout as exc:

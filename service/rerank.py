@@ -36,8 +36,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from rrsearch.core.encoders import auto_dtype, pick_device, resolve_backend
+from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from rrsearch.core.onnx_cache import cross_encoder_export
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
@@ -76,8 +76,16 @@ def default_max_length(device: str) -> int:
     return CUDA_MAX_LENGTH if device.startswith("cuda") else CPU_MAX_LENGTH
 
 
-def adaptive_depth(pair_tokens: Sequence[int], *, floor: int, queued_tokens: int, tokens_per_s: float | None,
-                   budget_s: float, concurrent: int = 1, headroom: float = 0.8) -> int:
+def adaptive_depth(
+    pair_tokens: Sequence[int],
+    *,
+    floor: int,
+    queued_tokens: int,
+    tokens_per_s: float | None,
+    budget_s: float,
+    concurrent: int = 1,
+    headroom: float = 0.8,
+) -> int:
     """How many of the candidates (their pairs' token counts, best first) to rerank so that
     every search in flight gets its share of the budget.
 
@@ -126,14 +134,26 @@ class CrossEncoderReranker:
     ``forward`` maps padded numpy features to one logit per row (a torch model or an ONNX
     session behind it); ``model`` is the torch ``CrossEncoder`` when there is one."""
 
-    def __init__(self, forward: Callable[[dict], np.ndarray], tokenizer, *, name: str, settings: Settings,
-                 device: str, config, activation: str, model=None, tokenizer_limit: int | None = None,
-                 backend: str = "torch"):
+    def __init__(
+        self,
+        forward: Callable[[dict], np.ndarray],
+        tokenizer,
+        *,
+        name: str,
+        settings: Settings,
+        device: str,
+        config,
+        activation: str,
+        model=None,
+        tokenizer_limit: int | None = None,
+        backend: str = "torch",
+    ):
         self.model = model
         self.name = name
         self.device = device
-        self.max_length = max_pair_length(settings.rerank_max_length or default_max_length(device), tokenizer_limit,
-                                          config)
+        self.max_length = max_pair_length(
+            settings.rerank_max_length or default_max_length(device), tokenizer_limit, config
+        )
         self._whole = private_copy(tokenizer)
         self._truncating = truncating(tokenizer, self.max_length)
         self._pad_id = pad_token_id(self._whole)
@@ -216,10 +236,18 @@ class CrossEncoderReranker:
         deadline = time.monotonic() + budget_s
         encoded = self.tokenize([(query, p) for p in passages])
         tokens = [len(e.ids) for e in encoded]
-        depth = adaptive_depth(tokens, floor=self.min_depth, queued_tokens=self.batcher.live_tokens,
-                               tokens_per_s=self.batcher.tokens_per_s, budget_s=budget_s, concurrent=concurrent)
+        depth = adaptive_depth(
+            tokens,
+            floor=self.min_depth,
+            queued_tokens=self.batcher.live_tokens,
+            tokens_per_s=self.batcher.tokens_per_s,
+            budget_s=budget_s,
+            concurrent=concurrent,
+        )
         if depth == 0:
-            raise RerankOverloaded(f"{concurrent} searches share the reranker; not even {self.min_depth} candidates fit")
+            raise RerankOverloaded(
+                f"{concurrent} searches share the reranker; not even {self.min_depth} candidates fit"
+            )
         return self.activate(self._logits(encoded[:depth], tokens[:depth], deadline, budget_s))
 
     def rerank(self, query: str, passages: Sequence[str], *, budget_s: float, raw: bool = False) -> list[float]:
@@ -244,8 +272,17 @@ class CrossEncoderReranker:
             future.cancel()
             raise RerankTimeout(f"rerank took longer than {budget_s * 1000:.0f} ms") from exc
 
-    def rank(self, query: str, texts: Sequence[str], *, budget_s: float, raw: bool = False, truncate: bool = True,
-             direction: str = "right", max_text_tokens: int | None = None) -> list[float]:
+    def rank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        budget_s: float,
+        raw: bool = False,
+        truncate: bool = True,
+        direction: str = "right",
+        max_text_tokens: int | None = None,
+    ) -> list[float]:
         """Scores of ``texts`` in input order, with the options of the /rerank API.
 
         ``truncate=False`` refuses a pair longer than the model takes (:class:`InputTooLong`);
@@ -256,8 +293,11 @@ class CrossEncoderReranker:
         if not truncate:
             for index, length in enumerate(self.pair_lengths(query, texts)):
                 if length > self.max_length:
-                    raise InputTooLong(f"texts[{index}] with the query is {length} tokens; the model takes "
-                                       f"{self.max_length} (send truncate: true to cut it)", field="texts")
+                    raise InputTooLong(
+                        f"texts[{index}] with the query is {length} tokens; the model takes "
+                        f"{self.max_length} (send truncate: true to cut it)",
+                        field="texts",
+                    )
         elif direction == "left":
             texts = [self.keep_tail(query, text) for text in texts]
         return self.rerank(query, texts, budget_s=budget_s, raw=raw)
@@ -271,7 +311,7 @@ class CrossEncoderReranker:
         offsets = self._whole.encode(text, add_special_tokens=False).offsets
         if len(offsets) <= tokens:
             return text
-        return text[:offsets[tokens - 1][1]] if tokens > 0 else ""
+        return text[: offsets[tokens - 1][1]] if tokens > 0 else ""
 
     def keep_tail(self, query: str, text: str) -> str:
         """``text`` cut from the left so the pair fits ``max_length`` (left truncation)."""
@@ -279,7 +319,7 @@ class CrossEncoderReranker:
         offsets = self._whole.encode(text, add_special_tokens=False).offsets
         if room <= 0 or len(offsets) <= room:
             return text
-        return text[offsets[-room][0]:]
+        return text[offsets[-room][0] :]
 
     def close(self) -> None:
         self.batcher.close()
@@ -322,9 +362,11 @@ def _export_for_cpu(name_or_path: str, settings: Settings, *, may_download: bool
         return cross_encoder_export(name_or_path, settings, may_download=may_download)
     except RerankerUnavailable:
         raise
-    except Exception as exc:  # noqa: BLE001 -- a failed export or check: the reason is the message
-        raise RerankerUnavailable(f"cannot export cross-encoder {name_or_path!r} to ONNX for this CPU: {exc} "
-                                  f"(set RRS_RERANK_BACKEND=torch to serve it with torch)") from exc
+    except Exception as exc:
+        raise RerankerUnavailable(
+            f"cannot export cross-encoder {name_or_path!r} to ONNX for this CPU: {exc} "
+            f"(set RRS_RERANK_BACKEND=torch to serve it with torch)"
+        ) from exc
 
 
 def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEncoderReranker:
@@ -339,17 +381,23 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     cached_only = not local and not hub_reachable()
     try:
         model = CrossEncoder(name_or_path, device=device, local_files_only=cached_only)
-    except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the operator
-        hint = "" if local else (
-            " (the model hub is not reachable and there is no cached copy; set RRS_CROSS_ENCODER to a local "
-            "model folder, e.g. one made by `rrs train-reranker`)" if cached_only
-            else " (not a local folder; a hub name needs network access or a cached copy)"
+    except Exception as exc:
+        hint = (
+            ""
+            if local
+            else (
+                " (the model hub is not reachable and there is no cached copy; set RRS_CROSS_ENCODER to a local "
+                "model folder, e.g. one made by `rrs train-reranker`)"
+                if cached_only
+                else " (not a local folder; a hub name needs network access or a cached copy)"
+            )
         )
         raise RerankerUnavailable(f"cannot load cross-encoder {name_or_path!r}{hint}: {exc}") from exc
     _check_one_label(name_or_path, model.num_labels)
     model.eval()
-    dtype, label = _torch_dtype(settings.rerank_dtype, device,
-                                auto_dtype(settings.rerank_backend, settings.device, settings.cpu_bf16))
+    dtype, label = _torch_dtype(
+        settings.rerank_dtype, device, auto_dtype(settings.rerank_backend, settings.device, settings.cpu_bf16)
+    )
     if dtype != torch.float32:
         model.model.to(dtype)
 
@@ -361,8 +409,14 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
             return model.model(**tensors).logits.float().reshape(-1).cpu().numpy()
 
     reranker = CrossEncoderReranker(
-        forward, model.tokenizer, name=_label(name_or_path), settings=settings, device=device,
-        config=model.model.config, activation=type(model.activation_fn).__name__, model=model,
+        forward,
+        model.tokenizer,
+        name=_label(name_or_path),
+        settings=settings,
+        device=device,
+        config=model.model.config,
+        activation=type(model.activation_fn).__name__,
+        model=model,
         tokenizer_limit=model.tokenizer.model_max_length,
     )
     reranker.dtype = label
@@ -374,9 +428,7 @@ def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
     folder = Path(model_dir)
     path = folder / settings.rerank_onnx_file
     if not path.exists():
-        raise RerankerUnavailable(
-            f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`"
-        )
+        raise RerankerUnavailable(f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`")
     config = _read_json(folder / "config.json")
     _check_one_label(model_dir, len(config.get("id2label") or {}) or config.get("num_labels", 1))
     session = open_session(path, settings.torch_threads)
@@ -391,8 +443,14 @@ def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
     except FileNotFoundError as exc:
         raise RerankerUnavailable(str(exc)) from exc
     reranker = CrossEncoderReranker(
-        forward, tokenizer, name=_label(model_dir), settings=settings, device="cpu",
-        config=SimpleNamespace(**config), activation=onnx_activation(folder), backend="onnx",
+        forward,
+        tokenizer,
+        name=_label(model_dir),
+        settings=settings,
+        device="cpu",
+        config=SimpleNamespace(**config),
+        activation=onnx_activation(folder),
+        backend="onnx",
         tokenizer_limit=_read_json(folder / "tokenizer_config.json").get("model_max_length"),
     )
     reranker.dtype = precision_of(settings.rerank_onnx_file)
@@ -402,10 +460,12 @@ def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
 def onnx_activation(folder: Path) -> str:
     """The activation sentence-transformers recorded for the model ('Sigmoid' when it recorded none,
     as ``CrossEncoder`` does for one-label models)."""
-    recorded = (_read_json(folder / "config_sentence_transformers.json").get("activation_fn")
-                or _read_json(folder / "config.json").get("sentence_transformers", {}).get("activation_fn")
-                or _read_json(folder / "config.json").get("sbert_ce_default_activation_function")
-                or "Sigmoid")
+    recorded = (
+        _read_json(folder / "config_sentence_transformers.json").get("activation_fn")
+        or _read_json(folder / "config.json").get("sentence_transformers", {}).get("activation_fn")
+        or _read_json(folder / "config.json").get("sbert_ce_default_activation_function")
+        or "Sigmoid"
+    )
     return recorded.rsplit(".", 1)[-1]
 
 

@@ -56,8 +56,11 @@ def parse_fields(spec: str) -> list[str]:
 
 def filterable_fields(mapping_properties: dict[str, Any]) -> dict[str, str]:
     """Full names of the fields a filter may use, each with its Elasticsearch type, from the mapping."""
-    fields = {name: mapping_properties[name].get("type", "object") for name in TOP_LEVEL_FILTER_FIELDS
-              if name in mapping_properties}
+    fields = {
+        name: mapping_properties[name].get("type", "object")
+        for name in TOP_LEVEL_FILTER_FIELDS
+        if name in mapping_properties
+    }
 
     def walk(prefix: str, props: dict[str, Any]) -> None:
         for name, spec in props.items():
@@ -72,8 +75,13 @@ def filterable_fields(mapping_properties: dict[str, Any]) -> dict[str, str]:
 
 
 # The values each integer type holds (a term outside them is refused by Elasticsearch).
-INTEGER_RANGES = {"byte": (-2**7, 2**7 - 1), "short": (-2**15, 2**15 - 1), "integer": (-2**31, 2**31 - 1),
-                  "long": (-2**63, 2**63 - 1), "unsigned_long": (0, 2**64 - 1)}
+INTEGER_RANGES = {
+    "byte": (-(2**7), 2**7 - 1),
+    "short": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+    "unsigned_long": (0, 2**64 - 1),
+}
 NUMBER_TYPES = {"double", "float", "half_float", "scaled_float"}
 
 
@@ -111,8 +119,13 @@ def _is_date(text: str) -> bool:
         return False
 
 
-KIND_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",
-              "date": "a date (YYYY-MM-DD or ISO 8601)", "string": "a string"}
+KIND_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "date": "a date (YYYY-MM-DD or ISO 8601)",
+    "string": "a string",
+}
 
 
 def full_field_name(name: str) -> str:
@@ -120,6 +133,18 @@ def full_field_name(name: str) -> str:
     if name in TOP_LEVEL_FILTER_FIELDS or name.startswith("metadata."):
         return name
     return f"metadata.{name}"
+
+
+def checked_filter_value(name: str, value: Any, es_type: str) -> Any:
+    """``value`` as the filter on ``name`` (of Elasticsearch type ``es_type``) sends it, or a
+    FilterError in the caller's words when the field cannot hold it."""
+    kind = value_kind(es_type)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 2000.0 is the integer 2000 (as JSON Schema says)
+    if not _fits(value, kind, es_type):
+        within = f" from {INTEGER_RANGES[es_type][0]} to {INTEGER_RANGES[es_type][1]}" if kind == "integer" else ""
+        raise FilterError(f"filters.{name}", f"{name!r} holds {kind} values: give {KIND_WORDS[kind]}{within}")
+    return value
 
 
 def filter_clauses(filters: dict[str, Any], known: dict[str, str]) -> list[dict]:
@@ -133,25 +158,18 @@ def filter_clauses(filters: dict[str, Any], known: dict[str, str]) -> list[dict]
         if full not in known:
             raise FilterError(f"filters.{name}", f"unknown filter field {name!r}; the index has no field {full!r}")
         es_type = known[full]
-        kind = value_kind(es_type)
-
-        def checked(value: Any) -> Any:
-            if kind == "integer" and isinstance(value, float) and value.is_integer():
-                value = int(value)  # 2000.0 is the integer 2000 (as JSON Schema says)
-            if not _fits(value, kind, es_type):
-                within = f" from {INTEGER_RANGES[es_type][0]} to {INTEGER_RANGES[es_type][1]}" if kind == "integer" else ""
-                raise FilterError(f"filters.{name}", f"{name!r} holds {kind} values: give {KIND_WORDS[kind]}{within}")
-            return value
-
         if hasattr(value, "model_dump"):
-            bounds = {bound: checked(v) for bound, v in value.model_dump(exclude_none=True).items()}
+            bounds = {
+                bound: checked_filter_value(name, v, es_type)
+                for bound, v in value.model_dump(exclude_none=True).items()
+            }
             clauses.append({"range": {full: bounds}})
         elif isinstance(value, list):
             if not value:
                 raise FilterError(f"filters.{name}", "an empty list matches nothing")
-            clauses.append({"terms": {full: [checked(v) for v in value]}})
+            clauses.append({"terms": {full: [checked_filter_value(name, v, es_type) for v in value]}})
         else:
-            clauses.append({"term": {full: checked(value)}})
+            clauses.append({"term": {full: checked_filter_value(name, value, es_type)}})
     return clauses
 
 
@@ -175,7 +193,12 @@ def _highlight(query: str, fields: list[str]) -> dict:
 
 
 def bm25_body(
-    query: str, fields: list[str], filters: list[dict], *, size: int, highlight: bool = False,
+    query: str,
+    fields: list[str],
+    filters: list[dict],
+    *,
+    size: int,
+    highlight: bool = False,
     tie_breaker: float = 0.0,
 ) -> dict:
     body: dict = {
@@ -213,14 +236,21 @@ def knn_body(
     return body
 
 
-def fused_body(bm25: dict, knn: dict, *, method: str, size: int, rrf_k: int, weight: float = 0.5,
-               normalization: str = "minmax") -> dict:
+def fused_body(
+    bm25: dict, knn: dict, *, method: str, size: int, rrf_k: int, weight: float = 0.5, normalization: str = "minmax"
+) -> dict:
     """One ``_search`` that fuses ``bm25_body`` and ``knn_body`` on the node with the plugin's
     ``rrs_rrf`` or ``rrs_linear`` (the math of service/fusion.py; ``weight`` is kNN's share)."""
     children = [{"standard": {"query": bm25["query"]}}, {"knn": knn["knn"]}]
     if method == "linear":
-        retriever = {"rrs_linear": {"retrievers": children, "weights": [1.0 - weight, weight],
-                                    "normalizer": normalization, "rank_window_size": size}}
+        retriever = {
+            "rrs_linear": {
+                "retrievers": children,
+                "weights": [1.0 - weight, weight],
+                "normalizer": normalization,
+                "rank_window_size": size,
+            }
+        }
     else:
         retriever = {"rrs_rrf": {"retrievers": children, "rank_constant": rrf_k, "rank_window_size": size}}
     body = {"size": size, "_source": bm25["_source"], "retriever": retriever}
@@ -239,9 +269,11 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else str(exc.body)
         said = json.dumps(error)
         if "unknown retriever [rrs_" in said or "unknown field [rrs_" in said:
-            raise RetrieversMissing("the node does not know the rrs_rrf / rrs_linear retrievers: "
-                                    "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
-                                    "installs it locally; README: Inside Elasticsearch), or set it to msearch") from exc
+            raise RetrieversMissing(
+                "the node does not know the rrs_rrf / rrs_linear retrievers: "
+                "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
+                "installs it locally; README: Inside Elasticsearch), or set it to msearch"
+            ) from exc
         _raise_item_error(index, {"error": error, "status": exc.meta.status})
     return _result(response)
 

@@ -33,7 +33,7 @@ class RangeFilter(BaseModel):
     lt: int | float | str | None = None
 
     @model_validator(mode="after")
-    def _has_bound(self) -> "RangeFilter":
+    def _has_bound(self) -> RangeFilter:
         if all(v is None for v in (self.gte, self.gt, self.lte, self.lt)):
             raise ValueError("a range needs at least one of gte, gt, lte, lt")
         return self
@@ -82,8 +82,9 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    query: str = Field(min_length=1, description="Plain text; never parsed as query syntax.",
-                       json_schema_extra={"pattern": NOT_BLANK})  # not blank (checked below, with a clearer message)
+    query: str = Field(
+        min_length=1, description="Plain text; never parsed as query syntax.", json_schema_extra={"pattern": NOT_BLANK}
+    )  # not blank (checked below, with a clearer message)
     top_k: int = Field(default=10, ge=1, description="Hits to return (at most RRS_MAX_TOP_K).")
     candidates: int | None = Field(
         default=None, ge=1, description="Fused candidates sent to the reranker; default RRS_DEFAULT_CANDIDATES."
@@ -96,20 +97,32 @@ class SearchRequest(BaseModel):
         description="metadata field -> value (term), list (any of), or {gte,lte,...} (range); "
         "applied inside both BM25 and kNN.",
     )
-    from_: int = Field(default=0, ge=0, alias="from",
-                           description="Offset into the reranked window (paging); a page past its end is short or empty.")
+    from_: int = Field(
+        default=0,
+        ge=0,
+        alias="from",
+        description="Offset into the reranked window (paging); a page past its end is short or empty.",
+    )
     collapse: bool = Field(default=True, description="One hit per parent document (its best passage).")
     highlight: bool = True
     index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
     rerank_weight: float | None = Field(
-        default=None, ge=0.0, le=1.0,
+        default=None,
+        ge=0.0,
+        le=1.0,
         description="The cross-encoder's share of a reranked candidate's final score (1 = plain rerank, 0 = the "
-        "first stage's order); default: the reranker's calibrated setting (rrs_rerank.json), else 1.")
+        "first stage's order); default: the reranker's calibrated setting (rrs_rerank.json), else 1.",
+    )
     rerank_depth: int | None = Field(
-        default=None, ge=1, description="Fused candidates the cross-encoder scores (at most `candidates`); "
-        "default: the calibrated setting, else all of them.")
+        default=None,
+        ge=1,
+        description="Fused candidates the cross-encoder scores (at most `candidates`); "
+        "default: the calibrated setting, else all of them.",
+    )
     rerank_normalization: Literal["minmax", "rank"] | None = Field(
-        default=None, description="How both scores are put on one scale before blending (default: calibrated, else minmax).")
+        default=None,
+        description="How both scores are put on one scale before blending (default: calibrated, else minmax).",
+    )
 
     @field_validator("query")
     @classmethod
@@ -140,7 +153,9 @@ class Stages(BaseModel):
     knn: StageScore | None = None
     fused: StageScore | None = None
     rerank: StageScore | None = None
-    blended: StageScore | None = Field(default=None, description="Cross-encoder and fused scores mixed (rerank_weight < 1).")
+    blended: StageScore | None = Field(
+        default=None, description="Cross-encoder and fused scores mixed (rerank_weight < 1)."
+    )
 
 
 class Hit(BaseModel):
@@ -188,7 +203,7 @@ class SearchResponse(BaseModel):
     reranked_count: int = Field(description="Candidates the cross-encoder scored.")
     degraded: str | None = Field(
         description="Why a stage was skipped or shortened (comma-separated reasons, e.g. partial_results, "
-                    "rerank_timeout), else null."
+        "rerank_timeout), else null."
     )
     partial: bool = Field(default=False, description="Some shards did not answer: the hits come from the others.")
     cached: bool = Field(description="Served from the reranked-window cache (paging).")
@@ -243,12 +258,15 @@ class RerankRequest(BaseModel):
     query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
     texts: list[str] | None = Field(default=None, min_length=1, description="TEI: the texts to rank.")
     documents: list[str | CohereDocument] | None = Field(
-        default=None, min_length=1, description="Cohere: the texts to rank (strings or {\"text\": ...}).")
+        default=None, min_length=1, description='Cohere: the texts to rank (strings or {"text": ...}).'
+    )
     raw_scores: bool = Field(default=False, description="Logits instead of the model's activation (sigmoid).")
     return_text: bool = Field(default=False, description="TEI: include each text in its rank.")
     truncate: bool | None = Field(
-        default=None, description="Cut pairs longer than the model takes; default false for texts (as TEI), "
-        "true for documents (as Cohere). False and too long: 413.")
+        default=None,
+        description="Cut pairs longer than the model takes; default false for texts (as TEI), "
+        "true for documents (as Cohere). False and too long: 413.",
+    )
     truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
     top_n: int | None = Field(default=None, ge=1, description="Only the best n (Cohere; TEI answers all).")
     return_documents: bool = Field(default=False, description="Cohere: include each document in its result.")
@@ -327,11 +345,18 @@ class JudgmentRequest(BaseModel):
 
     query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK}, description="The query as searched.")
     grade: Literal[0, 1, 2] = Field(description="2 relevant, 1 partly, 0 not relevant.")
-    id: str | None = Field(default=None, min_length=1, max_length=512,
-                           description="A document id of the index (a hit's parent_id); 404 if the index lacks it.")
-    paragraph: str | None = Field(default=None, min_length=1, json_schema_extra={"pattern": NOT_BLANK},
-                                  description="Instead of id: a pasted paragraph's text (the rerank tab); its id is "
-                                  "derived from the text.")
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="A document id of the index (a hit's parent_id); 404 if the index lacks it.",
+    )
+    paragraph: str | None = Field(
+        default=None,
+        min_length=1,
+        json_schema_extra={"pattern": NOT_BLANK},
+        description="Instead of id: a pasted paragraph's text (the rerank tab); its id is derived from the text.",
+    )
     index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
 
     @model_validator(mode="before")
@@ -400,5 +425,6 @@ def check_judgment_limits(marks: list[JudgmentRequest], settings, *, batch: bool
         if len(mark.query) > settings.max_query_chars:
             raise LimitError(f"{where}query", f"query is longer than {settings.max_query_chars} characters")
         if mark.paragraph is not None and len(mark.paragraph) > settings.judgments_max_paragraph_chars:
-            raise LimitError(f"{where}paragraph",
-                             f"paragraph is longer than {settings.judgments_max_paragraph_chars} characters")
+            raise LimitError(
+                f"{where}paragraph", f"paragraph is longer than {settings.judgments_max_paragraph_chars} characters"
+            )

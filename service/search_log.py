@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
@@ -74,7 +74,7 @@ class SearchLogWriter:
 
     def log(self, record: dict) -> None:
         """Queue ``record`` (``@timestamp`` added); drop it when the queue is full."""
-        record.setdefault("@timestamp", datetime.now(timezone.utc).isoformat())
+        record.setdefault("@timestamp", datetime.now(UTC).isoformat())
         size = record_bytes(record)
         self._ensure_thread()
         with self._cond:
@@ -120,7 +120,7 @@ class SearchLogWriter:
                 try:
                     pending = self._write(pending)
                     why = "Elasticsearch busy"
-                except Exception as exc:  # noqa: BLE001 -- unreachable or failing: keep the records, retry
+                except Exception as exc:
                     why = f"Elasticsearch unavailable ({exc.__class__.__name__})"
                 if pending:
                     with self._cond:
@@ -140,7 +140,10 @@ class SearchLogWriter:
             return
         log.warning(
             "search log: %s; %d record(s) (%d bytes) waiting, %d dropped and %d failed write(s) since the last warning",
-            why, len(self._queue) + self._in_flight, self._queued_bytes, self._dropped_since_warning,
+            why,
+            len(self._queue) + self._in_flight,
+            self._queued_bytes,
+            self._dropped_since_warning,
             self._failures_since_warning,
         )
         self._last_warning = now
@@ -172,7 +175,7 @@ class SearchLogWriter:
             body = render_search_log_index(**self.shape)
             try:
                 self.es.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
         self._index_ready = True

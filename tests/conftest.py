@@ -55,7 +55,11 @@ def _stop_orphaned_test_nodes(base: Settings) -> None:
     """Nodes left by test sessions that were killed (their pytest pid is gone)."""
     from rrsearch.rrs.local_node import stop_node
 
-    for node_dir in [*base.home.glob("test-node-*"), *base.home.glob("fault-node-*"), *base.home.glob("test-cluster-*")]:
+    for node_dir in [
+        *base.home.glob("test-node-*"),
+        *base.home.glob("fault-node-*"),
+        *base.home.glob("test-cluster-*"),
+    ]:
         owner = node_dir.name.rsplit("-", 1)[-1]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             stop_node(base.model_copy(update={"es_node_dir": node_dir}), log=lambda _m: None)
@@ -108,8 +112,14 @@ def build_tiny_cross_encoder(path: Path, *, seed: int = 0) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=37, num_labels=1, max_position_embeddings=512, initializer_range=0.5,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=1,
+        max_position_embeddings=512,
+        initializer_range=0.5,
     )
     torch.manual_seed(seed)
     BertForSequenceClassification(config).save_pretrained(str(path))
@@ -145,10 +155,17 @@ def sample_passages(repo_root: Path) -> list[dict]:
             cut = text.find(". ", len(text) // 2) + 1 or len(text) // 2
             halves = [text[:cut].strip(), text[cut:].strip() or text]
         for chunk, part in enumerate(halves):
-            passages.append({
-                "id": f"{doc['id']}#{chunk}", "parent_id": doc["id"], "chunk": chunk, "chunk_count": len(halves),
-                "title": doc["title"], "text": part, "metadata": doc["metadata"],
-            })
+            passages.append(
+                {
+                    "id": f"{doc['id']}#{chunk}",
+                    "parent_id": doc["id"],
+                    "chunk": chunk,
+                    "chunk_count": len(halves),
+                    "title": doc["title"],
+                    "text": part,
+                    "metadata": doc["metadata"],
+                }
+            )
     return passages
 
 
@@ -166,7 +183,11 @@ def service_index(es, es_settings, bi_encoder, repo_root):
     passages = sample_passages(repo_root)
     vectors = encode_passages(bi_encoder, [f"{p['title']}. {p['text']}" for p in passages])
     actions = (
-        {"_index": name, "_id": p["id"], "_source": {**p, "model": model_label("all-MiniLM-L6-v2"), "embedding": v.tolist()}}
+        {
+            "_index": name,
+            "_id": p["id"],
+            "_source": {**p, "model": model_label("all-MiniLM-L6-v2"), "embedding": v.tolist()},
+        }
         for p, v in zip(passages, vectors)
     )
     helpers.bulk(es, actions, refresh="wait_for")

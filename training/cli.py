@@ -28,41 +28,94 @@ D = TrainingSettings()  # the defaults the help shows are the settings' own
 @click.command("train-reranker")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
-@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the trained model (loadable by path by the service and eval).")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder (files of the same name are replaced).")
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the trained model (loadable by path by the service and eval).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Write into a non-empty --output folder (files of the same name are replaced)."
+)
 @click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
-@click.option("--base", "base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder].")
+@click.option(
+    "--base", "base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder]."
+)
 @click.option("--negatives", type=int, help=f"Mined hard negatives per query [{D.train_negatives}].")
 @click.option("--min-rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_min_rank}].")
 @click.option("--max-rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_max_rank}].")
-@click.option("--title-queries", type=int,
-              help=f"Extra training queries from corpus titles (title -> its text); 0 = none [{D.train_title_queries}].")
-@click.option("--sampling", type=click.Choice(["top", "random"]),
-              help=f"Which negatives of the rank range [{D.train_negative_sampling}].")
+@click.option(
+    "--title-queries",
+    type=int,
+    help=f"Extra training queries from corpus titles (title -> its text); 0 = none [{D.train_title_queries}].",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["top", "random"]),
+    help=f"Which negatives of the rank range [{D.train_negative_sampling}].",
+)
 @click.option("--loss", type=click.Choice(["bce", "mnrl"]), help=f"bce or multiple-negatives ranking [{D.train_loss}].")
 @click.option("--epochs", type=float, help=f"Training epochs [{D.train_epochs:g}].")
 @click.option("--batch-size", type=int, help=f"Pairs (bce) or queries (mnrl) per step [{D.train_batch_size}].")
 @click.option("--lr", "learning_rate", type=float, help=f"Peak learning rate [{D.train_learning_rate:g}].")
 @click.option("--max-length", type=int, help=f"Token cap per (query, passage) pair [{D.train_max_length}].")
-@click.option("--eval-fraction", type=float, help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}].")
+@click.option(
+    "--eval-fraction", type=float, help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}]."
+)
 @click.option("--eval-depth", type=int, help=f"Hybrid candidates per held-out query [{D.train_eval_depth}].")
 @click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
-@click.option("--patience", type=int,
-              help=f"Evaluations without improvement before stopping; 0 = off [{D.train_early_stopping_patience}].")
+@click.option(
+    "--patience",
+    type=int,
+    help=f"Evaluations without improvement before stopping; 0 = off [{D.train_early_stopping_patience}].",
+)
 @click.option("--seed", type=int, help=f"Seed of the split, sampling, head init and trainer [{D.train_seed}].")
 @click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
-@click.option("--tune/--no-tune", default=True, show_default=True,
-              help="Choose the new model's blend with the hybrid order on the held-out queries (rrs_rerank.json).")
-@click.option("--cross-fit/--no-cross-fit", default=None,
-              help=f"Choose the blend on out-of-fold scores of every judged query: one more training per fold "
-                   f"[{'on' if D.train_cross_fit else 'off'}; RRS_TRAIN_CROSS_FIT].")
+@click.option(
+    "--tune/--no-tune",
+    default=True,
+    show_default=True,
+    help="Choose the new model's blend with the hybrid order on the held-out queries (rrs_rerank.json).",
+)
+@click.option(
+    "--cross-fit/--no-cross-fit",
+    default=None,
+    help=f"Choose the blend on out-of-fold scores of every judged query: one more training per fold "
+    f"[{'on' if D.train_cross_fit else 'off'}; RRS_TRAIN_CROSS_FIT].",
+)
 @click.option("--folds", type=int, help=f"Folds of --cross-fit [{D.train_cross_fit_folds}].")
-def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
-                           title_queries, sampling, loss, epochs, batch_size, learning_rate, max_length, eval_fraction, eval_depth,
-                           eval_steps, patience, seed, skip_missing, no_progress, as_json, tune, cross_fit, folds) -> None:
+def train_reranker_command(
+    dataset,
+    alias,
+    output_dir,
+    overwrite,
+    split,
+    base_model,
+    negatives,
+    min_rank,
+    max_rank,
+    title_queries,
+    sampling,
+    loss,
+    epochs,
+    batch_size,
+    learning_rate,
+    max_length,
+    eval_fraction,
+    eval_depth,
+    eval_steps,
+    patience,
+    seed,
+    skip_missing,
+    no_progress,
+    as_json,
+    tune,
+    cross_fit,
+    folds,
+) -> None:
     """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
 
     Mines negatives with the service's own hybrid retrieval over ALIAS (top results that
@@ -74,14 +127,26 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
     from rrsearch.training.run import mining_config_from, run_training
     from rrsearch.training.trainer import TrainConfig
 
-    settings = load_settings(**{
-        "train_base_model": base_model, "train_negatives": negatives, "train_min_rank": min_rank,
-        "train_max_rank": max_rank, "train_title_queries": title_queries, "train_negative_sampling": sampling, "train_loss": loss,
-        "train_epochs": epochs, "train_batch_size": batch_size, "train_learning_rate": learning_rate,
-        "train_max_length": max_length, "train_eval_fraction": eval_fraction, "train_eval_depth": eval_depth,
-        "train_eval_steps": eval_steps, "train_early_stopping_patience": patience, "train_seed": seed,
-        "train_cross_fit": cross_fit, "train_cross_fit_folds": folds,
-    })
+    settings = load_settings(
+        train_base_model=base_model,
+        train_negatives=negatives,
+        train_min_rank=min_rank,
+        train_max_rank=max_rank,
+        train_title_queries=title_queries,
+        train_negative_sampling=sampling,
+        train_loss=loss,
+        train_epochs=epochs,
+        train_batch_size=batch_size,
+        train_learning_rate=learning_rate,
+        train_max_length=max_length,
+        train_eval_fraction=eval_fraction,
+        train_eval_depth=eval_depth,
+        train_eval_steps=eval_steps,
+        train_early_stopping_patience=patience,
+        train_seed=seed,
+        train_cross_fit=cross_fit,
+        train_cross_fit_folds=folds,
+    )
     alias = alias or settings.index_alias
     if output_dir.exists() and not output_dir.is_dir():
         fail(f"--output {output_dir}: exists and is not a folder", 2)
@@ -91,12 +156,24 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         mining = mining_config_from(settings)
     except ValueError as exc:
         fail(f"invalid option: {exc}", 2)
-    log = (lambda message: click.echo(message, err=True))
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
     try:
         facts = run_training(
-            dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
-            training=TrainConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress, log=log,
-            tune_blend=tune, cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
+            dataset,
+            settings,
+            alias=alias,
+            output_dir=output_dir,
+            split=split,
+            mining=mining,
+            training=TrainConfig.from_settings(settings),
+            skip_missing=skip_missing,
+            progress=not no_progress,
+            log=log,
+            tune_blend=tune,
+            cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
         )
     except (DatasetError, MiningError) as exc:
         fail(str(exc), 2)
@@ -109,19 +186,28 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
         return
     result = facts["result"]
     click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
-    click.echo(f"trained {result['steps']} steps on {result['train_queries']} queries in {result['seconds']} s "
-               f"on {result['device']} ({result['precision']}){', stopped early' if result['stopped_early'] else ''}")
+    click.echo(
+        f"trained {result['steps']} steps on {result['train_queries']} queries in {result['seconds']} s "
+        f"on {result['device']} ({result['precision']}){', stopped early' if result['stopped_early'] else ''}"
+    )
     if result["after"]:
         first, before, after = (result[k].get("ndcg@10", 0.0) for k in ("first_stage", "before", "after"))
-        click.echo(f"held-out nDCG@10 ({result['heldout_queries']} queries): hybrid order {first:.4f}, "
-                   f"base model {before:.4f} -> trained {after:.4f}")
+        click.echo(
+            f"held-out nDCG@10 ({result['heldout_queries']} queries): hybrid order {first:.4f}, "
+            f"base model {before:.4f} -> trained {after:.4f}"
+        )
 
 
 @click.command("train-encoder")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
-@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the trained bi-encoder (RRS_BI_ENCODER=DIR serves it).")
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the trained bi-encoder (RRS_BI_ENCODER=DIR serves it).",
+)
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder.")
 @click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
 @click.option("--base", "base_model", help="Bi-encoder to fine-tune [RRS_BI_ENCODER].")
@@ -140,9 +226,29 @@ def train_reranker_command(dataset, alias, output_dir, overwrite, split, base_mo
 @click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
-def train_encoder_command(dataset, alias, output_dir, overwrite, split, base_model, negatives, min_rank, max_rank,
-                          title_queries, epochs, batch_size, learning_rate, max_seq_length, eval_fraction, eval_steps,
-                          seed, no_export, skip_missing, no_progress, as_json) -> None:
+def train_encoder_command(
+    dataset,
+    alias,
+    output_dir,
+    overwrite,
+    split,
+    base_model,
+    negatives,
+    min_rank,
+    max_rank,
+    title_queries,
+    epochs,
+    batch_size,
+    learning_rate,
+    max_seq_length,
+    eval_fraction,
+    eval_steps,
+    seed,
+    no_export,
+    skip_missing,
+    no_progress,
+    as_json,
+) -> None:
     """Fine-tune the bi-encoder on your judgments and title queries, with hard negatives from your index.
 
     MultipleNegativesRankingLoss (in-batch negatives plus mined hard negatives) with
@@ -154,14 +260,20 @@ def train_encoder_command(dataset, alias, output_dir, overwrite, split, base_mod
     from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
     from rrsearch.training.encoder_trainer import EncoderConfig
 
-    settings = load_settings(**{
-        "train_encoder_base_model": base_model, "train_encoder_negatives": negatives,
-        "train_encoder_min_rank": min_rank, "train_encoder_max_rank": max_rank,
-        "train_encoder_title_queries": title_queries, "train_encoder_epochs": epochs,
-        "train_encoder_batch_size": batch_size, "train_encoder_learning_rate": learning_rate,
-        "train_encoder_max_seq_length": max_seq_length, "train_eval_fraction": eval_fraction,
-        "train_eval_steps": eval_steps, "train_seed": seed,
-    })
+    settings = load_settings(
+        train_encoder_base_model=base_model,
+        train_encoder_negatives=negatives,
+        train_encoder_min_rank=min_rank,
+        train_encoder_max_rank=max_rank,
+        train_encoder_title_queries=title_queries,
+        train_encoder_epochs=epochs,
+        train_encoder_batch_size=batch_size,
+        train_encoder_learning_rate=learning_rate,
+        train_encoder_max_seq_length=max_seq_length,
+        train_eval_fraction=eval_fraction,
+        train_eval_steps=eval_steps,
+        train_seed=seed,
+    )
     alias = alias or settings.index_alias
     _check_output(output_dir, overwrite)
     try:
@@ -172,9 +284,17 @@ def train_encoder_command(dataset, alias, output_dir, overwrite, split, base_mod
         # the trainer prints its log lines on stdout; --json keeps stdout for the JSON alone
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             facts = run_encoder_training(
-                dataset, settings, alias=alias, output_dir=output_dir, split=split, mining=mining,
-                training=EncoderConfig.from_settings(settings), skip_missing=skip_missing, progress=not no_progress,
-                export=not no_export, log=lambda message: click.echo(message, err=True),
+                dataset,
+                settings,
+                alias=alias,
+                output_dir=output_dir,
+                split=split,
+                mining=mining,
+                training=EncoderConfig.from_settings(settings),
+                skip_missing=skip_missing,
+                progress=not no_progress,
+                export=not no_export,
+                log=lambda message: click.echo(message, err=True),
             )
     except (DatasetError, MiningError) as exc:
         fail(str(exc), 2)
@@ -187,11 +307,15 @@ def train_encoder_command(dataset, alias, output_dir, overwrite, split, base_mod
         return
     result = facts["result"]
     click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
-    click.echo(f"trained {result['steps']} steps on {result['train_queries']} judged + {result['title_queries']} "
-               f"title queries in {result['seconds']} s on {result['device']} ({result['precision']})")
+    click.echo(
+        f"trained {result['steps']} steps on {result['train_queries']} judged + {result['title_queries']} "
+        f"title queries in {result['seconds']} s on {result['device']} ({result['precision']})"
+    )
     if result["after"]:
-        click.echo(f"held-out nDCG@10 ({result['heldout_queries']} queries, {result['heldout_corpus']} passages): "
-                   f"base {result['before'].get('ndcg@10', 0):.4f} -> trained {result['after'].get('ndcg@10', 0):.4f}")
+        click.echo(
+            f"held-out nDCG@10 ({result['heldout_queries']} queries, {result['heldout_corpus']} passages): "
+            f"base {result['before'].get('ndcg@10', 0):.4f} -> trained {result['after'].get('ndcg@10', 0):.4f}"
+        )
     click.echo(f"serve it: RRS_BI_ENCODER={output_dir} rrs ingest CORPUS --index {alias} --reindex")
 
 
@@ -239,11 +363,19 @@ def encoder() -> None:
 
 @encoder.command("export-onnx")
 @click.argument("model")
-@click.option("--output", type=click.Path(file_okay=False), help="Folder to write (default: MODEL, when it is a "
-              "local folder). Required for the packaged all-MiniLM-L6-v2 and hub names.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Folder to write (default: MODEL, when it is a "
+    "local folder). Required for the packaged all-MiniLM-L6-v2 and hub names.",
+)
 @click.option("--quantize/--no-quantize", default=True, show_default=True, help="Also write the int8 model.")
-@click.option("--sample", "sample_file", type=click.Path(exists=True, dir_okay=False),
-              help="Text file, one passage per line, to check the export on (default: built-in texts).")
+@click.option(
+    "--sample",
+    "sample_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Text file, one passage per line, to check the export on (default: built-in texts).",
+)
 def encoder_export_command(model: str, output: str | None, quantize: bool, sample_file: str | None) -> None:
     """Export the bi-encoder MODEL (name or folder) to OUTPUT/onnx/model.onnx (+ model_qint8.onnx),
     pooling and normalisation included, checked against sentence-transformers' own vectors.
@@ -251,8 +383,8 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     Serve it with RRS_BI_ENCODER=OUTPUT RRS_BI_ENCODER_BACKEND=onnx (RRS_BI_ENCODER_ONNX_FILE picks
     fp32 or int8); torch is then not loaded.
     """
-    from rrsearch.core.errors import ExportMismatch
     from rrsearch.core.encoder_export import export_bi_encoder
+    from rrsearch.core.errors import ExportMismatch
 
     sample = None
     if sample_file:
@@ -266,8 +398,10 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     fused = ", ".join(f"{op} x{n}" for op, n in result.fused_ops.items()) or "none (model family not fusable)"
     click.echo(f"exporter: {result.exporter}; fused: {fused}")
     for name, figures in result.checks.items():
-        click.echo(f"{name}: cosine to sentence-transformers min {figures['min_cosine']:.4f}, "
-                   f"mean {figures['mean_cosine']:.4f} (at least {figures['required']})")
+        click.echo(
+            f"{name}: cosine to sentence-transformers min {figures['min_cosine']:.4f}, "
+            f"mean {figures['mean_cosine']:.4f} (at least {figures['required']})"
+        )
     for path in result.paths:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     click.echo(f"serve it with RRS_BI_ENCODER={result.folder} RRS_BI_ENCODER_BACKEND=onnx")

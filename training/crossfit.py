@@ -59,15 +59,25 @@ def merge_out_of_fold(per_fold: Sequence[Mapping[str, list]], expected: set[str]
     return merged
 
 
-def choose_cross_fitted(qrels: dict[str, dict[str, int]], collected: dict[str, list], *, folds: int,
-                        candidates: int, seconds: float | None = None):
+def choose_cross_fitted(
+    qrels: dict[str, dict[str, int]],
+    collected: dict[str, list],
+    *,
+    folds: int,
+    candidates: int,
+    seconds: float | None = None,
+):
     """The blend chosen and confirmed on every query's out-of-fold scores (pure; the rule is
     ``tuning.choose``'s), with how it was chosen in ``chosen_on``."""
     from rrsearch.evaluation.tuning import choose
 
-    chosen_on = {"split": f"cross-fitted ({folds} folds): every judged training query, each scored by a model "
-                          f"that did not train on it", "queries": len(collected), "folds": folds,
-                 "candidates": candidates}
+    chosen_on = {
+        "split": f"cross-fitted ({folds} folds): every judged training query, each scored by a model "
+        f"that did not train on it",
+        "queries": len(collected),
+        "folds": folds,
+        "candidates": candidates,
+    }
     if seconds is not None:
         chosen_on["fold_seconds"] = round(seconds, 1)
     return choose(qrels, collected, chosen_on)
@@ -75,12 +85,25 @@ def choose_cross_fitted(qrels: dict[str, dict[str, int]], collected: dict[str, l
 
 def judged_qrels(queries) -> dict[str, dict[str, int]]:
     """Query id -> {positive document id: 1} for the queries judged by document id."""
-    return {query.id: {doc: 1 for doc in query.positive_ids} for query in queries if query.positive_ids}
+    return {query.id: dict.fromkeys(query.positive_ids, 1) for query in queries if query.positive_ids}
 
 
-def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds: int, settings, alias: str,
-                     depth: int, es, bi_encoder, progress: bool = True,
-                     log: Callable[[str], None] = print) -> tuple[dict[str, list], dict[str, dict[str, int]]]:
+def cross_fit_scores(
+    queries,
+    mined,
+    titles,
+    training,
+    work_dir: Path,
+    *,
+    folds: int,
+    settings,
+    alias: str,
+    depth: int,
+    es,
+    bi_encoder,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, list], dict[str, dict[str, int]]]:
     """Train one model per fold on the other folds' queries (plus every title query), score its
     own fold's queries with it (every candidate kept with its fused and cross-encoder score),
     and return the merged out-of-fold scores with the qrels they are judged by."""
@@ -107,14 +130,21 @@ def cross_fit_scores(queries, mined, titles, training, work_dir: Path, *, folds:
         log(f"cross-fit fold {fold + 1}/{folds}: training on {len(train)} queries, scoring {len(own)}")
         started = time.perf_counter()
         train_reranker(train, training, fold_dir, extra_train=titles, progress=progress, log=log)
-        dataset = Dataset(root=work_dir, corpus_path=work_dir, split=f"fold-{fold}",
-                          queries={qid: texts[qid] for qid in sorted(own)}, qrels={qid: qrels[qid] for qid in own})
-        with open_pipeline(settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder,
-                           reranker=fold_dir) as offline:
-            with tqdm(total=len(own), desc=f"score fold {fold + 1}", unit="q", disable=not progress) as bar:
-                per_fold.append(collect(offline.pipeline, dataset, candidates=candidates, index=alias, progress=bar))
+        dataset = Dataset(
+            root=work_dir,
+            corpus_path=work_dir,
+            split=f"fold-{fold}",
+            queries={qid: texts[qid] for qid in sorted(own)},
+            qrels={qid: qrels[qid] for qid in own},
+        )
+        with (
+            open_pipeline(
+                settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder, reranker=fold_dir
+            ) as offline,
+            tqdm(total=len(own), desc=f"score fold {fold + 1}", unit="q", disable=not progress) as bar,
+        ):
+            per_fold.append(collect(offline.pipeline, dataset, candidates=candidates, index=alias, progress=bar))
         forget_export("cross-encoder", fold_dir, settings.home)  # the fold's int8 export (~110 MB) goes with it
         log(f"fold {fold + 1}/{folds} done in {time.perf_counter() - started:.0f} s")
     shutil.rmtree(work_dir, ignore_errors=True)
     return merge_out_of_fold(per_fold, set(qrels)), qrels
-

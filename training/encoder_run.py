@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.settings import Settings
@@ -35,9 +35,12 @@ DOMAIN_CHECK_TEXTS = 48  # held-out passages added to the export's check texts
 def encoder_mining_config(settings: Settings, **overrides) -> MiningConfig:
     """Mining for the bi-encoder: its own rank range, negative and title-query counts."""
     values = {
-        "negatives": settings.train_encoder_negatives, "min_rank": settings.train_encoder_min_rank,
-        "max_rank": settings.train_encoder_max_rank, "sampling": settings.train_negative_sampling,
-        "seed": settings.train_seed, "title_queries": settings.train_encoder_title_queries,
+        "negatives": settings.train_encoder_negatives,
+        "min_rank": settings.train_encoder_min_rank,
+        "max_rank": settings.train_encoder_max_rank,
+        "sampling": settings.train_negative_sampling,
+        "seed": settings.train_seed,
+        "title_queries": settings.train_encoder_title_queries,
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
     return MiningConfig(**values)
@@ -74,22 +77,33 @@ def run_encoder_training(
     es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
     try:
         depth = max(mining.max_rank, training.eval_depth)
-        gathered = gather_training_data(queries, settings, alias=alias, mining=mining, depth=depth, es=es,
-                                        skip_missing=skip_missing, progress=progress, log=log)
+        gathered = gather_training_data(
+            queries,
+            settings,
+            alias=alias,
+            mining=mining,
+            depth=depth,
+            es=es,
+            skip_missing=skip_missing,
+            progress=progress,
+            log=log,
+        )
     finally:
         if own_client:
             es.close()
     mined = gathered.mined
     result = train_encoder(mined, training, output_dir, extra_train=gathered.titles, progress=progress, log=log)
     if result.after and result.before and result.after.get("ndcg@10", 0) <= result.before.get("ndcg@10", 0):
-        log(f"warning: held-out nDCG@10 did not improve ({result.before['ndcg@10']} -> {result.after['ndcg@10']}); "
-            f"the base encoder may serve better")
+        log(
+            f"warning: held-out nDCG@10 did not improve ({result.before['ndcg@10']} -> {result.after['ndcg@10']}); "
+            f"the base encoder may serve better"
+        )
     train, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
     onnx = export_checked(output_dir, heldout, log=log) if export else {}
     facts = {
         "kind": "bi-encoder",
         "name": Path(output_dir).name,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "base_model": training.base_model,
         "data": {
             "source": source.resolve().name,
@@ -100,8 +114,13 @@ def run_encoder_training(
             "dropped_missing": len(gathered.missing),
             **trained_queries_facts(collection, train),
         },
-        "mining": {**asdict(mining), "mined_total": gathered.mined_total, "seconds": gathered.mining_seconds,
-                   "depth": depth, "title_queries_made": len(gathered.titles)},
+        "mining": {
+            **asdict(mining),
+            "mined_total": gathered.mined_total,
+            "seconds": gathered.mining_seconds,
+            "depth": depth,
+            "title_queries_made": len(gathered.titles),
+        },
         "result": result.to_dict(),
         "onnx": onnx,
     }
@@ -119,4 +138,3 @@ def export_checked(output_dir: Path, heldout, *, log: Callable[[str], None] = pr
     for name, figures in exported.checks.items():
         log(f"{name}: cosine to the trained model min {figures['min_cosine']:.4f}, mean {figures['mean_cosine']:.4f}")
     return exported.checks
-

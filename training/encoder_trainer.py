@@ -30,7 +30,13 @@ from rrsearch.core.errors import TrainingError
 from rrsearch.core.settings import ModelSettings
 from rrsearch.training.mining import DEFAULTS, MinedQuery
 from rrsearch.training.trainer import (
-    _step_of, early_stopping, listwise_rows, training_arguments, precision_for, split_heldout, strip_prefix,
+    _step_of,
+    early_stopping,
+    listwise_rows,
+    precision_for,
+    split_heldout,
+    strip_prefix,
+    training_arguments,
 )
 
 EVALUATOR_NAME = "heldout"
@@ -127,7 +133,7 @@ def load_base_encoder(name_or_path: str, *, max_seq_length: int | None, device: 
     path = resolve_model_path(name_or_path)
     try:
         model = SentenceTransformer(path, device=device)
-    except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the user
+    except Exception as exc:
         hint = "" if Path(path).exists() else " (not a local folder: a hub name needs network access or a cached copy)"
         raise TrainingError(f"cannot load base bi-encoder {name_or_path!r}{hint}: {exc}") from exc
     if max_seq_length:
@@ -139,7 +145,8 @@ def ranking_loss(model, config: EncoderConfig):
     """MultipleNegativesRankingLoss; its cached (GradCache) form when the batch is larger than
     ``mini_batch`` texts: the same in-batch negatives, memory bounded by the mini-batch."""
     from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
     )
 
     if config.mini_batch and config.mini_batch < config.batch_size:
@@ -175,39 +182,73 @@ def train_encoder(
     train = [query for query in [*train, *extra_train] if query.positives]
     if not train:
         raise TrainingError("no training query with a positive passage")
-    rows = listwise_rows(train, config.hard_negatives, config.seed) if config.hard_negatives else {
-        "query": [q.query for q in train for _ in q.positives], "positive": [p for q in train for p in q.positives]}
+    rows = (
+        listwise_rows(train, config.hard_negatives, config.seed)
+        if config.hard_negatives
+        else {
+            "query": [q.query for q in train for _ in q.positives],
+            "positive": [p for q in train for p in q.positives],
+        }
+    )
     n_rows = len(rows["query"])
     set_seed(config.seed)
     model = load_base_encoder(config.base_model, max_seq_length=config.max_seq_length, device=device)
 
     questions, corpus, relevant = heldout_retrieval(heldout, config.eval_depth)
-    evaluator = InformationRetrievalEvaluator(
-        questions, corpus, relevant, name=EVALUATOR_NAME, score_functions={SCORE: cos_sim}, ndcg_at_k=[AT_K],
-        mrr_at_k=[AT_K], accuracy_at_k=[1, AT_K], precision_recall_at_k=[AT_K], map_at_k=[100], batch_size=64,
-        write_csv=False,
-    ) if questions else None
+    evaluator = (
+        InformationRetrievalEvaluator(
+            questions,
+            corpus,
+            relevant,
+            name=EVALUATOR_NAME,
+            score_functions={SCORE: cos_sim},
+            ndcg_at_k=[AT_K],
+            mrr_at_k=[AT_K],
+            accuracy_at_k=[1, AT_K],
+            precision_recall_at_k=[AT_K],
+            map_at_k=[100],
+            batch_size=64,
+            write_csv=False,
+        )
+        if questions
+        else None
+    )
     prefix = f"{EVALUATOR_NAME}_{SCORE}_"
     before: dict[str, float] = {}
     if evaluator is not None:
-        log(f"held-out: {len(questions)} queries over {len(corpus)} passages of their first-stage lists; "
-            f"scoring the base encoder")
+        log(
+            f"held-out: {len(questions)} queries over {len(corpus)} passages of their first-stage lists; "
+            f"scoring the base encoder"
+        )
         before = strip_prefix(evaluator(model), prefix)
 
     evaluating = evaluator is not None
     checkpoints = output_dir / ".checkpoints"
-    args = SentenceTransformerTrainingArguments(**training_arguments(
-        config, n_rows=n_rows, output_dir=output_dir, precision=precision, device=device, progress=progress,
-        metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
-        batch_sampler="no_duplicates",  # a duplicate in the batch would be its own false negative,
-    ))
+    args = SentenceTransformerTrainingArguments(
+        **training_arguments(
+            config,
+            n_rows=n_rows,
+            output_dir=output_dir,
+            precision=precision,
+            device=device,
+            progress=progress,
+            metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
+            batch_sampler="no_duplicates",  # a duplicate in the batch would be its own false negative,
+        )
+    )
     callbacks = early_stopping(config, evaluating)
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=ranking_loss(model, config),
-        evaluator=evaluator, callbacks=callbacks,
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(rows),
+        loss=ranking_loss(model, config),
+        evaluator=evaluator,
+        callbacks=callbacks,
     )
-    log(f"training the bi-encoder on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, "
-        f"{config.hard_negatives} hard negative(s) per row plus in-batch negatives) on {device} ({precision})")
+    log(
+        f"training the bi-encoder on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, "
+        f"{config.hard_negatives} hard negative(s) per row plus in-batch negatives) on {device} ({precision})"
+    )
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
@@ -219,9 +260,20 @@ def train_encoder(
     key = f"eval_{prefix}ndcg@{AT_K}"
     history = [{"step": entry["step"], "ndcg@10": round(entry[key], 4)} for entry in state.log_history if key in entry]
     return EncoderResult(
-        output_dir=str(output_dir), config=asdict(config), device=device, precision=precision,
-        train_queries=judged_train, heldout_queries=len(questions), heldout_corpus=len(corpus),
-        title_queries=len(extra_train), train_rows=n_rows, steps=int(output.global_step), seconds=round(seconds, 1),
-        stopped_early=int(output.global_step) < state.max_steps, best_step=_step_of(state.best_model_checkpoint),
-        before=before, after=after, eval_history=history,
+        output_dir=str(output_dir),
+        config=asdict(config),
+        device=device,
+        precision=precision,
+        train_queries=judged_train,
+        heldout_queries=len(questions),
+        heldout_corpus=len(corpus),
+        title_queries=len(extra_train),
+        train_rows=n_rows,
+        steps=int(output.global_step),
+        seconds=round(seconds, 1),
+        stopped_early=int(output.global_step) < state.max_steps,
+        best_step=_step_of(state.best_model_checkpoint),
+        before=before,
+        after=after,
+        eval_history=history,
     )

@@ -139,7 +139,9 @@ def first_sources(es: Elasticsearch, alias: str, ids: Iterable[str]) -> dict[str
     return sources
 
 
-def check_index(es: Elasticsearch, alias: str, queries: Sequence[TrainingQuery], *, skip_missing: bool = False) -> set[str]:
+def check_index(
+    es: Elasticsearch, alias: str, queries: Sequence[TrainingQuery], *, skip_missing: bool = False
+) -> set[str]:
     """Fail early unless the alias exists, holds passages and holds every judged document.
 
     With ``skip_missing`` the ids that are absent are returned instead of raising (the
@@ -220,8 +222,13 @@ def mine(
         excluded = set(query.positive_ids) | set(query.negative_ids)
         excluded |= {hit.parent_id for hit in hits if given and _matches(hit.text, given)}
         picked = pick_negatives(
-            ranked_ids, excluded, min_rank=config.min_rank, max_rank=config.max_rank,
-            count=config.negatives, sampling=config.sampling, rng=rng,
+            ranked_ids,
+            excluded,
+            min_rank=config.min_rank,
+            max_rank=config.max_rank,
+            count=config.negatives,
+            sampling=config.sampling,
+            rng=rng,
         )
         # Given texts are the positives (their ids only keep them out of the negatives); a
         # positive known by id reads as the first stage found it (its best passage), else

@@ -51,8 +51,16 @@ def draw(documents: dict[str, str], count: int, exclude: Iterable[str], seed: in
     return random.Random(seed).sample(ids, min(count, len(ids)))
 
 
-def pseudo_queries(pipeline, es: Elasticsearch, alias: str, *, count: int, config: MiningConfig,
-                   exclude: Iterable[str] = (), progress: bool = True) -> list[MinedQuery]:
+def pseudo_queries(
+    pipeline,
+    es: Elasticsearch,
+    alias: str,
+    *,
+    count: int,
+    config: MiningConfig,
+    exclude: Iterable[str] = (),
+    progress: bool = True,
+) -> list[MinedQuery]:
     """Up to ``count`` title queries with their text as positive and mined negatives (seeded
     by ``config.seed``)."""
     from tqdm import tqdm
@@ -66,10 +74,18 @@ def pseudo_queries(pipeline, es: Elasticsearch, alias: str, *, count: int, confi
         title, text = titles[doc], texts.get(doc, "")
         hits = mine_one_query(pipeline, title, depth=config.max_rank)
         bodies = {hit.parent_id: hit.text for hit in hits}
-        picked = pick_negatives([hit.parent_id for hit in hits], {doc}, min_rank=config.min_rank,
-                                max_rank=config.max_rank, count=config.negatives, sampling=config.sampling, rng=rng)
+        picked = pick_negatives(
+            [hit.parent_id for hit in hits],
+            {doc},
+            min_rank=config.min_rank,
+            max_rank=config.max_rank,
+            count=config.negatives,
+            sampling=config.sampling,
+            rng=rng,
+        )
         negatives = [bodies[other] for other in picked if bodies[other] != text]
         if text and negatives:
-            out.append(MinedQuery(id=f"title:{doc}", query=title, positives=[text], negatives=negatives,
-                                  mined=len(negatives)))
+            out.append(
+                MinedQuery(id=f"title:{doc}", query=title, positives=[text], negatives=negatives, mined=len(negatives))
+            )
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.settings import Settings, TrainingSettings
@@ -53,9 +53,19 @@ class Gathered:
     mining_seconds: float
 
 
-def gather_training_data(queries, settings: Settings, *, alias: str, mining: MiningConfig, depth: int, es,
-                         bi_encoder=None, skip_missing: bool = False, progress: bool = True,
-                         log: Callable[[str], None] = print) -> Gathered:
+def gather_training_data(
+    queries,
+    settings: Settings,
+    *,
+    alias: str,
+    mining: MiningConfig,
+    depth: int,
+    es,
+    bi_encoder=None,
+    skip_missing: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Gathered:
     """Check the alias holds the judged documents, mine hard negatives for each judged query
     ``depth`` deep with the service's own first stage, and make ``mining.title_queries``
     title queries; shared by the reranker and the bi-encoder trainers."""
@@ -82,11 +92,13 @@ def gather_training_data(queries, settings: Settings, *, alias: str, mining: Min
 
         started = time.perf_counter()
         judged = {doc for query in queries for doc in query.positive_ids}
-        titles = pseudo_queries(pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged,
-                                progress=progress)
+        titles = pseudo_queries(
+            pipeline, es, alias, count=mining.title_queries, config=mining, exclude=judged, progress=progress
+        )
         log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
-    return Gathered(list(queries), mined, titles, missing, current_index(es, alias), offline.bi_encoder, mined_total,
-                    mining_seconds)
+    return Gathered(
+        list(queries), mined, titles, missing, current_index(es, alias), offline.bi_encoder, mined_total, mining_seconds
+    )
 
 
 def run_training(
@@ -125,10 +137,25 @@ def run_training(
     es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
     try:
         depth = max(mining.max_rank, training.eval_depth)
-        gathered = gather_training_data(queries, settings, alias=alias, mining=mining, depth=depth, es=es,
-                                        bi_encoder=bi_encoder, skip_missing=skip_missing, progress=progress, log=log)
-        queries, mined, titles, missing, index = (gathered.queries, gathered.mined, gathered.titles, gathered.missing,
-                                                  gathered.index)
+        gathered = gather_training_data(
+            queries,
+            settings,
+            alias=alias,
+            mining=mining,
+            depth=depth,
+            es=es,
+            bi_encoder=bi_encoder,
+            skip_missing=skip_missing,
+            progress=progress,
+            log=log,
+        )
+        queries, mined, titles, missing, index = (
+            gathered.queries,
+            gathered.mined,
+            gathered.titles,
+            gathered.missing,
+            gathered.index,
+        )
         bi_encoder, mined_total, mining_seconds = gathered.bi_encoder, gathered.mined_total, gathered.mining_seconds
     finally:
         if own_client:
@@ -137,16 +164,38 @@ def run_training(
     result = train_reranker(mined, training, output_dir, extra_train=titles, progress=progress, log=log)
     blend_facts = None
     if cross_fit:
-        blend_facts = _cross_fit_blend(queries, mined, titles, training, output_dir, folds=cross_fit, settings=settings,
-                                       alias=alias, depth=depth, bi_encoder=bi_encoder, es=None if own_client else es,
-                                       progress=progress, log=log)
+        blend_facts = _cross_fit_blend(
+            queries,
+            mined,
+            titles,
+            training,
+            output_dir,
+            folds=cross_fit,
+            settings=settings,
+            alias=alias,
+            depth=depth,
+            bi_encoder=bi_encoder,
+            es=None if own_client else es,
+            progress=progress,
+            log=log,
+        )
     elif tune_blend:
-        blend_facts = _tune_on_heldout(queries, mined, training, output_dir, settings=settings, alias=alias,
-                                       depth=depth, bi_encoder=bi_encoder, es=None if own_client else es,
-                                       progress=progress, log=log)
+        blend_facts = _tune_on_heldout(
+            queries,
+            mined,
+            training,
+            output_dir,
+            settings=settings,
+            alias=alias,
+            depth=depth,
+            bi_encoder=bi_encoder,
+            es=None if own_client else es,
+            progress=progress,
+            log=log,
+        )
     facts = {
         "name": Path(output_dir).name,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "base_model": training.base_model,
         "data": {
             "source": source.resolve().name,  # by name (and fingerprint), not by a path that may move
@@ -157,13 +206,19 @@ def run_training(
             "dropped_missing": len(missing),
             **trained_queries_facts(collection, split_heldout(list(mined), training.eval_fraction, training.seed)[0]),
         },
-        "mining": {**asdict(mining), "mined_total": mined_total, "seconds": mining_seconds, "depth": depth,
-                   "title_queries_made": len(titles)},
+        "mining": {
+            **asdict(mining),
+            "mined_total": mined_total,
+            "seconds": mining_seconds,
+            "depth": depth,
+            "title_queries_made": len(titles),
+        },
         "result": result.to_dict(),
     }
     if blend_facts is not None:
-        facts["blend"] = {key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best",
-                                                            "chosen_gain")}
+        facts["blend"] = {
+            key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best", "chosen_gain")
+        }
     write_model_card(Path(output_dir), facts)
     return facts
 
@@ -188,12 +243,24 @@ def trained_queries_facts(collection: str, trained) -> dict:
         "dataset_fingerprint": collection,
         "trained_query_fingerprints": sorted(query_fingerprint(query.id, query.query) for query in trained),
         "fingerprints": "query: sha256 of id + U+001F + text, first 32 hex digits; dataset: sha256 of its "
-                        "queries' fingerprints in id order (evaluation/dataset.py)",
+        "queries' fingerprints in id order (evaluation/dataset.py)",
     }
 
 
-def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *, settings: Settings, alias: str,
-                     depth: int, bi_encoder, es, progress: bool, log) -> dict | None:
+def _tune_on_heldout(
+    queries,
+    mined,
+    training: TrainConfig,
+    output_dir: Path,
+    *,
+    settings: Settings,
+    alias: str,
+    depth: int,
+    bi_encoder,
+    es,
+    progress: bool,
+    log,
+) -> dict | None:
     """Choose the new model's blend on the held-out queries (the ones it did not train on)
     and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
     from rrsearch.evaluation.dataset import Dataset
@@ -206,41 +273,85 @@ def _tune_on_heldout(queries, mined, training: TrainConfig, output_dir: Path, *,
         log("no held-out queries with judged documents: the blend is left at plain rerank")
         return None
     candidates = max(settings.default_candidates, 10)
-    dataset = Dataset(root=Path(output_dir), corpus_path=Path(output_dir), split="held-out",
-                      queries={q.id: q.query for q in heldout},
-                      qrels={q.id: {doc: 1 for doc in judged[q.id].positive_ids} for q in heldout})
-    with open_pipeline(settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder,
-                       reranker=Path(output_dir)) as offline:
-        best, facts = tune_blend(offline.pipeline, dataset, model_dir=output_dir, candidates=candidates, index=alias,
-                                 chosen_on={"split": f"held-out ({len(heldout)} training queries not trained on)",
-                                            "queries": len(heldout), "candidates": candidates})
+    dataset = Dataset(
+        root=Path(output_dir),
+        corpus_path=Path(output_dir),
+        split="held-out",
+        queries={q.id: q.query for q in heldout},
+        qrels={q.id: dict.fromkeys(judged[q.id].positive_ids, 1) for q in heldout},
+    )
+    with open_pipeline(
+        settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder, reranker=Path(output_dir)
+    ) as offline:
+        best, facts = tune_blend(
+            offline.pipeline,
+            dataset,
+            model_dir=output_dir,
+            candidates=candidates,
+            index=alias,
+            chosen_on={
+                "split": f"held-out ({len(heldout)} training queries not trained on)",
+                "queries": len(heldout),
+                "candidates": candidates,
+            },
+        )
     facts.pop("path")
     top = facts["best"]
-    log(f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
+    log(
+        f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
         f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "
         f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
-        f"unconfirmed unless chosen)")
+        f"unconfirmed unless chosen)"
+    )
     return facts
 
 
-def _cross_fit_blend(queries, mined, titles, training: TrainConfig, output_dir: Path, *, folds: int,
-                     settings: Settings, alias: str, depth: int, bi_encoder, es, progress: bool, log) -> dict:
+def _cross_fit_blend(
+    queries,
+    mined,
+    titles,
+    training: TrainConfig,
+    output_dir: Path,
+    *,
+    folds: int,
+    settings: Settings,
+    alias: str,
+    depth: int,
+    bi_encoder,
+    es,
+    progress: bool,
+    log,
+) -> dict:
     """Choose the served model's blend on out-of-fold scores of every judged query and write
     it beside the model (``rrs_rerank.json``): ``folds`` more trainings, one per fold."""
     from rrsearch.service.blend import write_calibration
     from rrsearch.training.crossfit import WORK_DIR, choose_cross_fitted, cross_fit_scores
 
     started = time.perf_counter()
-    collected, qrels = cross_fit_scores(queries, mined, titles, training, Path(output_dir) / WORK_DIR, folds=folds,
-                                        settings=settings, alias=alias, depth=depth, es=es, bi_encoder=bi_encoder,
-                                        progress=progress, log=log)
+    collected, qrels = cross_fit_scores(
+        queries,
+        mined,
+        titles,
+        training,
+        Path(output_dir) / WORK_DIR,
+        folds=folds,
+        settings=settings,
+        alias=alias,
+        depth=depth,
+        es=es,
+        bi_encoder=bi_encoder,
+        progress=progress,
+        log=log,
+    )
     seconds = time.perf_counter() - started
-    best, facts = choose_cross_fitted(qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10),
-                                      seconds=seconds)
+    best, facts = choose_cross_fitted(
+        qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10), seconds=seconds
+    )
     write_calibration(output_dir, best, facts)
     gain = facts["chosen_gain"]
-    log(f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
+    log(
+        f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
         f"{best.depth}, {best.normalization} (nDCG@10 {gain['ndcg@10']}, hybrid {facts['hybrid_alone']}, confirming "
-        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']})")
+        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']})"
+    )
     return facts
-

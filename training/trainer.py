@@ -50,7 +50,7 @@ class TrainConfig:
     device: str | None = None
 
     @classmethod
-    def from_settings(cls, settings, **overrides) -> "TrainConfig":
+    def from_settings(cls, settings, **overrides) -> TrainConfig:
         """The ``train_*`` settings, with any non-None override on top."""
         from rrsearch.core.settings import TrainingSettings
 
@@ -89,7 +89,9 @@ class TrainResult:
 # --- pure helpers -----------------------------------------------------------------------
 
 
-def split_heldout(queries: Sequence[MinedQuery], fraction: float, seed: int) -> tuple[list[MinedQuery], list[MinedQuery]]:
+def split_heldout(
+    queries: Sequence[MinedQuery], fraction: float, seed: int
+) -> tuple[list[MinedQuery], list[MinedQuery]]:
     """A seeded split: ``round(fraction * n)`` queries held out (at least one when
     ``fraction`` > 0 and there are two or more), the rest for training, input order kept."""
     n = len(queries)
@@ -182,7 +184,7 @@ def load_base_model(name_or_path: str, *, max_length: int, seed: int, device: st
     path = resolve_model_path(name_or_path)
     try:
         model = CrossEncoder(path, num_labels=1, max_length=max_length, device=device)
-    except Exception as exc:  # noqa: BLE001 -- any loading failure means the same to the user
+    except Exception as exc:
         hint = "" if Path(path).exists() else " (not a local folder: a hub name needs network access or a cached copy)"
         raise TrainingError(f"cannot load base model {name_or_path!r}{hint}: {exc}") from exc
     if model.num_labels != 1:
@@ -253,11 +255,18 @@ def train_reranker(
 
     evaluating = evaluator is not None
     checkpoints = output_dir / ".checkpoints"
-    args = CrossEncoderTrainingArguments(**training_arguments(
-        config, n_rows=n_rows, output_dir=output_dir, precision=precision, device=device, progress=progress,
-        metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
-        batch_sampler="no_duplicates" if config.loss == "mnrl" else "batch_sampler",
-    ))
+    args = CrossEncoderTrainingArguments(
+        **training_arguments(
+            config,
+            n_rows=n_rows,
+            output_dir=output_dir,
+            precision=precision,
+            device=device,
+            progress=progress,
+            metric=f"eval_{prefix}ndcg@{AT_K}" if evaluating else None,
+            batch_sampler="no_duplicates" if config.loss == "mnrl" else "batch_sampler",
+        )
+    )
     callbacks = early_stopping(config, evaluating)
     trainer = CrossEncoderTrainer(
         model=model,
@@ -267,8 +276,10 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=callbacks,
     )
-    log(f"training on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, loss {config.loss}) "
-        f"on {device} ({precision})")
+    log(
+        f"training on {len(train)} queries ({len(extra_train)} of them from titles; {n_rows} rows, loss {config.loss}) "
+        f"on {device} ({precision})"
+    )
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
@@ -307,8 +318,17 @@ def train_reranker(
     )
 
 
-def training_arguments(config, *, n_rows: int, output_dir: Path, metric: str | None, precision: str | None,
-                       device: str, progress: bool, batch_sampler: str) -> dict:
+def training_arguments(
+    config,
+    *,
+    n_rows: int,
+    output_dir: Path,
+    metric: str | None,
+    precision: str | None,
+    device: str,
+    progress: bool,
+    batch_sampler: str,
+) -> dict:
     """The trainer arguments both trainers share (``metric``: the held-out measure that picks the
     best checkpoint, None when nothing is held out)."""
     evaluating = metric is not None

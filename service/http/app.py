@@ -66,8 +66,11 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
     if getattr(reranker, "batcher", None) is not None:
         reranker.batcher.on_batch = metrics.observe_rerank_batch
     state = app.extensions["rrs"] = {
-        "settings": settings, "metrics": metrics, "keys": configured_keys(settings),
-        "reranker": reranker, "reranker_problem": reranker_problem,
+        "settings": settings,
+        "metrics": metrics,
+        "keys": configured_keys(settings),
+        "reranker": reranker,
+        "reranker_problem": reranker_problem,
     }
     if settings.serve_role == "search":
         es = es if es is not None else _client(settings)
@@ -77,20 +80,32 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         state.update(
             pipeline=pipeline,
             search_log=SearchLogWriter(
-                es, settings.search_log_index, max_queue_bytes=settings.search_log_queue_bytes,
+                es,
+                settings.search_log_index,
+                max_queue_bytes=settings.search_log_queue_bytes,
                 on_drop=lambda n: metrics.search_log_dropped.inc(n),
-                shards=settings.search_log_shards, replicas=settings.search_log_replicas,
-            ) if settings.search_log_enabled else None,
+                shards=settings.search_log_shards,
+                replicas=settings.search_log_replicas,
+            )
+            if settings.search_log_enabled
+            else None,
             allowed_indexes={settings.index_alias, *_split(settings.allowed_indexes)},
-            judgments=JudgmentStore(es, settings.judgments_index, shards=settings.judgments_shards,
-                                    replicas=settings.judgments_replicas, timeout_s=settings.search_timeout_s),
+            judgments=JudgmentStore(
+                es,
+                settings.judgments_index,
+                shards=settings.judgments_shards,
+                replicas=settings.judgments_replicas,
+                timeout_s=settings.search_timeout_s,
+            ),
         )
         app.register_blueprint(api)
         app.register_blueprint(judgments)  # POST /judgments: marks from the search page (service/http/judgments.py)
         app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
     else:
         if reranker is None:
-            raise StartupError(f"--role reranker needs a cross-encoder: {reranker_problem or 'RRS_RERANK_ENABLED is false'}")
+            raise StartupError(
+                f"--role reranker needs a cross-encoder: {reranker_problem or 'RRS_RERANK_ENABLED is false'}"
+            )
         app.register_blueprint(pool)
     app.register_blueprint(common)
     app.register_blueprint(ranking)  # POST /rerank (service/http/ranking.py)
@@ -123,8 +138,9 @@ def _bi_encoder(settings: Settings):
     try:
         return bi_encoder_from(settings)
     except OSError as exc:  # a missing folder or ONNX file: say which, do not crash the worker
-        raise StartupError(f"cannot load bi-encoder {settings.bi_encoder!r} ({settings.bi_encoder_backend}): "
-                           f"{exc}") from exc
+        raise StartupError(
+            f"cannot load bi-encoder {settings.bi_encoder!r} ({settings.bi_encoder_backend}): {exc}"
+        ) from exc
 
 
 def _reranker(settings: Settings):
@@ -162,7 +178,7 @@ def _check_index(pipeline: SearchPipeline, settings: Settings) -> None:
         raise StartupError(str(exc)) from exc
     except IndexMissing as exc:
         log.warning("%s (searches answer 404 until it exists)", exc)
-    except Exception as exc:  # noqa: BLE001 -- down, blocked, refusing: boot anyway, /readyz says why
+    except Exception as exc:
         log.warning("Elasticsearch not ready at start-up (%s); searches answer 503 until it is", _describe(exc))
 
 
@@ -206,8 +222,9 @@ def _unexpected_error(exc: Exception):
     """A bug or a failure nobody foresaw: logged with its traceback, answered as our trouble."""
     log.exception("unexpected error answering %s %s (request %s)", request.method, request.path, g.get("request_id"))
     retry = str(_state()["settings"].retry_after_s)
-    return _api_error(ApiError(503, "internal_error", "the service failed to answer; retry shortly",
-                               headers={"Retry-After": retry}))
+    return _api_error(
+        ApiError(503, "internal_error", "the service failed to answer; retry shortly", headers={"Retry-After": retry})
+    )
 
 
 def _http_error(exc: HTTPException):
@@ -215,8 +232,9 @@ def _http_error(exc: HTTPException):
         limit = _state()["settings"].max_request_bytes
         return _api_error(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes", "body"))
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # e.g. Allow on a 405
-    return _api_error(ApiError(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name,
-                               headers=headers))
+    return _api_error(
+        ApiError(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name, headers=headers)
+    )
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -245,7 +263,7 @@ def readyz():
     except IndexModelMismatch as exc:
         reachable = present = mismatch = True
         problems.append(str(exc))
-    except Exception as exc:  # noqa: BLE001 -- whatever state the node is in, readiness answers 503
+    except Exception as exc:
         problems.append(f"Elasticsearch not ready: {_describe(exc)}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
@@ -255,9 +273,14 @@ def readyz():
     models = pipeline.models
     ready = reachable and present and readable and not mismatch
     body = Readiness(
-        ready=ready, elasticsearch=reachable, index=settings.index_alias, index_present=present,
-        bi_encoder=models.bi_encoder, cross_encoder=models.cross_encoder,
-        reranker_loaded=pipeline.reranker is not None and not pool_problem, rerank_enabled=settings.rerank_enabled,
+        ready=ready,
+        elasticsearch=reachable,
+        index=settings.index_alias,
+        index_present=present,
+        bi_encoder=models.bi_encoder,
+        cross_encoder=models.cross_encoder,
+        reranker_loaded=pipeline.reranker is not None and not pool_problem,
+        rerank_enabled=settings.rerank_enabled,
         problems=problems,
     )
     return jsonify(body.model_dump()), 200 if ready else 503
@@ -279,10 +302,17 @@ def openapi():
     if pipeline is not None:
         try:
             fields = pipeline.index_info(settings.index_alias).filter_fields
-        except Exception:  # noqa: BLE001 -- missing or unreachable: the document says no filter applies
+        except Exception:
             fields = None
-    return jsonify(build_openapi(settings, auth=bool(state["keys"]), filter_fields=fields,
-                                 indexes=sorted(state.get("allowed_indexes", ())), role=settings.serve_role))
+    return jsonify(
+        build_openapi(
+            settings,
+            auth=bool(state["keys"]),
+            filter_fields=fields,
+            indexes=sorted(state.get("allowed_indexes", ())),
+            role=settings.serve_role,
+        )
+    )
 
 
 @common.get("/info")
@@ -290,11 +320,15 @@ def info():
     """What this process serves (the shape of text-embeddings-inference's ``/info``)."""
     state = _state()
     reranker = state["reranker"]
-    return jsonify({"model_id": reranker.name if reranker is not None else None,
-                    "model_type": "reranker" if state["settings"].serve_role == "reranker" else "search",
-                    "max_input_length": getattr(reranker, "max_length", None),
-                    "backend": getattr(reranker, "backend", None),
-                    "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None})
+    return jsonify(
+        {
+            "model_id": reranker.name if reranker is not None else None,
+            "model_type": "reranker" if state["settings"].serve_role == "reranker" else "search",
+            "max_input_length": getattr(reranker, "max_length", None),
+            "backend": getattr(reranker, "backend", None),
+            "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None,
+        }
+    )
 
 
 @pool.get("/readyz")
@@ -362,17 +396,30 @@ def _parse_search_request() -> SearchRequest:
 
 def _request_record(req: SearchRequest, settings: Settings) -> dict:
     return {
-        "query": req.query, "index": req.index or settings.index_alias, "mode": req.mode,
-        "fusion": req.fusion.method, "rerank_requested": req.rerank, "top_k": req.top_k, "from": req.from_,
+        "query": req.query,
+        "index": req.index or settings.index_alias,
+        "mode": req.mode,
+        "fusion": req.fusion.method,
+        "rerank_requested": req.rerank,
+        "top_k": req.top_k,
+        "from": req.from_,
         "candidates": req.candidates or settings.default_candidates,
-        "filters": {k: (v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v) for k, v in req.filters.items()},
+        "filters": {
+            k: (v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v) for k, v in req.filters.items()
+        },
     }
 
 
 def _result_record(result) -> dict:
     return {
-        "reranked": result.reranked, "reranked_count": result.reranked_count, "degraded": result.degraded,
-        "hit_count": len(result.hits), "zero_hits": not result.hits, "hit_ids": [h.id for h in result.hits],
-        "timings_ms": result.timings_ms.model_dump(), "bi_encoder": result.models.bi_encoder,
-        "cross_encoder": result.models.cross_encoder, "cached": result.cached,
+        "reranked": result.reranked,
+        "reranked_count": result.reranked_count,
+        "degraded": result.degraded,
+        "hit_count": len(result.hits),
+        "zero_hits": not result.hits,
+        "hit_ids": [h.id for h in result.hits],
+        "timings_ms": result.timings_ms.model_dump(),
+        "bi_encoder": result.models.bi_encoder,
+        "cross_encoder": result.models.cross_encoder,
+        "cached": result.cached,
     }

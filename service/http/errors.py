@@ -34,9 +34,17 @@ from rrsearch.core.errors import (
 log = logging.getLogger("rrs.service")
 
 # The branches of the error tree a search can raise (service/pipeline.py, retrieval.py, ...).
-SEARCH_ERRORS: tuple[type[RRSError], ...] = (InvalidRequest, IndexMissing, BackendUnavailable, IndexModelMismatch, RerankError)
+SEARCH_ERRORS: tuple[type[RRSError], ...] = (
+    InvalidRequest,
+    IndexMissing,
+    BackendUnavailable,
+    IndexModelMismatch,
+    RerankError,
+)
 BACKEND_MESSAGE = "Elasticsearch is unreachable or timed out; retry shortly"
-REJECTED_MESSAGE = "the search was refused: a filter value does not fit its field's type (a number or date field given text?)"
+REJECTED_MESSAGE = (
+    "the search was refused: a filter value does not fit its field's type (a number or date field given text?)"
+)
 
 
 class ApiError(Exception):
@@ -88,7 +96,10 @@ def to_api_error(exc: Exception, *, retry_after_s: int) -> ApiError | None:
     if entry is None:
         return None
     return ApiError(
-        entry.status, entry.error, entry.message(exc), getattr(exc, "field", None),
+        entry.status,
+        entry.error,
+        entry.message(exc),
+        getattr(exc, "field", None),
         headers=headers if entry.retry else None,
     )
 

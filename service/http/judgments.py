@@ -65,8 +65,12 @@ def post_judgments():
     aliases = {mark.index or settings.index_alias for mark in marks}
     for number, mark in enumerate(marks):
         if mark.index is not None and mark.index not in state["allowed_indexes"]:
-            raise ApiError(404, "index_not_found", f"unknown index {mark.index!r}",
-                           f"judgments.{number}.index" if batch else "index")
+            raise ApiError(
+                404,
+                "index_not_found",
+                f"unknown index {mark.index!r}",
+                f"judgments.{number}.index" if batch else "index",
+            )
     if len(aliases) > 1:
         raise ApiError(400, "invalid_request", "a batch judges one index: send one request per index", "judgments")
     alias = aliases.pop()
@@ -75,7 +79,11 @@ def post_judgments():
         try:
             stored = state["judgments"].record(
                 [Mark(query=m.query, grade=m.grade, id=m.id, paragraph=m.paragraph) for m in marks],
-                alias=alias, client=client, request_id=g.request_id, batch=batch)
+                alias=alias,
+                client=client,
+                request_id=g.request_id,
+                batch=batch,
+            )
         except UnknownDocuments as exc:
             raise ApiError(404, "document_not_found", str(exc), exc.field) from exc
     log.info("judgments: stored %d mark(s) on %s from %s (request %s)", len(stored), alias, client, g.request_id)

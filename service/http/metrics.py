@@ -24,12 +24,16 @@ class Metrics:
             "rrs_stage_seconds", "Search latency per stage.", ["stage"], buckets=STAGE_BUCKETS, registry=self.registry
         )
         self.rerank_batch_pairs = Histogram(
-            "rrs_rerank_batch_pairs", "Pairs per rerank micro-batch round.", buckets=BATCH_BUCKETS,
+            "rrs_rerank_batch_pairs",
+            "Pairs per rerank micro-batch round.",
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.rerank_batch_tokens = Histogram(
-            "rrs_rerank_batch_tokens", "Tokens per rerank micro-batch (bounded by RRS_RERANK_MAX_BATCH_TOKENS).",
-            buckets=TOKEN_BUCKETS, registry=self.registry,
+            "rrs_rerank_batch_tokens",
+            "Tokens per rerank micro-batch (bounded by RRS_RERANK_MAX_BATCH_TOKENS).",
+            buckets=TOKEN_BUCKETS,
+            registry=self.registry,
         )
         self.rerank_queue_pairs = Gauge(
             "rrs_rerank_queue_pairs", "Pairs waiting for or in the reranker.", registry=self.registry

@@ -20,13 +20,28 @@ from rrsearch.service.schemas import (
 )
 
 # GET /search takes the scalar fields of SearchRequest as query parameters (q is `query`).
-GET_PARAMS = [("q", "query", True), ("top_k", "top_k", False), ("candidates", "candidates", False),
-              ("mode", "mode", False), ("rerank", "rerank", False), ("fusion", "fusion", False),
-              ("from", "from", False), ("collapse", "collapse", False), ("highlight", "highlight", False),
-              ("index", "index", False), ("rerank_weight", "rerank_weight", False),
-              ("rerank_depth", "rerank_depth", False), ("rerank_normalization", "rerank_normalization", False)]
-SCALAR_SCHEMAS = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
-                  "date": {"type": "string", "format": "date"}, "string": {"type": "string"}}
+GET_PARAMS = [
+    ("q", "query", True),
+    ("top_k", "top_k", False),
+    ("candidates", "candidates", False),
+    ("mode", "mode", False),
+    ("rerank", "rerank", False),
+    ("fusion", "fusion", False),
+    ("from", "from", False),
+    ("collapse", "collapse", False),
+    ("highlight", "highlight", False),
+    ("index", "index", False),
+    ("rerank_weight", "rerank_weight", False),
+    ("rerank_depth", "rerank_depth", False),
+    ("rerank_normalization", "rerank_normalization", False),
+]
+SCALAR_SCHEMAS = {
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "string": {"type": "string"},
+}
 RANGE_BOUNDS = ("gte", "gt", "lte", "lt")
 
 
@@ -38,11 +53,14 @@ def filter_value_schema(es_type: str) -> dict:
         scalar["minimum"], scalar["maximum"] = INTEGER_RANGES[es_type]
     shapes = [scalar, {"type": "array", "items": scalar, "minItems": 1}]
     if kind != "boolean":
-        shapes.append({
-            "type": "object", "additionalProperties": False,
-            "properties": {bound: {"anyOf": [scalar, {"type": "null"}]} for bound in RANGE_BOUNDS},
-            "anyOf": [{"required": [bound], "properties": {bound: scalar}} for bound in RANGE_BOUNDS],
-        })
+        shapes.append(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {bound: {"anyOf": [scalar, {"type": "null"}]} for bound in RANGE_BOUNDS},
+                "anyOf": [{"required": [bound], "properties": {bound: scalar}} for bound in RANGE_BOUNDS],
+            }
+        )
     return {"anyOf": shapes}
 
 
@@ -56,9 +74,13 @@ def filters_schema(fields: dict[str, str] | None) -> dict:
         schema = filter_value_schema(es_type)
         properties[full] = schema
         properties[full.removeprefix("metadata.")] = schema
-    return {"type": "object", "properties": properties, "additionalProperties": False,
-            "description": "field -> value (term), non-empty list (any of), or {gte,gt,lte,lt} (range); "
-                           "applied inside both BM25 and kNN."}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "description": "field -> value (term), non-empty list (any of), or {gte,gt,lte,lt} (range); "
+        "applied inside both BM25 and kNN.",
+    }
 
 
 def _search_request_schema(schema: dict, settings, fields: dict[str, str] | None, indexes: list[str]) -> dict:
@@ -67,8 +89,11 @@ def _search_request_schema(schema: dict, settings, fields: dict[str, str] | None
     props["query"]["maxLength"] = settings.max_query_chars
     props["top_k"]["maximum"] = settings.max_top_k
     props["candidates"]["anyOf"][0]["maximum"] = settings.max_candidates
-    props["index"] = {"anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}], "default": None,
-                      "description": props["index"].get("description", "")}
+    props["index"] = {
+        "anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}],
+        "default": None,
+        "description": props["index"].get("description", ""),
+    }
     props["filters"] = filters_schema(fields)
     return schema
 
@@ -80,8 +105,13 @@ def _get_parameter(props: dict, param: str, field: str, required: bool) -> dict:
     if field == "fusion":
         schema = {"type": "string", "enum": ["rrf", "linear"]}
     schema.pop("default", None)
-    return {"name": param, "in": "query", "required": required, "schema": schema,
-            "description": props[field].get("description", "")}
+    return {
+        "name": param,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": props[field].get("description", ""),
+    }
 
 
 def _ref(name: str) -> dict:
@@ -98,7 +128,11 @@ def _rerank_request_schema(schema: dict, settings) -> dict:
     props["query"]["maxLength"] = settings.max_query_chars
     for name in ("texts", "documents"):
         listed = next(branch for branch in props[name]["anyOf"] if branch.get("type") == "array")
-        props[name] = {**listed, "maxItems": settings.rerank_api_max_texts, "description": props[name].get("description", "")}
+        props[name] = {
+            **listed,
+            "maxItems": settings.rerank_api_max_texts,
+            "description": props[name].get("description", ""),
+        }
     schema["oneOf"] = [{"required": ["texts"]}, {"required": ["documents"]}]
     return schema
 
@@ -120,30 +154,49 @@ def _judgment_request_schemas(schemas: dict, settings, indexes: list[str]) -> No
         text = next(branch for branch in props[name]["anyOf"] if branch.get("type") == "string")
         props[name] = {**text, **{k: v for k, v in props[name].items() if k not in ("anyOf", "default", "title")}}
     props["paragraph"]["maxLength"] = settings.judgments_max_paragraph_chars
-    props["index"] = {"anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}], "default": None,
-                      "description": props["index"].get("description", "")}
+    props["index"] = {
+        "anyOf": [{"type": "string", "enum": indexes}, {"type": "null"}],
+        "default": None,
+        "description": props["index"].get("description", ""),
+    }
     schemas["JudgmentRequest"]["oneOf"] = [{"required": ["id"]}, {"required": ["paragraph"]}]
     schemas["JudgmentBatch"]["properties"]["judgments"]["maxItems"] = settings.judgments_max_batch
 
 
-def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None = None,
-                  indexes: list[str] | None = None, role: str = "search") -> dict:
+def build_openapi(
+    settings,
+    *,
+    auth: bool,
+    filter_fields: dict[str, str] | None = None,
+    indexes: list[str] | None = None,
+    role: str = "search",
+) -> dict:
     """The OpenAPI 3.1 document of this server: the request models with the limits of its
     settings and the filters of its default index, so every request the document allows is
     one the server accepts, and every one it refuses is refused (checked by schemathesis).
     A ``reranker`` role documents only what it serves (no /search)."""
     max_body_bytes = settings.max_request_bytes
     _, defs = models_json_schema(
-        [(SearchRequest, "validation"), (SearchResponse, "serialization"), (ErrorResponse, "serialization"),
-         (Readiness, "serialization"), (RerankRequest, "validation"), (Rank, "serialization"),
-         (CohereRerankResponse, "serialization"), (CohereV2RerankRequest, "validation"),
-         (CohereV2RerankResponse, "serialization"), (JudgmentRequest, "validation"), (JudgmentBatch, "validation"),
-         (JudgmentsResponse, "serialization")],
+        [
+            (SearchRequest, "validation"),
+            (SearchResponse, "serialization"),
+            (ErrorResponse, "serialization"),
+            (Readiness, "serialization"),
+            (RerankRequest, "validation"),
+            (Rank, "serialization"),
+            (CohereRerankResponse, "serialization"),
+            (CohereV2RerankRequest, "validation"),
+            (CohereV2RerankResponse, "serialization"),
+            (JudgmentRequest, "validation"),
+            (JudgmentBatch, "validation"),
+            (JudgmentsResponse, "serialization"),
+        ],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs["$defs"]
-    request_schema = _search_request_schema(schemas["SearchRequest"], settings, filter_fields,
-                                            indexes or [settings.index_alias])
+    request_schema = _search_request_schema(
+        schemas["SearchRequest"], settings, filter_fields, indexes or [settings.index_alias]
+    )
     _rerank_request_schema(schemas["RerankRequest"], settings)
     _rerank_v2_request_schema(schemas["CohereV2RerankRequest"], settings)
     _judgment_request_schemas(schemas, settings, indexes or [settings.index_alias])
@@ -158,31 +211,45 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
     ok = _json("SearchResponse", "Ranked hits with per-stage ranks, scores and timings.")
     rerank_errors = {
         "400": errors["400"],
-        "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes, or a pair longer "
-                     "than the model takes with truncate false."),
+        "413": _json(
+            "ErrorResponse",
+            f"Body larger than {settings.rerank_api_max_bytes} bytes, or a pair longer "
+            "than the model takes with truncate false.",
+        ),
         "503": _json("ErrorResponse", "No reranker loaded, or it is overloaded or past its time budget."),
         **({"401": errors["401"]} if auth else {}),
     }
     rerank_operation = {
         "summary": "Rank texts for a query (text-embeddings-inference's /rerank; Cohere's documents/top_n)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RerankRequest")}}},
-        "responses": {"200": {"description": "TEI: [{index, score, text?}] best first; Cohere: {results}",
-                              "headers": {"Server-Timing": {"description": "rerank;dur=<ms spent scoring>",
-                                                            "schema": {"type": "string"}}},
-                              "content": {"application/json": {"schema": {"oneOf": [
-                                  {"type": "array", "items": _ref("Rank")}, _ref("CohereRerankResponse")]}}}},
-                      **rerank_errors},
+        "responses": {
+            "200": {
+                "description": "TEI: [{index, score, text?}] best first; Cohere: {results}",
+                "headers": {
+                    "Server-Timing": {"description": "rerank;dur=<ms spent scoring>", "schema": {"type": "string"}}
+                },
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [{"type": "array", "items": _ref("Rank")}, _ref("CohereRerankResponse")]}
+                    }
+                },
+            },
+            **rerank_errors,
+        },
     }
     rerank_v2_operation = {
         "summary": "Rank documents for a query (Cohere's v2 rerank: cohere.ClientV2)",
         "operationId": "rerankCohereV2",
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": _ref("CohereV2RerankRequest")}}},
-        "responses": {"200": {"description": "{id, results: [{index, relevance_score}] best first, meta}",
-                              "headers": rerank_operation["responses"]["200"]["headers"],
-                              "content": {"application/json": {"schema": _ref("CohereV2RerankResponse")}}},
-                      **{status: answer for status, answer in rerank_errors.items() if status != "413"},
-                      "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes.")},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CohereV2RerankRequest")}}},
+        "responses": {
+            "200": {
+                "description": "{id, results: [{index, relevance_score}] best first, meta}",
+                "headers": rerank_operation["responses"]["200"]["headers"],
+                "content": {"application/json": {"schema": _ref("CohereV2RerankResponse")}},
+            },
+            **{status: answer for status, answer in rerank_errors.items() if status != "413"},
+            "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes."),
+        },
     }
     spec: dict = {
         "openapi": "3.1.0",
@@ -192,7 +259,10 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                 "post": {
                     "summary": "Search (all options)",
                     "operationId": "searchPost",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SearchRequest")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SearchRequest")}},
+                    },
                     "responses": {"200": ok, **errors},
                 },
                 "get": {
@@ -202,44 +272,104 @@ def build_openapi(settings, *, auth: bool, filter_fields: dict[str, str] | None 
                     "responses": {"200": ok, **errors},
                 },
             },
-            "/judgments": {"post": {
-                "summary": "Mark how well a document (or a pasted paragraph) answers a query: 2, 1 or 0",
-                "operationId": "judgments",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "oneOf": [_ref("JudgmentRequest"), _ref("JudgmentBatch")]}}}},
-                "responses": {"200": _json("JudgmentsResponse", "The marks as stored (the latest per query, id "
-                                                                "and client wins)."),
-                              **errors, "404": _json("ErrorResponse", "Unknown index, or a document id the index "
-                                                                      "lacks (`field` names it).")},
-            }},
+            "/judgments": {
+                "post": {
+                    "summary": "Mark how well a document (or a pasted paragraph) answers a query: 2, 1 or 0",
+                    "operationId": "judgments",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"oneOf": [_ref("JudgmentRequest"), _ref("JudgmentBatch")]}}
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            "JudgmentsResponse", "The marks as stored (the latest per query, id and client wins)."
+                        ),
+                        **errors,
+                        "404": _json(
+                            "ErrorResponse", "Unknown index, or a document id the index lacks (`field` names it)."
+                        ),
+                    },
+                }
+            },
             "/rerank": {"post": {**rerank_operation, "operationId": "rerank"}},
             "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
             "/v2/rerank": {"post": rerank_v2_operation},
-            "/healthz": {"get": {"summary": "The process is up", "operationId": "healthz", "security": [],
-                                 "responses": {"200": {"description": "Up"}}}},
-            "/health": {"get": {"summary": "The process is up (TEI's name)", "operationId": "health",
-                                "security": [], "responses": {"200": {"description": "Up"}}}},
-            "/info": {"get": {"summary": "The model this process serves", "operationId": "info",
-                              "responses": {"200": {"description": "model_id, model_type, max_input_length",
-                                                    "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/readyz": {"get": {"summary": "Elasticsearch reachable, index present, models loaded",
-                                "operationId": "readyz",
-                                "responses": {"200": _json("Readiness", "Ready"), "503": _json("Readiness", "Not ready")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
-                                 "responses": {"200": {"description": "Prometheus text format",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                      "responses": {"200": {"description": "OpenAPI 3.1",
-                                                            "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/healthz": {
+                "get": {
+                    "summary": "The process is up",
+                    "operationId": "healthz",
+                    "security": [],
+                    "responses": {"200": {"description": "Up"}},
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "The process is up (TEI's name)",
+                    "operationId": "health",
+                    "security": [],
+                    "responses": {"200": {"description": "Up"}},
+                }
+            },
+            "/info": {
+                "get": {
+                    "summary": "The model this process serves",
+                    "operationId": "info",
+                    "responses": {
+                        "200": {
+                            "description": "model_id, model_type, max_input_length",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Elasticsearch reachable, index present, models loaded",
+                    "operationId": "readyz",
+                    "responses": {"200": _json("Readiness", "Ready"), "503": _json("Readiness", "Not ready")},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": schemas},
     }
     if role == "reranker":
         del spec["paths"]["/search"]
         del spec["paths"]["/judgments"]
-        spec["paths"]["/readyz"] = {"get": {"summary": "The reranker is loaded", "operationId": "readyz",
-                                            "responses": {"200": {"description": "Ready",
-                                                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+        spec["paths"]["/readyz"] = {
+            "get": {
+                "summary": "The reranker is loaded",
+                "operationId": "readyz",
+                "responses": {
+                    "200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object"}}}}
+                },
+            }
+        }
     if auth:
         spec["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer"},

@@ -57,8 +57,9 @@ class CohereV2RelevantSpans(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["disabled"] = Field(description="Only \"disabled\": a cross-encoder scores whole pairs, it finds "
-                                      "no spans.")
+    mode: Literal["disabled"] = Field(
+        description='Only "disabled": a cross-encoder scores whole pairs, it finds no spans.'
+    )
     threshold: float | None = None
     max_spans: int | None = Field(default=None, ge=1)
 
@@ -80,8 +81,11 @@ class CohereV2RerankRequest(BaseModel):
     documents: list[str] = Field(min_length=1, description="The texts to rank.")
     top_n: int | None = Field(default=None, ge=1, description="Only the best n (default: all).")
     max_tokens_per_doc: int | None = Field(
-        default=None, ge=1, description="Cut each document to this many tokens first (default: only the model's "
-        "own limit on the pair applies).")
+        default=None,
+        ge=1,
+        description="Cut each document to this many tokens first (default: only the model's "
+        "own limit on the pair applies).",
+    )
     relevant_spans: CohereV2RelevantSpans | None = None
     priority: int | None = Field(default=None, ge=0, description="Accepted, not used: requests take turns.")
 
@@ -152,15 +156,22 @@ def _best_first(scores: list[float], top_n: int | None) -> list[int]:
 @ranking.post("/v1/rerank")  # where Cohere's v1 client sends it
 def rerank():
     body = _parse(RerankRequest)
-    scores, timing, reranker = _scores(body, raw=body.raw_scores, truncate=body.should_truncate,
-                                       direction=body.truncation_direction.lower())
+    scores, timing, reranker = _scores(
+        body, raw=body.raw_scores, truncate=body.should_truncate, direction=body.truncation_direction.lower()
+    )
     order = _best_first(scores, body.top_n)
     if body.cohere:
-        results = [CohereResult(index=i, relevance_score=scores[i],
-                                document=CohereDocument(text=body.items[i]) if body.return_documents else None)
-                   for i in order]
-        answer = CohereRerankResponse(id=uuid.uuid4().hex, results=results,
-                                      meta={"model": reranker.name, "billed_units": {"search_units": 0}})
+        results = [
+            CohereResult(
+                index=i,
+                relevance_score=scores[i],
+                document=CohereDocument(text=body.items[i]) if body.return_documents else None,
+            )
+            for i in order
+        ]
+        answer = CohereRerankResponse(
+            id=uuid.uuid4().hex, results=results, meta={"model": reranker.name, "billed_units": {"search_units": 0}}
+        )
         return jsonify(answer.model_dump(exclude_none=True)), timing
     ranks = [Rank(index=i, score=scores[i], text=body.items[i] if body.return_text else None) for i in order]
     return jsonify([rank.model_dump(exclude_none=True) for rank in ranks]), timing

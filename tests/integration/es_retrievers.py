@@ -36,8 +36,17 @@ def scifact_subset() -> tuple[list[tuple[str, str]], list[dict]]:
         for number, line in enumerate(corpus):
             row = json.loads(line)
             if number < FILLER or row["_id"] in wanted:
-                passages.append({"id": row["_id"], "parent_id": row["_id"], "chunk": 0, "chunk_count": 1,
-                                 "title": row.get("title") or "", "text": row["text"], "metadata": {}})
+                passages.append(
+                    {
+                        "id": row["_id"],
+                        "parent_id": row["_id"],
+                        "chunk": 0,
+                        "chunk_count": 1,
+                        "title": row.get("title") or "",
+                        "text": row["text"],
+                        "metadata": {},
+                    }
+                )
     return queries, passages
 
 
@@ -55,8 +64,10 @@ def index_subset(es, settings, bi_encoder, alias: str) -> str:
     label = model_label(settings.bi_encoder)
     ensure_alias(es, alias, passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=label))
     _, passages = scifact_subset()
-    actions = ({"_index": alias, "_id": p["id"], "_source": {**p, "model": label, "embedding": v}}
-               for p, v in zip(passages, _vectors(bi_encoder)))
+    actions = (
+        {"_index": alias, "_id": p["id"], "_source": {**p, "model": label, "embedding": v}}
+        for p, v in zip(passages, _vectors(bi_encoder))
+    )
     helpers.bulk(es, actions, refresh="wait_for")
     # One segment: approximate kNN over several segments searched concurrently shares one top-k
     # between threads, so two runs of the same query could differ in the tail of the window.
@@ -68,24 +79,43 @@ def index_subset(es, settings, bi_encoder, alias: str) -> str:
 def rrf_retriever(settings, bi_encoder, query: str, window: int) -> dict:
     """``rrs_rrf(standard BM25, knn)`` with exactly the service's two searches (its own body builders)."""
     vector = [float(x) for x in encode_query(bi_encoder, query, prompt=settings.query_prompt)]
-    bm25 = bm25_body(query, parse_fields(settings.bm25_fields), [], size=window,
-                     tie_breaker=settings.bm25_tie_breaker)["query"]
+    bm25 = bm25_body(query, parse_fields(settings.bm25_fields), [], size=window, tie_breaker=settings.bm25_tie_breaker)[
+        "query"
+    ]
     knn = knn_body(vector, [], size=window, num_candidates=settings.knn_num_candidates)["knn"]
-    return {"rrs_rrf": {"retrievers": [{"standard": {"query": bm25}}, {"knn": knn}],
-                        "rank_constant": settings.rrf_k, "rank_window_size": window}}
+    return {
+        "rrs_rrf": {
+            "retrievers": [{"standard": {"query": bm25}}, {"knn": knn}],
+            "rank_constant": settings.rrf_k,
+            "rank_window_size": window,
+        }
+    }
 
 
 def linear_retriever(rrf: dict, weight: float, normalizer: str) -> dict:
     """The same children fused by ``rrs_linear``; the service's kNN ``weight`` is weights [1 - w, w]."""
     inner = rrf["rrs_rrf"]
-    return {"rrs_linear": {"retrievers": inner["retrievers"], "weights": [1.0 - weight, weight],
-                           "normalizer": normalizer, "rank_window_size": inner["rank_window_size"]}}
+    return {
+        "rrs_linear": {
+            "retrievers": inner["retrievers"],
+            "weights": [1.0 - weight, weight],
+            "normalizer": normalizer,
+            "rank_window_size": inner["rank_window_size"],
+        }
+    }
 
 
 def rerank_retriever(child: dict, query: str, window: int, **options) -> dict:
     """``rrs_rerank`` reading "title. text" (the service's passage_text) over ``child``."""
-    return {"rrs_rerank": {"retriever": child, "field": ["title", "text"], "inference_text": query,
-                           "rank_window_size": window, **options}}
+    return {
+        "rrs_rerank": {
+            "retriever": child,
+            "field": ["title", "text"],
+            "inference_text": query,
+            "rank_window_size": window,
+            **options,
+        }
+    }
 
 
 def set_pool(es, url: str | None, timeout: str | None = None) -> None:

@@ -21,13 +21,20 @@ def write_corpus(path, n=120):
         for i in range(n):
             topic = TOPICS[i % len(TOPICS)]
             text = " ".join(f"{topic} note {i} line {j} about {TOPICS[(i + j) % len(TOPICS)]}" for j in range(12))
-            f.write(json.dumps({"id": f"f{i}", "title": f"{topic} {i}", "text": text, "metadata": {"topic": topic}}) + "\n")
+            f.write(
+                json.dumps({"id": f"f{i}", "title": f"{topic} {i}", "text": text, "metadata": {"topic": topic}}) + "\n"
+            )
     return path
 
 
 def start_ingest(path, alias, env):
-    return subprocess.Popen([sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", alias, "--batch-size", "8",
-                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", alias, "--batch-size", "8", "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_until_indexing(es, alias, run, at_least=24, timeout_s=300) -> None:
@@ -69,7 +76,7 @@ class SearchLoad:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)]
 
-    def __enter__(self) -> "SearchLoad":
+    def __enter__(self) -> SearchLoad:
         for thread in self._threads:
             thread.start()
         return self

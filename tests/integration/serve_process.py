@@ -20,9 +20,14 @@ def rrs_serve(port: int, env: dict[str, str], log: Path, rrs: Path | None = None
     the block ends; yields its base URL once ready."""
     rrs = rrs or Path(sys.executable).parent / "rrs"
     with open(log, "w") as out:
-        process = subprocess.Popen([str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                   env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=cwd)
+        process = subprocess.Popen(
+            [str(rrs), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(process, base, log)

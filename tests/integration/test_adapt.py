@@ -13,12 +13,22 @@ from click.testing import CliRunner
 from rrsearch.rrs.adapt import STATE_FILE, STEPS
 from rrsearch.rrs.cli import main
 
-TRAIN = [("q1", "how do bees tell the hive where flowers are", "d2"), ("q2", "opening moves in chess", "d5"),
-         ("q3", "algae living inside corals", "d6"), ("q4", "lava from volcanoes", "d1"),
-         ("q5", "glaciers shaping valleys", "d3"), ("q6", "bread leavened with wild yeast", "d4"),
-         ("q7", "pollination by bumblebees", "d7"), ("q8", "fish eating algae on reefs", "d12")]
-TEST = [("t1", "who wins a pawn endgame", "d10"), ("t2", "dense loaves with little gluten", "d9"),
-        ("t3", "ice flowing from Antarctica", "d11"), ("t4", "caves made by cooling lava", "d8")]
+TRAIN = [
+    ("q1", "how do bees tell the hive where flowers are", "d2"),
+    ("q2", "opening moves in chess", "d5"),
+    ("q3", "algae living inside corals", "d6"),
+    ("q4", "lava from volcanoes", "d1"),
+    ("q5", "glaciers shaping valleys", "d3"),
+    ("q6", "bread leavened with wild yeast", "d4"),
+    ("q7", "pollination by bumblebees", "d7"),
+    ("q8", "fish eating algae on reefs", "d12"),
+]
+TEST = [
+    ("t1", "who wins a pawn endgame", "d10"),
+    ("t2", "dense loaves with little gluten", "d9"),
+    ("t3", "ice flowing from Antarctica", "d11"),
+    ("t4", "caves made by cooling lava", "d8"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +38,53 @@ def adapted(es, es_settings, es_url, tmp_path_factory, tiny_cross_encoder_dir):
     from rrsearch.ingest.pipeline import run_ingest
 
     root = tmp_path_factory.mktemp("adapt")
-    data = beir_corpus.write_beir(root / "tinyfacts", queries=[(q, t) for q, t, _ in TRAIN + TEST],
-                                  qrels=[(q, d, 1) for q, _, d in TRAIN], split="train")
-    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, _, d in TEST))
+    data = beir_corpus.write_beir(
+        root / "tinyfacts",
+        queries=[(q, t) for q, t, _ in TRAIN + TEST],
+        qrels=[(q, d, 1) for q, _, d in TRAIN],
+        split="train",
+    )
+    (data / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, _, d in TEST)
+    )
     alias = "test-adapt"
     delete_alias_and_versions(es, alias)
     run_ingest([data / "corpus.jsonl"], es_settings, alias=alias, progress=False, es=es)
     first_index = current_index(es, alias)
     env = {"ES_URL": es_url, "HF_HUB_OFFLINE": "1", "RRS_TRAIN_ENCODER_BATCH_SIZE": "4", "RRS_TRAIN_BATCH_SIZE": "8"}
-    args = ["adapt", str(data), "--index", alias, "--output", str(root / "out"), "--encoder-epochs", "1",
-            "--encoder-title-queries", "0", "--reranker-base", str(tiny_cross_encoder_dir), "--reranker-epochs", "1",
-            "--reranker-title-queries", "0", "--eval-steps", "2", "--no-export", "--no-progress"]
+    args = [
+        "adapt",
+        str(data),
+        "--index",
+        alias,
+        "--output",
+        str(root / "out"),
+        "--encoder-epochs",
+        "1",
+        "--encoder-title-queries",
+        "0",
+        "--reranker-base",
+        str(tiny_cross_encoder_dir),
+        "--reranker-epochs",
+        "1",
+        "--reranker-title-queries",
+        "0",
+        "--eval-steps",
+        "2",
+        "--no-export",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(main, [*args, "--json"], env=env)
     assert result.exit_code == 0, result.output
-    yield {"outcome": json.loads(result.stdout), "log": result.stderr, "args": args, "env": env, "alias": alias,
-           "first_index": first_index, "out": root / "out"}
+    yield {
+        "outcome": json.loads(result.stdout),
+        "log": result.stderr,
+        "args": args,
+        "env": env,
+        "alias": alias,
+        "first_index": first_index,
+        "out": root / "out",
+    }
     delete_alias_and_versions(es, alias)
 
 

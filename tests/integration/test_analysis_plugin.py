@@ -61,10 +61,17 @@ def english_node():
         install_plugin(copy, plugin_zip, jdk.home, log=said.append)
         assert said == []  # already installed: nothing run
 
-        settings = base.model_copy(update={
-            "es_url": None, "home": home, "es_node_dir": root / "node", "es_port": first_free_port(9450),
-            "es_heap": "512m", "es_version": version, "es_java_home": jdk.home,
-        })
+        settings = base.model_copy(
+            update={
+                "es_url": None,
+                "home": home,
+                "es_node_dir": root / "node",
+                "es_port": first_free_port(9450),
+                "es_heap": "512m",
+                "es_version": version,
+                "es_java_home": jdk.home,
+            }
+        )
         try:
             yield start_node(settings, log=print).url
         finally:
@@ -94,22 +101,27 @@ def test_index_with_english_field_finds_running_for_runs(english_node):
     index = f"test-english-{os.getpid()}"
     body = {
         "settings": {
-            "number_of_shards": 1, "number_of_replicas": 0,
+            "number_of_shards": 1,
+            "number_of_replicas": 0,
             # The type takes production's settings too: no stop words here.
             "analysis": {"analyzer": {"english_all_words": {"type": "english", "stopwords": "_none_"}}},
         },
-        "mappings": {"properties": {
-            "text": {"type": "text", "analyzer": "english"},
-            "plain": {"type": "text", "analyzer": "standard"},
-        }},
+        "mappings": {
+            "properties": {
+                "text": {"type": "text", "analyzer": "english"},
+                "plain": {"type": "text", "analyzer": "standard"},
+            }
+        },
     }
     try:
         created = requests.put(f"{english_node}/{index}", json=body, timeout=30)
         assert created.ok, created.text
         for doc_id, text in (("1", "The dog was running in the park"), ("2", "A cat sleeps on the sofa")):
             requests.put(
-                f"{english_node}/{index}/_doc/{doc_id}", params={"refresh": "true"},
-                json={"text": text, "plain": text}, timeout=10,
+                f"{english_node}/{index}/_doc/{doc_id}",
+                params={"refresh": "true"},
+                json={"text": text, "plain": text},
+                timeout=10,
             ).raise_for_status()
 
         def ids(field: str, query: str) -> list[str]:
@@ -123,7 +135,8 @@ def test_index_with_english_field_finds_running_for_runs(english_node):
         assert ids("text", "sleeping") == ["2"]
         assert ids("plain", "runs") == []  # the standard analyzer does not stem: the plugin is what matches
         custom = requests.post(
-            f"{english_node}/{index}/_analyze", json={"analyzer": "english_all_words", "text": "The gardens"},
+            f"{english_node}/{index}/_analyze",
+            json={"analyzer": "english_all_words", "text": "The gardens"},
             timeout=10,
         ).json()["tokens"]
         assert [t["token"] for t in custom] == ["the", "garden"]

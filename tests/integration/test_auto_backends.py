@@ -25,8 +25,9 @@ TEXTS = ["Vitamin D lowers the risk of fractures.", "BM25 ranks by term frequenc
 
 
 def auto(home, cpu_bf16: bool = False, **extra) -> Settings:
-    return Settings(home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", cpu_bf16=cpu_bf16,
-                    **extra)
+    return Settings(
+        home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", cpu_bf16=cpu_bf16, **extra
+    )
 
 
 def test_auto_means_int8_or_bf16_on_a_cpu_and_torch_when_asked():
@@ -36,9 +37,14 @@ def test_auto_means_int8_or_bf16_on_a_cpu_and_torch_when_asked():
     assert resolve_backend("auto", "cuda", cpu_bf16=False) == "torch"
     assert (resolve_backend("torch", "cpu"), resolve_backend("onnx", "cuda")) == ("torch", "onnx")
     assert (auto_dtype("auto", "cpu", True), auto_dtype("torch", "cpu", True), auto_dtype("auto", "cuda", True)) == (
-        "bf16", None, None)  # an explicit torch stays fp32; CUDA keeps fp16
+        "bf16",
+        None,
+        None,
+    )  # an explicit torch stays fp32; CUDA keeps fp16
     assert (Settings.model_fields["bi_encoder_backend"].default, Settings.model_fields["rerank_backend"].default) == (
-        "auto", "auto")
+        "auto",
+        "auto",
+    )
 
 
 def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_cache(tmp_path):
@@ -50,11 +56,18 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
     cosines = np.sum(model.encode(TEXTS) * torch_vectors, axis=1)
     assert cosines.min() > 0.97, cosines  # the export's own int8 floor
 
-    env = {**os.environ, "RRS_HOME": str(tmp_path), "RRS_BI_ENCODER_BACKEND": "auto", "RRS_DEVICE": "cpu",
-           "RRS_CPU_BF16": "false"}
-    script = ("import logging, sys; logging.basicConfig(stream=sys.stderr);"
-              "from rrsearch.core.encoders import bi_encoder_from; from rrsearch.core.settings import Settings;"
-              "m = bi_encoder_from(Settings()); print(m.backend, m.precision, 'torch' in sys.modules)")
+    env = {
+        **os.environ,
+        "RRS_HOME": str(tmp_path),
+        "RRS_BI_ENCODER_BACKEND": "auto",
+        "RRS_DEVICE": "cpu",
+        "RRS_CPU_BF16": "false",
+    }
+    script = (
+        "import logging, sys; logging.basicConfig(stream=sys.stderr);"
+        "from rrsearch.core.encoders import bi_encoder_from; from rrsearch.core.settings import Settings;"
+        "m = bi_encoder_from(Settings()); print(m.backend, m.precision, 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnx", "int8", "False"]  # from the cache, and torch never imported
@@ -98,7 +111,9 @@ def test_an_export_that_fails_its_check_is_refused_with_the_reason(tiny_cross_en
     from rrsearch.core import onnx_export
 
     monkeypatch.setattr(onnx_export, "MAX_LOGIT_DIFFERENCE", -1.0)  # no graph can pass
-    with pytest.raises(RerankerUnavailable, match="cannot export cross-encoder .* differ from torch .*RRS_RERANK_BACKEND=torch"):
+    with pytest.raises(
+        RerankerUnavailable, match="cannot export cross-encoder .* differ from torch .*RRS_RERANK_BACKEND=torch"
+    ):
         load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path / "home"))
     assert not [p for p in (tmp_path / "home" / "onnx").iterdir() if p.is_dir()]  # nothing half-made is left
 
@@ -120,5 +135,7 @@ def test_with_amx_both_models_are_torch_bf16_with_no_export(tiny_cross_encoder_d
     assert (reranker.backend, reranker.dtype) == ("torch", "bf16")
     torch_scores = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).score_pairs(PAIRS)
     assert np.allclose(reranker.score_pairs(PAIRS), torch_scores, atol=0.05)
-    assert load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True, rerank_dtype="fp32")).dtype == "fp32"
+    assert (
+        load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True, rerank_dtype="fp32")).dtype == "fp32"
+    )
     assert not (tmp_path / "onnx").exists()  # nothing was exported

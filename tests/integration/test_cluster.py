@@ -34,11 +34,18 @@ def cluster(es_settings):
     """Three nodes of 512 MB heap each, in a directory of this module's own."""
     if es_settings.es_url:
         pytest.skip("ES_URL names an external cluster: these tests kill nodes of a local one")
-    settings = es_settings.model_copy(update={
-        "es_node_dir": es_settings.home / f"test-cluster-{os.getpid()}", "es_nodes": NODES,
-        "es_port": first_free_port(9550), "es_heap": "512m", "number_of_shards": 2, "number_of_replicas": 1,
-        "search_log_shards": 2, "search_log_replicas": 1,
-    })
+    settings = es_settings.model_copy(
+        update={
+            "es_node_dir": es_settings.home / f"test-cluster-{os.getpid()}",
+            "es_nodes": NODES,
+            "es_port": first_free_port(9550),
+            "es_heap": "512m",
+            "number_of_shards": 2,
+            "number_of_replicas": 1,
+            "search_log_shards": 2,
+            "search_log_replicas": 1,
+        }
+    )
     start_node(settings, log=print)
     yield settings
     stop_node(settings, log=print)
@@ -49,8 +56,14 @@ def cluster(es_settings):
 def cluster_env(cluster) -> dict:
     """What `rrs` processes need: every node's URL in ES_URL (the first one is killed below)."""
     members = node_status(cluster).nodes
-    return {**os.environ, "ES_URL": ",".join(m["url"] for m in members), "HF_HUB_OFFLINE": "1", "RRS_DEVICE": "cpu",
-            "RRS_NUMBER_OF_SHARDS": "2", "RRS_NUMBER_OF_REPLICAS": "1"}
+    return {
+        **os.environ,
+        "ES_URL": ",".join(m["url"] for m in members),
+        "HF_HUB_OFFLINE": "1",
+        "RRS_DEVICE": "cpu",
+        "RRS_NUMBER_OF_SHARDS": "2",
+        "RRS_NUMBER_OF_REPLICAS": "1",
+    }
 
 
 @pytest.fixture
@@ -93,8 +106,9 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
 
     from rrsearch.rrs.cli import main
 
-    status = CliRunner().invoke(main, ["es", "status", "--json", "--dir", str(cluster.node_dir)],
-                                env={"RRS_HOME": str(cluster.home)})
+    status = CliRunner().invoke(
+        main, ["es", "status", "--json", "--dir", str(cluster.node_dir)], env={"RRS_HOME": str(cluster.home)}
+    )
     assert status.exit_code == 0, (status.output, status.exception)
     info = json.loads(status.output)
     assert info["health"] == "green"
@@ -110,8 +124,9 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
 
     from rrsearch.service.search_log import SearchLogWriter
 
-    writer = SearchLogWriter(es, "cluster-search-log", shards=cluster.search_log_shards,
-                             replicas=cluster.search_log_replicas)
+    writer = SearchLogWriter(
+        es, "cluster-search-log", shards=cluster.search_log_shards, replicas=cluster.search_log_replicas
+    )
     writer.log({"query": "shape", "status": 200})
     assert writer.flush(20)
     index_settings = es.indices.get_settings(index="cluster-search-log")["cluster-search-log"]["settings"]["index"]
@@ -136,34 +151,65 @@ def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean
     es.close()
 
 
-def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(clean_alias, whole_cluster,
-                                                                                  cluster_env):
+def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(
+    clean_alias, whole_cluster, cluster_env
+):
     """Issue 25: `rrs ingest --engine ray` (a local Ray, 2 encoder actors, the corpus cut into
     shards) with the 3-node cluster as target."""
     pytest.importorskip("ray.data")
     path, expected = clean_alias
-    run = subprocess.run([sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", "rayed", "--engine", "ray",
-                          "--encoders", "2", "--batch-size", "8", "--no-progress"],
-                         env={**cluster_env, "RRS_INGEST_SHARD_BYTES": "8192"}, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rrsearch",
+            "ingest",
+            str(path),
+            "--index",
+            "rayed",
+            "--engine",
+            "ray",
+            "--encoders",
+            "2",
+            "--batch-size",
+            "8",
+            "--no-progress",
+        ],
+        env={**cluster_env, "RRS_INGEST_SHARD_BYTES": "8192"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     es = make_client(whole_cluster)
     assert stored(es, "rayed") == expected
     es.close()
 
 
-def test_two_instances_answer_alike_and_survive_the_first_host_dying(clean_alias, whole_cluster, cluster_env,
-                                                                     tmp_path, tiny_cross_encoder_dir):
+def test_two_instances_answer_alike_and_survive_the_first_host_dying(
+    clean_alias, whole_cluster, cluster_env, tmp_path, tiny_cross_encoder_dir
+):
     cluster = whole_cluster
-    env = {**cluster_env, "RRS_INDEX_ALIAS": "clean", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-           "RRS_SERVE_THREADS": "8", "RRS_SEARCH_TIMEOUT_S": "2", "RRS_ALIAS_CACHE_S": "0",
-           "RRS_WINDOW_CACHE_SIZE": "0", "RRS_SEARCH_LOG_ENABLED": "false"}
-    with rrs_serve(first_free_port(19_300), env, tmp_path / "a.log") as first, \
-            rrs_serve(first_free_port(19_400), env, tmp_path / "b.log") as second:
+    env = {
+        **cluster_env,
+        "RRS_INDEX_ALIAS": "clean",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_SERVE_THREADS": "8",
+        "RRS_SEARCH_TIMEOUT_S": "2",
+        "RRS_ALIAS_CACHE_S": "0",
+        "RRS_WINDOW_CACHE_SIZE": "0",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+    }
+    with (
+        rrs_serve(first_free_port(19_300), env, tmp_path / "a.log") as first,
+        rrs_serve(first_free_port(19_400), env, tmp_path / "b.log") as second,
+    ):
         request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
         answers = [requests.post(f"{base}/search", json=request, timeout=60).json() for base in (first, second)]
         assert answers[0]["reranked"] and answers[0]["hits"]
-        assert [(h["id"], h["score"]) for h in answers[0]["hits"]] == [(h["id"], h["score"]) for h in answers[1]["hits"]]
+        assert [(h["id"], h["score"]) for h in answers[0]["hits"]] == [
+            (h["id"], h["score"]) for h in answers[1]["hits"]
+        ]
 
         with SearchLoad(first) as load:
             time.sleep(3)
@@ -196,13 +242,22 @@ def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_enc
     from rrsearch.service.http.app import create_app
 
     es = make_client(cluster)
-    settings = cluster.model_copy(update={"number_of_shards": 3, "number_of_replicas": 0, "index_alias": "thirds",
-                                          "search_log_enabled": False, "max_top_k": 200, "max_candidates": 200})
+    settings = cluster.model_copy(
+        update={
+            "number_of_shards": 3,
+            "number_of_replicas": 0,
+            "index_alias": "thirds",
+            "search_log_enabled": False,
+            "max_top_k": 200,
+            "max_candidates": 200,
+        }
+    )
     from rrsearch.core.encoders import embedding_dims, encoder_identity, model_label
 
     label = model_label(settings.bi_encoder)
-    body = passage_index_body(es, settings, dims=embedding_dims(bi_encoder), model=label,
-                              encoder_meta=encoder_identity(bi_encoder, label))
+    body = passage_index_body(
+        es, settings, dims=embedding_dims(bi_encoder), model=label, encoder_meta=encoder_identity(bi_encoder, label)
+    )
     body["settings"]["index"]["routing.allocation.total_shards_per_node"] = 1
     ensure_alias(es, "thirds", body)
     run_ingest([write_corpus(tmp_path / "corpus.jsonl", n=90)], settings, alias="thirds", progress=False, es=es)
@@ -222,8 +277,9 @@ def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_enc
     es.close()
 
 
-def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, bi_encoder, tiny_cross_encoder_dir,
-                                                                 tmp_path):
+def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
+    whole_cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path
+):
     """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
     coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
     from es_retrievers import (
@@ -247,21 +303,42 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, 
     es.options(request_timeout=60).cluster.health(index=alias, wait_for_status="green", timeout="50s")
     shards = es.cat.shards(index=alias, format="json")
     assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
-    env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
-           "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "ES_URL": "http://127.0.0.1:1",
-           "RRS_RERANK_TIMEOUT_MS": "60000"}
+    env = {
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "ES_URL": "http://127.0.0.1:1",
+        "RRS_RERANK_TIMEOUT_MS": "60000",
+    }
     with rrs_serve(first_free_port(19_800), env, tmp_path / "pool.log") as pool:
         set_pool(es, pool, "60s")
-        settings = cluster.model_copy(update={"index_alias": alias, "search_log_enabled": False,
-                                              "rerank_timeout_ms": 60_000.0, "search_timeout_s": 30.0})
+        settings = cluster.model_copy(
+            update={
+                "index_alias": alias,
+                "search_log_enabled": False,
+                "rerank_timeout_ms": 60_000.0,
+                "search_timeout_s": 30.0,
+            }
+        )
         client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(pool)).test_client()
         queries, _ = scifact_subset()
         for _, query in queries[:QUERIES]:
             fused = rrf_retriever(settings, bi_encoder, query, 20)
             for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
                 ours = search_ids(es, alias, retriever, 10)
-                answer = client.post("/search", json={"query": query, "top_k": 10, "candidates": 20, "rerank": rerank,
-                                                      "collapse": False, "highlight": False}).get_json()
+                answer = client.post(
+                    "/search",
+                    json={
+                        "query": query,
+                        "top_k": 10,
+                        "candidates": 20,
+                        "rerank": rerank,
+                        "collapse": False,
+                        "highlight": False,
+                    },
+                ).get_json()
                 assert answer["degraded"] is None, answer["degraded"]
                 assert [doc for doc, _ in ours] == [hit["id"] for hit in answer["hits"]], (query, rerank)
                 scores = [hit["score"] for hit in answer["hits"]]

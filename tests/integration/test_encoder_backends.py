@@ -27,17 +27,26 @@ def corpus(tmp_path, repo_root):
     return path
 
 
-def test_int8_index_is_recorded_searchable_by_torch_and_guarded(es, es_settings, bi_encoder, alias, corpus,
-                                                                 onnx_bi_encoder_dir):
-    onnx = es_settings.model_copy(update={
-        "bi_encoder": str(onnx_bi_encoder_dir), "bi_encoder_backend": "onnx", "ingest_batch_size": 16,
-    })
+def test_int8_index_is_recorded_searchable_by_torch_and_guarded(
+    es, es_settings, bi_encoder, alias, corpus, onnx_bi_encoder_dir
+):
+    onnx = es_settings.model_copy(
+        update={
+            "bi_encoder": str(onnx_bi_encoder_dir),
+            "bi_encoder_backend": "onnx",
+            "ingest_batch_size": 16,
+        }
+    )
     report = run_ingest([corpus], onnx, alias=alias, progress=False)
     assert report.completed and report.rejected == 0
     index = report.index_name
     meta = es.indices.get_mapping(index=index)[index]["mappings"]["_meta"]
     assert meta["bi_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert (meta["bi_encoder_backend"], meta["bi_encoder_precision"], len(meta["bi_encoder_probe"])) == ("onnx", "int8", 384)
+    assert (meta["bi_encoder_backend"], meta["bi_encoder_precision"], len(meta["bi_encoder_probe"])) == (
+        "onnx",
+        "int8",
+        384,
+    )
 
     # The same model on torch fp32 agrees with the int8 vectors within the default tolerance.
     torch_settings = es_settings.model_copy(update={"index_alias": alias})
@@ -54,8 +63,9 @@ def test_int8_index_is_recorded_searchable_by_torch_and_guarded(es, es_settings,
 
     # Adding documents with an encoder that drifts too far is refused before anything is written.
     with pytest.raises(IndexModelMismatch, match="cannot add to .*--reindex"):
-        run_ingest([corpus], es_settings.model_copy(update={"bi_encoder_tolerance": 0.99999}), alias=alias,
-                   progress=False)
+        run_ingest(
+            [corpus], es_settings.model_copy(update={"bi_encoder_tolerance": 0.99999}), alias=alias, progress=False
+        )
     assert es.count(index=alias)["count"] == report.indexed
 
 

@@ -42,9 +42,16 @@ class Pool:
     """`rrs serve --role reranker` with the tiny cross-encoder; ``stop()`` ends it mid-module."""
 
     def __init__(self, tiny_cross_encoder_dir, log):
-        env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
-               "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false",
-               "ES_URL": "http://127.0.0.1:1", "RRS_RERANK_TIMEOUT_MS": "60000"}
+        env = {
+            "RRS_SERVE_ROLE": "reranker",
+            "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+            "RRS_DEVICE": "cpu",
+            "RRS_SERVE_THREADS": "4",
+            "HF_HUB_OFFLINE": "1",
+            "RRS_SEARCH_LOG_ENABLED": "false",
+            "ES_URL": "http://127.0.0.1:1",
+            "RRS_RERANK_TIMEOUT_MS": "60000",
+        }
         self.stack = ExitStack()
         self.url = self.stack.enter_context(rrs_serve(first_free_port(19_700), env, log))
 
@@ -78,10 +85,15 @@ def pooled(es, pool):
 
 @pytest.fixture(scope="module")
 def settings(es_settings, alias, pool):
-    return es_settings.model_copy(update={
-        "index_alias": alias, "search_log_enabled": False, "search_timeout_s": 30.0, "rerank_timeout_ms": 60_000.0,
-        "reranker_url": pool.url,
-    })
+    return es_settings.model_copy(
+        update={
+            "index_alias": alias,
+            "search_log_enabled": False,
+            "search_timeout_s": 30.0,
+            "rerank_timeout_ms": 60_000.0,
+            "reranker_url": pool.url,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +135,14 @@ def test_rrs_linear_equals_the_services_linear_fusion(es, alias, service, settin
         normalizer = ("minmax", "zscore")[number % 2]  # each normalizer on 25 of the 50 queries
         body = linear_retriever(rrf_retriever(settings, bi_encoder, query, WINDOW), 0.3, normalizer)
         ours = search_ids(es, alias, body, WINDOW)
-        theirs = service_hits(service, query, top_k=WINDOW, candidates=WINDOW, rerank=False,
-                              fusion={"method": "linear", "weight": 0.3, "normalization": normalizer})
+        theirs = service_hits(
+            service,
+            query,
+            top_k=WINDOW,
+            candidates=WINDOW,
+            rerank=False,
+            fusion={"method": "linear", "weight": 0.3, "normalization": normalizer},
+        )
         assert [doc for doc, _ in ours] == [doc for doc, _ in theirs]
         # z-scores are lifted by one constant so that Elasticsearch keeps them positive (and in order);
         # a float near the lifted scores (~10) is 1e-6 wide
@@ -150,8 +168,15 @@ def test_a_blend_equals_the_services_blend(es, alias, pooled, service, settings,
         fused = rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW)
         blended = rerank_retriever(fused, query, RERANK_WINDOW, weight=0.4, normalization="rank")
         ours = search_ids(es, alias, blended, 10)
-        theirs = service_hits(service, query, top_k=10, candidates=RERANK_WINDOW, rerank=True, rerank_weight=0.4,
-                              rerank_normalization="rank")
+        theirs = service_hits(
+            service,
+            query,
+            top_k=10,
+            candidates=RERANK_WINDOW,
+            rerank=True,
+            rerank_weight=0.4,
+            rerank_normalization="rank",
+        )
         assert_same(ours, theirs)
 
 
@@ -171,8 +196,11 @@ def test_from_and_size_page_through_the_reranked_window(es, alias, pooled, servi
 @pytest.fixture(scope="module")
 def fused_on_node(settings, bi_encoder, pool):
     """The service with RRS_RETRIEVAL_PATH=retrievers: one _search that rrs_rrf/rrs_linear fuse."""
-    app = create_app(settings.model_copy(update={"retrieval_path": "retrievers"}), bi_encoder=bi_encoder,
-                     reranker=RemoteReranker(pool.url))
+    app = create_app(
+        settings.model_copy(update={"retrieval_path": "retrievers"}),
+        bi_encoder=bi_encoder,
+        reranker=RemoteReranker(pool.url),
+    )
     app.testing = True
     return app.test_client()
 
@@ -187,14 +215,23 @@ def test_the_service_fusing_on_the_node_serves_the_same_hits(es, alias, pooled, 
         options = {"top_k": 10, "candidates": RERANK_WINDOW, "rerank": True}
         assert_same(service_hits(fused_on_node, query, **options), service_hits(service, query, **options))
     # z-scores come back lifted by one constant (Elasticsearch keeps scores positive): same order
-    options = {"top_k": WINDOW, "candidates": WINDOW, "rerank": False,
-               "fusion": {"method": "linear", "weight": 0.3, "normalization": "zscore"}}
-    ours, theirs = service_hits(fused_on_node, queries[0][1], **options), service_hits(service, queries[0][1], **options)
+    options = {
+        "top_k": WINDOW,
+        "candidates": WINDOW,
+        "rerank": False,
+        "fusion": {"method": "linear", "weight": 0.3, "normalization": "zscore"},
+    }
+    ours, theirs = (
+        service_hits(fused_on_node, queries[0][1], **options),
+        service_hits(service, queries[0][1], **options),
+    )
     shift = ours[0][1] - theirs[0][1]
     assert [d for d, _ in ours] == [d for d, _ in theirs]
     assert [s - shift for _, s in ours] == pytest.approx([s for _, s in theirs], abs=1e-5)
-    highlighted = [client.post("/search", json={"query": queries[0][1], "top_k": 10, "highlight": True}).get_json()
-                   for client in (fused_on_node, service)]
+    highlighted = [
+        client.post("/search", json={"query": queries[0][1], "top_k": 10, "highlight": True}).get_json()
+        for client in (fused_on_node, service)
+    ]
     assert [h["snippet"] for h in highlighted[0]["hits"]] == [h["snippet"] for h in highlighted[1]["hits"]]
     assert any("<em>" in (h["snippet"] or "") for h in highlighted[0]["hits"])
     first = highlighted[0]["hits"][0]
@@ -216,15 +253,24 @@ def test_a_node_without_the_retrievers_is_a_503_that_names_the_plugin(es, alias)
     assert "needs our plugin on every node" in answer.message
 
 
-def test_a_reranker_pool_announces_itself_to_the_local_node(es, es_settings, alias, pooled, tiny_cross_encoder_dir,
-                                                              tmp_path, settings, bi_encoder):
+def test_a_reranker_pool_announces_itself_to_the_local_node(
+    es, es_settings, alias, pooled, tiny_cross_encoder_dir, tmp_path, settings, bi_encoder
+):
     """`rrs serve --role reranker` beside the local node: the node's rrs.reranker.url names it while
     it runs (rrs_rerank reranks through it) and is cleared when it exits."""
     if es_settings.es_url:
         pytest.skip("ES_URL names an external node: a pool wires only the local one")
-    env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
-           "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "ES_URL": "", "RRS_HOME": str(tmp_path),
-           "RRS_ES_NODE_DIR": str(es_settings.node_dir), "RRS_RERANK_TIMEOUT_MS": "60000"}
+    env = {
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "ES_URL": "",
+        "RRS_HOME": str(tmp_path),
+        "RRS_ES_NODE_DIR": str(es_settings.node_dir),
+        "RRS_RERANK_TIMEOUT_MS": "60000",
+    }
     _, query = scifact_subset()[0][5]
     body = rerank_retriever(rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW), query, RERANK_WINDOW)
     set_pool(es, None, "60s")
@@ -252,14 +298,27 @@ BAD = [
     ({"rrs_rrf": {"retrievers": [{"standard": {}}], "colour": 1}}, r"unknown field \[colour\]"),
     ({"rrs_linear": {"retrievers": [{"standard": {}}], "weights": [1, 2]}}, "1 retrievers but 2 weights"),
     ({"rrs_linear": {"retrievers": [{"standard": {}}], "normalizer": "l2"}}, "must be one of minmax, zscore"),
-    ({"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "x", "weight": 2}},
-     r"\[weight\] must be in \[0, 1\]"),
+    (
+        {"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "x", "weight": 2}},
+        r"\[weight\] must be in \[0, 1\]",
+    ),
     ({"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "  "}}, "must not be blank"),
     ({"rrs_rerank": {"retriever": {"standard": {}}, "inference_text": "x"}}, r"\[field\]"),
-    ({"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "x",
-                     "normalization": "zscore"}}, "must be one of minmax, rank"),
-    ({"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "x",
-                     "url": "http://evil"}}, r"unknown field \[url\]"),  # the pool is the node's, never the request's
+    (
+        {
+            "rrs_rerank": {
+                "retriever": {"standard": {}},
+                "field": "text",
+                "inference_text": "x",
+                "normalization": "zscore",
+            }
+        },
+        "must be one of minmax, rank",
+    ),
+    (
+        {"rrs_rerank": {"retriever": {"standard": {}}, "field": "text", "inference_text": "x", "url": "http://evil"}},
+        r"unknown field \[url\]",
+    ),  # the pool is the node's, never the request's
 ]
 
 
@@ -293,7 +352,7 @@ class _Silent:
 
 
 class _Garbage(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 -- http.server's name
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         body = b"<html>not a rank list</html>"
         self.send_response(200)
@@ -334,7 +393,8 @@ def test_a_slow_or_garbled_pool_is_skipped_within_the_timeout(es, alias, pooled,
 
         with pytest.raises(ApiError, match="rrs_rerank") as raised:
             es.options(retry_on_status=(), max_retries=0).search(
-                index=alias, retriever=rerank_retriever(fused, query, RERANK_WINDOW, strict=True))
+                index=alias, retriever=rerank_retriever(fused, query, RERANK_WINDOW, strict=True)
+            )
         assert raised.value.status_code == 503
         assert "[strict] is true: the reranker pool's answer is not a rank list" in json.dumps(raised.value.body)
     finally:

@@ -92,8 +92,9 @@ def test_missing_dataset_and_empty_alias_are_clear_errors(env, tmp_path):
     assert empty.exit_code == 2 and "holds no documents" in empty.output
 
 
-def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_folder(env, tmp_path,
-                                                                                    tiny_cross_encoder_dir):
+def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_folder(
+    env, tmp_path, tiny_cross_encoder_dir
+):
     import shutil
 
     from rrsearch.service.blend import load_calibration
@@ -111,9 +112,11 @@ def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_f
     assert len(facts["grid"]) == 11 * 2  # weights 0..1 x (minmax, rank) at the one depth 6 allows
     chosen = load_calibration(folder)
     assert (chosen.weight, chosen.depth, chosen.normalization) == (
-        facts["chosen_gain"]["weight"], facts["chosen_gain"]["depth"], facts["chosen_gain"]["normalization"])
+        facts["chosen_gain"]["weight"],
+        facts["chosen_gain"]["depth"],
+        facts["chosen_gain"]["normalization"],
+    )
     assert chosen.weight == 0.0  # nothing can be shown to beat a perfect hybrid order: keep it, skip the model
-
 
 
 def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env, tmp_path, tiny_cross_encoder_dir):
@@ -128,12 +131,21 @@ def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env
     shutil.copytree(tiny_cross_encoder_dir, folder)
     collection_a = write_beir(tmp_path / env, queries=QUERIES, qrels=QRELS, split="train", docs=DOCS[:6])
     trained = [SimpleNamespace(id=qid, query=text) for qid, text in QUERIES[:1]]
-    (folder / "training.json").write_text(json.dumps({"data": {
-        "source": collection_a.name, **trained_queries_facts(collection_fingerprint(collection_a, []), trained)}}))
+    (folder / "training.json").write_text(
+        json.dumps(
+            {
+                "data": {
+                    "source": collection_a.name,
+                    **trained_queries_facts(collection_fingerprint(collection_a, []), trained),
+                }
+            }
+        )
+    )
     out = tmp_path / "tuning.json"
 
-    result = run(collection_a, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank",
-                 "--output", out)
+    result = run(
+        collection_a, "--split", "train", "--reranker", folder, "--candidates", 6, "--tune-rerank", "--output", out
+    )
     assert result.exit_code == 0, result.output
     chosen_on = json.loads(out.read_text())["chosen_on"]
     assert (chosen_on["queries"], chosen_on["left_out_trained_on"]) == (2, 1)
@@ -141,10 +153,27 @@ def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env
     assert "tuned on 2 train queries; left out 1 as trained on" in result.output
 
     other_texts = [("q1", "lava flows from volcanoes"), ("q2", "glaciers carving valleys"), ("q3", "sourdough starter")]
-    collection_b = write_beir(tmp_path / "b", queries=other_texts, qrels=[("q1", "d1", 1), ("q2", "d3", 1),
-                                                                          ("q3", "d4", 1)], split="train", docs=DOCS[:6])
-    result = run(collection_b, "--split", "train", "--index", f"eval-{env}", "--reranker", folder, "--candidates", 6,
-                 "--tune-rerank", "--output", out)
+    collection_b = write_beir(
+        tmp_path / "b",
+        queries=other_texts,
+        qrels=[("q1", "d1", 1), ("q2", "d3", 1), ("q3", "d4", 1)],
+        split="train",
+        docs=DOCS[:6],
+    )
+    result = run(
+        collection_b,
+        "--split",
+        "train",
+        "--index",
+        f"eval-{env}",
+        "--reranker",
+        folder,
+        "--candidates",
+        6,
+        "--tune-rerank",
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     chosen_on = json.loads(out.read_text())["chosen_on"]
     assert (chosen_on["queries"], chosen_on["left_out_trained_on"]) == (3, 0)

@@ -27,10 +27,13 @@ def own_node(es_settings):
     """A node this module may stop, kill and restart (the session's node stays untouched)."""
     if es_settings.es_url:
         pytest.skip("ES_URL names an external cluster: these tests stop and kill a local node")
-    settings = es_settings.model_copy(update={
-        "es_node_dir": es_settings.home / f"fault-node-{os.getpid()}",
-        "es_port": first_free_port(9350), "es_heap": "512m",
-    })
+    settings = es_settings.model_copy(
+        update={
+            "es_node_dir": es_settings.home / f"fault-node-{os.getpid()}",
+            "es_port": first_free_port(9350),
+            "es_heap": "512m",
+        }
+    )
     start_node(settings, log=print)
     yield settings
     stop_node(settings, log=print)
@@ -91,9 +94,15 @@ def test_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_a
 
 def test_node_stopped_and_restarted_under_eight_searching_clients(clean_alias, node_up, tmp_path):
     own_node = node_up
-    env = {**_env(own_node), "RRS_INDEX_ALIAS": "clean", "RRS_RERANK_ENABLED": "false",
-           "RRS_SERVE_THREADS": str(CLIENTS), "RRS_SEARCH_TIMEOUT_S": "2", "RRS_ALIAS_CACHE_S": "0",
-           "RRS_WINDOW_CACHE_SIZE": "0"}
+    env = {
+        **_env(own_node),
+        "RRS_INDEX_ALIAS": "clean",
+        "RRS_RERANK_ENABLED": "false",
+        "RRS_SERVE_THREADS": str(CLIENTS),
+        "RRS_SEARCH_TIMEOUT_S": "2",
+        "RRS_ALIAS_CACHE_S": "0",
+        "RRS_WINDOW_CACHE_SIZE": "0",
+    }
     with rrs_serve(first_free_port(19_100), env, tmp_path / "server.log") as base, SearchLoad(base) as load:
         time.sleep(3)
         stop_node(own_node, log=print)

@@ -21,9 +21,7 @@ DOCS = [
 
 
 def _body(es, es_settings, bi_encoder):
-    return passage_index_body(
-        es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2")
-    )
+    return passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=model_label("all-MiniLM-L6-v2"))
 
 
 def _index_docs(es, alias, bi_encoder):
@@ -32,8 +30,14 @@ def _index_docs(es, alias, bi_encoder):
         es.index(
             index=alias,
             id=doc_id,
-            document={"id": doc_id, "parent_id": doc_id, "chunk": 0, "title": title, "text": text,
-                      "embedding": vector.tolist()},
+            document={
+                "id": doc_id,
+                "parent_id": doc_id,
+                "chunk": 0,
+                "title": title,
+                "text": text,
+                "embedding": vector.tolist(),
+            },
         )
     es.indices.refresh(index=alias)
 

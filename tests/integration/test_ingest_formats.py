@@ -58,9 +58,11 @@ def test_beir_corpus_gz_needs_no_options(es, es_settings, bi_encoder, alias, tmp
 
 def test_csv_with_extra_columns_as_metadata(es, es_settings, alias, tmp_path):
     path = tmp_path / "notes.csv"
-    path.write_text('id,title,text,topic\n'
-                    'n1,Volcano,"Basalt lava flows from the shield volcano, slowly",geology\n'
-                    'n2,Bread,Sourdough needs a lively starter,baking\n')
+    path.write_text(
+        "id,title,text,topic\n"
+        'n1,Volcano,"Basalt lava flows from the shield volcano, slowly",geology\n'
+        "n2,Bread,Sourdough needs a lively starter,baking\n"
+    )
     report = run_ingest([path], _settings(es_settings), alias=alias, progress=False)
     assert report.documents == 2 and report.rejected == 0
     [hit] = _hits(es, alias, "sourdough")
@@ -71,8 +73,16 @@ def test_csv_with_extra_columns_as_metadata(es, es_settings, alias, tmp_path):
 
 def test_parquet(es, es_settings, alias, tmp_path):
     path = tmp_path / "docs.parquet"
-    pq.write_table(pa.table({"id": [101, 102], "title": ["Tides", "Comets"],
-                             "text": ["The moon pulls the oceans into tides.", "Comets grow tails near the sun."]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [101, 102],
+                "title": ["Tides", "Comets"],
+                "text": ["The moon pulls the oceans into tides.", "Comets grow tails near the sun."],
+            }
+        ),
+        path,
+    )
     report = run_ingest([path], _settings(es_settings), alias=alias, progress=False)
     assert report.documents == 2
     [hit] = _hits(es, alias, "comets tails")
@@ -84,8 +94,10 @@ def test_folder_of_txt_md_html_and_long_documents_are_chunked(es, es_settings, a
     folder.mkdir()
     (folder / "garden.txt").write_text("Tomatoes want full sun and steady water.")
     (folder / "recipe.md").write_text("# Pancakes\n\nWhisk flour, eggs and milk into a smooth batter.")
-    (folder / "page.html").write_text("<html><head><title>Orbits</title></head><body><script>x()</script>"
-                                      "<p>Kepler described elliptical planetary orbits.</p></body></html>")
+    (folder / "page.html").write_text(
+        "<html><head><title>Orbits</title></head><body><script>x()</script>"
+        "<p>Kepler described elliptical planetary orbits.</p></body></html>"
+    )
     long_text = " ".join(f"Paragraph {i} discusses glaciers, moraines and meltwater erosion." for i in range(120))
     (folder / "long.txt").write_text(long_text)
     report = run_ingest([folder], _settings(es_settings), alias=alias, progress=False)

@@ -35,20 +35,45 @@ def rejected_lines(rejects) -> dict[tuple[str, int | None], dict]:
 
 def test_hostile_files_end_to_end(es, es_settings, alias, tmp_path):
     bad_byte, rows, ids = tmp_path / "bad_byte.jsonl", tmp_path / "rows.csv", tmp_path / "ids.jsonl"
-    bad_byte.write_bytes(jsonl({"id": "a1", "text": "alpha one"}, {"id": "a2", "text": "alpha two"},
-                               b'{"id": "a3", "text": "bad \xff"}', {"id": "a4", "text": "alpha four"}))
-    rows.write_bytes(b"id,title,text\r\nc2,Two,fine\r\nc3,Three,too,many\r\nc4,Four\r\nc5,Five,caf\xe9\r\n"
-                     b'c6,Six,"two\r\nlines"\r\nc8,Eight,last\r\n')
-    ids.write_bytes(jsonl({"id": "a/b?c", "text": "slash"}, {"id": "a#1", "text": "hash"}, {"id": "ünï🙂", "text": "x"},
-                          {"id": 0, "text": "int zero"}, {"id": True, "text": "bool"}, {"id": "0", "text": "str zero"},
-                          {"id": "n", "text": "lone \ud800"}, {"id": "m", "text": "m", "metadata": {"": 1}}))
+    bad_byte.write_bytes(
+        jsonl(
+            {"id": "a1", "text": "alpha one"},
+            {"id": "a2", "text": "alpha two"},
+            b'{"id": "a3", "text": "bad \xff"}',
+            {"id": "a4", "text": "alpha four"},
+        )
+    )
+    rows.write_bytes(
+        b"id,title,text\r\nc2,Two,fine\r\nc3,Three,too,many\r\nc4,Four\r\nc5,Five,caf\xe9\r\n"
+        b'c6,Six,"two\r\nlines"\r\nc8,Eight,last\r\n'
+    )
+    ids.write_bytes(
+        jsonl(
+            {"id": "a/b?c", "text": "slash"},
+            {"id": "a#1", "text": "hash"},
+            {"id": "ünï🙂", "text": "x"},
+            {"id": 0, "text": "int zero"},
+            {"id": True, "text": "bool"},
+            {"id": "0", "text": "str zero"},
+            {"id": "n", "text": "lone \ud800"},
+            {"id": "m", "text": "m", "metadata": {"": 1}},
+        )
+    )
     rejects = tmp_path / "rejects.jsonl"
     report = ingest(es, es_settings, alias, [bad_byte, rows, ids], rejects)
 
     assert set(indexed_parents(es, alias)) == {"a1", "a2", "a4", "c2", "c6", "c8", "a/b?c", "a#1", "ünï🙂", "0"}
     found = rejected_lines(rejects)
-    assert set(found) == {("bad_byte.jsonl", 3), ("rows.csv", 3), ("rows.csv", 4), ("rows.csv", 5),
-                          ("ids.jsonl", 4), ("ids.jsonl", 5), ("ids.jsonl", 7), ("ids.jsonl", 8)}
+    assert set(found) == {
+        ("bad_byte.jsonl", 3),
+        ("rows.csv", 3),
+        ("rows.csv", 4),
+        ("rows.csv", 5),
+        ("ids.jsonl", 4),
+        ("ids.jsonl", 5),
+        ("ids.jsonl", 7),
+        ("ids.jsonl", 8),
+    }
     assert found[("ids.jsonl", 4)]["superseded"] and "superseded by line 6" in found[("ids.jsonl", 4)]["reason"]
     assert found[("ids.jsonl", 8)]["reason"].startswith("elasticsearch")  # an empty metadata key: ES refuses
     assert indexed_parents(es, alias)["0"][0]["text"] == "str zero"
@@ -60,8 +85,11 @@ def test_hostile_files_end_to_end(es, es_settings, alias, tmp_path):
 def test_duplicate_ids_last_one_wins_completely(es, es_settings, alias, tmp_path):
     long_text = " ".join(f"word{n} about river otters and their dens" for n in range(400))
     corpus, rejects = tmp_path / "dup.jsonl", tmp_path / "rejects.jsonl"
-    corpus.write_bytes(jsonl({"id": "d", "text": long_text}, {"id": "other", "text": "unrelated"},
-                             {"id": "d", "text": "the short one"}))
+    corpus.write_bytes(
+        jsonl(
+            {"id": "d", "text": long_text}, {"id": "other", "text": "unrelated"}, {"id": "d", "text": "the short one"}
+        )
+    )
     report = ingest(es, es_settings, alias, [corpus], rejects)
     parents = indexed_parents(es, alias)
     assert [p["id"] for p in parents["d"]] == ["d#0"] and parents["d"][0]["text"] == "the short one"
@@ -76,23 +104,31 @@ def test_duplicate_ids_last_one_wins_completely(es, es_settings, alias, tmp_path
 
 
 @pytest.mark.parametrize("max_passage_chars, passage_count", [(100_000, 11), (2_000_000, 1)])
-def test_an_unbreakable_megabyte_stays_searchable_with_highlights(es, es_settings, alias, tmp_path, bi_encoder,
-                                                                  max_passage_chars, passage_count):
+def test_an_unbreakable_megabyte_stays_searchable_with_highlights(
+    es, es_settings, alias, tmp_path, bi_encoder, max_passage_chars, passage_count
+):
     """Cut into bounded passages, or kept whole (past the index's highlight limit of 1,000,000
     characters): either way a highlighted search that matches it answers."""
     from rrsearch.service.pipeline import SearchPipeline
     from rrsearch.service.schemas import SearchRequest
 
     corpus = tmp_path / "huge.jsonl"
-    corpus.write_bytes(jsonl({"id": "huge", "title": "needle", "text": "needle haystack " + "z" * 1_050_000},
-                             {"id": "small", "text": "a needle in a small haystack"}))
-    report = ingest(es, es_settings, alias, [corpus], tmp_path / "rejects.jsonl", ingest_max_passage_chars=max_passage_chars)
+    corpus.write_bytes(
+        jsonl(
+            {"id": "huge", "title": "needle", "text": "needle haystack " + "z" * 1_050_000},
+            {"id": "small", "text": "a needle in a small haystack"},
+        )
+    )
+    report = ingest(
+        es, es_settings, alias, [corpus], tmp_path / "rejects.jsonl", ingest_max_passage_chars=max_passage_chars
+    )
     assert report.rejected == 0
     passages = indexed_parents(es, alias)["huge"]
     assert len(passages) == passage_count and max(len(p["text"]) for p in passages) <= max_passage_chars
     settings = es_settings.model_copy(update={"index_alias": alias})
     response = SearchPipeline(settings, es, bi_encoder).search(
-        SearchRequest(query="needle haystack", highlight=True, rerank=False, top_k=5))
+        SearchRequest(query="needle haystack", highlight=True, rerank=False, top_k=5)
+    )
     assert {hit.parent_id for hit in response.hits} >= {"huge", "small"}
 
 

@@ -13,12 +13,16 @@ from rrsearch.rrs.cli import main
 
 
 def _corpus(path):
-    path.write_text("".join(json.dumps({"id": f"k{n}", "text": f"kettle number {n} whistles"}) + "\n" for n in range(3)))
+    path.write_text(
+        "".join(json.dumps({"id": f"k{n}", "text": f"kettle number {n} whistles"}) + "\n" for n in range(3))
+    )
     return path
 
 
 def _hold(es, alias, **holder):
-    es.index(index=LOCK_INDEX, id=alias, document={"alias": alias, "token": "someone-else", **holder}, refresh="wait_for")
+    es.index(
+        index=LOCK_INDEX, id=alias, document={"alias": alias, "token": "someone-else", **holder}, refresh="wait_for"
+    )
 
 
 def _ingest(path, alias, *extra):

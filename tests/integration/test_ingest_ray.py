@@ -26,21 +26,25 @@ pytest.importorskip("ray.data")
 SHARD_BYTES = 300
 
 
+RAY_MONITOR = "RAY_memory_monitor_refresh_ms"
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
 
     # Ray's memory monitor kills a worker when the *machine* is nearly full: on a shared CI box
     # that is other jobs' doing, and these tests run with restarts off.
-    previous = os.environ.get("RAY_memory_monitor_refresh_ms")
-    os.environ["RAY_memory_monitor_refresh_ms"] = "0"
+    # Ray reads this variable by its exact (lower-case) name.
+    previous = os.environ.get(RAY_MONITOR)
+    os.environ[RAY_MONITOR] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
     if previous is None:
-        os.environ.pop("RAY_memory_monitor_refresh_ms", None)
+        os.environ.pop(RAY_MONITOR, None)
     else:
-        os.environ["RAY_memory_monitor_refresh_ms"] = previous
+        os.environ[RAY_MONITOR] = previous
 
 
 def _line(record) -> bytes:
@@ -55,8 +59,13 @@ def hostile(tmp_path_factory):
     import pyarrow.parquet as pq
 
     root = tmp_path_factory.mktemp("hostile")
-    topics = ["otters build dens by rivers", "salmon swim upstream to spawn", "vitamin d comes from sunlight",
-              "glaciers carve valleys slowly", "bees dance to share where flowers are"]
+    topics = [
+        "otters build dens by rivers",
+        "salmon swim upstream to spawn",
+        "vitamin d comes from sunlight",
+        "glaciers carve valleys slowly",
+        "bees dance to share where flowers are",
+    ]
     records = [{"id": f"j{n}", "title": f"Note {n}", "text": f"{topics[n % 5]}; note number {n}."} for n in range(40)]
     records[3] = b'{"id": "bad-byte", "text": "caf\xe9 au lait"}'
     records[7] = b'{"id": "bad-json", "text": '
@@ -68,10 +77,13 @@ def hostile(tmp_path_factory):
     rows = b"".join(f"c{n},T{n},row {n} of the csv\r\n".encode() for n in range(5, 25))
     (root / "b.csv").write_bytes(
         b'id,title,text\r\nc1,One,"first row\r\nspans, three\r\nlines"\r\nc2,Two,plain row\r\n'
-        b'j5,Dup,"beats a.jsonl line 6"\r\nc3,Three,too,many\r\nc4,Four,caf\xe9\r\n' + rows
-        + b'c9,Nine,"the second c9, later in the file"\r\n')
-    table = pa.table({"id": [f"p{n}" for n in range(9)] + ["c1"],
-                      "text": [f"parquet row {n}" for n in range(9)] + ["c1 again"]})
+        b'j5,Dup,"beats a.jsonl line 6"\r\nc3,Three,too,many\r\nc4,Four,caf\xe9\r\n'
+        + rows
+        + b'c9,Nine,"the second c9, later in the file"\r\n'
+    )
+    table = pa.table(
+        {"id": [f"p{n}" for n in range(9)] + ["c1"], "text": [f"parquet row {n}" for n in range(9)] + ["c1 again"]}
+    )
     pq.write_table(table, root / "c.parquet", row_group_size=4)
     (root / "docs").mkdir()
     (root / "docs" / "one.md").write_text("# One\nmarkdown text about otters")
@@ -80,8 +92,9 @@ def hostile(tmp_path_factory):
 
 
 def _settings(es_settings, **overrides):
-    return es_settings.model_copy(update={"ingest_batch_size": 32, "ingest_shard_bytes": SHARD_BYTES,
-                                          "ingest_ray_max_restarts": 0, **overrides})
+    return es_settings.model_copy(
+        update={"ingest_batch_size": 32, "ingest_shard_bytes": SHARD_BYTES, "ingest_ray_max_restarts": 0, **overrides}
+    )
 
 
 def _passages(es, alias) -> dict[str, dict]:
@@ -92,8 +105,10 @@ def _passages(es, alias) -> dict[str, dict]:
 
 def _rejects(path) -> list[tuple]:
     entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return sorted((e["source"], e["line"] if e["line"] is not None else -1, e["reason"], bool(e.get("superseded")))
-                  for e in entries)
+    return sorted(
+        (e["source"], e["line"] if e["line"] is not None else -1, e["reason"], bool(e.get("superseded")))
+        for e in entries
+    )
 
 
 def _same_index(es, got_alias, want_alias) -> None:
@@ -118,15 +133,23 @@ def process_run(es, es_settings, hostile, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_same_hostile_corpus_gives_the_same_index_and_rejects(es, es_settings, hostile, process_run, local_ray,
-                                                                  alias, tmp_path):
+def test_the_same_hostile_corpus_gives_the_same_index_and_rejects(
+    es, es_settings, hostile, process_run, local_ray, alias, tmp_path
+):
     from rrsearch.ingest.shards import plan_shards
 
     assert len(plan_shards(hostile, target_bytes=SHARD_BYTES)) > 12  # duplicates really cross shards
     ref_alias, ref_rejects, ref = process_run
     rejects = tmp_path / "rejects.jsonl"
-    report = run_ingest(hostile, _settings(es_settings), alias=alias, rejects_path=rejects, progress=False, es=es,
-                        engine=ray_engine(encoders=2))
+    report = run_ingest(
+        hostile,
+        _settings(es_settings),
+        alias=alias,
+        rejects_path=rejects,
+        progress=False,
+        es=es,
+        engine=ray_engine(encoders=2),
+    )
 
     _same_index(es, alias, ref_alias)
     assert _rejects(rejects) == _rejects(ref_rejects)
@@ -141,8 +164,12 @@ def test_the_same_hostile_corpus_gives_the_same_index_and_rejects(es, es_setting
 
 
 def test_a_second_run_on_the_alias_is_refused(es, es_settings, hostile, local_ray, alias):
-    es.index(index=LOCK_INDEX, id=alias, document={"alias": alias, "token": "other", "host": "elsewhere", "pid": 1},
-             refresh="wait_for")
+    es.index(
+        index=LOCK_INDEX,
+        id=alias,
+        document={"alias": alias, "token": "other", "host": "elsewhere", "pid": 1},
+        refresh="wait_for",
+    )
     with pytest.raises(IngestLocked, match="another ingest into .* is running"):
         run_ingest(hostile, _settings(es_settings), alias=alias, progress=False, es=es, engine=ray_engine())
     assert es.get(index=LOCK_INDEX, id=alias)["_source"]["token"] == "other"
@@ -172,9 +199,10 @@ def _ingest_killing_the_encoder(es, hostile, settings, alias, before) -> dict:
 
     def ingest() -> None:
         try:
-            outcome["report"] = run_ingest(hostile, settings, alias=alias, reindex=True, progress=False, es=es,
-                                           engine=ray_engine(encoders=1))
-        except BaseException as exc:  # noqa: BLE001 -- handed to the test
+            outcome["report"] = run_ingest(
+                hostile, settings, alias=alias, reindex=True, progress=False, es=es, engine=ray_engine(encoders=1)
+            )
+        except BaseException as exc:
             outcome["error"] = exc
 
     known = _encoder_pids()
@@ -194,7 +222,8 @@ def _ingest_killing_the_encoder(es, hostile, settings, alias, before) -> dict:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run(
-        es, es_settings, hostile, process_run, local_ray, alias, tmp_path):
+    es, es_settings, hostile, process_run, local_ray, alias, tmp_path
+):
     from rrsearch.core.indexes import current_index
 
     settings = _settings(es_settings, ingest_batch_size=8)
@@ -214,7 +243,8 @@ def test_a_worker_killed_mid_run_leaves_the_alias_and_a_rerun_equals_a_clean_run
 
 @pytest.mark.slow
 def test_a_worker_killed_with_restarts_on_is_replaced_and_the_run_equals_a_clean_run(
-        es, es_settings, hostile, process_run, local_ray, alias):
+    es, es_settings, hostile, process_run, local_ray, alias
+):
     """The default (RRS_INGEST_RAY_MAX_RESTARTS=-1): Ray restarts the encoder and retries its
     batches; deterministic ids make the retries idempotent, so the run completes as a clean one."""
     settings = _settings(es_settings, ingest_batch_size=8, ingest_ray_max_restarts=-1)
@@ -228,4 +258,7 @@ def test_a_worker_killed_with_restarts_on_is_replaced_and_the_run_equals_a_clean
     assert report.completed and report.alias_moved and current_index(es, alias) != before
     _same_index(es, alias, process_run[0])
     assert (report.read, report.documents, report.rejected) == (
-        process_run[2].read, process_run[2].documents, process_run[2].rejected)
+        process_run[2].read,
+        process_run[2].documents,
+        process_run[2].rejected,
+    )

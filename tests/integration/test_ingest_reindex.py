@@ -9,9 +9,13 @@ from rrsearch.ingest.pipeline import run_ingest
 
 
 def _write(path, n, tag):
-    path.write_text("".join(
-        json.dumps({"id": f"d{i}", "title": f"Doc {i}", "text": f"{tag} document number {i} about lighthouses."}) + "\n"
-        for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "title": f"Doc {i}", "text": f"{tag} document number {i} about lighthouses."})
+            + "\n"
+            for i in range(n)
+        )
+    )
 
 
 def test_reindex_moves_the_alias_while_searches_keep_working(es, es_settings, alias, tmp_path):
@@ -27,10 +31,15 @@ def test_reindex_moves_the_alias_while_searches_keep_working(es, es_settings, al
     def search_loop():
         while not stop.is_set():
             try:
-                response = es.search(index=alias, query={"match": {"text": "lighthouses"}}, size=0,
-                                     track_total_hits=True, aggs={"tags": {"terms": {"field": "parent_id", "size": 1}}})
+                response = es.search(
+                    index=alias,
+                    query={"match": {"text": "lighthouses"}},
+                    size=0,
+                    track_total_hits=True,
+                    aggs={"tags": {"terms": {"field": "parent_id", "size": 1}}},
+                )
                 seen.append(response["hits"]["total"]["value"])
-            except Exception as exc:  # noqa: BLE001 -- any failure is what the test looks for
+            except Exception as exc:
                 errors.append(repr(exc))
 
     loop = threading.Thread(target=search_loop, daemon=True)

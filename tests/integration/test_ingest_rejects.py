@@ -15,15 +15,17 @@ GOOD = [
 
 def _write_corpus(path):
     lines = [
-        json.dumps(GOOD[0]),                                   # 1 good
-        "{this is not json",                                   # 2 bad JSON
-        json.dumps({"id": "m1", "title": "No text"}),          # 3 missing text
-        json.dumps(GOOD[1]),                                   # 4 good
-        json.dumps({"id": "w1", "text": 42}),                  # 5 wrong type
-        "",                                                    # 6 blank: skipped, not a record
-        json.dumps({"id": "big", "text": "x" * 5000}),         # 7 over the size limit
-        json.dumps({"id": "e1", "text": "Year is a word here.", "metadata": {"year": "not a number"}}),  # 8 ES mapping error
-        json.dumps(GOOD[2]),                                   # 9 good
+        json.dumps(GOOD[0]),  # 1 good
+        "{this is not json",  # 2 bad JSON
+        json.dumps({"id": "m1", "title": "No text"}),  # 3 missing text
+        json.dumps(GOOD[1]),  # 4 good
+        json.dumps({"id": "w1", "text": 42}),  # 5 wrong type
+        "",  # 6 blank: skipped, not a record
+        json.dumps({"id": "big", "text": "x" * 5000}),  # 7 over the size limit
+        json.dumps(
+            {"id": "e1", "text": "Year is a word here.", "metadata": {"year": "not a number"}}
+        ),  # 8 ES mapping error
+        json.dumps(GOOD[2]),  # 9 good
     ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -32,8 +34,9 @@ def test_bad_lines_are_rejected_with_reasons_and_the_rest_is_indexed(es, alias, 
     corpus, rejects = tmp_path / "mixed.jsonl", tmp_path / "rejects.jsonl"
     _write_corpus(corpus)
     monkeypatch.setenv("RRS_INGEST_MAX_TEXT_CHARS", "1000")
-    result = CliRunner().invoke(main, ["ingest", str(corpus), "--index", alias, "--rejects", str(rejects),
-                                       "--no-progress", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        main, ["ingest", str(corpus), "--index", alias, "--rejects", str(rejects), "--no-progress", "--batch-size", "4"]
+    )
     assert result.exit_code == 1, result.output
     assert "5 record(s) rejected" in result.output
     entries = {e["line"]: e for e in map(json.loads, rejects.read_text().splitlines())}
@@ -56,13 +59,17 @@ def test_bad_lines_are_rejected_with_reasons_and_the_rest_is_indexed(es, alias, 
 def test_allow_rejects_exits_zero_and_json_report(alias, tmp_path, cli_env):
     corpus = tmp_path / "mixed.jsonl"
     corpus.write_text(json.dumps(GOOD[0]) + "\n{broken\n")
-    result = CliRunner().invoke(main, ["ingest", str(corpus), "--index", alias, "--no-progress",
-                                       "--allow-rejects", "--json"])
+    result = CliRunner().invoke(
+        main, ["ingest", str(corpus), "--index", alias, "--no-progress", "--allow-rejects", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["read"], report["rejected"], report["indexed"]) == (2, 1, 1)
-    assert report["reject_examples"][0] == {"source": str(corpus), "line": 2,
-                                            "reason": report["reject_examples"][0]["reason"]}
+    assert report["reject_examples"][0] == {
+        "source": str(corpus),
+        "line": 2,
+        "reason": report["reject_examples"][0]["reason"],
+    }
     assert set(report["stage_seconds"]) == {"read", "chunk", "lookup", "encode", "index"}
 
 

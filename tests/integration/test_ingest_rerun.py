@@ -9,7 +9,9 @@ from rrsearch.rrs.cli import main
 
 
 def _settings(es_settings):
-    return es_settings.model_copy(update={"ingest_batch_size": 64, "ingest_chunk_tokens": 40, "ingest_chunk_overlap": 8})
+    return es_settings.model_copy(
+        update={"ingest_batch_size": 64, "ingest_chunk_tokens": 40, "ingest_chunk_overlap": 8}
+    )
 
 
 def _write(path, docs):
@@ -40,9 +42,11 @@ def test_same_input_twice_gives_the_same_count_without_re_encoding(es, es_settin
 def test_changed_documents_are_re_encoded_and_stale_passages_removed(es, es_settings, alias, tmp_path):
     settings = _settings(es_settings)
     long_text = " ".join(f"Line {i} about rivers and deltas." for i in range(60))
-    docs = [{"id": "a", "title": "A", "text": long_text},
-            {"id": "b", "title": "B", "text": "Bees dance to show where flowers are."},
-            {"id": "c", "title": "C", "text": "Clouds form when moist air cools."}]
+    docs = [
+        {"id": "a", "title": "A", "text": long_text},
+        {"id": "b", "title": "B", "text": "Bees dance to show where flowers are."},
+        {"id": "c", "title": "C", "text": "Clouds form when moist air cools."},
+    ]
     path = tmp_path / "docs.jsonl"
     _write(path, docs)
     first = run_ingest([path], settings, alias=alias, progress=False)
@@ -65,7 +69,14 @@ def test_changed_documents_are_re_encoded_and_stale_passages_removed(es, es_sett
 def test_delete_documents_by_id(es, es_settings, alias, tmp_path, cli_env):
     path = tmp_path / "docs.jsonl"
     long_text = " ".join(f"Sentence {i} on volcano ash." for i in range(50))
-    _write(path, [{"id": "v", "text": long_text}, {"id": "w", "text": "Whales sing."}, {"id": "x", "text": "Xylem moves water."}])
+    _write(
+        path,
+        [
+            {"id": "v", "text": long_text},
+            {"id": "w", "text": "Whales sing."},
+            {"id": "x", "text": "Xylem moves water."},
+        ],
+    )
     run_ingest([path], _settings(es_settings), alias=alias, progress=False)
     before = es.count(index=alias)["count"]
     ids_file = tmp_path / "ids.txt"

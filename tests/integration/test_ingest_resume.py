@@ -18,7 +18,7 @@ KILL_AFTER = 48  # passages indexed before the signal
 
 
 def _corpus(path):
-    words = "river delta silt estuary tide marsh reed heron basin levee".split()
+    words = ["river", "delta", "silt", "estuary", "tide", "marsh", "reed", "heron", "basin", "levee"]
     with path.open("w") as f:
         for i in range(N_DOCS):
             text = " ".join(f"{words[(i + j) % 10]}{j % 7}" for j in range(50))
@@ -33,9 +33,23 @@ def _indexed_so_far(es, alias):
 def _interrupt(es, alias, path, cli_env, sig, *extra) -> tuple[int, str]:
     """Start `rrs ingest`, send ``sig`` once KILL_AFTER passages are in; (exit code, stderr)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rrsearch", "ingest", str(path), "--index", alias, "--batch-size", str(BATCH), "--no-progress",
-         *extra],
-        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rrsearch",
+            "ingest",
+            str(path),
+            "--index",
+            alias,
+            "--batch-size",
+            str(BATCH),
+            "--no-progress",
+            *extra,
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # a suite started in the background (`./run test &`) inherits an ignored SIGINT, and so
         # would the child: give it the default, as a terminal's Ctrl-C finds it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -95,7 +109,9 @@ def test_an_edited_source_starts_a_new_build_instead_of_resuming(es, es_settings
     _corpus(path)
     with path.open("a") as f:  # same path, different content
         f.write(json.dumps({"id": "late", "text": "a record added after the interruption"}) + "\n")
-    report = run_ingest([path], es_settings.model_copy(update={"ingest_batch_size": BATCH}), alias=alias, progress=False)
+    report = run_ingest(
+        [path], es_settings.model_copy(update={"ingest_batch_size": BATCH}), alias=alias, progress=False
+    )
     assert report.completed and not report.resumed and report.index_name != abandoned
     assert report.skipped_unchanged == 0 and report.encoded == N_DOCS + 1
     assert current_index(es, alias) == report.index_name

@@ -24,10 +24,16 @@ def judgments_index(es):
 
 @pytest.fixture(scope="module")
 def settings(es_settings, service_index, judgments_index):
-    return es_settings.model_copy(update={
-        "index_alias": service_index, "judgments_index": judgments_index, "search_log_enabled": False,
-        "rerank_enabled": False, "search_timeout_s": 10.0, "judgments_max_batch": 5,
-    })
+    return es_settings.model_copy(
+        update={
+            "index_alias": service_index,
+            "judgments_index": judgments_index,
+            "search_log_enabled": False,
+            "rerank_enabled": False,
+            "search_timeout_s": 10.0,
+            "judgments_max_batch": 5,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +44,10 @@ def client(settings, bi_encoder):
 
 def stored(es, index: str) -> list[dict]:
     es.indices.refresh(index=index)
-    return [hit["_source"] | {"_id": hit["_id"]}
-            for hit in es.search(index=index, size=100, sort=["@timestamp"])["hits"]["hits"]]
+    return [
+        hit["_source"] | {"_id": hit["_id"]}
+        for hit in es.search(index=index, size=100, sort=["@timestamp"])["hits"]["hits"]
+    ]
 
 
 def test_a_mark_is_stored_with_time_client_and_index_version_and_a_remark_wins(client, es, settings, judgments_index):
@@ -50,9 +58,16 @@ def test_a_mark_is_stored_with_time_client_and_index_version_and_a_remark_wins(c
     assert body["stored"] == 1
     mark = body["judgments"][0]
     assert (mark["id"], mark["grade"], mark["kind"], mark["index"], mark["index_version"]) == (
-        "astro-001", 1, "document", settings.index_alias, concrete)
+        "astro-001",
+        1,
+        "document",
+        settings.index_alias,
+        concrete,
+    )
     assert mark["client"] == "127.0.0.1"  # no API keys: the client address
-    assert mark["judgment_id"] == judgment_doc_id(settings.index_alias, query_key("moons of mars"), "astro-001", "127.0.0.1")
+    assert mark["judgment_id"] == judgment_doc_id(
+        settings.index_alias, query_key("moons of mars"), "astro-001", "127.0.0.1"
+    )
 
     again = client.post("/judgments", json={"query": "moons of mars", "id": "astro-001", "grade": 2})
     assert again.status_code == 200 and again.get_json()["judgments"][0]["judgment_id"] == mark["judgment_id"]
@@ -65,10 +80,15 @@ def test_a_mark_is_stored_with_time_client_and_index_version_and_a_remark_wins(c
 
 def test_a_batch_and_a_pasted_paragraph(client, es, judgments_index):
     paragraph = "Bake the loaf in a hot oven with steam for a crisp crust."
-    response = client.post("/judgments", json={"judgments": [
-        {"query": "crisp bread crust", "id": "astro-001", "grade": 0},
-        {"query": "crisp bread crust", "paragraph": paragraph, "grade": 2},
-    ]})
+    response = client.post(
+        "/judgments",
+        json={
+            "judgments": [
+                {"query": "crisp bread crust", "id": "astro-001", "grade": 0},
+                {"query": "crisp bread crust", "paragraph": paragraph, "grade": 2},
+            ]
+        },
+    )
     assert response.status_code == 200, response.get_json()
     marks = response.get_json()["judgments"]
     assert [(m["kind"], m["grade"]) for m in marks] == [("document", 0), ("paragraph", 2)]
@@ -77,19 +97,22 @@ def test_a_batch_and_a_pasted_paragraph(client, es, judgments_index):
     assert record["paragraph"] == paragraph and record["kind"] == "paragraph"
 
 
-@pytest.mark.parametrize(("body", "status", "error", "field"), [
-    ({"query": "bread", "id": "astro-001", "grade": 3}, 400, "invalid_request", "grade"),
-    ({"query": "bread", "id": "astro-001", "grade": True}, 400, "invalid_request", "grade"),
-    ({"query": "   ", "id": "astro-001", "grade": 1}, 400, "invalid_request", "query"),
-    ({"query": "bread", "grade": 1}, 400, "invalid_request", "body"),
-    ({"query": "bread", "id": "astro-001", "paragraph": "text", "grade": 1}, 400, "invalid_request", "body"),
-    ({"query": "bread", "id": "astro-001", "grade": 1, "extra": 1}, 400, "invalid_request", "extra"),
-    ({"query": "b" * 1001, "id": "astro-001", "grade": 1}, 400, "invalid_request", "query"),
-    ({"judgments": []}, 400, "invalid_request", "judgments"),
-    ({"judgments": [{"query": "q", "id": "astro-001", "grade": 1}] * 6}, 400, "invalid_request", "judgments"),
-    ({"query": "bread", "id": "no-such-doc", "grade": 1}, 404, "document_not_found", "id"),
-    ({"query": "bread", "id": "astro-001", "grade": 1, "index": "elsewhere"}, 404, "index_not_found", "index"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "error", "field"),
+    [
+        ({"query": "bread", "id": "astro-001", "grade": 3}, 400, "invalid_request", "grade"),
+        ({"query": "bread", "id": "astro-001", "grade": True}, 400, "invalid_request", "grade"),
+        ({"query": "   ", "id": "astro-001", "grade": 1}, 400, "invalid_request", "query"),
+        ({"query": "bread", "grade": 1}, 400, "invalid_request", "body"),
+        ({"query": "bread", "id": "astro-001", "paragraph": "text", "grade": 1}, 400, "invalid_request", "body"),
+        ({"query": "bread", "id": "astro-001", "grade": 1, "extra": 1}, 400, "invalid_request", "extra"),
+        ({"query": "b" * 1001, "id": "astro-001", "grade": 1}, 400, "invalid_request", "query"),
+        ({"judgments": []}, 400, "invalid_request", "judgments"),
+        ({"judgments": [{"query": "q", "id": "astro-001", "grade": 1}] * 6}, 400, "invalid_request", "judgments"),
+        ({"query": "bread", "id": "no-such-doc", "grade": 1}, 404, "document_not_found", "id"),
+        ({"query": "bread", "id": "astro-001", "grade": 1, "index": "elsewhere"}, 404, "index_not_found", "index"),
+    ],
+)
 def test_bad_input_is_a_4xx_naming_the_field(client, body, status, error, field):
     response = client.post("/judgments", json=body)
     answer = response.get_json()
@@ -97,10 +120,15 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, error, field)
 
 
 def test_a_batch_with_one_unknown_id_stores_nothing(client, es, judgments_index):
-    response = client.post("/judgments", json={"judgments": [
-        {"query": "all or none", "id": "astro-001", "grade": 2},
-        {"query": "all or none", "id": "missing-doc", "grade": 2},
-    ]})
+    response = client.post(
+        "/judgments",
+        json={
+            "judgments": [
+                {"query": "all or none", "id": "astro-001", "grade": 2},
+                {"query": "all or none", "id": "missing-doc", "grade": 2},
+            ]
+        },
+    )
     answer = response.get_json()
     assert response.status_code == 404 and answer["field"] == "judgments.1.id", answer
     assert "missing-doc" in answer["message"]
@@ -108,8 +136,9 @@ def test_a_batch_with_one_unknown_id_stores_nothing(client, es, judgments_index)
 
 
 def test_the_api_key_guards_it_and_names_the_client(settings, bi_encoder, es, judgments_index):
-    keyed = create_app(settings.model_copy(update={"api_keys": SecretStr("judge-key-1")}),
-                       bi_encoder=bi_encoder, reranker=None).test_client()
+    keyed = create_app(
+        settings.model_copy(update={"api_keys": SecretStr("judge-key-1")}), bi_encoder=bi_encoder, reranker=None
+    ).test_client()
     body = {"query": "who judged", "id": "astro-001", "grade": 2}
     assert keyed.post("/judgments", json=body).status_code == 401
     response = keyed.post("/judgments", json=body, headers={"Authorization": "Bearer judge-key-1"})
@@ -124,8 +153,9 @@ def test_elasticsearch_down_is_503_with_retry_after(settings, bi_encoder):
     from rrsearch.rrs.local_node import first_free_port
 
     closed = f"http://127.0.0.1:{first_free_port(39_700)}"
-    client = create_app(settings.model_copy(update={"es_url": closed, "search_timeout_s": 2.0}),
-                        bi_encoder=bi_encoder, reranker=None).test_client()
+    client = create_app(
+        settings.model_copy(update={"es_url": closed, "search_timeout_s": 2.0}), bi_encoder=bi_encoder, reranker=None
+    ).test_client()
     response = client.post("/judgments", json={"query": "bread", "id": "astro-001", "grade": 1})
     assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
     assert response.get_json()["error"] == "search_backend_unavailable"
@@ -148,13 +178,17 @@ def queries_in(split: str, count: int) -> list[str]:
     from rrsearch.evaluation.judgments_export import split_of
     from rrsearch.service.judgments import query_id
 
-    found = [f"planet moons question {n}" for n in range(200)
-             if split_of(query_id(query_key(f"planet moons question {n}")), 0.2) == split]
+    found = [
+        f"planet moons question {n}"
+        for n in range(200)
+        if split_of(query_id(query_key(f"planet moons question {n}")), 0.2) == split
+    ]
     return found[:count]
 
 
-def test_export_writes_a_beir_folder_the_readers_accept(client, es, settings, judgments_index, cli_env, tmp_path,
-                                                       monkeypatch):
+def test_export_writes_a_beir_folder_the_readers_accept(
+    client, es, settings, judgments_index, cli_env, tmp_path, monkeypatch
+):
     from click.testing import CliRunner
 
     from rrsearch.evaluation.dataset import load_dataset
@@ -162,12 +196,19 @@ def test_export_writes_a_beir_folder_the_readers_accept(client, es, settings, ju
     from rrsearch.training.judgments import load_beir_judgments
 
     train_query, test_query = queries_in("train", 1)[0], queries_in("test", 1)[0]
-    for query, address, doc, grade in [(train_query, "10.0.0.1", "astro-001", 2), (train_query, "10.0.0.2", "astro-001", 1),
-                                       (train_query, "10.0.0.1", "astro-002", 0), (test_query, "10.0.0.1", "astro-002", 2)]:
-        response = client.post("/judgments", json={"query": query, "id": doc, "grade": grade},
-                               environ_base={"REMOTE_ADDR": address})
+    for query, address, doc, grade in [
+        (train_query, "10.0.0.1", "astro-001", 2),
+        (train_query, "10.0.0.2", "astro-001", 1),
+        (train_query, "10.0.0.1", "astro-002", 0),
+        (test_query, "10.0.0.1", "astro-002", 2),
+    ]:
+        response = client.post(
+            "/judgments", json={"query": query, "id": doc, "grade": grade}, environ_base={"REMOTE_ADDR": address}
+        )
         assert response.status_code == 200, response.get_json()
-    pasted = client.post("/judgments", json={"query": test_query, "paragraph": "Two small moons circle Mars.", "grade": 2})
+    pasted = client.post(
+        "/judgments", json={"query": test_query, "paragraph": "Two small moons circle Mars.", "grade": 2}
+    )
     assert pasted.status_code == 200, pasted.get_json()
     monkeypatch.setenv("RRS_JUDGMENTS_INDEX", judgments_index)
     monkeypatch.setenv("RRS_INDEX_ALIAS", settings.index_alias)
@@ -185,15 +226,19 @@ def test_export_writes_a_beir_folder_the_readers_accept(client, es, settings, ju
     sample = json.loads((Path(__file__).resolve().parents[2] / "sample" / "corpus.jsonl").read_text().splitlines()[0])
     assert corpus["astro-001"]["title"] == sample["title"]
     assert corpus["astro-001"]["text"].split() == sample["text"].split()  # its two passages joined back
-    assert corpus[paragraph_id("Two small moons circle Mars.")]["text"] == "Two small moons circle Mars."  # --paragraphs
+    assert (
+        corpus[paragraph_id("Two small moons circle Mars.")]["text"] == "Two small moons circle Mars."
+    )  # --paragraphs
     assert test.qrels[test_id][paragraph_id("Two small moons circle Mars.")] == 2
     trained = {q.id: q for q in load_beir_judgments(output, "train")}
     assert trained[train_id].positive_ids == ["astro-001"] and trained[train_id].negative_ids == ["astro-002"]
 
     again = CliRunner().invoke(main, ["judgments", "export", "--output", str(output)])  # no paragraphs: left out
     assert again.exit_code == 0 and "paragraph mark(s) left out" in again.output
-    assert not any(doc_id.startswith("para-") for doc_id in
-                   (json.loads(line)["_id"] for line in (output / "corpus.jsonl").read_text().splitlines()))
+    assert not any(
+        doc_id.startswith("para-")
+        for doc_id in (json.loads(line)["_id"] for line in (output / "corpus.jsonl").read_text().splitlines())
+    )
 
 
 def test_export_errors_are_one_line(cli_env, monkeypatch, tmp_path):

@@ -33,14 +33,35 @@ DOCS = [
     ("garden-1", "Tomato blight", "Late blight spreads on tomato leaves in wet, warm weather."),
     ("garden-2", "Compost", "Compost turns kitchen scraps and leaves into soil food within months."),
 ]
-WORDS = ["please", "facts", "history", "today", "explained", "quickly", "basics", "guide", "overview", "notes",
-         "summary", "details", "questions", "answers", "help", "ideas", "tips", "science", "simple", "short"]
+WORDS = [
+    "please",
+    "facts",
+    "history",
+    "today",
+    "explained",
+    "quickly",
+    "basics",
+    "guide",
+    "overview",
+    "notes",
+    "summary",
+    "details",
+    "questions",
+    "answers",
+    "help",
+    "ideas",
+    "tips",
+    "science",
+    "simple",
+    "short",
+]
 
 
 def query_in(split: str, base: str) -> str:
     """A query about ``base`` whose id falls in ``split`` at the default test share (0.2)."""
-    return next(text for text in (f"{base} {word}" for word in WORDS)
-                if split_of(query_id(query_key(text)), 0.2) == split)
+    return next(
+        text for text in (f"{base} {word}" for word in WORDS) if split_of(query_id(query_key(text)), 0.2) == split
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +75,28 @@ def judged_index(es, es_settings, bi_encoder):
     label = model_label("all-MiniLM-L6-v2")
     ensure_alias(es, name, passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=label))
     vectors = encode_passages(bi_encoder, [f"{title}. {text}" for _, title, text in DOCS])
-    helpers.bulk(es, ({"_index": name, "_id": doc_id, "_source": {
-        "id": doc_id, "parent_id": doc_id, "chunk": 0, "chunk_count": 1, "title": title, "text": text, "metadata": {},
-        "model": label, "embedding": vector.tolist()}} for (doc_id, title, text), vector in zip(DOCS, vectors)),
-        refresh="wait_for")
+    helpers.bulk(
+        es,
+        (
+            {
+                "_index": name,
+                "_id": doc_id,
+                "_source": {
+                    "id": doc_id,
+                    "parent_id": doc_id,
+                    "chunk": 0,
+                    "chunk_count": 1,
+                    "title": title,
+                    "text": text,
+                    "metadata": {},
+                    "model": label,
+                    "embedding": vector.tolist(),
+                },
+            }
+            for (doc_id, title, text), vector in zip(DOCS, vectors)
+        ),
+        refresh="wait_for",
+    )
     yield name
     delete_alias_and_versions(es, name)
 
@@ -71,10 +110,17 @@ def judgments_index(es):
 
 @pytest.fixture(scope="module")
 def service_url(es_settings, es, bi_encoder, judged_index, judgments_index, tiny_cross_encoder_dir):
-    settings = es_settings.model_copy(update={
-        "index_alias": judged_index, "judgments_index": judgments_index, "cross_encoder": str(tiny_cross_encoder_dir),
-        "search_log_enabled": False, "search_timeout_s": 10.0, "rerank_timeout_ms": 30_000.0, "api_keys": None,
-    })
+    settings = es_settings.model_copy(
+        update={
+            "index_alias": judged_index,
+            "judgments_index": judgments_index,
+            "cross_encoder": str(tiny_cross_encoder_dir),
+            "search_log_enabled": False,
+            "search_timeout_s": 10.0,
+            "rerank_timeout_ms": 30_000.0,
+            "api_keys": None,
+        }
+    )
     reranker = load_reranker(str(tiny_cross_encoder_dir), settings)
     with serving(create_app(settings, es=es, bi_encoder=bi_encoder, reranker=reranker)) as url:
         yield url
@@ -89,12 +135,22 @@ def page(tmp_path):
     problems: list[str] = []
     with playwright_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1100, "height": 1400})
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1100, "height": 1400},
+        )
         tab = context.new_page()
         tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-               if msg.type == "error" and "status of 404" not in msg.text else None)
+        tab.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" and "status of 404" not in msg.text
+                else None
+            ),
+        )
         yield tab
         context.close()
     assert problems == []
@@ -113,8 +169,9 @@ def mark(page, item, grade: int):
     return group
 
 
-def test_marks_on_the_page_export_and_evaluate(page, service_url, es, judged_index, judgments_index, tmp_path,
-                                               cli_env, monkeypatch):
+def test_marks_on_the_page_export_and_evaluate(
+    page, service_url, es, judged_index, judgments_index, tmp_path, cli_env, monkeypatch
+):
     from click.testing import CliRunner
 
     from rrsearch.rrs.cli import main
@@ -149,7 +206,10 @@ def test_marks_on_the_page_export_and_evaluate(page, service_url, es, judged_ind
     page.screenshot(path=str(ARTIFACTS / "judgments-marks.png"), full_page=True)
 
     page.click("#tab-doc")  # the rerank tab: a pasted paragraph is marked by its text
-    paragraphs = ["Bake the loaf in a hot oven with steam for a crisp crust.", "Saturn's rings are made of ice and rock."]
+    paragraphs = [
+        "Bake the loaf in a hot oven with steam for a crisp crust.",
+        "Saturn's rings are made of ice and rock.",
+    ]
     page.fill("#doc-text", "\n\n".join(paragraphs))
     page.fill("#doc-query", train_query)
     page.click("#doc-go")
@@ -163,19 +223,37 @@ def test_marks_on_the_page_export_and_evaluate(page, service_url, es, judged_ind
     exported = runner.invoke(main, ["judgments", "export", "--index", judged_index, "--output", str(output)])
     assert exported.exit_code == 0, exported.output
     assert "1 paragraph mark(s) left out" in exported.output
-    qrels = {name: [line.split("\t") for line in (output / "qrels" / f"{name}.tsv").read_text().splitlines()[1:]]
-             for name in ("train", "test")}
+    qrels = {
+        name: [line.split("\t") for line in (output / "qrels" / f"{name}.tsv").read_text().splitlines()[1:]]
+        for name in ("train", "test")
+    }
     test_id, train_id = query_id(query_key(test_query)), query_id(query_key(train_query))
     assert sorted(qrels["test"]) == sorted([[test_id, first_id, "2"], [test_id, second_id, "1"]])
     assert qrels["train"] == [[train_id, first_train, "2"]]
-    with_paragraphs = runner.invoke(main, ["judgments", "export", "--index", judged_index, "--output",
-                                           str(tmp_path / "with-paragraphs"), "--paragraphs"])
+    with_paragraphs = runner.invoke(
+        main,
+        ["judgments", "export", "--index", judged_index, "--output", str(tmp_path / "with-paragraphs"), "--paragraphs"],
+    )
     assert with_paragraphs.exit_code == 0, with_paragraphs.output
     assert f"{train_id}\t{paragraph_id(text)}\t2" in (tmp_path / "with-paragraphs" / "qrels" / "train.tsv").read_text()
 
     result_file = tmp_path / "eval.json"
-    evaluated = runner.invoke(main, ["eval", str(output), "--index", judged_index, "--split", "test", "--configs",
-                                     "bm25,hybrid_rrf", "--output", str(result_file), "--no-progress"])
+    evaluated = runner.invoke(
+        main,
+        [
+            "eval",
+            str(output),
+            "--index",
+            judged_index,
+            "--split",
+            "test",
+            "--configs",
+            "bm25,hybrid_rrf",
+            "--output",
+            str(result_file),
+            "--no-progress",
+        ],
+    )
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(result_file.read_text())
     assert report["settings"]["queries"] == 1

@@ -12,7 +12,9 @@ from rrsearch.rrs.local_node import first_free_port
 
 
 def rrs(*args, env):
-    return subprocess.run([sys.executable, "-m", "rrsearch", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rrsearch", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 @pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")
@@ -63,7 +65,11 @@ def test_taken_port_is_moved_and_status_reports_the_real_url(es_settings):
 
 
 def test_external_es_url_starts_nothing(es_settings):
-    url = json.loads((es_settings.node_dir / "node.json").read_text())["url"] if not es_settings.es_url else es_settings.es_url
+    url = (
+        json.loads((es_settings.node_dir / "node.json").read_text())["url"]
+        if not es_settings.es_url
+        else es_settings.es_url
+    )
     env = {**os.environ, "ES_URL": url, "RRS_ES_NODE_DIR": "/nonexistent/rrs-node"}
     started = rrs("es", "start", env=env)
     assert started.returncode == 0 and "nothing started" in started.stderr
@@ -83,17 +89,35 @@ def test_one_node_asked_of_a_three_node_directory_is_refused_and_starts_nothing(
     """The record a 3-node cluster start leaves (as older versions wrote it, too) is enough:
     `--nodes 1` exits 1 with what to do, before any distribution or JVM is touched."""
     node_dir = tmp_path / "node"
-    members = [{"name": f"rrs-node-{i}", "dir": str(node_dir / f"node-{i}"), "http_port": 9549 + i,
-                "transport_port": 9649 + i, "url": f"http://127.0.0.1:{9549 + i}"} for i in (1, 2, 3)]
+    members = [
+        {
+            "name": f"rrs-node-{i}",
+            "dir": str(node_dir / f"node-{i}"),
+            "http_port": 9549 + i,
+            "transport_port": 9649 + i,
+            "url": f"http://127.0.0.1:{9549 + i}",
+        }
+        for i in (1, 2, 3)
+    ]
     node_dir.mkdir()
-    (node_dir / "node.json").write_text(json.dumps({
-        "url": ",".join(m["url"] for m in members), "version": "9.5.4", "java_home": "/jdk",
-        "node_dir": str(node_dir), "nodes": members}))
+    (node_dir / "node.json").write_text(
+        json.dumps(
+            {
+                "url": ",".join(m["url"] for m in members),
+                "version": "9.5.4",
+                "java_home": "/jdk",
+                "node_dir": str(node_dir),
+                "nodes": members,
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("ES_URL", "RRS_ES_URL", "RRS_ES_NODES")}
     env["RRS_HOME"] = str(tmp_path / "home")  # an empty cache: a start that got further would fetch here
     refused = rrs("es", "start", "--nodes", "1", "--dir", str(node_dir), env=env)
     assert refused.returncode == 1, refused.stderr
-    assert (f"error: node directory {node_dir} holds a 3-node cluster; start it with --nodes 3, "
-            f"or use --dir {tmp_path / 'node-1node'} for a 1-node one") in refused.stderr
+    assert (
+        f"error: node directory {node_dir} holds a 3-node cluster; start it with --nodes 3, "
+        f"or use --dir {tmp_path / 'node-1node'} for a 1-node one"
+    ) in refused.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["node"]  # no cache, no distribution
     assert sorted(p.name for p in node_dir.iterdir()) == ["node.json"]  # no member directory, no pid file

@@ -34,8 +34,15 @@ def served(es_settings, service_index, tmp_path_factory):
     from rrsearch.core.es_client import resolve_url
     from rrsearch.rrs.local_node import first_free_port
 
-    env = {"ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index, "RRS_RERANK_ENABLED": "false",
-           "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu"}
+    env = {
+        "ES_URL": resolve_url(es_settings),
+        "RRS_INDEX_ALIAS": service_index,
+        "RRS_RERANK_ENABLED": "false",
+        "RRS_SERVE_THREADS": "4",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "RRS_DEVICE": "cpu",
+    }
     work = tmp_path_factory.mktemp("nginx")
     with rrs_serve(first_free_port(18_800), env, work / "server.log") as base:
         yield base, work
@@ -56,13 +63,23 @@ def proxy(served, repo_root):
         + f"pid {work}/nginx.pid;\nerror_log {work}/error.log warn;\n"
         "events { worker_connections 1024; }\n"
         f"http {{\n  access_log {work}/access.log;\n"
-        + "".join(f"  {name}_temp_path {path};\n" for name, path in
-                  (("client_body", temp["body"]), ("proxy", temp["proxy"]), ("fastcgi", temp["fastcgi"]),
-                   ("uwsgi", temp["uwsgi"]), ("scgi", temp["scgi"])))
+        + "".join(
+            f"  {name}_temp_path {path};\n"
+            for name, path in (
+                ("client_body", temp["body"]),
+                ("proxy", temp["proxy"]),
+                ("fastcgi", temp["fastcgi"]),
+                ("uwsgi", temp["uwsgi"]),
+                ("scgi", temp["scgi"]),
+            )
+        )
         + f"  include {work}/rrs.conf;\n}}\n"
     )
-    process = subprocess.Popen([nginx_binary(), "-p", str(work), "-c", str(work / "nginx.conf")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [nginx_binary(), "-p", str(work), "-c", str(work / "nginx.conf")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -99,6 +116,7 @@ def test_idle_half_open_connections_do_not_stall_the_service(proxy):
 
 
 def test_an_oversized_body_gets_the_json_error_from_the_proxy(proxy):
-    response = requests.post(f"{proxy}/search", data=b"x" * 70_000, headers={"Content-Type": "application/json"},
-                             timeout=10)
+    response = requests.post(
+        f"{proxy}/search", data=b"x" * 70_000, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert response.status_code == 413 and response.json()["error"] == "body_too_large"

@@ -11,17 +11,22 @@ from sentence_transformers import CrossEncoder
 from rrsearch.rrs.cli import main
 from rrsearch.service.paragraphs import split_html, split_text
 
-PARAGRAPHS = ["Sourdough needs a lively starter fed with flour and water.",
-              "Saturn's rings are made of ice and rock.",
-              "Bake the loaf in a hot oven with steam for a crisp crust."]
+PARAGRAPHS = [
+    "Sourdough needs a lively starter fed with flour and water.",
+    "Saturn's rings are made of ice and rock.",
+    "Bake the loaf in a hot oven with steam for a crisp crust.",
+]
 
 
 def test_rank_text_markdown_and_html_files(tmp_path, tiny_cross_encoder_dir, monkeypatch):
     monkeypatch.setenv("RRS_CROSS_ENCODER", str(tiny_cross_encoder_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("RRS_DEVICE", "cpu")
-    expected = CrossEncoder(str(tiny_cross_encoder_dir), device="cpu").predict(
-        [("how do I bake bread", p) for p in PARAGRAPHS]).tolist()
+    expected = (
+        CrossEncoder(str(tiny_cross_encoder_dir), device="cpu")
+        .predict([("how do I bake bread", p) for p in PARAGRAPHS])
+        .tolist()
+    )
     files = {
         "doc.txt": "\n\n".join(PARAGRAPHS) + "\n",
         "doc.md": "\n\n".join(PARAGRAPHS),

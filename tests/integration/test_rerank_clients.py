@@ -21,9 +21,14 @@ from haystack import Document
 from serve_process import rrs_serve
 
 QUERY = "What is the capital of France?"
-DOCS = ["The capital of France is Paris.", "Berlin is the capital of Germany.",
-        "Paris is known for the Eiffel Tower.", "Bread rises because yeast makes gas.",
-        "France borders Spain, Italy and Germany.", "The Seine flows through Paris."]
+DOCS = [
+    "The capital of France is Paris.",
+    "Berlin is the capital of Germany.",
+    "Paris is known for the Eiffel Tower.",
+    "Bread rises because yeast makes gas.",
+    "France borders Spain, Italy and Germany.",
+    "The Seine flows through Paris.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +37,24 @@ def pool(tiny_cross_encoder_dir, tmp_path_factory):
     role needs no Elasticsearch."""
     from rrsearch.rrs.local_node import first_free_port
 
-    env = {"RRS_SERVE_ROLE": "reranker", "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_DEVICE": "cpu",
-           "RRS_SERVE_THREADS": "4", "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false",
-           "ES_URL": "http://127.0.0.1:1"}
+    env = {
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_DEVICE": "cpu",
+        "RRS_SERVE_THREADS": "4",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "ES_URL": "http://127.0.0.1:1",
+    }
     with rrs_serve(first_free_port(19_500), env, tmp_path_factory.mktemp("clients") / "server.log") as base:
         yield base
 
 
 def own_scores(base: str, texts: list[str], *, raw: bool = False) -> list[float]:
     """The service's own /rerank scores, in input order."""
-    response = requests.post(f"{base}/rerank", json={"query": QUERY, "texts": texts, "raw_scores": raw,
-                                                     "truncate": True}, timeout=30)
+    response = requests.post(
+        f"{base}/rerank", json={"query": QUERY, "texts": texts, "raw_scores": raw, "truncate": True}, timeout=30
+    )
     assert response.status_code == 200, response.text
     by_index = {rank["index"]: rank["score"] for rank in response.json()}
     return [by_index[i] for i in range(len(texts))]
@@ -70,8 +82,9 @@ def test_haystack_tei_ranker(pool):
 
     raw = tei.HuggingFaceTEIRanker(url=pool, top_k=10, raw_scores=True, token=None, timeout=30)
     logits = own_scores(pool, DOCS, raw=True)
-    ranked = raw.run(query=QUERY, documents=[Document(content=d) for d in DOCS],
-                     truncation_direction=tei.TruncationDirection.LEFT)["documents"]
+    ranked = raw.run(
+        query=QUERY, documents=[Document(content=d) for d in DOCS], truncation_direction=tei.TruncationDirection.LEFT
+    )["documents"]
     assert [DOCS.index(d.content) for d in ranked] == best_first(scores)  # the activation keeps the order
     assert [d.score for d in ranked] == pytest.approx([logits[i] for i in best_first(scores)], abs=1e-5)
 
@@ -82,7 +95,8 @@ def test_cohere_v1_client(pool):
     answer = client.rerank(model="rerank-english-v3.0", query=QUERY, documents=DOCS, top_n=3, return_documents=True)
     assert [r.index for r in answer.results] == best_first(scores)[:3]
     assert [r.relevance_score for r in answer.results] == pytest.approx(
-        [scores[i] for i in best_first(scores)[:3]], abs=1e-5)
+        [scores[i] for i in best_first(scores)[:3]], abs=1e-5
+    )
     assert [r.document.text for r in answer.results] == [DOCS[r.index] for r in answer.results]
     assert answer.id
 
@@ -93,7 +107,8 @@ def test_cohere_v2_client(pool):
     answer = client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=4)
     assert [r.index for r in answer.results] == best_first(scores)[:4]
     assert [r.relevance_score for r in answer.results] == pytest.approx(
-        [scores[i] for i in best_first(scores)[:4]], abs=1e-5)
+        [scores[i] for i in best_first(scores)[:4]], abs=1e-5
+    )
     assert answer.id and answer.meta.api_version.version == "2"
     everything = client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)  # no top_n: all, best first
     assert [r.index for r in everything.results] == best_first(scores)
@@ -115,15 +130,17 @@ def test_cohere_v2_errors_come_from_the_one_error_table(pool):
         client.rerank(model="m", query=QUERY, documents=[])
     assert empty.value.body["error"] == "invalid_request" and empty.value.body["field"] == "documents"
     with pytest.raises(cohere.errors.BadRequestError, match="status_code: 400.*relevant_spans") as spans:
-        client.rerank(model="m", query=QUERY, documents=DOCS,
-                      relevant_spans=cohere.RerankRelevantSpans(mode="enabled"))
+        client.rerank(model="m", query=QUERY, documents=DOCS, relevant_spans=cohere.RerankRelevantSpans(mode="enabled"))
     assert spans.value.body["field"] == "relevant_spans" and "spans are not available" in spans.value.body["message"]
-    disabled = client.rerank(model="m", query=QUERY, documents=DOCS, priority=3,
-                             relevant_spans=cohere.RerankRelevantSpans(mode="disabled"))
+    disabled = client.rerank(
+        model="m", query=QUERY, documents=DOCS, priority=3, relevant_spans=cohere.RerankRelevantSpans(mode="disabled")
+    )
     assert len(disabled.results) == len(DOCS)
-    for body, field in [({"query": " ", "documents": DOCS}, "query"),
-                        ({"query": QUERY, "documents": [{"text": "objects are v1's"}]}, "documents.0"),
-                        ({"query": QUERY, "documents": DOCS, "top_n": 0}, "top_n"),
-                        ({"query": QUERY, "documents": DOCS, "return_documents": True}, "return_documents")]:
+    for body, field in [
+        ({"query": " ", "documents": DOCS}, "query"),
+        ({"query": QUERY, "documents": [{"text": "objects are v1's"}]}, "documents.0"),
+        ({"query": QUERY, "documents": DOCS, "top_n": 0}, "top_n"),
+        ({"query": QUERY, "documents": DOCS, "return_documents": True}, "return_documents"),
+    ]:
         response = requests.post(f"{pool}/v2/rerank", json=body, timeout=30)
         assert response.status_code == 400 and response.json()["field"] == field, response.text

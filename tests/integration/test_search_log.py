@@ -21,8 +21,12 @@ def cut_link(es_settings, es_url):
     """An Elasticsearch client through a relay that starts cut; the test restores it."""
     node = urlparse(es_url)
     relay = TcpRelay(first_free_port(39_700), (node.hostname, node.port))
-    client = make_client(es_settings.model_copy(update={"es_url": f"http://127.0.0.1:{relay.port}"}),
-                         request_timeout=2, max_retries=0, retry_on_timeout=False)
+    client = make_client(
+        es_settings.model_copy(update={"es_url": f"http://127.0.0.1:{relay.port}"}),
+        request_timeout=2,
+        max_retries=0,
+        retry_on_timeout=False,
+    )
     yield relay, client
     relay.stop()
     client.close()

@@ -29,8 +29,14 @@ expect = playwright_api.expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 API_KEY = "page-test-key-4f1c"
@@ -42,8 +48,18 @@ HOSTILE_TEXT = f"A sourdough injection attempt: {INJECTION} -- bread & 'butter' 
 DOCS = [
     ("astro-1", "Moons of Jupiter", "Galileo saw four moons of Jupiter through his telescope in 1610.", "astronomy"),
     ("astro-2", "Binary stars", "Two stars orbiting a common centre of mass form a binary star system.", "astronomy"),
-    ("astro-3", "Saturn's rings", "Saturn's rings are ice and rock; a small telescope shows them clearly.", "astronomy"),
-    ("bake-1", "Sourdough starter", "A sourdough starter is wild yeast and lactic acid bacteria fed with flour.", "cooking"),
+    (
+        "astro-3",
+        "Saturn's rings",
+        "Saturn's rings are ice and rock; a small telescope shows them clearly.",
+        "astronomy",
+    ),
+    (
+        "bake-1",
+        "Sourdough starter",
+        "A sourdough starter is wild yeast and lactic acid bacteria fed with flour.",
+        "cooking",
+    ),
     ("bake-2", "Bread crust", "A hot oven and steam give bread a crisp, shiny crust.", "cooking"),
     ("bake-3", "Rye bread", "Rye flour holds less gluten, so rye bread is dense and often sour.", "cooking"),
     ("garden-1", "Tomato blight", "Late blight spreads on tomato leaves in wet, warm weather.", "gardening"),
@@ -68,9 +84,21 @@ def page_index(es, es_settings, bi_encoder):
     ensure_alias(es, name, passage_index_body(es, es_settings, dims=embedding_dims(bi_encoder), model=label))
     vectors = encode_passages(bi_encoder, [f"{title}. {text}" for _, title, text, _ in DOCS])
     actions = (
-        {"_index": name, "_id": doc_id, "_source": {
-            "id": doc_id, "parent_id": doc_id, "chunk": 0, "chunk_count": 1, "title": title, "text": text,
-            "metadata": {"topic": topic}, "model": label, "embedding": vector.tolist()}}
+        {
+            "_index": name,
+            "_id": doc_id,
+            "_source": {
+                "id": doc_id,
+                "parent_id": doc_id,
+                "chunk": 0,
+                "chunk_count": 1,
+                "title": title,
+                "text": text,
+                "metadata": {"topic": topic},
+                "model": label,
+                "embedding": vector.tolist(),
+            },
+        }
         for (doc_id, title, text, topic), vector in zip(DOCS, vectors)
     )
     helpers.bulk(es, actions, refresh="wait_for")
@@ -85,10 +113,16 @@ def reranker(tiny_cross_encoder_dir, es_settings):
 
 @pytest.fixture(scope="module")
 def page_settings(es_settings, page_index, tiny_cross_encoder_dir):
-    return es_settings.model_copy(update={
-        "index_alias": page_index, "cross_encoder": str(tiny_cross_encoder_dir), "search_log_enabled": False,
-        "search_timeout_s": 10.0, "rerank_timeout_ms": 30_000.0, "api_keys": None,
-    })
+    return es_settings.model_copy(
+        update={
+            "index_alias": page_index,
+            "cross_encoder": str(tiny_cross_encoder_dir),
+            "search_log_enabled": False,
+            "search_timeout_s": 10.0,
+            "rerank_timeout_ms": 30_000.0,
+            "api_keys": None,
+        }
+    )
 
 
 @contextmanager
@@ -124,8 +158,11 @@ def browser(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1100, "height": 1400},
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1100, "height": 1400},
         )
         yield context
         context.close()
@@ -137,8 +174,14 @@ def page(browser):
     tab = browser.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-           if msg.type == "error" and "status of 401" not in msg.text else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and "status of 401" not in msg.text
+            else None
+        ),
+    )
     yield tab
     tab.close()
     assert problems == []
@@ -339,9 +382,11 @@ def test_degraded_search_is_shown(page, page_settings, es, bi_encoder):
 def test_search_inside_a_pasted_document(page, service_url):
     """The second tab: paste paragraphs, ask, see them ranked by the cross-encoder (POST /rerank),
     in the order and with the scores the API gives for the same input."""
-    paragraphs = ["Sourdough needs a lively starter fed with flour and water.",
-                  "Saturn's rings are made of ice and rock.",
-                  "Bake the loaf in a hot oven with steam for a crisp crust."]
+    paragraphs = [
+        "Sourdough needs a lively starter fed with flour and water.",
+        "Saturn's rings are made of ice and rock.",
+        "Bake the loaf in a hot oven with steam for a crisp crust.",
+    ]
     page.goto(service_url + "/")
     page.click("#tab-doc")
     expect(page.locator("#search-form")).to_be_hidden()
@@ -351,8 +396,11 @@ def test_search_inside_a_pasted_document(page, service_url):
     expect(page.locator("#doc-ranked li")).to_have_count(3)
     shown = page.locator("#doc-ranked li .text").all_inner_texts()
     scores = [float(s) for s in page.locator("#doc-ranked li .score").all_inner_texts()]
-    request = urllib.request.Request(f"{service_url}/rerank", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"query": "how do I bake bread", "texts": paragraphs}).encode())
+    request = urllib.request.Request(
+        f"{service_url}/rerank",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"query": "how do I bake bread", "texts": paragraphs}).encode(),
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         api = json.load(response)
     assert shown == [paragraphs[r["index"]] for r in api]

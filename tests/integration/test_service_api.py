@@ -25,10 +25,15 @@ def log_index(es):
 
 @pytest.fixture(scope="module")
 def settings(es_settings, service_index, tiny_cross_encoder_dir, log_index):
-    return es_settings.model_copy(update={
-        "index_alias": service_index, "cross_encoder": str(tiny_cross_encoder_dir), "search_log_index": log_index,
-        "search_timeout_s": 10.0, "rerank_timeout_ms": 30_000.0,
-    })
+    return es_settings.model_copy(
+        update={
+            "index_alias": service_index,
+            "cross_encoder": str(tiny_cross_encoder_dir),
+            "search_log_index": log_index,
+            "search_timeout_s": 10.0,
+            "rerank_timeout_ms": 30_000.0,
+        }
+    )
 
 
 def make_app(settings, bi_encoder, reranker, **updates):
@@ -64,8 +69,14 @@ def test_every_mode_finds_the_topic(client, mode):
     assert (timings["embed_query"] > 0) == (mode != "bm25")
 
 
-@pytest.mark.parametrize("fusion", [{"method": "rrf", "k": 10}, {"method": "linear", "normalization": "zscore", "weight": 0.7},
-                                    {"method": "linear", "normalization": "minmax", "weight": 0.0}])
+@pytest.mark.parametrize(
+    "fusion",
+    [
+        {"method": "rrf", "k": 10},
+        {"method": "linear", "normalization": "zscore", "weight": 0.7},
+        {"method": "linear", "normalization": "minmax", "weight": 0.0},
+    ],
+)
 def test_fusion_options(client, fusion):
     status, body = post(client, query="sourdough bread fermentation", rerank=False, fusion=fusion, collapse=False)
     assert status == 200, body
@@ -78,8 +89,9 @@ def test_fusion_options(client, fusion):
 
 @pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
 def test_filters_apply_inside_each_search(client, mode):
-    status, body = post(client, query="planets and stars", mode=mode, top_k=10,
-                        filters={"topic": "cooking", "year": {"gte": 2000}})
+    status, body = post(
+        client, query="planets and stars", mode=mode, top_k=10, filters={"topic": "cooking", "year": {"gte": 2000}}
+    )
     assert status == 200, body
     hits = body["hits"]
     assert all(h["metadata"]["topic"] == "cooking" and h["metadata"]["year"] >= 2000 for h in hits)
@@ -154,7 +166,10 @@ def test_get_search(client):
         (json.dumps({"query": "q", "top_k": 1000}).encode(), "top_k"),
         (json.dumps({"query": "q", "candidates": 100000}).encode(), "candidates"),
         (json.dumps({"query": "q", "filters": {"colour": "red"}}).encode(), "filters.colour"),
-        (json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(), "filters.year"),  # checked against the type
+        (
+            json.dumps({"query": "q", "filters": {"year": "not-a-year"}}).encode(),
+            "filters.year",
+        ),  # checked against the type
         (json.dumps({"top_k": 3}).encode(), "query"),
         (json.dumps({"query": "q", "filters": {"year": {}}}).encode(), "filters.year"),
         (json.dumps({"query": "q", "filters": {"year": {"gte": 1, "near": 2}}}).encode(), "filters.year"),
@@ -216,8 +231,9 @@ def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reran
 
     node = urlparse(es_url)
     relay = TcpRelay(first_free_port(39_600), (node.hostname, node.port)).start()
-    client = make_app(settings, bi_encoder, reranker, es_url=f"http://127.0.0.1:{relay.port}",
-                      search_timeout_s=2.0).test_client()
+    client = make_app(
+        settings, bi_encoder, reranker, es_url=f"http://127.0.0.1:{relay.port}", search_timeout_s=2.0
+    ).test_client()
     try:
         assert post(client, query="bread", rerank=False)[0] == 200
         relay.stop()  # (each query differs: a repeated one would be answered from the window cache)
@@ -277,14 +293,30 @@ def test_readyz_metrics_openapi(client):
     assert ready.status_code == 200 and ready.get_json()["index_present"] is True
     post(client, query="garden soil compost")
     text = client.get("/metrics").get_data(as_text=True)
-    for name in ("rrs_requests_total", "rrs_stage_seconds_bucket", "rrs_rerank_batch_pairs_bucket", "rrs_rerank_queue_pairs"):
+    for name in (
+        "rrs_requests_total",
+        "rrs_stage_seconds_bucket",
+        "rrs_rerank_batch_pairs_bucket",
+        "rrs_rerank_queue_pairs",
+    ):
         assert name in text
     assert 'stage="rerank"' in text
     spec = client.get("/openapi.json").get_json()
     validate(spec)
     assert "SearchRequest" in spec["components"]["schemas"]
-    assert set(spec["paths"]) == {"/search", "/judgments", "/rerank", "/v1/rerank", "/v2/rerank", "/healthz", "/health", "/info", "/readyz",
-                                  "/metrics", "/openapi.json"}
+    assert set(spec["paths"]) == {
+        "/search",
+        "/judgments",
+        "/rerank",
+        "/v1/rerank",
+        "/v2/rerank",
+        "/healthz",
+        "/health",
+        "/info",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    }
 
 
 def test_search_log_records_arrive(client, es, log_index):
@@ -296,7 +328,9 @@ def test_search_log_records_arrive(client, es, log_index):
     for request_id, status in [(response.headers["X-Request-Id"], 200), (bad.headers["X-Request-Id"], 400)]:
         hits = es.search(index=log_index, query={"term": {"request_id": request_id}})["hits"]["hits"]
         assert len(hits) == 1 and hits[0]["_source"]["status"] == status
-    record = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"]["hits"][0]["_source"]
+    record = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"][
+        "hits"
+    ][0]["_source"]
     assert record["query"] == "search log probe" and len(record["hit_ids"]) == 3 and record["timings_ms"]["total"] > 0
 
 
@@ -307,7 +341,9 @@ def test_oversized_and_overlong_requests_are_logged_with_their_real_status(clien
     assert client.application.extensions["rrs"]["search_log"].flush(20)
     es.indices.refresh(index=log_index)
     for response, status in [(big, 413), (long_query, 400)]:
-        hits = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"]["hits"]
+        hits = es.search(index=log_index, query={"term": {"request_id": response.headers["X-Request-Id"]}})["hits"][
+            "hits"
+        ]
         assert len(hits) == 1 and hits[0]["_source"]["status"] == status
         assert "query" not in hits[0]["_source"]  # the check ran before the record took the query
 
@@ -318,7 +354,9 @@ def test_wrong_method_says_which_are_allowed(client):
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
-def test_a_blocked_index_gives_503_and_readyz_503_and_the_worker_still_boots(settings, bi_encoder, reranker, es, repo_root):
+def test_a_blocked_index_gives_503_and_readyz_503_and_the_worker_still_boots(
+    settings, bi_encoder, reranker, es, repo_root
+):
     """An ApiError that is not a connection error (403 cluster_block_exception here) is our
     trouble: 503 with Retry-After, never a 500, and a worker that boots meanwhile comes up."""
     from rrsearch.core.encoders import embedding_dims, model_label
@@ -367,7 +405,9 @@ def test_blending_keeps_the_first_stage_in_the_final_order(client):
     assert all(h["stages"]["rerank"] is None for h in first_stage["hits"])
     assert half["blend"] == {"weight": 0.5, "depth": 10, "normalization": "rank"} and half["reranked_count"] == 10
     scores = [h["score"] for h in half["hits"]]
-    assert scores == sorted(scores, reverse=True) and all(h["score"] == h["stages"]["blended"]["score"] for h in half["hits"])
+    assert scores == sorted(scores, reverse=True) and all(
+        h["score"] == h["stages"]["blended"]["score"] for h in half["hits"]
+    )
 
 
 def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_cross_encoder_dir, tmp_path):
@@ -394,7 +434,9 @@ def test_load_shrinks_the_rerank_depth_before_it_skips_the_stage(settings, es, b
     from rrsearch.service.pipeline import SearchPipeline
     from rrsearch.service.schemas import SearchRequest
 
-    loaded = settings.model_copy(update={"rerank_timeout_ms": 3000.0, "rerank_min_candidates": 10, "window_cache_size": 0})
+    loaded = settings.model_copy(
+        update={"rerank_timeout_ms": 3000.0, "rerank_min_candidates": 10, "window_cache_size": 0}
+    )
     reranker = load_reranker(str(tiny_cross_encoder_dir), loaded)
     pipeline = SearchPipeline(loaded, es, bi_encoder, reranker)
     request = SearchRequest(query="ancient empires and their rulers", candidates=40, top_k=40, collapse=False)

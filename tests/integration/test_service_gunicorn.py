@@ -15,9 +15,14 @@ def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
     from rrsearch.rrs.local_node import first_free_port
 
     env = {
-        "ES_URL": resolve_url(es_settings), "RRS_INDEX_ALIAS": service_index,
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir), "RRS_SERVE_WORKERS": "1", "RRS_SERVE_THREADS": "4",
-        "HF_HUB_OFFLINE": "1", "RRS_SEARCH_LOG_ENABLED": "false", "RRS_DEVICE": "cpu",
+        "ES_URL": resolve_url(es_settings),
+        "RRS_INDEX_ALIAS": service_index,
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_SERVE_WORKERS": "1",
+        "RRS_SERVE_THREADS": "4",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "RRS_DEVICE": "cpu",
     }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     with rrs_serve(first_free_port(18_700), env, log) as base:
@@ -46,7 +51,9 @@ def test_gunicorn_runs_the_configured_worker_class(server):
 
 def test_concurrent_requests_all_answered(server):
     base, _ = server
-    queries = [f"history of {word}" for word in ["jazz", "rome", "bread", "orbits", "gardens", "vaccines", "trains", "chess"]]
+    queries = [
+        f"history of {word}" for word in ["jazz", "rome", "bread", "orbits", "gardens", "vaccines", "trains", "chess"]
+    ]
 
     def one(query):
         return requests.post(f"{base}/search", json={"query": query, "top_k": 3}, timeout=60)

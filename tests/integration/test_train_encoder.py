@@ -23,8 +23,18 @@ QUERIES = [
     ("q7", "pollination by bumblebees"),
     ("q8", "fish eating algae on reefs"),
 ]
-QRELS = [("q1", "d2", 1), ("q2", "d5", 1), ("q3", "d6", 1), ("q4", "d1", 1), ("q4", "d8", 1),
-         ("q5", "d3", 1), ("q6", "d4", 1), ("q6", "d9", 0), ("q7", "d7", 1), ("q8", "d12", 1)]
+QRELS = [
+    ("q1", "d2", 1),
+    ("q2", "d5", 1),
+    ("q3", "d6", 1),
+    ("q4", "d1", 1),
+    ("q4", "d8", 1),
+    ("q5", "d3", 1),
+    ("q6", "d4", 1),
+    ("q6", "d9", 0),
+    ("q7", "d7", 1),
+    ("q8", "d12", 1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +52,30 @@ def trained(es, es_settings, es_url, tmp_path_factory):
     output = root / "model"
     # two texts per forward pass: the cached (GradCache) loss, as the default recipe runs on SciFact
     env = {"ES_URL": es_url, "HF_HUB_OFFLINE": "1", "RRS_TRAIN_ENCODER_MINI_BATCH": "2"}
-    result = CliRunner().invoke(main, [
-        "train-encoder", str(data), "--index", alias, "--output", str(output), "--epochs", "2", "--batch-size", "4",
-        "--title-queries", "4", "--eval-fraction", "0.25", "--eval-steps", "2", "--no-progress", "--json",
-    ], env=env)
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-encoder",
+            str(data),
+            "--index",
+            alias,
+            "--output",
+            str(output),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--title-queries",
+            "4",
+            "--eval-fraction",
+            "0.25",
+            "--eval-steps",
+            "2",
+            "--no-progress",
+            "--json",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     facts = json.loads(result.stdout)
     yield {"facts": facts, "output": output, "data": data, "alias": alias, "env": env}
@@ -93,12 +123,21 @@ def test_model_card_says_what_it_was_trained_on(trained):
 
 def test_bad_inputs_fail_early_with_one_line(trained, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["train-encoder", str(trained["data"]), "--index", trained["alias"],
-                                  "--output", str(trained["output"])], env=trained["env"])
+    result = runner.invoke(
+        main,
+        ["train-encoder", str(trained["data"]), "--index", trained["alias"], "--output", str(trained["output"])],
+        env=trained["env"],
+    )
     assert result.exit_code == 2 and "folder is not empty" in result.output
-    result = runner.invoke(main, ["train-encoder", str(trained["data"]), "--index", "no-such-alias",
-                                  "--output", str(tmp_path / "m")], env=trained["env"])
+    result = runner.invoke(
+        main,
+        ["train-encoder", str(trained["data"]), "--index", "no-such-alias", "--output", str(tmp_path / "m")],
+        env=trained["env"],
+    )
     assert result.exit_code == 2 and "no index behind alias 'no-such-alias'" in result.output
-    result = runner.invoke(main, ["train-encoder", str(tmp_path / "nothing"), "--index", trained["alias"],
-                                  "--output", str(tmp_path / "m")], env=trained["env"])
+    result = runner.invoke(
+        main,
+        ["train-encoder", str(tmp_path / "nothing"), "--index", trained["alias"], "--output", str(tmp_path / "m")],
+        env=trained["env"],
+    )
     assert result.exit_code == 2 and "no such file or directory" in result.output

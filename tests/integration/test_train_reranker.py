@@ -28,8 +28,18 @@ QUERIES = [
     ("q7", "pollination by bumblebees"),
     ("q8", "fish eating algae on reefs"),
 ]
-QRELS = [("q1", "d2", 1), ("q2", "d5", 1), ("q3", "d6", 1), ("q4", "d1", 1), ("q4", "d8", 1),
-         ("q5", "d3", 1), ("q6", "d4", 1), ("q6", "d9", 0), ("q7", "d7", 1), ("q8", "d12", 1)]
+QRELS = [
+    ("q1", "d2", 1),
+    ("q2", "d5", 1),
+    ("q3", "d6", 1),
+    ("q4", "d1", 1),
+    ("q4", "d8", 1),
+    ("q5", "d3", 1),
+    ("q6", "d4", 1),
+    ("q6", "d9", 0),
+    ("q7", "d7", 1),
+    ("q8", "d12", 1),
+]
 TEXTS = {doc: f"{title}. {text}" for doc, title, text in DOCS}
 
 
@@ -52,7 +62,9 @@ def corpus_alias(es, es_settings, alias, tmp_path):
 def search_pipeline(es_settings, es, bi_encoder, alias, reranker=None):
     from rrsearch.service.pipeline import SearchPipeline
 
-    settings = es_settings.model_copy(update={"index_alias": alias, "window_cache_size": 0, "rerank_timeout_ms": 600_000.0})
+    settings = es_settings.model_copy(
+        update={"index_alias": alias, "window_cache_size": 0, "rerank_timeout_ms": 600_000.0}
+    )
     return SearchPipeline(settings, es, bi_encoder, reranker)
 
 
@@ -77,7 +89,7 @@ def test_mining_takes_hybrid_results_minus_the_judged_positives(es, es_settings,
         hybrid = [TEXTS[hit.parent_id] for hit in response.hits]
         assert item.ranked == hybrid
         expected = [t for t in hybrid[:6] if t not in positives and t not in judged_negatives][:3]
-        assert item.negatives[len(judged_negatives):] == expected
+        assert item.negatives[len(judged_negatives) :] == expected
 
 
 def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings, bi_encoder, corpus_alias):
@@ -85,8 +97,7 @@ def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings,
 
     pipeline = search_pipeline(es_settings, es, bi_encoder, corpus_alias)
     config = MiningConfig(negatives=2, max_rank=6, seed=1)
-    made = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"},
-                          progress=False)
+    made = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, progress=False)
     titles = {doc: (title, text) for doc, title, text in DOCS}
     assert len(made) == 4
     for item in made:
@@ -96,24 +107,44 @@ def test_title_queries_ask_for_their_own_text_without_any_title(es, es_settings,
         assert item.query == title and item.positives == [text]
         bodies = {other_text for other, _, other_text in DOCS if other != doc}
         assert len(item.negatives) == 2 and set(item.negatives) <= bodies  # other documents, titles left out
-    again = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"},
-                           progress=False)
+    again = pseudo_queries(pipeline, es, corpus_alias, count=4, config=config, exclude={"d2", "d9"}, progress=False)
     assert [(m.id, m.negatives) for m in again] == [(m.id, m.negatives) for m in made]  # seeded
 
 
-def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_alias, tmp_path, tiny_cross_encoder_dir):
+def test_train_save_load_by_path_and_rerank(
+    es, es_settings, bi_encoder, corpus_alias, tmp_path, tiny_cross_encoder_dir
+):
     from sentence_transformers import CrossEncoder
 
     from rrsearch.service.rerank import load_reranker
     from rrsearch.service.schemas import SearchRequest
 
     output = tmp_path / "reranker"
-    training = TrainConfig(base_model=str(tiny_cross_encoder_dir), epochs=1, batch_size=4, learning_rate=5e-3,
-                           eval_fraction=0.25, eval_depth=8, eval_steps=2, early_stopping_patience=0, seed=3,
-                           max_length=64, device="cpu")
-    facts = run_training(write_beir(tmp_path / "data"), es_settings, alias=corpus_alias, output_dir=output,
-                         mining=MiningConfig(negatives=3, max_rank=8, seed=3, title_queries=5), training=training,
-                         progress=False, es=es, bi_encoder=bi_encoder, log=lambda _m: None)
+    training = TrainConfig(
+        base_model=str(tiny_cross_encoder_dir),
+        epochs=1,
+        batch_size=4,
+        learning_rate=5e-3,
+        eval_fraction=0.25,
+        eval_depth=8,
+        eval_steps=2,
+        early_stopping_patience=0,
+        seed=3,
+        max_length=64,
+        device="cpu",
+    )
+    facts = run_training(
+        write_beir(tmp_path / "data"),
+        es_settings,
+        alias=corpus_alias,
+        output_dir=output,
+        mining=MiningConfig(negatives=3, max_rank=8, seed=3, title_queries=5),
+        training=training,
+        progress=False,
+        es=es,
+        bi_encoder=bi_encoder,
+        log=lambda _m: None,
+    )
 
     result = facts["result"]
     assert result["train_queries"] == 6 and result["heldout_queries"] == 2
@@ -123,7 +154,9 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     assert result["train_rows"] >= 6 * (1 + 3) + 3 * (1 + 3)  # each query: its positive(s) and three negatives
     assert result["steps"] >= 1 and result["best_step"] is not None
     assert set(result["after"]) >= {"ndcg@10", "mrr@10", "map"} and set(result["first_stage"]) >= {"ndcg@10"}
-    assert [entry["step"] for entry in result["eval_history"]] == sorted(entry["step"] for entry in result["eval_history"])
+    assert [entry["step"] for entry in result["eval_history"]] == sorted(
+        entry["step"] for entry in result["eval_history"]
+    )
     assert not (output / ".checkpoints").exists()
     card = (output / "README.md").read_text()
     assert str(tiny_cross_encoder_dir) in card and corpus_alias in card and "Held-out metrics" in card
@@ -132,8 +165,11 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     # choose on and one to confirm with cannot show a reliable gain, so the choice is weight 0.
     calibration = json.loads((output / "rrs_rerank.json").read_text())
     assert facts["blend"]["chosen_on"]["queries"] == 2 and calibration["chosen"] == {
-        key: facts["blend"]["chosen_gain"][key] for key in ("weight", "depth", "normalization")}
-    assert calibration["chosen"]["weight"] == 0.0 and facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
+        key: facts["blend"]["chosen_gain"][key] for key in ("weight", "depth", "normalization")
+    }
+    assert (
+        calibration["chosen"]["weight"] == 0.0 and facts["blend"]["best"]["ndcg@10"] >= facts["blend"]["hybrid_alone"]
+    )
     # training.json names the judgments by name and fingerprint, and fingerprints each trained query:
     # on its own train split, exactly the six trained queries are recognised (the two held out are not).
     from rrsearch.evaluation.dataset import dataset_fingerprint, load_dataset
@@ -143,8 +179,12 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     data = json.loads((output / "training.json").read_text())["data"]
     assert data["source"] == "data" and data["dataset_fingerprint"] == dataset_fingerprint(tmp_path / "data")
     assert len(data["trained_query_fingerprints"]) == len(QUERIES) - 2 and "trained_query_ids" not in data
-    trained_ids, heldout_ids = ({q.id for q in part} for part in split_heldout(
-        [SimpleNamespace(id=q, query=t) for q, t in QUERIES], training.eval_fraction, training.seed))
+    trained_ids, heldout_ids = (
+        {q.id for q in part}
+        for part in split_heldout(
+            [SimpleNamespace(id=q, query=t) for q, t in QUERIES], training.eval_fraction, training.seed
+        )
+    )
     recognised = trained_on(output, load_dataset(tmp_path / "data", "train", check_corpus=False))
     assert recognised.ids == trained_ids and not recognised.ids & heldout_ids and len(trained_ids) == 6
 
@@ -156,19 +196,23 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
     assert trained.predict(pairs).tolist() != pytest.approx(base.predict(pairs).tolist(), abs=1e-4)
 
     # The service loads it by path, and its scores reorder the hybrid candidates.
-    settings = es_settings.model_copy(update={"index_alias": corpus_alias, "rerank_timeout_ms": 600_000.0,
-                                              "window_cache_size": 0})
+    settings = es_settings.model_copy(
+        update={"index_alias": corpus_alias, "rerank_timeout_ms": 600_000.0, "window_cache_size": 0}
+    )
     reranker = load_reranker(str(output), settings)
     try:
         pipeline = search_pipeline(es_settings, es, bi_encoder, corpus_alias, reranker)
         changed = 0
         for _, text in QUERIES:
             plain = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=False, highlight=False))
-            calibrated = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False))
+            calibrated = pipeline.search(
+                SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False)
+            )
             assert not calibrated.reranked and calibrated.degraded is None  # weight 0: the model is not run
             assert [h.parent_id for h in calibrated.hits] == [h.parent_id for h in plain.hits]
-            ranked = pipeline.search(SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False,
-                                                   rerank_weight=1.0))
+            ranked = pipeline.search(
+                SearchRequest(query=text, top_k=12, candidates=12, rerank=True, highlight=False, rerank_weight=1.0)
+            )
             assert ranked.reranked and ranked.degraded is None and ranked.blend.weight == 1.0
             scores = [hit.score for hit in ranked.hits if hit.stages.rerank]
             assert scores == sorted(scores, reverse=True)
@@ -182,11 +226,35 @@ def test_train_save_load_by_path_and_rerank(es, es_settings, bi_encoder, corpus_
 def test_cli_trains_and_prints_heldout_figures(es, corpus_alias, tmp_path, tiny_cross_encoder_dir, cli_env):
     data = write_beir(tmp_path / "data")
     output = tmp_path / "cli-model"
-    result = CliRunner().invoke(main, [
-        "train-reranker", str(data), "--index", corpus_alias, "--output", str(output), "--base",
-        str(tiny_cross_encoder_dir), "--negatives", "2", "--max-rank", "6", "--epochs", "1", "--batch-size", "8",
-        "--max-length", "64", "--eval-fraction", "0.25", "--patience", "0", "--no-progress",
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-reranker",
+            str(data),
+            "--index",
+            corpus_alias,
+            "--output",
+            str(output),
+            "--base",
+            str(tiny_cross_encoder_dir),
+            "--negatives",
+            "2",
+            "--max-rank",
+            "6",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "64",
+            "--eval-fraction",
+            "0.25",
+            "--patience",
+            "0",
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert f"saved {output}" in result.output and "held-out nDCG@10 (2 queries)" in result.output
     assert (output / "config.json").exists() and (output / "README.md").exists()
@@ -202,7 +270,7 @@ def cli(*args):
 
 
 def test_judged_ids_missing_from_the_index_fail_early(es, corpus_alias, tmp_path, cli_env):
-    data = write_beir(tmp_path / "data", QRELS + [("q1", "d404", 1), ("q2", "d405", 1)])
+    data = write_beir(tmp_path / "data", [*QRELS, ("q1", "d404", 1), ("q2", "d405", 1)])
     queries = load_judgments(data, "train")
     with pytest.raises(MiningError, match=r"2 of 12 judged document id\(s\) are not in alias .*d404, d405"):
         check_index(es, corpus_alias, queries)
@@ -242,10 +310,22 @@ def test_no_judgments_fail_with_the_file(corpus_alias, tmp_path, cli_env):
 def test_jsonl_judgments_mine_around_given_positive_texts(es, es_settings, bi_encoder, corpus_alias, tmp_path):
     path = tmp_path / "judgments.jsonl"
     path.write_text(
-        json.dumps({"query": "how do bees tell the hive where flowers are",
-                    "positive": "Worker bees perform a waggle dance to tell the hive where nectar is."}) + "\n"
-        + json.dumps({"query": "lava from volcanoes", "positive": "made-up positive text",
-                      "positive_ids": ["d8"], "negatives": ["A given negative."]}) + "\n"
+        json.dumps(
+            {
+                "query": "how do bees tell the hive where flowers are",
+                "positive": "Worker bees perform a waggle dance to tell the hive where nectar is.",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "query": "lava from volcanoes",
+                "positive": "made-up positive text",
+                "positive_ids": ["d8"],
+                "negatives": ["A given negative."],
+            }
+        )
+        + "\n"
     )
     queries = load_judgments(path)
     check_index(es, corpus_alias, queries)

@@ -24,7 +24,9 @@ import requests
 
 pytestmark = pytest.mark.slow  # a wheel build and a fresh virtual environment: minutes
 
-COPY_IGNORE = shutil.ignore_patterns(".git", "tests", "bench", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", "tests", "bench", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,8 @@ def wheel(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     (built,) = out.glob("rrsearch-*.whl")
     return built
@@ -45,13 +48,25 @@ def fresh_env(wheel, tmp_path_factory):
     home = tmp_path_factory.mktemp("fresh-venv")
     venv.create(home / "venv", with_pip=False)
     python = home / "venv" / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, timeout=300)
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    (home / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "deps.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        check=True,
+        timeout=300,
     )
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (
+        home
+        / "venv"
+        / "lib"
+        / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        / "site-packages"
+        / "deps.pth"
+    ).write_text(sysconfig.get_paths()["purelib"] + "\n")
     return home, python, site
 
 
@@ -65,33 +80,59 @@ def test_the_wheel_installs_one_top_level_name(wheel):
 
 def test_the_wheel_carries_mappings_kibana_objects_page_and_gunicorn_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"rrsearch/es_mappings/passages.json", "rrsearch/es_mappings/search_logs.json",
-            "rrsearch/service/http/static/search.html", "rrsearch/service/http/gunicorn.conf.py",
-            "rrsearch/core/settings.py", "rrsearch/__main__.py"} <= names
+    assert {
+        "rrsearch/es_mappings/passages.json",
+        "rrsearch/es_mappings/search_logs.json",
+        "rrsearch/service/http/static/search.html",
+        "rrsearch/service/http/gunicorn.conf.py",
+        "rrsearch/core/settings.py",
+        "rrsearch/__main__.py",
+    } <= names
     assert any(name.startswith("rrsearch/es_mappings/kibana/") and name.endswith(".ndjson") for name in names)
 
 
 def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root):
     home, python, site = fresh_env
     where = subprocess.run(
-        [str(python), "-c", "import rrsearch.service, rrsearch.core.mappings as m, rrsearch.rrs.kibana as k; "
-         "print(rrsearch.service.__file__); print(m.MAPPINGS_DIR); print(k.OBJECTS_DIR)"],
-        cwd=home, check=True, capture_output=True, text=True, env=cli_env,
+        [
+            str(python),
+            "-c",
+            "import rrsearch.service, rrsearch.core.mappings as m, rrsearch.rrs.kibana as k; "
+            "print(rrsearch.service.__file__); print(m.MAPPINGS_DIR); print(k.OBJECTS_DIR)",
+        ],
+        cwd=home,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=cli_env,
     ).stdout.split()
     assert all(path.startswith(site) for path in where), where  # not the checkout
     assert not any(path.startswith(str(repo_root)) for path in where)
 
     alias = "test-wheel-install"
     try:
-        done = subprocess.run([str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
-                              cwd=home, capture_output=True, text=True, env=cli_env, timeout=300)
+        done = subprocess.run(
+            [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
+            cwd=home,
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         name = done.stdout.strip().split(" -> ")[1]
         mapping = es.indices.get_mapping(index=alias)[name]["mappings"]
         assert mapping["properties"]["embedding"]["dims"] == 384
         assert mapping["_meta"]["bi_encoder"]
-        info = subprocess.run([str(home / "venv" / "bin" / "rrs"), "index", "info", "--alias", alias],
-                              cwd=home, capture_output=True, text=True, env=cli_env, timeout=120, check=True)
+        info = subprocess.run(
+            [str(home / "venv" / "bin" / "rrs"), "index", "info", "--alias", alias],
+            cwd=home,
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=120,
+            check=True,
+        )
         assert json.loads(info.stdout)["index"] == name
     finally:
         from rrsearch.core.indexes import delete_alias_and_versions
@@ -101,19 +142,27 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
 
 def test_serve_from_the_installed_wheel(fresh_env, cli_env, es, tmp_path):
     """gunicorn loads the app by its rrsearch path from site-packages, and answers a search."""
+    from serve_process import rrs_serve
+
     from rrsearch.core.indexes import delete_alias_and_versions
     from rrsearch.rrs.local_node import first_free_port
 
-    from serve_process import rrs_serve
-
     home, _python, _site = fresh_env
     alias = "test-wheel-serve"
-    subprocess.run([str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
-                   cwd=home, capture_output=True, text=True, env=cli_env, timeout=300, check=True)
+    subprocess.run(
+        [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=300,
+        check=True,
+    )
     env = {**cli_env, "RRS_INDEX_ALIAS": alias, "RRS_ALLOW_MISSING_RERANKER": "true"}
     try:
-        with rrs_serve(first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs",
-                       cwd=home) as base:
+        with rrs_serve(
+            first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs", cwd=home
+        ) as base:
             answer = requests.post(f"{base}/search", json={"query": "anything", "rerank": False}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.json()["hits"] == []  # an empty index answers with no hits, not an error

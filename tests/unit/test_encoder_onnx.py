@@ -94,9 +94,12 @@ def test_serving_onnx_models_never_imports_torch(onnx_bi_encoder_dir, tiny_cross
 
 
 def test_probe_check_accepts_another_backend_and_refuses_another_model(onnx_bi_encoder_dir):
-    torch_identity = encoder_identity(load_bi_encoder("all-MiniLM-L6-v2", "cpu"), "sentence-transformers/all-MiniLM-L6-v2")
-    int8_identity = encoder_identity(OnnxBiEncoder(onnx_bi_encoder_dir, "onnx/model_qint8.onnx"),
-                                     "sentence-transformers/all-MiniLM-L6-v2")
+    torch_identity = encoder_identity(
+        load_bi_encoder("all-MiniLM-L6-v2", "cpu"), "sentence-transformers/all-MiniLM-L6-v2"
+    )
+    int8_identity = encoder_identity(
+        OnnxBiEncoder(onnx_bi_encoder_dir, "onnx/model_qint8.onnx"), "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert (int8_identity["bi_encoder_backend"], int8_identity["bi_encoder_precision"]) == ("onnx", "int8")
     cosine = probe_cosine(torch_identity["bi_encoder_probe"], int8_identity["bi_encoder_probe"])
     assert 0.97 <= cosine < 1.0
@@ -119,7 +122,8 @@ def test_a_graph_that_drifts_is_refused_and_removed(tmp_path, monkeypatch):
 
 
 def test_export_command_needs_an_output_for_the_packaged_model_and_torch_refuses_an_onnx_only_folder(
-        onnx_bi_encoder_dir):
+    onnx_bi_encoder_dir,
+):
     from click.testing import CliRunner
 
     from rrsearch.training.cli import encoder_export_command

@@ -85,8 +85,12 @@ def test_latency_percentiles():
 
 
 def _result(config, rerank, ndcg):
-    return {"config": config, "rerank": rerank, "metrics": {"ndcg@10": ndcg, "recall@100": 0.9, "mrr@10": 0.5,
-            "map@100": 0.4}, "latency_ms": {"p50": 10.0, "p95": 20.0}}
+    return {
+        "config": config,
+        "rerank": rerank,
+        "metrics": {"ndcg@10": ndcg, "recall@100": 0.9, "mrr@10": 0.5, "map@100": 0.4},
+        "latency_ms": {"p50": 10.0, "p95": 20.0},
+    }
 
 
 def test_table_compare_and_chart(tmp_path):

@@ -22,17 +22,25 @@ def _queries(n, helpful: bool, seed=0):
     for q in range(n):
         qid = f"q{q}"
         qrels[qid] = {f"{qid}-d3": 1}
-        collected[qid] = [Scored(f"{qid}-d{i}", fused=1.0 / (i + 1),
-                                 rerank=(5.0 if i == 3 else rng.random()) if helpful else rng.random())
-                          for i in range(10)]
+        collected[qid] = [
+            Scored(
+                f"{qid}-d{i}",
+                fused=1.0 / (i + 1),
+                rerank=(5.0 if i == 3 else rng.random()) if helpful else rng.random(),
+            )
+            for i in range(10)
+        ]
     return qrels, collected
 
 
 def test_a_reranker_that_finds_the_answer_is_given_weight():
     chosen, grid = tune(*_queries(30, helpful=True))
     assert chosen.weight > 0
-    row = next(r for r in grid if (r["weight"], r["depth"], r["normalization"])
-               == (chosen.weight, chosen.depth, chosen.normalization))
+    row = next(
+        r
+        for r in grid
+        if (r["weight"], r["depth"], r["normalization"]) == (chosen.weight, chosen.depth, chosen.normalization)
+    )
     assert row["gain_choosing"] > 0 and row["gain_confirming_lower"] > 0
 
 
@@ -80,10 +88,16 @@ def test_library_modules_neither_exit_nor_use_click():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.name} imports {n}" for n in names if n.split(".")[0] == "click"
-                          or n == "rrsearch.core.console"]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.name} imports {n}" for n in names if n.split(".")[0] == "click" or n == "rrsearch.core.console"
+            ]
             if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
                 offenders.append(f"{path.name} calls sys.exit")
     assert offenders == []
@@ -114,8 +128,7 @@ def _trained_model(folder, collection, trained: dict[str, str]):
 
     folder.mkdir()
     items = [SimpleNamespace(id=q, query=t) for q, t in trained.items()]
-    data = {"source": collection.root.name,
-            **trained_queries_facts(collection_fingerprint(collection.root, []), items)}
+    data = {"source": collection.root.name, **trained_queries_facts(collection_fingerprint(collection.root, []), items)}
     (folder / "training.json").write_text(json.dumps({"data": data}))
     return folder
 
@@ -142,8 +155,9 @@ def test_only_the_same_query_of_the_same_collection_counts_as_trained_on(tmp_pat
     # A's test split: the same collection, but queries the model never trained on
     from dataclasses import replace
 
-    test_split = replace(collection_a, queries={"8": A["8"], "9": A["9"]}, qrels={"8": {"d1": 1}, "9": {"d1": 1}},
-                         split="test")
+    test_split = replace(
+        collection_a, queries={"8": A["8"], "9": A["9"]}, qrels={"8": {"d1": 1}, "9": {"d1": 1}}, split="test"
+    )
     assert trained_on(model, test_split).ids == frozenset()
 
     # a query with a trained id but another text is another query; the word-for-word ones are the same
@@ -159,8 +173,9 @@ def test_an_old_training_json_trusts_its_ids_only_for_its_own_source_folder(tmp_
     collection_a, collection_b = _collection(tmp_path / "a", A), _collection(tmp_path / "b", B)
     model = tmp_path / "old-model"
     model.mkdir()
-    (model / "training.json").write_text(json.dumps({"data": {"source": str(collection_a.root),
-                                                              "trained_query_ids": ["1", "2", "3"]}}))
+    (model / "training.json").write_text(
+        json.dumps({"data": {"source": str(collection_a.root), "trained_query_ids": ["1", "2", "3"]}})
+    )
     own = trained_on(model, collection_a)
     assert own.ids == {"1", "2", "3"} and "predates query fingerprints" in own.warning
     other = trained_on(model, collection_b)

@@ -8,8 +8,8 @@ from elastic_transport import ApiResponseMeta, ConnectionError, HttpHeaders
 import rrsearch.core.errors as errors
 
 # Importing the modules that raise them registers every subclass there is.
-import rrsearch.service.pipeline  # noqa: F401,E402
-import rrsearch.service.rerank  # noqa: F401,E402
+import rrsearch.service.pipeline
+import rrsearch.service.rerank  # noqa: F401
 from rrsearch.service.http.errors import HTTP_ERRORS, SEARCH_ERRORS, mapping_for, to_api_error
 
 SEARCH_ERROR_CLASSES = sorted({c for root in SEARCH_ERRORS for c in errors.subclasses(root)}, key=lambda c: c.__name__)
@@ -27,8 +27,16 @@ def test_every_search_error_has_an_answer(error_class):
 
 def test_the_walk_covers_the_whole_search_tree():
     names = {c.__name__ for c in SEARCH_ERROR_CLASSES}
-    assert {"LimitError", "FilterError", "SearchRejected", "SearchFailed", "ClusterUnavailable",
-            "RerankTimeout", "QueueFull", "IndexModelMismatch"} <= names
+    assert {
+        "LimitError",
+        "FilterError",
+        "SearchRejected",
+        "SearchFailed",
+        "ClusterUnavailable",
+        "RerankTimeout",
+        "QueueFull",
+        "IndexModelMismatch",
+    } <= names
 
 
 def test_command_errors_are_not_search_errors():
@@ -40,9 +48,16 @@ def test_command_errors_are_not_search_errors():
 
 def test_answers_carry_field_message_and_retry_after():
     answer = to_api_error(errors.FilterError("filters.year", "bad year"), retry_after_s=7)
-    assert (answer.status, answer.error, answer.field, answer.message) == (400, "invalid_request", "filters.year", "bad year")
+    assert (answer.status, answer.error, answer.field, answer.message) == (
+        400,
+        "invalid_request",
+        "filters.year",
+        "bad year",
+    )
     assert "Retry-After" not in answer.headers
-    rejected = to_api_error(errors.SearchRejected("failed to parse field [year] in index [docs-v2026]"), retry_after_s=7)
+    rejected = to_api_error(
+        errors.SearchRejected("failed to parse field [year] in index [docs-v2026]"), retry_after_s=7
+    )
     assert rejected.message.startswith("the search was refused: a filter value") and rejected.field == "filters"
     assert "docs-v2026" not in rejected.message  # never a concrete index or Elasticsearch's own words
     failed = to_api_error(errors.SearchFailed("Elasticsearch error 503: all shards failed"), retry_after_s=7)

@@ -1,5 +1,6 @@
 """Chunk boundaries, sizes, overlap and parent ids (pure logic + the packaged tokenizer)."""
 
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +25,7 @@ def test_windows_cover_everything_within_size_with_overlap(n, size, overlap):
     windows = plan_windows(_words(n), size=size, overlap=overlap)
     assert windows[0][0] == 0 and windows[-1][1] == n
     assert all(0 < end - start <= size for start, end in windows)
-    for (s1, e1), (s2, e2) in zip(windows, windows[1:]):
+    for (s1, e1), (s2, _e2) in itertools.pairwise(windows):
         assert s1 < s2 <= e1, "no gap, always progress"
         assert e1 - s2 == overlap  # one-piece words: exactly the overlap
 
@@ -71,18 +72,20 @@ def _doc(text, title=""):
 
 def test_real_tokenizer_passages_fit_the_model_and_are_exact_slices(tokenizer):
     chunker = Chunker(tokenizer, max_seq_length=256, overlap=32)
-    text = " ".join(f"Sentence {i} mentions photosynthesis, chlorophyll and unbelievably long words." for i in range(200))
+    text = " ".join(
+        f"Sentence {i} mentions photosynthesis, chlorophyll and unbelievably long words." for i in range(200)
+    )
     title = "A study of leaves"
     [passages] = chunker.split([_doc(text, title)])
     assert len(passages) > 5
     assert [p.chunk for p in passages] == list(range(len(passages)))
     assert {p.chunk_count for p in passages} == {len(passages)}
     for p in passages:
-        assert text[p.start_char:p.end_char] == p.text
+        assert text[p.start_char : p.end_char] == p.text
         assert p.embed_text == f"{title}\n{p.text}"
         assert len(tokenizer(p.embed_text)["input_ids"]) <= 256  # with [CLS]/[SEP]: nothing truncated
     assert passages[0].start_char == 0 and passages[-1].end_char == len(text.rstrip())
-    for a, b in zip(passages, passages[1:]):
+    for a, b in itertools.pairwise(passages):
         assert b.start_char < a.end_char  # neighbours overlap
         assert text[b.start_char - 1] == " "  # and start on a word
 
@@ -104,7 +107,7 @@ def test_chunk_tokens_and_prompt_shrink_passages(tokenizer):
 
 def test_passage_ids_keep_the_parent_and_hashes_track_content():
     assert passage_id("doc-1", 0) == "doc-1#0" and passage_id("a#b", 3) == "a#b#3"
-    base = dict(title="t", text="x", metadata={"a": 1}, chunk=0, chunk_count=1)
+    base = {"title": "t", "text": "x", "metadata": {"a": 1}, "chunk": 0, "chunk_count": 1}
     assert content_hash(**base) == content_hash(**{**base, "metadata": {"a": 1}})
     assert content_hash(**base) != content_hash(**{**base, "text": "y"})
     assert content_hash(**base) != content_hash(**{**base, "chunk_count": 2})

@@ -15,8 +15,9 @@ from rrsearch.rrs.cli import main
 
 
 def test_the_last_record_of_a_repeated_id_wins_across_shards_and_files():
-    winners = _last_records(["a.jsonl", "a.jsonl", "b.csv"],
-                            [["x", 1], ["y", 2]], [["x", 9], ["z", 10]], [["y", 2], ["w", 3]])
+    winners = _last_records(
+        ["a.jsonl", "a.jsonl", "b.csv"], [["x", 1], ["y", 2]], [["x", 9], ["z", 10]], [["y", 2], ["w", 3]]
+    )
     assert winners == {"x": ("a.jsonl", 9), "y": ("b.csv", 2)}  # z and w are not repeated: they do not travel
 
 

@@ -16,18 +16,28 @@ MAX_LINE = 1024
 
 
 def _jsonl(path):
-    lines = [json.dumps({"id": "a1", "text": "alpha"}).encode(), b"", b'{"id": "a2", "text": "bad \xff byte"}',
-             b'{"id": "a3", "text": ', json.dumps({"id": "a4", "text": "x" * 3000}).encode(),  # over MAX_LINE
-             b"\xef\xbb\xbf" + json.dumps({"id": "a5", "text": "bom mid-file"}).encode(),
-             json.dumps({"id": "a1", "text": "alpha again"}).encode(), b"[1, 2]"]
-    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n" + json.dumps({"id": "z", "text": "no newline"}).encode())
+    lines = [
+        json.dumps({"id": "a1", "text": "alpha"}).encode(),
+        b"",
+        b'{"id": "a2", "text": "bad \xff byte"}',
+        b'{"id": "a3", "text": ',
+        json.dumps({"id": "a4", "text": "x" * 3000}).encode(),  # over MAX_LINE
+        b"\xef\xbb\xbf" + json.dumps({"id": "a5", "text": "bom mid-file"}).encode(),
+        json.dumps({"id": "a1", "text": "alpha again"}).encode(),
+        b"[1, 2]",
+    ]
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n" + json.dumps({"id": "z", "text": "no newline"}).encode()
+    )
     return path
 
 
 def _csv(path):
-    path.write_bytes(b'id,title,text\r\nc1,One,"two\r\nlines, with ""quotes""\r\nand three"\r\n'
-                     b'c2,Two,plain\r\nc3,Th"ree,"bare quote above"\r\nc4,"Four"x,strict error\r\n'
-                     b'c5,Five,caf\xe9\r\nc6,Six,"open\r\nstill open\r\nclosed"\r\nc7,Seven,too,many\r\nc8,Eight,last\r\n')
+    path.write_bytes(
+        b'id,title,text\r\nc1,One,"two\r\nlines, with ""quotes""\r\nand three"\r\n'
+        b'c2,Two,plain\r\nc3,Th"ree,"bare quote above"\r\nc4,"Four"x,strict error\r\n'
+        b'c5,Five,caf\xe9\r\nc6,Six,"open\r\nstill open\r\nclosed"\r\nc7,Seven,too,many\r\nc8,Eight,last\r\n'
+    )
     return path
 
 
@@ -59,8 +69,14 @@ def test_csv_cuts_only_between_rows(tmp_path):
 
 def test_quote_state_follows_the_csv_module():
     state = CsvQuoteState()
-    for line, open_after in [('a,"b\n', True), ('c""d\n', True), ('e",f\n', False), ('g"h,"i\n', True),
-                             ('j"k\n', False), ('"x"y,"z\n', False)]:
+    for line, open_after in [
+        ('a,"b\n', True),
+        ('c""d\n', True),
+        ('e",f\n', False),
+        ('g"h,"i\n', True),
+        ('j"k\n', False),
+        ('"x"y,"z\n', False),
+    ]:
         state.feed(line)
         assert state.in_quotes is open_after, line
 
@@ -81,6 +97,12 @@ def test_parquet_row_groups_and_folder_files_are_shards(tmp_path):
     sources = [tmp_path / "t.parquet", folder, gz]
     shards = plan_shards(sources, target_bytes=1)
     assert [(s.kind, s.row_group, s.first_line) for s in shards] == [
-        ("parquet", 0, 1), ("parquet", 1, 4), ("parquet", 2, 7), ("parquet", 3, 10), ("file", None, 1),
-        ("file", None, 1), ("jsonl", None, 1)]
+        ("parquet", 0, 1),
+        ("parquet", 1, 4),
+        ("parquet", 2, 7),
+        ("parquet", 3, 10),
+        ("file", None, 1),
+        ("file", None, 1),
+        ("jsonl", None, 1),
+    ]
     assert [r for s in shards for r in _records(read_shard(s))] == _records(read_sources(sources))

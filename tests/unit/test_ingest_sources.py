@@ -41,16 +41,20 @@ def test_parquet_rows(tmp_path):
     path = tmp_path / "docs.parquet"
     pq.write_table(pa.table({"id": [1, 2], "text": ["a", "b"], "year": [2020, 2021]}), path)
     records = list(read_sources([path]))
-    assert [(r.line, r.data) for r in records] == [(1, {"id": 1, "text": "a", "year": 2020}),
-                                                    (2, {"id": 2, "text": "b", "year": 2021})]
+    assert [(r.line, r.data) for r in records] == [
+        (1, {"id": 1, "text": "a", "year": 2020}),
+        (2, {"id": 2, "text": "b", "year": 2021}),
+    ]
 
 
 def test_folder_of_text_markdown_and_html(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.txt").write_text("plain text")
     (tmp_path / "sub" / "b.md").write_text("# Heading\n\nbody")
-    (tmp_path / "c.html").write_text("<html><head><title>Page</title><style>x{}</style></head>"
-                                     "<body><script>var a;</script><p>Hello <b>web</b></p></body></html>")
+    (tmp_path / "c.html").write_text(
+        "<html><head><title>Page</title><style>x{}</style></head>"
+        "<body><script>var a;</script><p>Hello <b>web</b></p></body></html>"
+    )
     (tmp_path / ".hidden.txt").write_text("skip me")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     records = {r.data["id"]: r.data for r in read_sources([tmp_path])}

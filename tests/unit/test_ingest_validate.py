@@ -37,16 +37,19 @@ def test_missing_id_gets_a_stable_content_id():
     assert a.id == b.id != c.id and a.id.startswith("doc-")
 
 
-@pytest.mark.parametrize("data,reason", [
-    ({"id": "1"}, "'text': missing"),
-    ({"id": "1", "text": "   "}, "text is empty"),
-    ({"id": "1", "text": 5}, "'text': must be a string, got int"),
-    ({"id": "1", "text": "x", "title": ["a"]}, "'title': must be a string, got list"),
-    ({"id": {"a": 1}, "text": "x"}, "id must be a string or an integer, got dict"),
-    ({"id": "1", "text": "x", "metadata": "nope"}, "'metadata': must be an object"),
-    ({"id": "x" * 600, "text": "x"}, "id longer than"),
-    ({"id": "1", "text": "x" * 101}, "over the limit of 100"),
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        ({"id": "1"}, "'text': missing"),
+        ({"id": "1", "text": "   "}, "text is empty"),
+        ({"id": "1", "text": 5}, "'text': must be a string, got int"),
+        ({"id": "1", "text": "x", "title": ["a"]}, "'title': must be a string, got list"),
+        ({"id": {"a": 1}, "text": "x"}, "id must be a string or an integer, got dict"),
+        ({"id": "1", "text": "x", "metadata": "nope"}, "'metadata': must be an object"),
+        ({"id": "x" * 600, "text": "x"}, "id longer than"),
+        ({"id": "1", "text": "x" * 101}, "over the limit of 100"),
+    ],
+)
 def test_bad_records_are_rejected_with_the_field_and_reason(data, reason):
     with pytest.raises(RecordRejected, match=None) as info:
         to_document(_rec(data), FieldMap(), limits=Limits(text_chars=100))

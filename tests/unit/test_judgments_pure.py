@@ -21,8 +21,16 @@ from rrsearch.service.schemas import JudgmentBatch, JudgmentRequest, check_judgm
 
 def mark(query="vitamin d", doc="d1", client="a", grade=2, at="2026-01-01T00:00:00+00:00", index="passages"):
     key = query_key(query)
-    return {"index": index, "query": query, "query_key": key, "query_id": query_id(key), "id": doc,
-            "client": client, "grade": grade, "@timestamp": at}
+    return {
+        "index": index,
+        "query": query,
+        "query_key": key,
+        "query_id": query_id(key),
+        "id": doc,
+        "client": client,
+        "grade": grade,
+        "@timestamp": at,
+    }
 
 
 # --- ids ------------------------------------------------------------------------------------
@@ -31,8 +39,12 @@ def mark(query="vitamin d", doc="d1", client="a", grade=2, at="2026-01-01T00:00:
 def test_the_judgment_id_is_deterministic_in_alias_query_id_and_client():
     base = judgment_doc_id("passages", "vitamin d", "d1", "10.0.0.1")
     assert base == judgment_doc_id("passages", "vitamin d", "d1", "10.0.0.1")
-    others = {judgment_doc_id("passages", "vitamin d", "d1", "10.0.0.2"), judgment_doc_id("passages", "vitamin d", "d2", "10.0.0.1"),
-              judgment_doc_id("passages", "vitamin c", "d1", "10.0.0.1"), judgment_doc_id("other", "vitamin d", "d1", "10.0.0.1")}
+    others = {
+        judgment_doc_id("passages", "vitamin d", "d1", "10.0.0.2"),
+        judgment_doc_id("passages", "vitamin d", "d2", "10.0.0.1"),
+        judgment_doc_id("passages", "vitamin c", "d1", "10.0.0.1"),
+        judgment_doc_id("other", "vitamin d", "d1", "10.0.0.1"),
+    }
     assert base not in others and len(others) == 4
     # no ambiguity from joining: ("a b", "c") is not ("a", "b c")
     assert judgment_doc_id("p", "a b", "c", "x") != judgment_doc_id("p", "a", "b c", "x")
@@ -51,11 +63,22 @@ def test_a_pasted_paragraph_gets_an_id_from_its_text():
 
 def test_records_carry_time_client_and_the_version_of_the_documents_index():
     marks = [Mark(query="Vitamin D", grade=2, id="d1"), Mark(query="vitamin d", grade=0, paragraph="Pasted.")]
-    records = build_records(marks, alias="passages", versions={"d1": "passages-v3"}, client="key:ab", request_id="r1",
-                            now="2026-01-01T00:00:00+00:00")
+    records = build_records(
+        marks,
+        alias="passages",
+        versions={"d1": "passages-v3"},
+        client="key:ab",
+        request_id="r1",
+        now="2026-01-01T00:00:00+00:00",
+    )
     (first_id, first), (_, second) = records
     assert first_id == judgment_doc_id("passages", "vitamin d", "d1", "key:ab")
-    assert (first["index_version"], first["kind"], first["client"], first["query_key"]) == ("passages-v3", "document", "key:ab", "vitamin d")
+    assert (first["index_version"], first["kind"], first["client"], first["query_key"]) == (
+        "passages-v3",
+        "document",
+        "key:ab",
+        "vitamin d",
+    )
     assert (second["index_version"], second["kind"], second["paragraph"]) == (None, "paragraph", "Pasted.")
     assert first["query_id"] == second["query_id"]
 
@@ -64,16 +87,32 @@ def test_records_carry_time_client_and_the_version_of_the_documents_index():
 
 
 def test_the_latest_mark_per_query_id_and_client_wins():
-    marks = [mark(grade=2, at="2026-01-01T00:00:00+00:00"), mark(grade=0, at="2026-01-02T00:00:00+00:00"),
-             mark(query="Vitamin  D", grade=1, at="2026-01-03T00:00:00+00:00", client="b")]
+    marks = [
+        mark(grade=2, at="2026-01-01T00:00:00+00:00"),
+        mark(grade=0, at="2026-01-02T00:00:00+00:00"),
+        mark(query="Vitamin  D", grade=1, at="2026-01-03T00:00:00+00:00", client="b"),
+    ]
     latest = latest_marks(marks)
     assert sorted((m["client"], m["grade"]) for m in latest) == [("a", 0), ("b", 1)]
 
 
-@pytest.mark.parametrize(("grades", "combined"), [
-    ([2], 2), ([0], 0), ([2, 2], 2), ([2, 1], 1), ([2, 0], 1), ([1, 0], 0), ([2, 2, 1], 2), ([2, 1, 1], 1),
-    ([2, 0, 0], 1), ([1, 1, 0, 0], 0), ([2, 2, 2, 0], 1), ([2, 2, 2, 1], 2),
-])
+@pytest.mark.parametrize(
+    ("grades", "combined"),
+    [
+        ([2], 2),
+        ([0], 0),
+        ([2, 2], 2),
+        ([2, 1], 1),
+        ([2, 0], 1),
+        ([1, 0], 0),
+        ([2, 2, 1], 2),
+        ([2, 1, 1], 1),
+        ([2, 0, 0], 1),
+        ([1, 1, 0, 0], 0),
+        ([2, 2, 2, 0], 1),
+        ([2, 2, 2, 1], 2),
+    ],
+)
 def test_clients_grades_combine_as_the_mean_rounded_with_halves_down(grades, combined):
     assert combine_grades(grades) == combined
 
@@ -84,9 +123,11 @@ def test_combining_nothing_is_refused():
 
 
 def test_qrels_combine_clients_and_take_the_latest_query_text():
-    marks = [mark(query="vitamin D", doc="d1", client="a", grade=2, at="2026-01-01T00:00:00+00:00"),
-             mark(query="Vitamin D", doc="d1", client="b", grade=1, at="2026-01-02T00:00:00+00:00"),
-             mark(query="vitamin d", doc="d2", client="a", grade=0, at="2026-01-01T00:00:00+00:00")]
+    marks = [
+        mark(query="vitamin D", doc="d1", client="a", grade=2, at="2026-01-01T00:00:00+00:00"),
+        mark(query="Vitamin D", doc="d1", client="b", grade=1, at="2026-01-02T00:00:00+00:00"),
+        mark(query="vitamin d", doc="d2", client="a", grade=0, at="2026-01-01T00:00:00+00:00"),
+    ]
     queries, qrels = build_qrels(marks)
     qid = query_id("vitamin d")
     assert queries == {qid: "Vitamin D"}
@@ -118,8 +159,9 @@ def test_a_share_outside_0_1_is_refused():
 
 
 def test_chunks_join_with_their_overlap_once():
-    assert join_chunks(["one two three four", "three four five six", "six seven"]) == \
-        "one two three four five six seven"
+    assert (
+        join_chunks(["one two three four", "three four five six", "six seven"]) == "one two three four five six seven"
+    )
     assert join_chunks(["alpha beta", "gamma delta"]) == "alpha beta gamma delta"
     assert join_chunks(["only one"]) == "only one"
     assert join_chunks([]) == ""
@@ -131,18 +173,24 @@ def test_chunks_join_with_their_overlap_once():
 def test_a_mark_needs_exactly_one_of_id_and_paragraph_and_a_known_grade():
     assert JudgmentRequest.model_validate({"query": "q", "id": "d1", "grade": 2}).id == "d1"
     assert JudgmentRequest.model_validate({"query": "q", "paragraph": "p", "grade": 2.0}).grade == 2
-    for body, message in [({"query": "q", "grade": 1}, "either id"), ({"query": "q", "id": "d", "paragraph": "p", "grade": 1}, "either id"),
-                          ({"query": "q", "id": None, "grade": 1}, "id must be a string"),
-                          ({"query": "q", "id": "d", "grade": 3}, "0, 1 or 2"), ({"query": "q", "id": "d", "grade": True}, "a number"),
-                          ({"query": " ", "id": "d", "grade": 1}, "non-space"), ({"query": "q", "paragraph": "\n", "grade": 1}, "non-space")]:
+    for body, message in [
+        ({"query": "q", "grade": 1}, "either id"),
+        ({"query": "q", "id": "d", "paragraph": "p", "grade": 1}, "either id"),
+        ({"query": "q", "id": None, "grade": 1}, "id must be a string"),
+        ({"query": "q", "id": "d", "grade": 3}, "0, 1 or 2"),
+        ({"query": "q", "id": "d", "grade": True}, "a number"),
+        ({"query": " ", "id": "d", "grade": 1}, "non-space"),
+        ({"query": "q", "paragraph": "\n", "grade": 1}, "non-space"),
+    ]:
         with pytest.raises(ValidationError, match=message):
             JudgmentRequest.model_validate(body)
 
 
 def test_limits_name_the_mark_at_fault():
     settings = Settings(judgments_max_batch=2, max_query_chars=10, judgments_max_paragraph_chars=5)
-    batch = JudgmentBatch.model_validate({"judgments": [{"query": "ok", "id": "d", "grade": 1},
-                                                        {"query": "ok", "paragraph": "too long", "grade": 1}]})
+    batch = JudgmentBatch.model_validate(
+        {"judgments": [{"query": "ok", "id": "d", "grade": 1}, {"query": "ok", "paragraph": "too long", "grade": 1}]}
+    )
     with pytest.raises(ValueError, match="paragraph is longer than 5") as caught:
         check_judgment_limits(batch.judgments, settings, batch=True)
     assert caught.value.field == "judgments.1.paragraph"

@@ -39,9 +39,20 @@ from rrsearch.rrs.kibana import (
 
 ICONS = {"index-pattern": "indexPatternApp", "search": "discoverApp", "lens": "lensApp", "dashboard": "dashboardApp"}
 SETTINGS_ENV = [
-    "KIBANA_URL", "RRS_KIBANA_URL", "KIBANA_API_KEY", "RRS_KIBANA_API_KEY", "KIBANA_USERNAME",
-    "RRS_KIBANA_USERNAME", "KIBANA_PASSWORD", "RRS_KIBANA_PASSWORD", "RRS_KIBANA_SPACE",
-    "ES_USERNAME", "RRS_ES_USERNAME", "ES_PASSWORD", "RRS_ES_PASSWORD", "RRS_INDEX_ALIAS",
+    "KIBANA_URL",
+    "RRS_KIBANA_URL",
+    "KIBANA_API_KEY",
+    "RRS_KIBANA_API_KEY",
+    "KIBANA_USERNAME",
+    "RRS_KIBANA_USERNAME",
+    "KIBANA_PASSWORD",
+    "RRS_KIBANA_PASSWORD",
+    "RRS_KIBANA_SPACE",
+    "ES_USERNAME",
+    "RRS_ES_USERNAME",
+    "ES_PASSWORD",
+    "RRS_ES_PASSWORD",
+    "RRS_INDEX_ALIAS",
     "RRS_SEARCH_LOG_INDEX",
 ]
 
@@ -78,10 +89,11 @@ class FakeKibana:
         if path != "/api/saved_objects/_import":
             return self.error(404, "Not Found", "Not Found")
         if "kbn-xsrf" not in request.headers:
-            return self.error(400, "Bad Request", 'Request must contain a kbn-xsrf header.')
+            return self.error(400, "Bad Request", "Request must contain a kbn-xsrf header.")
         if self.authorization and request.headers.get("Authorization") != self.authorization:
-            return self.error(401, "Unauthorized",
-                              "[security_exception]: missing authentication credentials for REST request")
+            return self.error(
+                401, "Unauthorized", "[security_exception]: missing authentication credentials for REST request"
+            )
         if self.status and self.status_times > 0:
             self.status_times -= 1
             return self.error(self.status, "Internal Server Error", "An internal server error occurred.")
@@ -95,10 +107,15 @@ class FakeKibana:
         if not upload.filename.endswith(".ndjson"):
             return self.error(400, "Bad Request", f"Invalid file extension {upload.filename}")
         objects = [json.loads(line) for line in upload.read().decode().splitlines() if line.strip()]
-        self.received.append({
-            "space": space, "headers": dict(request.headers), "args": dict(request.args),
-            "filename": upload.filename, "objects": objects,
-        })
+        self.received.append(
+            {
+                "space": space,
+                "headers": dict(request.headers),
+                "args": dict(request.args),
+                "filename": upload.filename,
+                "objects": objects,
+            }
+        )
         return Response(json.dumps(self.answer(objects)), content_type="application/json")
 
     def answer(self, objects: list[dict]) -> dict:
@@ -106,8 +123,15 @@ class FakeKibana:
         for obj in objects:
             meta = {"title": obj["attributes"].get("title"), "icon": ICONS.get(obj["type"], "")}
             if obj["id"] in self.reject_ids:
-                errors.append({"id": obj["id"], "type": obj["type"], "meta": meta,
-                               "title": meta["title"], "error": self.reject_ids[obj["id"]]})
+                errors.append(
+                    {
+                        "id": obj["id"],
+                        "type": obj["type"],
+                        "meta": meta,
+                        "title": meta["title"],
+                        "error": self.reject_ids[obj["id"]],
+                    }
+                )
             else:
                 ok.append({"type": obj["type"], "id": obj["id"], "meta": meta, "overwrite": True})
         answer = {"success": not errors, "successCount": len(ok), "warnings": []}
@@ -171,8 +195,9 @@ def test_import_posts_every_object_and_reports_each_result(kibana, clean_env):
 
 def test_space_and_basic_auth_from_the_environment(kibana, clean_env):
     kibana.authorization = "Basic " + base64.b64encode(b"importer:pa55").decode()
-    result = run_import("--url", kibana.url, "--space", "search-team",
-                        env={"KIBANA_USERNAME": "importer", "KIBANA_PASSWORD": "pa55"})
+    result = run_import(
+        "--url", kibana.url, "--space", "search-team", env={"KIBANA_USERNAME": "importer", "KIBANA_PASSWORD": "pa55"}
+    )
     assert result.exit_code == 0, result.output
     assert kibana.received[0]["space"] == "search-team"
     assert "pa55" not in result.output
@@ -186,8 +211,11 @@ def test_url_and_key_come_from_settings_when_no_flags(kibana, clean_env):
 
 
 def test_data_views_follow_the_configured_index_names(kibana, clean_env):
-    result = run_import("--url", kibana.url, env={"RRS_INDEX_ALIAS": "docs", "RRS_SEARCH_LOG_INDEX": "docs-logs",
-                                                  "RRS_JUDGMENTS_INDEX": "docs-marks"})
+    result = run_import(
+        "--url",
+        kibana.url,
+        env={"RRS_INDEX_ALIAS": "docs", "RRS_SEARCH_LOG_INDEX": "docs-logs", "RRS_JUDGMENTS_INDEX": "docs-marks"},
+    )
     assert result.exit_code == 0, result.output
     views = {o["id"]: o["attributes"]["title"] for o in kibana.received[0]["objects"] if o["type"] == "index-pattern"}
     assert views == {"rrs-passages": "docs", "rrs-search-logs": "docs-logs", "rrs-judgments": "docs-marks"}
@@ -227,8 +255,10 @@ def test_wrong_base_url_is_a_clear_error(kibana, clean_env):
 
 def test_rejected_objects_are_named_and_fail_the_command(kibana, clean_env):
     kibana.reject_ids = {
-        "rrs-logs-top-queries": {"type": "missing_references",
-                                 "references": [{"type": "index-pattern", "id": "rrs-search-logs"}]},
+        "rrs-logs-top-queries": {
+            "type": "missing_references",
+            "references": [{"type": "index-pattern", "id": "rrs-search-logs"}],
+        },
         "rrs-search-log": {"type": "unknown", "message": "boom", "statusCode": 500},
     }
     result = run_import("--url", kibana.url)
@@ -245,7 +275,10 @@ def test_unreachable_kibana_is_a_clear_error_from_the_real_script(clean_env):
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
     done = subprocess.run(
         [sys.executable, "-m", "rrsearch", "kibana", "import", "--url", f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 1
     assert f"cannot reach Kibana at http://127.0.0.1:{port}" in done.stderr
@@ -289,12 +322,17 @@ def test_request_carries_xsrf_and_hides_secrets_in_repr():
 
 
 def test_summary_accounts_for_every_object_sent():
-    sent = [{"type": "lens", "id": "a", "attributes": {"title": "A"}},
-            {"type": "lens", "id": "b", "attributes": {"title": "B"}},
-            {"type": "dashboard", "id": "c", "attributes": {"title": "C"}}]
-    payload = {"success": False, "successCount": 1,
-               "successResults": [{"type": "lens", "id": "a", "meta": {"title": "A"}}],
-               "errors": [{"type": "dashboard", "id": "c", "title": "C", "error": {"type": "conflict"}}]}
+    sent = [
+        {"type": "lens", "id": "a", "attributes": {"title": "A"}},
+        {"type": "lens", "id": "b", "attributes": {"title": "B"}},
+        {"type": "dashboard", "id": "c", "attributes": {"title": "C"}},
+    ]
+    payload = {
+        "success": False,
+        "successCount": 1,
+        "successResults": [{"type": "lens", "id": "a", "meta": {"title": "A"}}],
+        "errors": [{"type": "dashboard", "id": "c", "title": "C", "error": {"type": "conflict"}}],
+    }
     results = summarise_import(payload, sent)
     assert [(r.id, r.ok) for r in results] == [("a", True), ("b", False), ("c", False)]
     assert results[0].detail == "created"
@@ -305,14 +343,18 @@ def test_summary_accounts_for_every_object_sent():
 
 
 def test_error_messages_name_the_cause():
-    assert "credentials" in http_error_message(401, {"message": "nope"}, "http://k") and "nope" in http_error_message(401, {"message": "nope"}, "http://k")
+    assert "credentials" in http_error_message(401, {"message": "nope"}, "http://k") and "nope" in http_error_message(
+        401, {"message": "nope"}, "http://k"
+    )
     assert "HTTP 413" in http_error_message(413, "Payload Too Large", "http://k")
 
 
 def test_retitle_only_touches_the_named_data_views():
-    objects = [{"type": "index-pattern", "id": "rrs-passages", "attributes": {"title": "passages"}},
-               {"type": "index-pattern", "id": "other", "attributes": {"title": "keep"}},
-               {"type": "lens", "id": "rrs-passages", "attributes": {"title": "lens"}}]
+    objects = [
+        {"type": "index-pattern", "id": "rrs-passages", "attributes": {"title": "passages"}},
+        {"type": "index-pattern", "id": "other", "attributes": {"title": "keep"}},
+        {"type": "lens", "id": "rrs-passages", "attributes": {"title": "lens"}},
+    ]
     out = retitle_data_views(objects, {"rrs-passages": "docs"})
     assert [o["attributes"]["title"] for o in out] == ["docs", "keep", "lens"]
     assert objects[0]["attributes"]["title"] == "passages"  # inputs are not modified

@@ -19,22 +19,58 @@ import pytest
 
 from rrsearch.core.mappings import load_template
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.kibana import JUDGMENTS_DATA_VIEW, OBJECTS_DIR, PASSAGES_DATA_VIEW, SEARCH_LOGS_DATA_VIEW, load_objects
+from rrsearch.rrs.kibana import (
+    JUDGMENTS_DATA_VIEW,
+    OBJECTS_DIR,
+    PASSAGES_DATA_VIEW,
+    SEARCH_LOGS_DATA_VIEW,
+    load_objects,
+)
 
 KNOWN_TYPES = {"index-pattern", "search", "lens", "dashboard"}
 NUMERIC = {"integer", "long", "short", "byte", "float", "double", "half_float", "scaled_float"}
 AGGREGATABLE = NUMERIC | {"keyword", "boolean", "date", "ip"}
 # Attributes the dashboard saved-object schema (model versions 1-3) accepts.
 DASHBOARD_ATTRIBUTES = {
-    "title", "description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom", "timeTo",
-    "refreshInterval", "controlGroupInput", "panelsJSON", "optionsJSON", "hits", "version", "sections",
+    "title",
+    "description",
+    "kibanaSavedObjectMeta",
+    "timeRestore",
+    "timeFrom",
+    "timeTo",
+    "refreshInterval",
+    "controlGroupInput",
+    "panelsJSON",
+    "optionsJSON",
+    "hits",
+    "version",
+    "sections",
 }
 # Attributes the saved-search schema accepts up to model version 5 (typeMigrationVersion 10.5.0).
 SEARCH_ATTRIBUTES = {
-    "title", "description", "columns", "sort", "grid", "rowHeight", "rowsPerPage", "hideChart",
-    "breakdownField", "kibanaSavedObjectMeta", "isTextBasedQuery", "usesAdHocDataView", "timeRestore",
-    "timeRange", "refreshInterval", "viewMode", "hideAggregatedPreview", "hits", "version", "sampleSize",
-    "headerRowHeight", "visContext", "density",
+    "title",
+    "description",
+    "columns",
+    "sort",
+    "grid",
+    "rowHeight",
+    "rowsPerPage",
+    "hideChart",
+    "breakdownField",
+    "kibanaSavedObjectMeta",
+    "isTextBasedQuery",
+    "usesAdHocDataView",
+    "timeRestore",
+    "timeRange",
+    "refreshInterval",
+    "viewMode",
+    "hideAggregatedPreview",
+    "hits",
+    "version",
+    "sampleSize",
+    "headerRowHeight",
+    "visContext",
+    "density",
 }
 DASHBOARD_COLUMNS = 48
 STAGES = ["embed_query", "bm25", "knn", "search", "fuse", "rerank", "total"]
@@ -211,9 +247,7 @@ def test_data_views_cover_the_passage_alias_and_the_search_logs(objects, by_key)
 
 def test_saved_searches_point_at_a_data_view_through_their_search_source(objects):
     searches = of_type(objects, "search")
-    assert {SEARCH_LOGS_DATA_VIEW, PASSAGES_DATA_VIEW} <= {
-        r["id"] for s in searches for r in s["references"]
-    }
+    assert {SEARCH_LOGS_DATA_VIEW, PASSAGES_DATA_VIEW} <= {r["id"] for s in searches for r in s["references"]}
     for search in searches:
         assert tuple(map(int, search["typeMigrationVersion"].split("."))) <= (10, 5, 0), search["id"]
         assert set(search["attributes"]) <= SEARCH_ATTRIBUTES, set(search["attributes"]) - SEARCH_ATTRIBUTES
@@ -231,8 +265,9 @@ def test_lens_layers_and_accessors_are_consistent(objects):
         assert layers, where
         view = JUDGMENTS_DATA_VIEW if vis["id"].startswith("rrs-judgments") else SEARCH_LOGS_DATA_VIEW
         for layer_id, layer in layers.items():
-            assert {"name": f"indexpattern-datasource-layer-{layer_id}", "type": "index-pattern",
-                    "id": view} in vis["references"], where
+            assert {"name": f"indexpattern-datasource-layer-{layer_id}", "type": "index-pattern", "id": view} in vis[
+                "references"
+            ], where
             assert sorted(layer["columnOrder"]) == sorted(layer["columns"]), where
             for column in layer["columns"].values():
                 assert {"label", "dataType", "operationType", "isBucketed"} <= column.keys(), where
@@ -276,8 +311,9 @@ def test_dashboard_panels_resolve_and_fit_the_grid(objects, by_key, dashboard_id
         grid, index = panel["gridData"], panel["panelIndex"]
         assert grid["i"] == index
         assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= DASHBOARD_COLUMNS, index
-        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
-                for y in range(grid["y"], grid["y"] + grid["h"])}
+        area = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert not cells & area, f"panel {index} overlaps another"
         cells |= area
         ref = refs.pop(f"{index}:{panel['panelRefName']}")
@@ -292,8 +328,16 @@ def test_every_field_named_exists_in_the_mappings_with_a_usable_type(objects, fi
     assert field_problems(objects, fields_by_data_view) == []
     named = {name for obj in objects for name, _ in field_uses(obj)}
     # The parser really reaches into Lens state, search sources and nested KQL.
-    assert {"query.raw", "timings_ms.rerank", "zero_hits", "degraded", "status", "@timestamp",
-            "embedding", "indexed_at"} <= named
+    assert {
+        "query.raw",
+        "timings_ms.rerank",
+        "zero_hits",
+        "degraded",
+        "status",
+        "@timestamp",
+        "embedding",
+        "indexed_at",
+    } <= named
 
 
 def test_the_dashboard_shows_what_the_issue_asks_for(objects, by_key):
@@ -301,8 +345,10 @@ def test_the_dashboard_shows_what_the_issue_asks_for(objects, by_key):
     on_dashboard = [by_key[(r["type"], r["id"])] for r in dashboard["references"]]
     lens_columns = [
         (column["operationType"], column.get("sourceField"), column.get("params", {}).get("percentile"))
-        for vis in on_dashboard if vis["type"] == "lens"
-        for layer in lens_layers(vis).values() for column in layer["columns"].values()
+        for vis in on_dashboard
+        if vis["type"] == "lens"
+        for layer in lens_layers(vis).values()
+        for column in layer["columns"].values()
     ]
     queries = {name for vis in on_dashboard for name, use in field_uses(vis) if use == "query"}
     assert ("date_histogram", "@timestamp", None) in lens_columns  # searches over time
@@ -340,10 +386,19 @@ def test_the_judgments_dashboard_shows_marks_over_time_by_grade_and_per_query(ob
     assert view["title"] == Settings.model_fields["judgments_index"].default and view["timeFieldName"] == "@timestamp"
     dashboard = by_key[("dashboard", "rrs-judgments-dashboard")]
     on_dashboard = [by_key[(r["type"], r["id"])] for r in dashboard["references"]]
-    lens_columns = {(column["operationType"], column.get("sourceField"))
-                    for vis in on_dashboard if vis["type"] == "lens"
-                    for layer in lens_layers(vis).values() for column in layer["columns"].values()}
-    assert {("date_histogram", "@timestamp"), ("terms", "grade"), ("terms", "query.raw"), ("average", "grade"),
-            ("unique_count", "client")} <= lens_columns
+    lens_columns = {
+        (column["operationType"], column.get("sourceField"))
+        for vis in on_dashboard
+        if vis["type"] == "lens"
+        for layer in lens_layers(vis).values()
+        for column in layer["columns"].values()
+    }
+    assert {
+        ("date_histogram", "@timestamp"),
+        ("terms", "grade"),
+        ("terms", "query.raw"),
+        ("average", "grade"),
+        ("unique_count", "client"),
+    } <= lens_columns
     (browse,) = [obj for obj in on_dashboard if obj["type"] == "search"]
     assert {"query", "id", "grade", "client", "index_version"} <= set(browse["attributes"]["columns"])

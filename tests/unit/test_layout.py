@@ -1,8 +1,8 @@
 """The layout is the architecture: imports point one way, and no two files import each other.
 
 Reads every module's imports (top level and inside functions) with ``ast``; no import runs.
-Each folder is one subpackage of ``rrsearch`` (pyproject's ``package-dir``): ``core/settings.py``
-is ``rrsearch.core.settings``.
+Each folder is one subpackage of ``rrsearch``, linked as ``rrsearch/<folder>``: ``core/settings.py``
+is ``rrsearch.core.settings`` at ``rrsearch/core/settings.py``, for a static reader as for Python.
 """
 
 from __future__ import annotations
@@ -153,3 +153,56 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
     graph = import_graph(project_modules(tmp_path, packages=("core", "service")))
     assert import_cycles(graph) == [["rrsearch.service.a", "rrsearch.service.b"]]
     assert upward_imports(graph) == ["rrsearch.core.base imports rrsearch.service.a"]
+
+
+def rrsearch_imports(path: Path) -> set[str]:
+    """Every dotted name under ``rrsearch`` that ``path`` imports (``from a import b`` gives ``a.b``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == TOP}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == TOP:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"}
+    return found
+
+
+def unresolved(name: str, root: Path = ROOT) -> bool:
+    """Whether ``name`` names no file or folder under ``root/rrsearch``; a trailing part that
+    is no module is a name inside its parent (``rrsearch.service.fusion.rrf``), which must resolve."""
+    path = root.joinpath(*name.split("."))
+    if path.is_dir() or path.with_suffix(".py").is_file():
+        return False
+    parent = path.parent
+    return not (parent.is_dir() or parent.with_suffix(".py").is_file())
+
+
+def python_files(root: Path = ROOT) -> list[Path]:
+    """The tree's own Python files (not the links under rrsearch/, which are the same files)."""
+    return [
+        *(root / TOP).glob("*.py"),
+        *(path for folder in [*PACKAGES, "tests", "bench"] for path in (root / folder).rglob("*.py")),
+    ]
+
+
+def test_the_subpackages_are_links_to_the_design_folders():
+    """``rrsearch/core`` is ``core/``: one set of files, two names, and nothing else under rrsearch."""
+    for folder in [*PACKAGES, "es_mappings"]:
+        link = ROOT / TOP / folder
+        assert link.is_symlink() and link.resolve() == (ROOT / folder).resolve(), folder
+        assert not Path(link.readlink()).is_absolute(), f"{folder}: a relative link survives a move of the clone"
+
+
+def test_every_rrsearch_import_in_the_tree_resolves_to_a_path_under_rrsearch():
+    """What an editor or a type checker does from the checkout alone: follow ``rrsearch.x.y`` to a file."""
+    names = {name for path in python_files() for name in rrsearch_imports(path)}
+    assert "rrsearch.service.fusion" in names  # the check reads the real imports
+    assert not sorted(name for name in names if unresolved(name))
+
+
+def test_the_resolver_sees_a_dangling_import(tmp_path):
+    (tmp_path / TOP / "core").mkdir(parents=True)
+    (tmp_path / TOP / "core" / "settings.py").write_text("")
+    assert not unresolved("rrsearch.core.settings", tmp_path)
+    assert not unresolved("rrsearch.core.settings.Settings", tmp_path)
+    assert unresolved("rrsearch.core.missing.thing", tmp_path)
+    assert unresolved("rrsearch.service.fusion", tmp_path)

@@ -97,11 +97,23 @@ def test_state_files_are_never_written_through_a_link(tmp_path):
 
 
 def test_the_node_gets_a_minimal_environment(tmp_path):
-    environ = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ES_PASSWORD": "hunter2", "RRS_API_KEYS": "k1",
-               "AWS_SECRET_ACCESS_KEY": "x", "JAVA_HOME": "/old/jdk", "ES_JAVA_OPTS": "-Xmx99g"}
+    environ = {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "ES_PASSWORD": "hunter2",
+        "RRS_API_KEYS": "k1",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "JAVA_HOME": "/old/jdk",
+        "ES_JAVA_OPTS": "-Xmx99g",
+    }
     env = local_node.node_environment(environ, java_home=Path("/jdk"), conf=tmp_path / "config", node_dir=tmp_path)
-    assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ES_JAVA_HOME": "/jdk",
-                   "ES_PATH_CONF": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    assert env == {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "ES_JAVA_HOME": "/jdk",
+        "ES_PATH_CONF": str(tmp_path / "config"),
+        "HOME": str(tmp_path),
+    }
 
 
 def test_cluster_members_seed_each_other_and_bootstrap_once(tmp_path):
@@ -112,8 +124,14 @@ def test_cluster_members_seed_each_other_and_bootstrap_once(tmp_path):
     members = plan_members(tmp_path, 3, [9550, 9551, 9552], [9650, 9651, 9652])
     assert [m["name"] for m in members] == ["rrs-node-1", "rrs-node-2", "rrs-node-3"]
     assert members[2]["dir"] == str(tmp_path / "node-3") and members[2]["transport_port"] == 9652
-    first = render_node_config(tmp_path / "node-2", 9551, 9651, name="rrs-node-2", seed_ports=[9650, 9651, 9652],
-                               masters=["rrs-node-1", "rrs-node-2", "rrs-node-3"])
+    first = render_node_config(
+        tmp_path / "node-2",
+        9551,
+        9651,
+        name="rrs-node-2",
+        seed_ports=[9650, 9651, 9652],
+        masters=["rrs-node-1", "rrs-node-2", "rrs-node-3"],
+    )
     lines = dict(line.split(": ", 1) for line in first.splitlines())
     assert "discovery.type" not in lines and lines["node.name"] == "rrs-node-2"
     assert jsonlib.loads(lines["discovery.seed_hosts"]) == ["127.0.0.1:9650", "127.0.0.1:9651", "127.0.0.1:9652"]
@@ -158,6 +176,7 @@ def _cluster_dir(root: Path, count: int) -> Path:
 
 def _no_jvm(monkeypatch) -> None:
     """Fail the test if a start gets as far as the distribution or a JVM."""
+
     def refuse(*_args, **_kwargs):
         raise AssertionError("a refused start must not prepare the distribution or start a JVM")
 
@@ -179,8 +198,10 @@ def test_one_node_asked_of_a_three_node_directory_is_refused(tmp_path, monkeypat
     root = _cluster_dir(tmp_path / "node", 3)
     _no_jvm(monkeypatch)
     settings = _local(root, monkeypatch, es_nodes=1)
-    said = (f"node directory {root} holds a 3-node cluster; start it with --nodes 3, "
-            f"or use --dir {tmp_path / 'node-1node'} for a 1-node one")
+    said = (
+        f"node directory {root} holds a 3-node cluster; start it with --nodes 3, "
+        f"or use --dir {tmp_path / 'node-1node'} for a 1-node one"
+    )
     with pytest.raises(NodeError, match=re.escape(said)):
         local_node.start_node(settings, log=lambda _m: None)
     assert not list(root.rglob("es.pid"))
@@ -226,5 +247,10 @@ def test_a_failed_first_start_still_leaves_the_directory_size(tmp_path, monkeypa
 
 def test_one_node_lives_in_the_directory_itself(tmp_path):
     [member] = local_node.plan_members(tmp_path, 1, [9200], [9300])
-    assert member == {"name": "rrs-node-1", "dir": str(tmp_path), "http_port": 9200, "transport_port": 9300,
-                      "url": "http://127.0.0.1:9200"}
+    assert member == {
+        "name": "rrs-node-1",
+        "dir": str(tmp_path),
+        "http_port": 9200,
+        "transport_port": 9300,
+        "url": "http://127.0.0.1:9200",
+    }

@@ -13,7 +13,11 @@ def test_passage_index_takes_dims_model_and_analyzer():
     assert props["embedding"]["index"] is True
     assert props["title"]["analyzer"] == props["text"]["analyzer"] == "english"
     assert body["mappings"]["_meta"] == {
-        "schema_version": 1, "bi_encoder": "my/model", "dims": 768, "similarity": "dot_product", "analyzer": "english"
+        "schema_version": 1,
+        "bi_encoder": "my/model",
+        "dims": 768,
+        "similarity": "dot_product",
+        "analyzer": "english",
     }
     assert props["id"]["type"] == props["parent_id"]["type"] == "keyword"
     assert "_comment" not in body
@@ -47,16 +51,19 @@ def test_flat_has_no_hnsw_parameters():
 
 
 def test_hnsw_parameters_are_passed():
-    options = render_passage_index(dims=8, model="m", m=32, ef_construction=200)["mappings"]["properties"][
-        "embedding"
-    ]["index_options"]
+    options = render_passage_index(dims=8, model="m", m=32, ef_construction=200)["mappings"]["properties"]["embedding"][
+        "index_options"
+    ]
     assert options == {"type": "int8_hnsw", "m": 32, "ef_construction": 200}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"dims": 0}, "dims must be positive, got 0"),
-    ({"dims": 8, "similarity": "l2_norm"}, "similarity must be cosine or dot_product, got 'l2_norm'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dims": 0}, "dims must be positive, got 0"),
+        ({"dims": 8, "similarity": "l2_norm"}, "similarity must be cosine or dot_product, got 'l2_norm'"),
+    ],
+)
 def test_bad_vector_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         render_passage_index(model="m", **kwargs)

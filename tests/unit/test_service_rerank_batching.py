@@ -76,8 +76,7 @@ def test_batches_are_bounded_by_tokens_and_by_pairs():
 
 def test_a_pair_longer_than_the_budget_goes_in_a_batch_of_its_own():
     batches: list[BatchRecord] = []
-    batcher = MicroBatcher(lambda items, keep_going: [1.0] * len(items), max_batch_tokens=1000,
-                           on_batch=batches.append)
+    batcher = MicroBatcher(lambda items, keep_going: [1.0] * len(items), max_batch_tokens=1000, on_batch=batches.append)
     future = batcher.submit([("q", "a"), ("q", "huge"), ("q", "b")], _later(), tokens=[50, 5000, 50])
     assert future.result(10) == [1.0, 1.0, 1.0]  # scored, never refused for its length
     assert [(batch.pairs, batch.tokens) for batch in batches] == [(1, 50), (1, 5000), (1, 50)]
@@ -86,8 +85,7 @@ def test_a_pair_longer_than_the_budget_goes_in_a_batch_of_its_own():
 
 def test_without_counts_tokens_are_estimated_from_the_text():
     batches: list[BatchRecord] = []
-    batcher = MicroBatcher(lambda items, keep_going: [0.0] * len(items), max_batch_tokens=100,
-                           on_batch=batches.append)
+    batcher = MicroBatcher(lambda items, keep_going: [0.0] * len(items), max_batch_tokens=100, on_batch=batches.append)
     assert batcher.submit([("q", "w" * 400)] * 3, _later()).result(10) == [0.0] * 3  # ~100 tokens each
     assert [batch.pairs for batch in batches] == [1, 1, 1]
     with pytest.raises(ValueError, match="token counts"):
@@ -134,7 +132,11 @@ def test_a_job_whose_caller_gave_up_is_dropped_between_batches():
 
 
 def test_length_sorted_batches():
-    assert length_sorted_batches([3, 10, 1, 7, 5], 2, 10_000) == [[1, 3], [4, 0], [2]]  # rows only, as without max_tokens
+    assert length_sorted_batches([3, 10, 1, 7, 5], 2, 10_000) == [
+        [1, 3],
+        [4, 0],
+        [2],
+    ]  # rows only, as without max_tokens
     assert length_sorted_batches([3, 10, 1, 7, 5], 8, 15) == [[1], [3, 4], [0, 2]]  # rows x longest <= 15
     assert length_sorted_batches([100, 2, 2], 8, 15) == [[0], [1, 2]]  # one row over the budget goes alone
     assert length_sorted_batches([], 8, 15) == []
@@ -160,7 +162,8 @@ def test_the_reranker_bounds_batches_and_forward_passes_by_tokens(tiny_cross_enc
     try:
         scores = reranker.rerank(query, passages, budget_s=30)
         expected = CrossEncoder(str(tiny_cross_encoder_dir), device="cpu", max_length=128).predict(
-            [(query, p) for p in passages])
+            [(query, p) for p in passages]
+        )
         assert scores == pytest.approx([float(s) for s in expected], abs=1e-5)
         lengths = reranker.pair_lengths(query, passages)
         assert sum(batch.tokens for batch in batches) == sum(min(n, 128) for n in lengths)  # real counts, not guesses

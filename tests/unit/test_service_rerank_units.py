@@ -42,14 +42,19 @@ def test_adaptive_depth_fits_one_search_in_its_budget():
 
 def test_adaptive_depth_counts_tokens_not_pairs():
     long_then_short = [400] * 10 + [50] * 90
-    assert adaptive_depth(long_then_short, floor=10, queued_tokens=0, tokens_per_s=2_000, budget_s=3) == 26  # 4000 + 16 x 50
-    assert adaptive_depth(list(reversed(long_then_short)), floor=10, queued_tokens=0, tokens_per_s=2_000,
-                          budget_s=3) == 90
+    assert (
+        adaptive_depth(long_then_short, floor=10, queued_tokens=0, tokens_per_s=2_000, budget_s=3) == 26
+    )  # 4000 + 16 x 50
+    assert (
+        adaptive_depth(list(reversed(long_then_short)), floor=10, queued_tokens=0, tokens_per_s=2_000, budget_s=3) == 90
+    )
 
 
 def test_adaptive_depth_shares_the_budget_among_searches_in_flight():
-    depths = [adaptive_depth(EVEN, floor=10, queued_tokens=1, tokens_per_s=10_000, budget_s=3, concurrent=c)
-              for c in (1, 2, 4, 8, 16, 24, 32)]
+    depths = [
+        adaptive_depth(EVEN, floor=10, queued_tokens=1, tokens_per_s=10_000, budget_s=3, concurrent=c)
+        for c in (1, 2, 4, 8, 16, 24, 32)
+    ]
     assert depths == [100, 100, 60, 30, 15, 10, 0]  # gradual, and the stage is skipped only below the floor
 
 

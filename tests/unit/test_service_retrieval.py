@@ -6,9 +6,16 @@ from rrsearch.service.retrieval import FilterError, bm25_body, filter_clauses, f
 from rrsearch.service.schemas import RangeFilter
 
 PROPS = {
-    "id": {"type": "keyword"}, "parent_id": {"type": "keyword"}, "text": {"type": "text"},
-    "metadata": {"properties": {"topic": {"type": "keyword"}, "year": {"type": "long"},
-                                "author": {"properties": {"name": {"type": "keyword"}}}}},
+    "id": {"type": "keyword"},
+    "parent_id": {"type": "keyword"},
+    "text": {"type": "text"},
+    "metadata": {
+        "properties": {
+            "topic": {"type": "keyword"},
+            "year": {"type": "long"},
+            "author": {"properties": {"name": {"type": "keyword"}}},
+        }
+    },
 }
 
 
@@ -19,17 +26,24 @@ def test_parse_fields_keeps_boosts():
 
 
 def test_filterable_fields_come_from_the_mapping():
-    assert filterable_fields(PROPS) == {"parent_id": "keyword", "metadata.topic": "keyword", "metadata.year": "long",
-                                        "metadata.author.name": "keyword"}
+    assert filterable_fields(PROPS) == {
+        "parent_id": "keyword",
+        "metadata.topic": "keyword",
+        "metadata.year": "long",
+        "metadata.author.name": "keyword",
+    }
 
 
-@pytest.mark.parametrize("filters, message", [
-    ({"year": "not-a-year"}, "'year' holds integer values: give an integer"),
-    ({"year": RangeFilter(gte="")}, "'year' holds integer values"),
-    ({"year": [2000, 20.5]}, "'year' holds integer values"),
-    ({"topic": 5}, "'topic' holds string values: give a string"),
-    ({"topic": True}, "'topic' holds string values"),
-])
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ({"year": "not-a-year"}, "'year' holds integer values: give an integer"),
+        ({"year": RangeFilter(gte="")}, "'year' holds integer values"),
+        ({"year": [2000, 20.5]}, "'year' holds integer values"),
+        ({"topic": 5}, "'topic' holds string values: give a string"),
+        ({"topic": True}, "'topic' holds string values"),
+    ],
+)
 def test_filter_values_must_fit_the_field_type(filters, message):
     with pytest.raises(FilterError, match=message) as info:
         filter_clauses(filters, filterable_fields(PROPS))

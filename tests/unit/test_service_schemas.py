@@ -7,13 +7,22 @@ from rrsearch.service.schemas import LimitError, SearchRequest, check_limits
 
 def test_defaults():
     req = SearchRequest.model_validate({"query": "vitamin d"})
-    assert (req.top_k, req.mode, req.rerank, req.collapse, req.highlight, req.from_) == (10, "hybrid", True, True, True, 0)
+    assert (req.top_k, req.mode, req.rerank, req.collapse, req.highlight, req.from_) == (
+        10,
+        "hybrid",
+        True,
+        True,
+        True,
+        0,
+    )
     assert req.fusion.method == "rrf"
 
 
 def test_fusion_shorthand_and_object():
     assert SearchRequest.model_validate({"query": "q", "fusion": "linear"}).fusion.method == "linear"
-    req = SearchRequest.model_validate({"query": "q", "fusion": {"method": "linear", "normalization": "zscore", "weight": 0.3}})
+    req = SearchRequest.model_validate(
+        {"query": "q", "fusion": {"method": "linear", "normalization": "zscore", "weight": 0.3}}
+    )
     assert (req.fusion.normalization, req.fusion.weight) == ("zscore", 0.3)
 
 

@@ -67,9 +67,17 @@ def test_beir_malformed_qrels_line_names_the_line(tmp_path):
 def test_jsonl_single_and_list_positives(tmp_path):
     path = tmp_path / "judgments.jsonl"
     path.write_text(
-        json.dumps({"query": "what is bm25", "positive": "BM25 is a ranking function."}) + "\n\n"
-        + json.dumps({"query": "ice", "positive": ["Glaciers carve valleys.", "Ice floats."],
-                      "negatives": ["Bees dance."], "positive_ids": ["doc-7"]}) + "\n"
+        json.dumps({"query": "what is bm25", "positive": "BM25 is a ranking function."})
+        + "\n\n"
+        + json.dumps(
+            {
+                "query": "ice",
+                "positive": ["Glaciers carve valleys.", "Ice floats."],
+                "negatives": ["Bees dance."],
+                "positive_ids": ["doc-7"],
+            }
+        )
+        + "\n"
     )
     first, second = load_judgments(path)
     assert first.id == "judgments.jsonl:1" and first.positive_texts == ["BM25 is a ranking function."]

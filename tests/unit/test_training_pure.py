@@ -49,8 +49,9 @@ def test_random_sampling_is_seeded_within_the_range_and_keeps_rank_order():
 
 
 def test_fewer_candidates_than_asked_returns_them_all():
-    assert pick_negatives(["a", "b", "c"], {"b"}, min_rank=1, max_rank=30, count=8, sampling="random",
-                          rng=random.Random(0)) == ["a", "c"]
+    assert pick_negatives(
+        ["a", "b", "c"], {"b"}, min_rank=1, max_rank=30, count=8, sampling="random", rng=random.Random(0)
+    ) == ["a", "c"]
 
 
 def test_zero_negatives_and_unknown_sampling():
@@ -82,9 +83,13 @@ def test_given_positive_is_recognised_in_a_hit_either_way_round():
 
 def mined(n, negatives=2):
     return [
-        MinedQuery(id=f"q{i}", query=f"query {i}", positives=[f"pos {i}"],
-                   negatives=[f"neg {i}.{j}" for j in range(negatives)],
-                   ranked=[f"neg {i}.0", f"pos {i}", f"neg {i}.1"])
+        MinedQuery(
+            id=f"q{i}",
+            query=f"query {i}",
+            positives=[f"pos {i}"],
+            negatives=[f"neg {i}.{j}" for j in range(negatives)],
+            ranked=[f"neg {i}.0", f"pos {i}", f"neg {i}.1"],
+        )
         for i in range(n)
     ]
 
@@ -142,7 +147,9 @@ def test_default_eval_steps_and_metric_prefix():
     assert default_eval_steps(rows=1000, batch_size=16, epochs=1) == 16  # 63 steps / 4
     assert default_eval_steps(rows=3, batch_size=16, epochs=1) == 1
     assert strip_prefix({"heldout_ndcg@10": 0.51234, "heldout_base_map": 0.2, "other": 1}, "heldout_") == {
-        "ndcg@10": 0.5123, "base_map": 0.2}
+        "ndcg@10": 0.5123,
+        "base_map": 0.2,
+    }
 
 
 def test_train_config_from_settings_prefers_overrides():
@@ -154,15 +161,40 @@ FACTS = {
     "name": "my-reranker",
     "date": "2026-11-26 12:00 UTC",
     "base_model": "all-MiniLM-L6-v2",
-    "data": {"source": "/data/scifact", "format": "BEIR (train split)", "queries": 809, "alias": "scifact",
-             "index": "scifact-v1", "dropped_missing": 0},
-    "mining": {"negatives": 8, "min_rank": 1, "max_rank": 30, "sampling": "random", "seed": 42,
-               "mined_total": 6400, "seconds": 31.5},
-    "result": {"output_dir": "/models/my-reranker", "config": TrainConfig().__dict__ | {"eval_fraction": 0.1},
-               "device": "cpu", "precision": "fp32", "train_queries": 728, "heldout_queries": 81,
-               "train_rows": 7300, "steps": 457, "seconds": 1234.5, "stopped_early": False, "best_step": 400,
-               "first_stage": {"ndcg@10": 0.61}, "before": {"ndcg@10": 0.2}, "after": {"ndcg@10": 0.66},
-               "eval_history": []},
+    "data": {
+        "source": "/data/scifact",
+        "format": "BEIR (train split)",
+        "queries": 809,
+        "alias": "scifact",
+        "index": "scifact-v1",
+        "dropped_missing": 0,
+    },
+    "mining": {
+        "negatives": 8,
+        "min_rank": 1,
+        "max_rank": 30,
+        "sampling": "random",
+        "seed": 42,
+        "mined_total": 6400,
+        "seconds": 31.5,
+    },
+    "result": {
+        "output_dir": "/models/my-reranker",
+        "config": TrainConfig().__dict__ | {"eval_fraction": 0.1},
+        "device": "cpu",
+        "precision": "fp32",
+        "train_queries": 728,
+        "heldout_queries": 81,
+        "train_rows": 7300,
+        "steps": 457,
+        "seconds": 1234.5,
+        "stopped_early": False,
+        "best_step": 400,
+        "first_stage": {"ndcg@10": 0.61},
+        "before": {"ndcg@10": 0.2},
+        "after": {"ndcg@10": 0.66},
+        "eval_history": [],
+    },
 }
 
 

@@ -43,7 +43,15 @@ def test_the_page_loads_only_its_own_assets():
 
 def test_the_script_never_parses_response_text_as_html():
     script = (STATIC_DIR / "search.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                 "createContextualFragment", "DOMParser"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "createContextualFragment",
+        "DOMParser",
+    ):
         assert sink not in script, sink
     assert "textContent" in script
