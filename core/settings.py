@@ -55,11 +55,25 @@ class ElasticsearchSettings(BaseModel):
         description="URL of an existing cluster, or several nodes' URLs separated by commas (the client "
         "moves on when one dies). When unset, the local node or cluster (rrs es start) is used.",
     )
-    es_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ES_API_KEY"))
-    es_username: str | None = Field(default=None, validation_alias=_env("ES_USERNAME"))
-    es_password: SecretStr | None = Field(default=None, validation_alias=_env("ES_PASSWORD"))
-    es_ca_certs: str | None = Field(default=None, validation_alias=_env("ES_CA_CERTS"))
-    es_request_timeout_s: float = Field(default=10.0, gt=0)
+    es_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ES_API_KEY"),
+        description="Encoded API key for ES_URL (wins over user/password).",
+    )
+    es_username: str | None = Field(
+        default=None, validation_alias=_env("ES_USERNAME"), description="Basic-auth user for ES_URL (with ES_PASSWORD)."
+    )
+    es_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("ES_PASSWORD"), description="Basic-auth password (with ES_USERNAME)."
+    )
+    es_ca_certs: str | None = Field(
+        default=None,
+        validation_alias=_env("ES_CA_CERTS"),
+        description="CA bundle (PEM file) to verify the cluster's TLS certificate.",
+    )
+    es_request_timeout_s: float = Field(
+        default=10.0, gt=0, description="Client timeout of one Elasticsearch request (ingest allows at least 120 s)."
+    )
 
     @field_validator("es_url")
     @classmethod
@@ -82,9 +96,13 @@ class LocalNodeSettings(BaseModel):
         description="Cache for the downloaded distribution, the ONNX exports made on first use and, by default, the node's data.",
     )
     es_node_dir: Path | None = Field(default=None, description="Data, logs, config and pid file of the local node.")
-    es_port: int = Field(default=9200, ge=1, le=65535)
-    es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$")
-    es_start_timeout_s: float = Field(default=180.0, gt=0)
+    es_port: int = Field(
+        default=9200, ge=1, le=65535, description="HTTP port of the first local node (the next free one if taken)."
+    )
+    es_heap: str = Field(default="2g", pattern=r"^\d+[mg]$", description="JVM heap of each local node.")
+    es_start_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long rrs es start waits for a yellow cluster."
+    )
     es_nodes: int = Field(default=1, ge=1, le=9, description="Nodes of the local cluster (each with RRS_ES_HEAP).")
     es_english_plugin: bool = Field(
         default=True, description="Build (Maven, once) and install the english analysis plugin before the node starts."
@@ -107,24 +125,34 @@ class LocalNodeSettings(BaseModel):
 class IndexSettings(BaseModel):
     """Shape of the passage and search-log indexes (core/indexes.py, core/mappings.py)."""
 
-    index_alias: str = Field(default="passages", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    search_log_index: str = Field(default="rrs-search-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    index_alias: str = Field(
+        default="passages", pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="The alias searches and ingest use."
+    )
+    search_log_index: str = Field(
+        default="rrs-search-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Index the search log is written to."
+    )
     analyzer: str = Field(
         default="auto",
         description="Text analyzer; 'auto' = 'english' when the node has it, else 'standard'.",
     )
-    vector_similarity: Literal["cosine", "dot_product"] = "cosine"
-    vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "int8_hnsw"
-    hnsw_m: int = Field(default=16, ge=2, le=512)
-    hnsw_ef_construction: int = Field(default=100, ge=2, le=3200)
+    vector_similarity: Literal["cosine", "dot_product"] = Field(
+        default="cosine", description="Similarity of the dense_vector field."
+    )
+    vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = Field(
+        default="int8_hnsw", description="Vector index (quantization); hnsw where the server lacks the quantization."
+    )
+    hnsw_m: int = Field(default=16, ge=2, le=512, description="HNSW graph links per node (m).")
+    hnsw_ef_construction: int = Field(
+        default=100, ge=2, le=3200, description="HNSW candidates while building (ef_construction)."
+    )
     number_of_shards: int = Field(
         default=1, ge=1, description="Passage index shards (at index create and every new version)."
     )
     number_of_replicas: int = Field(
         default=0, ge=0, description="Passage index replicas; 1+ on a cluster survives a node loss."
     )
-    search_log_shards: int = Field(default=1, ge=1)
-    search_log_replicas: int = Field(default=0, ge=0)
+    search_log_shards: int = Field(default=1, ge=1, description="Search-log index shards.")
+    search_log_replicas: int = Field(default=0, ge=0, description="Search-log index replicas.")
 
 
 class ModelSettings(BaseModel):
@@ -134,8 +162,8 @@ class ModelSettings(BaseModel):
         default="all-MiniLM-L6-v2",
         description="Name or path; 'all-MiniLM-L6-v2' resolves to the packaged offline copy.",
     )
-    query_prompt: str = ""
-    passage_prompt: str = ""
+    query_prompt: str = Field(default="", description="Prefix of every query before encoding (e.g. 'query: ').")
+    passage_prompt: str = Field(default="", description="Prefix of every passage before encoding (e.g. 'passage: ').")
     device: str | None = Field(default=None, description="'cuda', 'cpu'; default: cuda if present.")
     encode_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch (CPU).")
     encode_token_budget: int | None = Field(
@@ -238,10 +266,12 @@ class RetrievalSettings(BaseModel):
     knn_num_candidates: int = Field(
         default=200, ge=1, le=10000, description="HNSW candidates per shard (at least `candidates`)."
     )
-    default_candidates: int = Field(default=100, ge=1, le=1000)
-    max_candidates: int = Field(default=500, ge=1, le=10000)
-    max_top_k: int = Field(default=100, ge=1, le=1000)
-    max_query_chars: int = Field(default=1000, ge=1, le=100_000)
+    default_candidates: int = Field(
+        default=100, ge=1, le=1000, description="Fused candidates reranked when a request does not say."
+    )
+    max_candidates: int = Field(default=500, ge=1, le=10000, description="Most `candidates` a request may ask for.")
+    max_top_k: int = Field(default=100, ge=1, le=1000, description="Most hits (`top_k`) a request may ask for.")
+    max_query_chars: int = Field(default=1000, ge=1, le=100_000, description="Longest query (characters).")
     max_request_bytes: int = Field(default=65_536, ge=1024, description="Request bodies larger than this get 413.")
     rrf_k: int = Field(default=60, ge=1, description="Default RRF constant.")
     retrieval_path: Literal["msearch", "retrievers"] = Field(
@@ -262,7 +292,7 @@ class RetrievalSettings(BaseModel):
     window_cache_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Memory the kept windows may take (per process); oldest go first."
     )
-    window_cache_ttl_s: float = Field(default=600.0, ge=0)
+    window_cache_ttl_s: float = Field(default=600.0, ge=0, description="How long a kept window serves later pages.")
 
 
 class RerankSettings(BaseModel):
@@ -348,7 +378,7 @@ class ServeSettings(BaseModel):
     api_keys: SecretStr | None = Field(
         default=None, validation_alias=_env("API_KEYS"), description="Comma-separated API keys; unset = no auth."
     )
-    search_log_enabled: bool = True
+    search_log_enabled: bool = Field(default=True, description="Log every search to RRS_SEARCH_LOG_INDEX.")
     search_log_queue_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
@@ -358,8 +388,10 @@ class ServeSettings(BaseModel):
         default="search",
         description="search: the whole API; reranker: only /rerank (no Elasticsearch, no bi-encoder).",
     )
-    serve_host: str = "127.0.0.1"
-    serve_port: int = Field(default=8000, ge=1, le=65535)
+    serve_host: str = Field(
+        default="127.0.0.1", description="Address gunicorn binds (keep loopback behind a reverse proxy)."
+    )
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="Port gunicorn binds.")
     serve_workers: int = Field(
         default=1, ge=1, description="Gunicorn workers; each holds one model copy (one per GPU)."
     )
@@ -387,8 +419,8 @@ class JudgmentsSettings(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
         description="Index the marks are stored in (one document per query, id and client).",
     )
-    judgments_shards: int = Field(default=1, ge=1)
-    judgments_replicas: int = Field(default=0, ge=0)
+    judgments_shards: int = Field(default=1, ge=1, description="Judgments index shards.")
+    judgments_replicas: int = Field(default=0, ge=0, description="Judgments index replicas.")
     judgments_max_batch: int = Field(
         default=100, ge=1, le=1000, description="Most marks one POST /judgments may carry."
     )
@@ -421,11 +453,15 @@ class KibanaSettings(BaseModel):
         validation_alias=_env("KIBANA_USERNAME"),
         description="Basic-auth user; default: ES_USERNAME (Kibana authenticates against Elasticsearch).",
     )
-    kibana_password: SecretStr | None = Field(default=None, validation_alias=_env("KIBANA_PASSWORD"))
+    kibana_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("KIBANA_PASSWORD"),
+        description="Basic-auth password (with KIBANA_USERNAME; both unset: ES_USERNAME/ES_PASSWORD).",
+    )
     kibana_space: str | None = Field(
         default=None, pattern=r"^[a-z0-9_-]+$", description="Kibana space id; unset = the default space."
     )
-    kibana_request_timeout_s: float = Field(default=30.0, gt=0)
+    kibana_request_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one Kibana request.")
 
     @field_validator("kibana_url")
     @classmethod
@@ -470,10 +506,12 @@ class TrainingSettings(BaseModel):
         default="bce",
         description="bce: binary cross-entropy on (query, passage, label); mnrl: multiple negatives ranking.",
     )
-    train_epochs: float = Field(default=2.0, gt=0)
-    train_batch_size: int = Field(default=16, ge=1, le=4096)
-    train_learning_rate: float = Field(default=5e-5, gt=0, lt=1)
-    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    train_epochs: float = Field(default=2.0, gt=0, description="Training epochs.")
+    train_batch_size: int = Field(default=16, ge=1, le=4096, description="Pairs (bce) or queries (mnrl) per step.")
+    train_learning_rate: float = Field(default=5e-5, gt=0, lt=1, description="Peak learning rate.")
+    train_warmup_ratio: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of steps spent warming the learning rate up."
+    )
     train_max_length: int = Field(default=128, ge=16, le=8192, description="Token cap per (query, passage) pair.")
     train_eval_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Share of training queries held out for evaluation."
@@ -499,11 +537,11 @@ class TrainingSettings(BaseModel):
     train_encoder_base_model: str | None = Field(
         default=None, description="Bi-encoder to fine-tune (name or path); default: RRS_BI_ENCODER."
     )
-    train_encoder_epochs: float = Field(default=1.0, gt=0)
+    train_encoder_epochs: float = Field(default=1.0, gt=0, description="Bi-encoder training epochs.")
     train_encoder_batch_size: int = Field(
         default=32, ge=2, le=4096, description="Rows per step; every other row's passages are in-batch negatives."
     )
-    train_encoder_learning_rate: float = Field(default=2e-5, gt=0, lt=1)
+    train_encoder_learning_rate: float = Field(default=2e-5, gt=0, lt=1, description="Bi-encoder peak learning rate.")
     train_encoder_negatives: int = Field(default=1, ge=0, le=16, description="Mined hard negatives per row.")
     train_encoder_min_rank: int = Field(default=1, ge=1, description="Best hybrid rank a mined negative may have.")
     train_encoder_max_rank: int = Field(
