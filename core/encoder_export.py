@@ -30,11 +30,15 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from rrsearch.core.errors import ExportMismatch
 from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path
 from rrsearch.core.onnx_export import export_module, fuse, model_inputs, quantize_int8
 from rrsearch.core.onnx_models import ENCODER_CARD
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MIN_FP32_COSINE = 0.999
 MIN_INT8_COSINE = 0.97
@@ -102,7 +106,9 @@ def export_bi_encoder(
         onnx_dir / "model.onnx",
         onnx_dir / "model_qint8.onnx",
     )
-    transformer = encoder[0].auto_model
+    # torch types a submodule's attributes as Tensor | Module; the first module of a
+    # SentenceTransformer is its Transformer, whose auto_model is the Hugging Face model
+    transformer = cast("PreTrainedModel", encoder[0].auto_model)
     features = encoder.tokenizer(["a query", "a longer passage"], padding=True, return_tensors="pt")
     exporter = export_module(
         _Embedder(transformer, pooling, normalized), features, raw_path, output="sentence_embedding"
@@ -112,14 +118,18 @@ def export_bi_encoder(
 
     texts = list(sample or CHECK_TEXTS)
     reference = encoder.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
-    card = {
+    max_seq_length = encoder.max_seq_length
+    if max_seq_length is None:
+        raise ExportMismatch(f"{model!r} declares no maximum sequence length; the ONNX side needs one")
+    checks: dict[str, dict[str, float]] = {}
+    card: dict[str, Any] = {
         "source": model_label(model),
         "pooling": pooling,
         "normalized": normalized,
-        "max_seq_length": int(encoder.max_seq_length),
+        "max_seq_length": int(max_seq_length),
         "dims": int(reference.shape[1]),
         "check_texts": len(texts),
-        "checks": {},
+        "checks": checks,
     }
     result = EncoderExport(folder=folder, paths=[fp32_path], exporter=exporter, fused_ops=fused_ops)
     files = [(fp32_path, MIN_FP32_COSINE)]
@@ -146,9 +156,9 @@ def export_bi_encoder(
                 f"{name} embeds {worst[:60]!r} at cosine {figures['min_cosine']:.4f} from sentence-transformers' "
                 f"own vector (at least {floor} required); not serving it"
             )
-        card["checks"][name] = figures
+        checks[name] = figures
     (folder / ENCODER_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    result.checks = card["checks"]
+    result.checks = checks
     return result
 
 

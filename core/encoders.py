@@ -128,15 +128,17 @@ def load_bi_encoder(
         )
     model = SentenceTransformer(path, device=device)
     model.backend = "torch"
-    model.precision = "fp32"
+    precision = "fp32"
     if device.startswith("cuda"):
         model.half()
-        model.precision = "fp16"
+        precision = "fp16"
     elif dtype == "bf16":
         import torch
 
         model.to(torch.bfloat16)
-        model.precision = "bf16"
+        precision = "bf16"
+    # our own tag (read by /health); torch types Module.__setattr__ for tensors and modules only
+    model.precision = precision  # type: ignore[assignment]
     return model
 
 

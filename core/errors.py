@@ -190,7 +190,8 @@ class IngestInterrupted(KeyboardInterrupt):
 
 def subclasses(root: type = RRSError) -> list[type]:
     """``root`` and every class below it, depth first (the mapping test walks this)."""
-    found = [root]
+    found: list[type] = [root]
+    child: type
     for child in root.__subclasses__():
         found.extend(subclasses(child))
     return found

@@ -56,7 +56,9 @@ def export_folder(kind: str, source: Path, home: Path) -> Path:
     return home / "onnx" / f"{kind}-{content_fingerprint(Path(source))}"
 
 
-def cached_export(kind: str, source: Path, home: Path, served_file: str, export: Callable[[Path, Path], None]) -> Path:
+def cached_export(
+    kind: str, source: Path, home: Path, served_file: str, export: Callable[[Path, Path], object]
+) -> Path:
     """The cache folder holding ``served_file`` for ``source``, exporting into it once.
 
     Processes that start together (gunicorn workers) wait on one lock file and the first one

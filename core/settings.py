@@ -27,10 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_HOME = Path("/var/cache/rrs") if os.geteuid() == 0 else Path.home() / ".cache" / "rrs"
 
 
-def _http_url(value: str | None) -> str | None:
-    """An http(s) URL without its trailing slash; empty means unset."""
-    if not value:
-        return None
+def _http_url(value: str) -> str:
+    """An http(s) URL without its trailing slash (callers map an empty value to unset)."""
     if not value.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
     return value.rstrip("/")
@@ -369,7 +367,7 @@ class RerankSettings(BaseModel):
     @field_validator("reranker_url")
     @classmethod
     def _reranker_url_has_scheme(cls, value: str | None) -> str | None:
-        return _http_url(value)
+        return _http_url(value) if value else None
 
 
 class ServeSettings(BaseModel):

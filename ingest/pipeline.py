@@ -24,10 +24,11 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rrsearch.core.errors import IngestInterrupted, RecordRejected
 from rrsearch.core.passage import passage_document
@@ -64,7 +65,7 @@ class Batch:
     rows: list[PassageRow]
     to_encode: list[PassageRow] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
-    vectors: object = None
+    vectors: Iterable[Any] | None = None  # the encoder's output, one vector per row of to_encode
 
 
 # --- preparing batches (prepare thread) -------------------------------------------------
@@ -213,6 +214,7 @@ def _batches(
 def _actions(
     batch: Batch, index: str, model: str, source_names: dict[str, str], now: str, rejected_docs: set[str]
 ) -> Iterator[dict]:
+    assert batch.vectors is not None  # only encoded batches are indexed
     for row, vector in zip(batch.to_encode, batch.vectors):
         doc, p = row.doc, row.passage
         if doc.id in rejected_docs:
@@ -662,6 +664,7 @@ def _encode_all(
                 batch.vectors = encode([row.passage.embed_text for row in batch.to_encode])
             report.encoded += len(batch.to_encode)
             if not _put(to_index, batch, lambda: indexer.error is not None):
+                assert indexer.error is not None  # _put gives up only once the index thread has failed
                 raise indexer.error
         bar.update(len(batch.rows))
         bar.set_postfix(records=report.read, rejected=rejects.count, refresh=False)

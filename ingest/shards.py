@@ -86,6 +86,7 @@ def read_shard(shard: Shard, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> It
     """The records of one shard, as the whole-file reader gives them for that part."""
     path = Path(shard.path)
     if shard.kind == "file":
+        assert shard.root is not None  # a "file" shard always names its folder
         yield read_text_file(path, Path(shard.root))
     elif shard.kind == "parquet":
         yield from read_parquet(

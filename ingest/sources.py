@@ -22,9 +22,10 @@ import hashlib
 import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rrsearch.core.errors import SourceError
 
@@ -207,11 +208,13 @@ def read_jsonl(
         if line.error:
             yield RawRecord(name, line.number, raw=line.excerpt, error=line.error)
             continue
-        if not line.text.strip():
+        text = line.text
+        assert text is not None  # a line without an error has its text
+        if not text.strip():
             continue
-        data, error = parse_json_object(line.text)
+        data, error = parse_json_object(text)
         yield RawRecord(
-            name, line.number, data=data, raw=None if data is not None else line.text.rstrip("\r\n"), error=error
+            name, line.number, data=data, raw=None if data is not None else text.rstrip("\r\n"), error=error
         )
 
 
@@ -236,6 +239,7 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Spa
                 bad[line.number] = line.error
                 yield (line.excerpt or "?") + "\n"  # not blank: the row must surface to be rejected
             else:
+                assert line.text is not None  # a line without an error has its text
                 yield line.text
 
     # strict: a quote left open runs to the end of the file; that must be an error, not one huge field
@@ -255,35 +259,37 @@ def read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, span: Spa
         return
     start = consumed + 1
     if later:
+        assert span is not None  # ``later`` implies a span
         bad.clear()
         consumed = span[2] - 1
         start = span[2]
         reader = csv.DictReader(texts(span), fieldnames=header, restkey="__extra__", strict=True)
     while True:
+        row: dict[str | Any, str | Any] | None
         try:
-            row, error = next(reader), None
+            row, error = next(reader), ""
         except StopIteration:
             return
         except csv.Error as exc:
             row, error = None, f"bad CSV row: {exc}"
         line, end = start, max(consumed, start)
         start = consumed + 1
-        span = f" (the row spans lines {line}-{end})" if end > line else ""
+        spans = f" (the row spans lines {line}-{end})" if end > line else ""
         unreadable = next((n for n in range(line, end + 1) if n in bad), None)
         raw = json.dumps(row, ensure_ascii=False) if row is not None else None
         if unreadable is not None:
-            yield RawRecord(name, line, raw=raw, error=f"line {unreadable}: {bad[unreadable]}{span}")
-        elif error:
-            yield RawRecord(name, line, error=error + span)
+            yield RawRecord(name, line, raw=raw, error=f"line {unreadable}: {bad[unreadable]}{spans}")
+        elif row is None:  # the parser's error
+            yield RawRecord(name, line, error=error + spans)
         elif "__extra__" in row:
             yield RawRecord(
                 name,
                 line,
                 raw=raw,
-                error=f"row has {len(header) + len(row['__extra__'])} fields, header has {len(header)}{span}",
+                error=f"row has {len(header) + len(row['__extra__'])} fields, header has {len(header)}{spans}",
             )
         elif any(value is None for value in row.values()):
-            yield RawRecord(name, line, raw=raw, error=f"row has fewer fields than the header ({len(header)}){span}")
+            yield RawRecord(name, line, raw=raw, error=f"row has fewer fields than the header ({len(header)}){spans}")
         else:
             yield RawRecord(name, line, data=dict(row))
 
@@ -382,7 +388,12 @@ def read_folder(root: Path) -> Iterator[RawRecord]:
             yield read_text_file(path, root)
 
 
-READERS = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "folder": read_folder}
+READERS: dict[str, Callable[..., Iterator[RawRecord]]] = {
+    "jsonl": read_jsonl,
+    "csv": read_csv,
+    "parquet": read_parquet,
+    "folder": read_folder,
+}
 
 
 def check_sources(paths: list[Path]) -> list[tuple[Path, str]]:

@@ -148,7 +148,7 @@ class JudgmentStore:
                 query={"terms": {"parent_id": wanted}},
                 collapse={"field": "parent_id"},
                 size=len(wanted),
-                source=["parent_id"],
+                source={"includes": ["parent_id"]},
                 track_total_hits=False,
             )
         except NotFoundError as exc:
@@ -159,9 +159,13 @@ class JudgmentStore:
         self, marks: Sequence[Mark], *, alias: str, client: str, request_id: str, batch: bool = False
     ) -> list[dict]:
         """Check and write ``marks`` (all or none); the stored records, each with its ``judgment_id``."""
-        documents = [mark.id for mark in marks if mark.kind == DOCUMENT]
+        documents = [mark.judged_id for mark in marks if mark.kind == DOCUMENT]
         versions = self.locate(alias, documents)
-        missing = [(n, mark.id) for n, mark in enumerate(marks) if mark.kind == DOCUMENT and mark.id not in versions]
+        missing = [
+            (n, mark.judged_id)
+            for n, mark in enumerate(marks)
+            if mark.kind == DOCUMENT and mark.judged_id not in versions
+        ]
         if missing:
             raise UnknownDocuments(alias, missing, batch)
         now = datetime.now(UTC).isoformat()
@@ -169,6 +173,7 @@ class JudgmentStore:
         self._ensure_index()
         actions = [{"_index": self.index, "_id": doc_id, "_source": source} for doc_id, source in records]
         _, errors = helpers.bulk(self._client(), actions, raise_on_error=False, max_retries=0, stats_only=False)
+        assert isinstance(errors, list)  # stats_only=False: the failed items, not their count
         if errors:
             status = next(iter(errors[0].values())).get("status", 0)
             raise BackendUnavailable(f"the judgments index refused {len(errors)} mark(s) (status {status})")

@@ -121,11 +121,12 @@ def scores_in_input_order(response, count: int) -> list[float]:
     """``[{index, score}, ...]`` (sorted by score) back into one score per input, in order."""
     try:
         ranks = response.json()
-        scores = [None] * count
+        scores: list[float | None] = [None] * count
         for rank in ranks:
             scores[int(rank["index"])] = float(rank["score"])
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise RerankError(f"remote reranker sent an answer that is not a rank list ({exc})") from exc
-    if any(score is None for score in scores):
+    scored = [score for score in scores if score is not None]
+    if len(scored) != count:
         raise RerankError("remote reranker left some texts unscored")
-    return scores
+    return scored

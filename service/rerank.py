@@ -50,7 +50,7 @@ from rrsearch.core.tokenization import (
     truncating,
 )
 from rrsearch.service.batching import MicroBatcher, Pair
-from rrsearch.service.blend import load_calibration
+from rrsearch.service.blend import BlendConfig, load_calibration
 
 
 def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
@@ -160,7 +160,7 @@ class CrossEncoderReranker:
         self.batch_size = settings.rerank_batch_size or (32 if device.startswith("cuda") else 8)
         self.max_batch_tokens = settings.rerank_max_batch_tokens
         self.backend = backend
-        self.calibration = None  # BlendConfig from the model folder's rrs_rerank.json, if it has one
+        self.calibration: BlendConfig | None = None  # from the model folder's rrs_rerank.json, if it has one
         self.dtype = "fp32"
         self._forward = forward
         if activation not in ACTIVATIONS:

@@ -275,7 +275,7 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
                 "installs it locally; README: Inside Elasticsearch), or set it to msearch"
             ) from exc
         _raise_item_error(index, {"error": error, "status": exc.meta.status})
-    return _result(response)
+    return _result(response.body)
 
 
 def _result(item: dict) -> SearchResult:

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import asdict
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own provider: it has sort_keys
     app.json.sort_keys = False
     metrics = Metrics()
     reranker_problem = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic.json_schema import models_json_schema
 
 from rrsearch.service.http.ranking import CohereV2RerankRequest, CohereV2RerankResponse
@@ -35,7 +37,7 @@ GET_PARAMS = [
     ("rerank_depth", "rerank_depth", False),
     ("rerank_normalization", "rerank_normalization", False),
 ]
-SCALAR_SCHEMAS = {
+SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
     "integer": {"type": "integer"},
     "number": {"type": "number"},
     "boolean": {"type": "boolean"},
@@ -219,7 +221,7 @@ def build_openapi(
         "503": _json("ErrorResponse", "No reranker loaded, or it is overloaded or past its time budget."),
         **({"401": errors["401"]} if auth else {}),
     }
-    rerank_operation = {
+    rerank_operation: dict[str, Any] = {
         "summary": "Rank texts for a query (text-embeddings-inference's /rerank; Cohere's documents/top_n)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RerankRequest")}}},
         "responses": {
