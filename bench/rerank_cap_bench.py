@@ -54,8 +54,8 @@ def smallest_within(ndcg_by_cap: dict[int, float], tolerance: float = TOLERANCE)
 
 def train(settings, es, alias: str, fit: list, model_dir: Path, max_length: int, title_queries: int) -> dict:
     """The default recipe at ``max_length`` tokens on ``fit`` (mined over ``alias``) plus title queries."""
+    from rrsearch.training.reranker import TrainConfig, train_reranker
     from rrsearch.training.run import gather_training_data, mining_config_from
-    from rrsearch.training.trainer import TrainConfig, train_reranker
 
     mining = mining_config_from(settings, title_queries=title_queries)
     config = TrainConfig.from_settings(settings, max_length=max_length)

@@ -5,7 +5,7 @@ our own hybrid negatives beat hybrid retrieval alone?
 
 1. Index the SciFact corpus through the real ingest code (``run_ingest``; a re-run finds
    it done), or use ``--index`` when an alias already holds it (e.g. ``eval-scifact``).
-2. Train with ``training.run.run_training`` on ``qrels/train.tsv`` (809 queries): negatives
+2. Train with ``training.reranker_run.run_training`` on ``qrels/train.tsv`` (809 queries): negatives
    mined by the service's hybrid pipeline, the packaged all-MiniLM-L6-v2 as the base.
 3. Evaluate on ``qrels/test.tsv`` (300 queries) through the service's pipeline, as
    ``rrs eval`` does: hybrid (RRF) alone vs hybrid + the trained reranker over
@@ -78,8 +78,8 @@ def main() -> None:
     from rrsearch.evaluation.runner import FusionParams, run_configuration
     from rrsearch.service.schemas import SearchRequest
     from rrsearch.training.mining import MiningConfig
-    from rrsearch.training.run import run_training
-    from rrsearch.training.trainer import TrainConfig
+    from rrsearch.training.reranker import TrainConfig
+    from rrsearch.training.reranker_run import run_training
 
     device = pick_device(args.device)
     settings = Settings().model_copy(update={"device": device})

@@ -170,7 +170,6 @@ def _add_package_commands() -> None:
     """Each package owns its subcommands; this script only gathers them."""
     from rrsearch.evaluation.cli import commands as eval_commands
     from rrsearch.ingest.cli import commands as ingest_commands
-    from rrsearch.rrs.adapt import commands as adapt_commands
     from rrsearch.rrs.kibana import commands as kibana_commands
     from rrsearch.service.cli import commands as service_commands
     from rrsearch.training.cli import commands as training_commands
@@ -181,7 +180,6 @@ def _add_package_commands() -> None:
         *eval_commands,
         *training_commands,
         *kibana_commands,
-        *adapt_commands,
     ]:
         main.add_command(command)
 

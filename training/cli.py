@@ -1,6 +1,8 @@
 """Click commands of the training package (training, model export), added to ``rrs`` by ``rrs/cli.py``.
 
     rrs train-reranker DATASET --index ALIAS --output DIR [--negatives N] [--max-rank R] ...
+    rrs train-encoder DATASET --index ALIAS --output DIR [--negatives N] ...
+    rrs adapt DATASET --index ALIAS [--output DIR]       the whole learning loop, resumable
     rrs rerank export-onnx MODEL_DIR [--no-quantize]     ONNX fp32 + int8 for CPU serving
     rrs encoder export-onnx MODEL [--output DIR]         the bi-encoder, the same way
 
@@ -123,9 +125,8 @@ def train_reranker_command(
     (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
     a GPU), and writes a model folder with a model card to --output.
     """
-    from rrsearch.core.errors import DatasetError, MiningError, RRSError
-    from rrsearch.training.run import mining_config_from, run_training
-    from rrsearch.training.trainer import TrainConfig
+    from rrsearch.training.reranker import TrainConfig
+    from rrsearch.training.reranker_run import run_training
 
     settings = load_settings(
         train_base_model=base_model,
@@ -148,19 +149,9 @@ def train_reranker_command(
         train_cross_fit_folds=folds,
     )
     alias = alias or settings.index_alias
-    if output_dir.exists() and not output_dir.is_dir():
-        fail(f"--output {output_dir}: exists and is not a folder", 2)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
-    try:
-        mining = mining_config_from(settings)
-    except ValueError as exc:
-        fail(f"invalid option: {exc}", 2)
-
-    def log(message: str) -> None:
-        click.echo(message, err=True)
-
-    try:
+    _check_output(output_dir, overwrite)
+    mining = _mining(settings)
+    with _failures("interrupted; nothing was saved to --output"):
         facts = run_training(
             dataset,
             settings,
@@ -171,16 +162,10 @@ def train_reranker_command(
             training=TrainConfig.from_settings(settings),
             skip_missing=skip_missing,
             progress=not no_progress,
-            log=log,
+            log=_log,
             tune_blend=tune,
             cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
         )
-    except (DatasetError, MiningError) as exc:
-        fail(str(exc), 2)
-    except RRSError as exc:  # TrainingError, ClusterUnavailable, RerankerUnavailable (tuning), ...
-        fail(str(exc), 1)
-    except KeyboardInterrupt:
-        fail("interrupted; nothing was saved to --output", 130)
     if as_json:
         click.echo(json.dumps(facts, indent=2, default=str))
         return
@@ -256,9 +241,8 @@ def train_encoder_command(
     the model, its ONNX export (fp32 + int8, checked) and a model card to --output. Serve it
     with RRS_BI_ENCODER=DIR rrs ingest CORPUS --index ALIAS --reindex.
     """
-    from rrsearch.core.errors import DatasetError, ExportMismatch, MiningError, RRSError
+    from rrsearch.training.encoder import EncoderConfig
     from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
-    from rrsearch.training.encoder_trainer import EncoderConfig
 
     settings = load_settings(
         train_encoder_base_model=base_model,
@@ -276,32 +260,21 @@ def train_encoder_command(
     )
     alias = alias or settings.index_alias
     _check_output(output_dir, overwrite)
-    try:
-        mining = encoder_mining_config(settings)
-    except ValueError as exc:
-        fail(f"invalid option: {exc}", 2)
-    try:
-        # the trainer prints its log lines on stdout; --json keeps stdout for the JSON alone
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            facts = run_encoder_training(
-                dataset,
-                settings,
-                alias=alias,
-                output_dir=output_dir,
-                split=split,
-                mining=mining,
-                training=EncoderConfig.from_settings(settings),
-                skip_missing=skip_missing,
-                progress=not no_progress,
-                export=not no_export,
-                log=lambda message: click.echo(message, err=True),
-            )
-    except (DatasetError, MiningError) as exc:
-        fail(str(exc), 2)
-    except (RRSError, ExportMismatch) as exc:
-        fail(str(exc), 1)
-    except KeyboardInterrupt:
-        fail("interrupted; the --output folder may be incomplete", 130)
+    mining = _mining(settings, encoder_mining_config)
+    with _failures("interrupted; the --output folder may be incomplete", quiet_stdout=as_json):
+        facts = run_encoder_training(
+            dataset,
+            settings,
+            alias=alias,
+            output_dir=output_dir,
+            split=split,
+            mining=mining,
+            training=EncoderConfig.from_settings(settings),
+            skip_missing=skip_missing,
+            progress=not no_progress,
+            export=not no_export,
+            log=_log,
+        )
     if as_json:
         click.echo(json.dumps(facts, indent=2, default=str))
         return
@@ -325,6 +298,114 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
         fail(f"--output {output_dir}: exists and is not a folder", 2)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
+
+
+def _mining(settings, make=None):
+    """The mining options (``make``: the bi-encoder's; default the reranker's); a bad one exits 2."""
+    from rrsearch.training.run import mining_config_from
+
+    try:
+        return (make or mining_config_from)(settings)
+    except ValueError as exc:
+        fail(f"invalid option: {exc}", 2)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _failures(interrupted: str, *, quiet_stdout: bool = False, bad_input: tuple[type, ...] = ()):
+    """Our errors as the commands' exit codes: 2 bad input (judgments, alias, options: nothing
+    trained; ``bad_input`` adds error types), 1 a step failed, 130 interrupted (``interrupted``
+    says what is left). ``quiet_stdout`` (--json): the trainers print their log lines on stdout,
+    so they go to stderr and stdout keeps the JSON alone."""
+    from rrsearch.core.errors import DatasetError, MiningError, RRSError
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext():
+            yield
+    except (DatasetError, MiningError, *bad_input) as exc:
+        fail(str(exc), 2)
+    except RRSError as exc:  # TrainingError, ExportMismatch, ClusterUnavailable, RerankerUnavailable (tuning), ...
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        fail(interrupted, 130)
+
+
+@click.command("adapt")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--index", "alias", help="Alias holding the corpus (default RRS_INDEX_ALIAS); reindexed in place.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the models and adapt.json (the resume record) [RRS_HOME/adapt/ALIAS].",
+)
+@click.option("--encoder-epochs", type=float, help="Bi-encoder epochs [RRS_TRAIN_ENCODER_EPOCHS].")
+@click.option("--encoder-title-queries", type=int, help="Bi-encoder title queries [RRS_TRAIN_ENCODER_TITLE_QUERIES].")
+@click.option("--reranker-base", help="Cross-encoder base to fine-tune [RRS_TRAIN_BASE_MODEL].")
+@click.option("--reranker-epochs", type=float, help="Reranker epochs [RRS_TRAIN_EPOCHS].")
+@click.option("--reranker-title-queries", type=int, help="Reranker title queries [RRS_TRAIN_TITLE_QUERIES].")
+@click.option("--eval-steps", type=int, help="Steps between held-out evaluations, both trainers [4 per epoch].")
+@click.option(
+    "--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS]."
+)
+@click.option(
+    "--no-cross-fit", is_flag=True, help="Choose the blend on the held-out slice instead (no fold trainings)."
+)
+@click.option("--no-export", is_flag=True, help="Skip the bi-encoder's ONNX export.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON instead of the table.")
+def adapt_command(
+    dataset,
+    alias,
+    output,
+    encoder_epochs,
+    encoder_title_queries,
+    reranker_base,
+    reranker_epochs,
+    reranker_title_queries,
+    eval_steps,
+    folds,
+    no_cross_fit,
+    no_export,
+    no_progress,
+    as_json,
+) -> None:
+    """Adapt search to DATASET (a BEIR folder with train and test judgments): train the
+    bi-encoder, reindex ALIAS with it, train the reranker on the new index with a
+    cross-fitted blend, and show each stage before and after on the test split.
+
+    Resumable: run it again and finished steps are not redone. Exit codes: 0 done; 2 bad
+    input (dataset, alias, options); 1 a step failed; 130 interrupted.
+    """
+    from rrsearch.core.errors import IndexMissing
+    from rrsearch.training.adapt import STATE_FILE, render_table, run_adapt
+
+    settings = load_settings(train_eval_steps=eval_steps)
+    alias = alias or settings.index_alias
+    output = output or settings.home / "adapt" / alias
+    encoder_overrides = {"train_encoder_epochs": encoder_epochs, "train_encoder_title_queries": encoder_title_queries}
+    reranker_overrides = {
+        "train_base_model": reranker_base,
+        "train_epochs": reranker_epochs,
+        "train_title_queries": reranker_title_queries,
+    }
+    interrupted = f"interrupted; run it again to resume ({output / STATE_FILE} records the finished steps)"
+    with _failures(interrupted, quiet_stdout=as_json, bad_input=(IndexMissing,)):
+        outcome = run_adapt(
+            dataset,
+            settings,
+            alias=alias,
+            output=output,
+            encoder_overrides=encoder_overrides,
+            reranker_overrides=reranker_overrides,
+            folds=0 if no_cross_fit else folds or settings.train_cross_fit_folds,
+            export=not no_export,
+            progress=not no_progress,
+            log=_log,
+        )
+    click.echo(json.dumps(outcome, indent=2, default=str) if as_json else render_table(outcome))
 
 
 @click.group("rerank")
@@ -407,4 +488,4 @@ def encoder_export_command(model: str, output: str | None, quantize: bool, sampl
     click.echo(f"serve it with RRS_BI_ENCODER={result.folder} RRS_BI_ENCODER_BACKEND=onnx")
 
 
-commands: list = [train_reranker_command, train_encoder_command, rerank, encoder]
+commands: list = [train_reranker_command, train_encoder_command, adapt_command, rerank, encoder]

@@ -113,7 +113,7 @@ def cross_fit_scores(
     from rrsearch.evaluation.dataset import Dataset
     from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.evaluation.tuning import collect
-    from rrsearch.training.trainer import train_reranker
+    from rrsearch.training.reranker import train_reranker
 
     qrels = judged_qrels(queries)
     if not qrels:

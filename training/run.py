@@ -1,7 +1,8 @@
-"""``rrs train-reranker`` end to end, without click: judgments -> index check -> mining
--> training -> model folder with its card -> blend tuned on the held-out queries. The CLI,
-the benchmark and the tests call :func:`run_training`; the pipelines (mining, tuning) and the
-tuning itself are ``evaluation/offline.py``'s.
+"""The run both training commands share, without click: judgments -> index check -> mining
+(hard negatives and title queries, by the service's own first stage) -> the model's trainer
+-> the facts its model card and ``training.json`` record. ``training/reranker_run.py``
+(``rrs train-reranker``) and ``training/encoder_run.py`` (``rrs train-encoder``) each add
+what follows training for their model: the blend, the ONNX export.
 
 ``training.json`` names the judgments by name (``data.source``) and fingerprint
 (``data.dataset_fingerprint``), and lists a fingerprint of each trained query's id and text
@@ -10,9 +11,10 @@ those queries and no namesake of theirs in another collection.
 
 Example::
 
-    facts = run_training(Path("data/scifact"), Settings(), alias="scifact",
-                         output_dir=Path("models/scifact-reranker"))
-    facts["result"]["after"]["ndcg@10"]
+    run = TrainingRun(Path("data/scifact"), Settings(), "scifact", Path("models/scifact-reranker"))
+    gathered = run.gather(mining_config_from(run.settings), eval_depth=30)
+    result = train_reranker(gathered.mined, TrainConfig(), run.output_dir, extra_train=gathered.titles)
+    facts = run.facts(gathered, result)
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.settings import Settings, TrainingSettings
+from rrsearch.training.fit import FitResult, split_heldout
 from rrsearch.training.judgments import load_judgments
 from rrsearch.training.mining import MiningConfig, check_index, drop_missing, mine
-from rrsearch.training.model_card import write_model_card
-from rrsearch.training.trainer import TrainConfig, split_heldout, train_reranker
 
 
-def mining_config_from(settings: Settings, **overrides) -> MiningConfig:
-    """The ``train_*`` mining settings, with any non-None override on top."""
+def mining_config_from(settings: Settings, prefix: str = "", **overrides) -> MiningConfig:
+    """The mining settings, ``train_<prefix><field>`` before ``train_<field>`` (``prefix``
+    ``"encoder_"``: the bi-encoder's own rank range, negative and title-query counts), with
+    any non-None override on top."""
     group = settings.group(TrainingSettings, "train_")
     group["sampling"] = group["negative_sampling"]  # the setting names what is sampled
-    values = {f.name: group[f.name] for f in fields(MiningConfig)}
+    values = {f.name: group.get(f"{prefix}{f.name}", group[f.name]) for f in fields(MiningConfig)}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return MiningConfig(**values)
 
@@ -51,6 +54,9 @@ class Gathered:
     bi_encoder: object
     mined_total: int
     mining_seconds: float
+    mining: MiningConfig | None = None
+    depth: int = 0  # how deep the first stage was read: mining's rank range or the held-out lists
+    collection: str = ""  # the fingerprint of the judgments' collection
 
 
 def gather_training_data(
@@ -97,130 +103,91 @@ def gather_training_data(
         )
         log(f"{len(titles)} title queries from the corpus in {time.perf_counter() - started:.1f} s")
     return Gathered(
-        list(queries), mined, titles, missing, current_index(es, alias), offline.bi_encoder, mined_total, mining_seconds
+        list(queries),
+        mined,
+        titles,
+        missing,
+        current_index(es, alias),
+        offline.bi_encoder,
+        mined_total,
+        mining_seconds,
+        mining=mining,
+        depth=depth,
     )
 
 
-def run_training(
-    source: Path,
-    settings: Settings,
-    *,
-    alias: str,
-    output_dir: Path,
-    split: str = "train",
-    mining: MiningConfig | None = None,
-    training: TrainConfig | None = None,
-    skip_missing: bool = False,
-    progress: bool = True,
-    es=None,
-    bi_encoder=None,
-    log: Callable[[str], None] = print,
-    tune_blend: bool = True,
-    cross_fit: int = 0,
-) -> dict:
-    """Train a reranker on ``source``'s judgments over ``alias``; return the model card's facts.
+@dataclass
+class TrainingRun:
+    """One training command's inputs, either model: the judgments (``source``, a BEIR folder
+    or a JSONL file, and its ``split``), the alias they refer to, the model folder to write,
+    and how to talk (``es``: the caller's client, None to open one for mining only)."""
 
-    ``cross_fit`` (folds, 0 = off) chooses the blend on out-of-fold scores of every judged
-    query (``training/crossfit.py``) instead of on the held-out slice.
+    source: Path
+    settings: Settings
+    alias: str
+    output_dir: Path
+    split: str = "train"
+    skip_missing: bool = False
+    progress: bool = True
+    es: object = None
+    log: Callable[[str], None] = print
 
-    Raises ``DatasetError`` (bad judgments), ``MiningError`` (alias missing or empty, judged
-    ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
-    """
-    from rrsearch.core.es_client import make_client
+    def gather(self, mining: MiningConfig, *, eval_depth: int, bi_encoder=None) -> Gathered:
+        """Load the judgments, then :func:`gather_training_data` as deep as mining and the
+        held-out lists (``eval_depth``) need. Raises ``DatasetError`` (bad judgments) and
+        ``MiningError`` (alias missing or empty, judged ids not in it) before any long work."""
+        from rrsearch.core.es_client import make_client
 
-    mining = mining or mining_config_from(settings)
-    training = training or TrainConfig.from_settings(settings)
-    source = Path(source)
-    queries = load_judgments(source, split)
-    collection = collection_fingerprint(source, queries)
-    own_client = es is None
-    es = es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
-    try:
-        depth = max(mining.max_rank, training.eval_depth)
-        gathered = gather_training_data(
-            queries,
-            settings,
-            alias=alias,
-            mining=mining,
-            depth=depth,
-            es=es,
-            bi_encoder=bi_encoder,
-            skip_missing=skip_missing,
-            progress=progress,
-            log=log,
-        )
-        queries, mined, titles, missing, index = (
-            gathered.queries,
-            gathered.mined,
-            gathered.titles,
-            gathered.missing,
-            gathered.index,
-        )
-        bi_encoder, mined_total, mining_seconds = gathered.bi_encoder, gathered.mined_total, gathered.mining_seconds
-    finally:
-        if own_client:
-            es.close()
+        source, settings = Path(self.source), self.settings
+        queries = load_judgments(source, self.split)
+        collection = collection_fingerprint(source, queries)
+        es = self.es or make_client(settings, request_timeout=max(settings.es_request_timeout_s, 60.0))
+        try:
+            gathered = gather_training_data(
+                queries,
+                settings,
+                alias=self.alias,
+                mining=mining,
+                depth=max(mining.max_rank, eval_depth),
+                es=es,
+                bi_encoder=bi_encoder,
+                skip_missing=self.skip_missing,
+                progress=self.progress,
+                log=self.log,
+            )
+        finally:
+            if self.es is None:
+                es.close()
+        gathered.collection = collection
+        return gathered
 
-    result = train_reranker(mined, training, output_dir, extra_train=titles, progress=progress, log=log)
-    blend_facts = None
-    if cross_fit:
-        blend_facts = _cross_fit_blend(
-            queries,
-            mined,
-            titles,
-            training,
-            output_dir,
-            folds=cross_fit,
-            settings=settings,
-            alias=alias,
-            depth=depth,
-            bi_encoder=bi_encoder,
-            es=None if own_client else es,
-            progress=progress,
-            log=log,
-        )
-    elif tune_blend:
-        blend_facts = _tune_on_heldout(
-            queries,
-            mined,
-            training,
-            output_dir,
-            settings=settings,
-            alias=alias,
-            depth=depth,
-            bi_encoder=bi_encoder,
-            es=None if own_client else es,
-            progress=progress,
-            log=log,
-        )
-    facts = {
-        "name": Path(output_dir).name,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "base_model": training.base_model,
-        "data": {
-            "source": source.resolve().name,  # by name (and fingerprint), not by a path that may move
-            "format": f"BEIR ({split} split)" if source.is_dir() else "JSONL",
-            "queries": len(mined),
-            "alias": alias,
-            "index": index,
-            "dropped_missing": len(missing),
-            **trained_queries_facts(collection, split_heldout(list(mined), training.eval_fraction, training.seed)[0]),
-        },
-        "mining": {
-            **asdict(mining),
-            "mined_total": mined_total,
-            "seconds": mining_seconds,
-            "depth": depth,
-            "title_queries_made": len(titles),
-        },
-        "result": result.to_dict(),
-    }
-    if blend_facts is not None:
-        facts["blend"] = {
-            key: blend_facts[key] for key in ("chosen_on", "hybrid_alone", "plain_rerank", "best", "chosen_gain")
+    def facts(self, gathered: Gathered, result: FitResult) -> dict:
+        """What every model card and ``training.json`` record: the model's name, date and base,
+        the judgments (and the fingerprints of the trained ones), the mining, the result."""
+        source, config = Path(self.source), result.config
+        trained, _ = split_heldout(list(gathered.mined), config["eval_fraction"], config["seed"])
+        return {
+            "name": Path(self.output_dir).name,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "base_model": config["base_model"],
+            "data": {
+                "source": source.resolve().name,  # by name (and fingerprint), not by a path that may move
+                "format": f"BEIR ({self.split} split)" if source.is_dir() else "JSONL",
+                "queries": len(gathered.mined),
+                "alias": self.alias,
+                "index": gathered.index,
+                "dropped_missing": len(gathered.missing),
+                **trained_queries_facts(gathered.collection, trained),
+            },
+            "mining": {
+                **asdict(gathered.mining),
+                "mined_total": gathered.mined_total,
+                "seconds": gathered.mining_seconds,
+                "depth": gathered.depth,
+                "title_queries_made": len(gathered.titles),
+            },
+            "result": result.to_dict(),
         }
-    write_model_card(Path(output_dir), facts)
-    return facts
 
 
 def collection_fingerprint(source: Path, queries) -> str:
@@ -245,113 +212,3 @@ def trained_queries_facts(collection: str, trained) -> dict:
         "fingerprints": "query: sha256 of id + U+001F + text, first 32 hex digits; dataset: sha256 of its "
         "queries' fingerprints in id order (evaluation/dataset.py)",
     }
-
-
-def _tune_on_heldout(
-    queries,
-    mined,
-    training: TrainConfig,
-    output_dir: Path,
-    *,
-    settings: Settings,
-    alias: str,
-    depth: int,
-    bi_encoder,
-    es,
-    progress: bool,
-    log,
-) -> dict | None:
-    """Choose the new model's blend on the held-out queries (the ones it did not train on)
-    and write it beside the model (``rrs_rerank.json``), as ``rrs eval --tune-rerank`` does."""
-    from rrsearch.evaluation.dataset import Dataset
-    from rrsearch.evaluation.offline import open_pipeline, tune_blend
-
-    _, heldout = split_heldout(list(mined), training.eval_fraction, training.seed)
-    judged = {query.id: query for query in queries if query.positive_ids}
-    heldout = [query for query in heldout if query.id in judged]
-    if not heldout:
-        log("no held-out queries with judged documents: the blend is left at plain rerank")
-        return None
-    candidates = max(settings.default_candidates, 10)
-    dataset = Dataset(
-        root=Path(output_dir),
-        corpus_path=Path(output_dir),
-        split="held-out",
-        queries={q.id: q.query for q in heldout},
-        qrels={q.id: dict.fromkeys(judged[q.id].positive_ids, 1) for q in heldout},
-    )
-    with open_pipeline(
-        settings, alias=alias, depth=max(depth, candidates), es=es, bi_encoder=bi_encoder, reranker=Path(output_dir)
-    ) as offline:
-        best, facts = tune_blend(
-            offline.pipeline,
-            dataset,
-            model_dir=output_dir,
-            candidates=candidates,
-            index=alias,
-            chosen_on={
-                "split": f"held-out ({len(heldout)} training queries not trained on)",
-                "queries": len(heldout),
-                "candidates": candidates,
-            },
-        )
-    facts.pop("path")
-    top = facts["best"]
-    log(
-        f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
-        f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "
-        f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
-        f"unconfirmed unless chosen)"
-    )
-    return facts
-
-
-def _cross_fit_blend(
-    queries,
-    mined,
-    titles,
-    training: TrainConfig,
-    output_dir: Path,
-    *,
-    folds: int,
-    settings: Settings,
-    alias: str,
-    depth: int,
-    bi_encoder,
-    es,
-    progress: bool,
-    log,
-) -> dict:
-    """Choose the served model's blend on out-of-fold scores of every judged query and write
-    it beside the model (``rrs_rerank.json``): ``folds`` more trainings, one per fold."""
-    from rrsearch.service.blend import write_calibration
-    from rrsearch.training.crossfit import WORK_DIR, choose_cross_fitted, cross_fit_scores
-
-    started = time.perf_counter()
-    collected, qrels = cross_fit_scores(
-        queries,
-        mined,
-        titles,
-        training,
-        Path(output_dir) / WORK_DIR,
-        folds=folds,
-        settings=settings,
-        alias=alias,
-        depth=depth,
-        es=es,
-        bi_encoder=bi_encoder,
-        progress=progress,
-        log=log,
-    )
-    seconds = time.perf_counter() - started
-    best, facts = choose_cross_fitted(
-        qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10), seconds=seconds
-    )
-    write_calibration(output_dir, best, facts)
-    gain = facts["chosen_gain"]
-    log(
-        f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
-        f"{best.depth}, {best.normalization} (nDCG@10 {gain['ndcg@10']}, hybrid {facts['hybrid_alone']}, confirming "
-        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']})"
-    )
-    return facts

@@ -10,8 +10,8 @@ import beir_corpus
 import pytest
 from click.testing import CliRunner
 
-from rrsearch.rrs.adapt import STATE_FILE, STEPS
 from rrsearch.rrs.cli import main
+from rrsearch.training.adapt import STATE_FILE, STEPS
 
 TRAIN = [
     ("q1", "how do bees tell the hive where flowers are", "d2"),

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from rrsearch.rrs.cli import main
 from rrsearch.training.judgments import load_judgments
 from rrsearch.training.mining import MiningConfig, MiningError, check_index, first_passages, mine, search_request
-from rrsearch.training.run import run_training
-from rrsearch.training.trainer import TrainConfig
+from rrsearch.training.reranker import TrainConfig
+from rrsearch.training.reranker_run import run_training
 
 DOCS = beir_corpus.DOCS
 QUERIES = [
@@ -174,7 +174,7 @@ def test_train_save_load_by_path_and_rerank(
     # on its own train split, exactly the six trained queries are recognised (the two held out are not).
     from rrsearch.evaluation.dataset import dataset_fingerprint, load_dataset
     from rrsearch.evaluation.offline import trained_on
-    from rrsearch.training.trainer import split_heldout
+    from rrsearch.training.fit import split_heldout
 
     data = json.loads((output / "training.json").read_text())["data"]
     assert data["source"] == "data" and data["dataset_fingerprint"] == dataset_fingerprint(tmp_path / "data")

@@ -22,7 +22,8 @@ ALLOWED = {
     "ingest": {"core"},
     "service": {"core"},
     "evaluation": {"core", "service", "ingest"},
-    "training": {"core", "service", "evaluation"},
+    # training/adapt.py (`rrs adapt`, the learning loop) reindexes with the new bi-encoder by ingest's own run_ingest
+    "training": {"core", "service", "ingest", "evaluation"},
     "rrs": {"core", "service", "ingest", "evaluation", "training"},
     "": {"rrs"},
 }

@@ -6,19 +6,11 @@ import random
 import pytest
 
 from rrsearch.core.settings import Settings
+from rrsearch.training.fit import default_eval_steps, listwise_rows, split_heldout, strip_prefix
 from rrsearch.training.mining import MinedQuery, MiningConfig, _matches, normalize_text, pick_negatives
-from rrsearch.training.model_card import render_model_card, write_model_card
+from rrsearch.training.reranker import TrainConfig, TrainingError, heldout_samples, pair_rows
+from rrsearch.training.reranker_card import render_model_card, write_model_card
 from rrsearch.training.run import mining_config_from
-from rrsearch.training.trainer import (
-    TrainConfig,
-    TrainingError,
-    default_eval_steps,
-    heldout_samples,
-    listwise_rows,
-    pair_rows,
-    split_heldout,
-    strip_prefix,
-)
 
 RANKED = [f"d{i}" for i in range(1, 21)]  # d1 is rank 1
 

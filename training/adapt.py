@@ -11,25 +11,26 @@ recorded in ``DIR/adapt.json`` with a key made of its inputs (the dataset's file
 options that shape it, the key of the step it builds on) and what it produced; running the
 command again skips a step whose key is unchanged and whose output is still there (the model
 folder, the index behind the alias), so an interrupted run resumes at the step it stopped in
-and a finished one only prints its table. It orchestrates ingest, training and evaluation,
-so it lives with the commands.
+and a finished one only prints its table. It is the learning loop, so it lives with training;
+the reindex step is ingest's own (``ingest/pipeline.py``), and the click command is in
+``training/cli.py``.
+
+Example::
+
+    outcome = run_adapt(Path("data/scifact"), Settings(), alias="scifact", output=Path("adapt/scifact"),
+                        encoder_overrides={}, reranker_overrides={}, folds=2)
+    print(render_table(outcome))
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import click
-
-from rrsearch.core.console import fail, load_settings
 
 STATE_FILE = "adapt.json"
 STAGES = (
@@ -133,10 +134,11 @@ def run_adapt(
     from rrsearch.core.indexes import current_index
     from rrsearch.core.model_names import model_label
     from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.training.encoder import EncoderConfig
     from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
-    from rrsearch.training.encoder_trainer import EncoderConfig
-    from rrsearch.training.run import mining_config_from, run_training
-    from rrsearch.training.trainer import TrainConfig
+    from rrsearch.training.reranker import TrainConfig
+    from rrsearch.training.reranker_run import run_training
+    from rrsearch.training.run import mining_config_from
 
     dataset_dir, output = Path(dataset_dir), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -146,6 +148,7 @@ def run_adapt(
     data = data_fingerprint(dataset_dir)
     encoder_dir, reranker_dir = output / "encoder", output / "reranker"
     es = make_client(settings)
+    talk = {"alias": alias, "progress": progress, "log": log}  # what every step's run is told alike
 
     def step(number: int, name: str, inputs: dict, produced_ok: Callable[[dict], bool], work: Callable[[], dict]):
         key = step_key(inputs)
@@ -180,13 +183,11 @@ def run_adapt(
             facts = run_encoder_training(
                 dataset_dir,
                 encoder_settings,
-                alias=alias,
                 output_dir=encoder_dir,
                 mining=encoder_mining,
                 training=encoder_config,
-                progress=progress,
                 export=export,
-                log=log,
+                **talk,
             )
             return {
                 "heldout": {
@@ -237,13 +238,11 @@ def run_adapt(
             facts = run_training(
                 dataset_dir,
                 reranker_settings,
-                alias=alias,
                 output_dir=reranker_dir,
                 mining=mining,
                 training=training,
-                progress=progress,
-                log=log,
                 cross_fit=folds,
+                **talk,
             )
             blend = json.loads((reranker_dir / "rrs_rerank.json").read_text(encoding="utf-8"))
             return {
@@ -309,87 +308,3 @@ def render_table(outcome: dict) -> str:
             f"step times: {times}",
         ]
     )
-
-
-@click.command("adapt")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--index", "alias", help="Alias holding the corpus (default RRS_INDEX_ALIAS); reindexed in place.")
-@click.option(
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the models and adapt.json (the resume record) [RRS_HOME/adapt/ALIAS].",
-)
-@click.option("--encoder-epochs", type=float, help="Bi-encoder epochs [RRS_TRAIN_ENCODER_EPOCHS].")
-@click.option("--encoder-title-queries", type=int, help="Bi-encoder title queries [RRS_TRAIN_ENCODER_TITLE_QUERIES].")
-@click.option("--reranker-base", help="Cross-encoder base to fine-tune [RRS_TRAIN_BASE_MODEL].")
-@click.option("--reranker-epochs", type=float, help="Reranker epochs [RRS_TRAIN_EPOCHS].")
-@click.option("--reranker-title-queries", type=int, help="Reranker title queries [RRS_TRAIN_TITLE_QUERIES].")
-@click.option("--eval-steps", type=int, help="Steps between held-out evaluations, both trainers [4 per epoch].")
-@click.option(
-    "--folds", type=click.IntRange(2, 10), help="Folds of the cross-fitted blend [RRS_TRAIN_CROSS_FIT_FOLDS]."
-)
-@click.option(
-    "--no-cross-fit", is_flag=True, help="Choose the blend on the held-out slice instead (no fold trainings)."
-)
-@click.option("--no-export", is_flag=True, help="Skip the bi-encoder's ONNX export.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON instead of the table.")
-def adapt_command(
-    dataset,
-    alias,
-    output,
-    encoder_epochs,
-    encoder_title_queries,
-    reranker_base,
-    reranker_epochs,
-    reranker_title_queries,
-    eval_steps,
-    folds,
-    no_cross_fit,
-    no_export,
-    no_progress,
-    as_json,
-) -> None:
-    """Adapt search to DATASET (a BEIR folder with train and test judgments): train the
-    bi-encoder, reindex ALIAS with it, train the reranker on the new index with a
-    cross-fitted blend, and show each stage before and after on the test split.
-
-    Resumable: run it again and finished steps are not redone. Exit codes: 0 done; 2 bad
-    input (dataset, alias, options); 1 a step failed; 130 interrupted.
-    """
-    from rrsearch.core.errors import DatasetError, IndexMissing, MiningError, RRSError
-
-    settings = load_settings(train_eval_steps=eval_steps)
-    alias = alias or settings.index_alias
-    output = output or settings.home / "adapt" / alias
-    encoder_overrides = {"train_encoder_epochs": encoder_epochs, "train_encoder_title_queries": encoder_title_queries}
-    reranker_overrides = {
-        "train_base_model": reranker_base,
-        "train_epochs": reranker_epochs,
-        "train_title_queries": reranker_title_queries,
-    }
-    try:
-        # the trainers print their log lines on stdout; --json keeps stdout for the JSON alone
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            outcome = run_adapt(
-                dataset,
-                settings,
-                alias=alias,
-                output=output,
-                encoder_overrides=encoder_overrides,
-                reranker_overrides=reranker_overrides,
-                folds=0 if no_cross_fit else folds or settings.train_cross_fit_folds,
-                export=not no_export,
-                progress=not no_progress,
-                log=lambda message: click.echo(message, err=True),
-            )
-    except (DatasetError, MiningError, IndexMissing) as exc:
-        fail(str(exc), 2)
-    except RRSError as exc:
-        fail(str(exc), 1)
-    except KeyboardInterrupt:
-        fail(f"interrupted; run it again to resume ({output / STATE_FILE} records the finished steps)", 130)
-    click.echo(json.dumps(outcome, indent=2, default=str) if as_json else render_table(outcome))
-
-
-commands: list = [adapt_command]
