@@ -148,7 +148,13 @@ def run_adapt(
     data = data_fingerprint(dataset_dir)
     encoder_dir, reranker_dir = output / "encoder", output / "reranker"
     es = make_client(settings)
-    talk = {"alias": alias, "progress": progress, "log": log}  # what every step's run is told alike
+
+    def retrain(run_command: Callable[..., dict], folder: Path, step_settings, **options) -> dict:
+        """A training step writes its model folder from empty: a half-written one is not resumed."""
+        shutil.rmtree(folder, ignore_errors=True)
+        return run_command(
+            dataset_dir, step_settings, alias=alias, output_dir=folder, progress=progress, log=log, **options
+        )
 
     def step(number: int, name: str, inputs: dict, produced_ok: Callable[[dict], bool], work: Callable[[], dict]):
         key = step_key(inputs)
@@ -179,15 +185,13 @@ def run_adapt(
         )
 
         def train_encoder_step() -> dict:
-            shutil.rmtree(encoder_dir, ignore_errors=True)
-            facts = run_encoder_training(
-                dataset_dir,
+            facts = retrain(
+                run_encoder_training,
+                encoder_dir,
                 encoder_settings,
-                output_dir=encoder_dir,
                 mining=encoder_mining,
                 training=encoder_config,
                 export=export,
-                **talk,
             )
             return {
                 "heldout": {
@@ -234,15 +238,8 @@ def run_adapt(
         training, mining = TrainConfig.from_settings(reranker_settings), mining_config_from(reranker_settings)
 
         def train_reranker_step() -> dict:
-            shutil.rmtree(reranker_dir, ignore_errors=True)
-            facts = run_training(
-                dataset_dir,
-                reranker_settings,
-                output_dir=reranker_dir,
-                mining=mining,
-                training=training,
-                cross_fit=folds,
-                **talk,
+            facts = retrain(
+                run_training, reranker_dir, reranker_settings, mining=mining, training=training, cross_fit=folds
             )
             blend = json.loads((reranker_dir / "rrs_rerank.json").read_text(encoding="utf-8"))
             return {

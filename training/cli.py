@@ -27,55 +27,102 @@ from rrsearch.core.settings import TrainingSettings
 D = TrainingSettings()  # the defaults the help shows are the settings' own
 
 
+def _stacked(*decorators):
+    """The decorators as one, in the order they would be written above a function."""
+
+    def decorate(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
+def _judgments_and_output(output: str, overwrite: str = "Write into a non-empty --output folder."):
+    """The options both training commands open with: the judgments, their alias, the model folder."""
+    return _stacked(
+        click.argument("dataset", type=click.Path(path_type=Path)),
+        click.option(
+            "--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS)."
+        ),
+        click.option(
+            "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help=output
+        ),
+        click.option("--overwrite", is_flag=True, help=overwrite),
+        click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder."),
+    )
+
+
+_run_flags = _stacked(  # ... and the flags both take
+    click.option(
+        "--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error)."
+    ),
+    click.option("--no-progress", is_flag=True, help="No progress bars."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON."),
+)
+
+
 @click.command("train-reranker")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
-@click.option(
-    "--output",
-    "output_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the trained model (loadable by path by the service and eval).",
+@_judgments_and_output(
+    "Folder for the trained model (loadable by path by the service and eval).",
+    overwrite="Write into a non-empty --output folder (files of the same name are replaced).",
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Write into a non-empty --output folder (files of the same name are replaced)."
+    "--base", "train_base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder]."
 )
-@click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
+@click.option("--negatives", "train_negatives", type=int, help=f"Mined hard negatives per query [{D.train_negatives}].")
 @click.option(
-    "--base", "base_model", help="Base model, name or path [packaged all-MiniLM-L6-v2 as a new cross-encoder]."
+    "--min-rank", "train_min_rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_min_rank}]."
 )
-@click.option("--negatives", type=int, help=f"Mined hard negatives per query [{D.train_negatives}].")
-@click.option("--min-rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_min_rank}].")
-@click.option("--max-rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_max_rank}].")
+@click.option(
+    "--max-rank", "train_max_rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_max_rank}]."
+)
 @click.option(
     "--title-queries",
+    "train_title_queries",
     type=int,
     help=f"Extra training queries from corpus titles (title -> its text); 0 = none [{D.train_title_queries}].",
 )
 @click.option(
     "--sampling",
+    "train_negative_sampling",
     type=click.Choice(["top", "random"]),
     help=f"Which negatives of the rank range [{D.train_negative_sampling}].",
 )
-@click.option("--loss", type=click.Choice(["bce", "mnrl"]), help=f"bce or multiple-negatives ranking [{D.train_loss}].")
-@click.option("--epochs", type=float, help=f"Training epochs [{D.train_epochs:g}].")
-@click.option("--batch-size", type=int, help=f"Pairs (bce) or queries (mnrl) per step [{D.train_batch_size}].")
-@click.option("--lr", "learning_rate", type=float, help=f"Peak learning rate [{D.train_learning_rate:g}].")
-@click.option("--max-length", type=int, help=f"Token cap per (query, passage) pair [{D.train_max_length}].")
 @click.option(
-    "--eval-fraction", type=float, help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}]."
+    "--loss",
+    "train_loss",
+    type=click.Choice(["bce", "mnrl"]),
+    help=f"bce or multiple-negatives ranking [{D.train_loss}].",
 )
-@click.option("--eval-depth", type=int, help=f"Hybrid candidates per held-out query [{D.train_eval_depth}].")
-@click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
+@click.option("--epochs", "train_epochs", type=float, help=f"Training epochs [{D.train_epochs:g}].")
+@click.option(
+    "--batch-size", "train_batch_size", type=int, help=f"Pairs (bce) or queries (mnrl) per step [{D.train_batch_size}]."
+)
+@click.option("--lr", "train_learning_rate", type=float, help=f"Peak learning rate [{D.train_learning_rate:g}].")
+@click.option(
+    "--max-length", "train_max_length", type=int, help=f"Token cap per (query, passage) pair [{D.train_max_length}]."
+)
+@click.option(
+    "--eval-fraction",
+    "train_eval_fraction",
+    type=float,
+    help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}].",
+)
+@click.option(
+    "--eval-depth", "train_eval_depth", type=int, help=f"Hybrid candidates per held-out query [{D.train_eval_depth}]."
+)
+@click.option("--eval-steps", "train_eval_steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
 @click.option(
     "--patience",
+    "train_early_stopping_patience",
     type=int,
     help=f"Evaluations without improvement before stopping; 0 = off [{D.train_early_stopping_patience}].",
 )
-@click.option("--seed", type=int, help=f"Seed of the split, sampling, head init and trainer [{D.train_seed}].")
-@click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
+@click.option(
+    "--seed", "train_seed", type=int, help=f"Seed of the split, sampling, head init and trainer [{D.train_seed}]."
+)
+@_run_flags
 @click.option(
     "--tune/--no-tune",
     default=True,
@@ -84,40 +131,13 @@ D = TrainingSettings()  # the defaults the help shows are the settings' own
 )
 @click.option(
     "--cross-fit/--no-cross-fit",
+    "train_cross_fit",
     default=None,
     help=f"Choose the blend on out-of-fold scores of every judged query: one more training per fold "
     f"[{'on' if D.train_cross_fit else 'off'}; RRS_TRAIN_CROSS_FIT].",
 )
-@click.option("--folds", type=int, help=f"Folds of --cross-fit [{D.train_cross_fit_folds}].")
-def train_reranker_command(
-    dataset,
-    alias,
-    output_dir,
-    overwrite,
-    split,
-    base_model,
-    negatives,
-    min_rank,
-    max_rank,
-    title_queries,
-    sampling,
-    loss,
-    epochs,
-    batch_size,
-    learning_rate,
-    max_length,
-    eval_fraction,
-    eval_depth,
-    eval_steps,
-    patience,
-    seed,
-    skip_missing,
-    no_progress,
-    as_json,
-    tune,
-    cross_fit,
-    folds,
-) -> None:
+@click.option("--folds", "train_cross_fit_folds", type=int, help=f"Folds of --cross-fit [{D.train_cross_fit_folds}].")
+def train_reranker_command(dataset, as_json, tune, **options) -> None:
     """Fine-tune a cross-encoder on your judgments, with hard negatives from your index.
 
     Mines negatives with the service's own hybrid retrieval over ALIAS (top results that
@@ -128,49 +148,19 @@ def train_reranker_command(
     from rrsearch.training.reranker import TrainConfig
     from rrsearch.training.reranker_run import run_training
 
-    settings = load_settings(
-        train_base_model=base_model,
-        train_negatives=negatives,
-        train_min_rank=min_rank,
-        train_max_rank=max_rank,
-        train_title_queries=title_queries,
-        train_negative_sampling=sampling,
-        train_loss=loss,
-        train_epochs=epochs,
-        train_batch_size=batch_size,
-        train_learning_rate=learning_rate,
-        train_max_length=max_length,
-        train_eval_fraction=eval_fraction,
-        train_eval_depth=eval_depth,
-        train_eval_steps=eval_steps,
-        train_early_stopping_patience=patience,
-        train_seed=seed,
-        train_cross_fit=cross_fit,
-        train_cross_fit_folds=folds,
-    )
-    alias = alias or settings.index_alias
-    _check_output(output_dir, overwrite)
-    mining = _mining(settings)
+    settings, run = _run_options(options)
     with _failures("interrupted; nothing was saved to --output"):
         facts = run_training(
             dataset,
             settings,
-            alias=alias,
-            output_dir=output_dir,
-            split=split,
-            mining=mining,
             training=TrainConfig.from_settings(settings),
-            skip_missing=skip_missing,
-            progress=not no_progress,
-            log=_log,
             tune_blend=tune,
             cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
+            **run,
         )
-    if as_json:
-        click.echo(json.dumps(facts, indent=2, default=str))
+    result = _saved(facts, as_json, run["output_dir"])
+    if result is None:
         return
-    result = facts["result"]
-    click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
     click.echo(
         f"trained {result['steps']} steps on {result['train_queries']} queries in {result['seconds']} s "
         f"on {result['device']} ({result['precision']}){', stopped early' if result['stopped_early'] else ''}"
@@ -184,56 +174,56 @@ def train_reranker_command(
 
 
 @click.command("train-encoder")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--index", "alias", help="Alias holding the corpus the judgments refer to (default RRS_INDEX_ALIAS).")
+@_judgments_and_output("Folder for the trained bi-encoder (RRS_BI_ENCODER=DIR serves it).")
+@click.option("--base", "train_encoder_base_model", help="Bi-encoder to fine-tune [RRS_BI_ENCODER].")
 @click.option(
-    "--output",
-    "output_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the trained bi-encoder (RRS_BI_ENCODER=DIR serves it).",
+    "--negatives",
+    "train_encoder_negatives",
+    type=int,
+    help=f"Mined hard negatives per row [{D.train_encoder_negatives}].",
 )
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder.")
-@click.option("--split", default="train", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
-@click.option("--base", "base_model", help="Bi-encoder to fine-tune [RRS_BI_ENCODER].")
-@click.option("--negatives", type=int, help=f"Mined hard negatives per row [{D.train_encoder_negatives}].")
-@click.option("--min-rank", type=int, help=f"Best hybrid rank a negative may have [{D.train_encoder_min_rank}].")
-@click.option("--max-rank", type=int, help=f"Worst hybrid rank a negative may have [{D.train_encoder_max_rank}].")
-@click.option("--title-queries", type=int, help=f"Extra queries from corpus titles [{D.train_encoder_title_queries}].")
-@click.option("--epochs", type=float, help=f"Training epochs [{D.train_encoder_epochs:g}].")
-@click.option("--batch-size", type=int, help=f"Rows per step (in-batch negatives) [{D.train_encoder_batch_size}].")
-@click.option("--lr", "learning_rate", type=float, help=f"Peak learning rate [{D.train_encoder_learning_rate:g}].")
-@click.option("--max-seq-length", type=int, help="Token cap per text while training [the model's own].")
-@click.option("--eval-fraction", type=float, help=f"Share of queries held out [{D.train_eval_fraction:g}].")
-@click.option("--eval-steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
-@click.option("--seed", type=int, help=f"Seed of the split, sampling and trainer [{D.train_seed}].")
+@click.option(
+    "--min-rank",
+    "train_encoder_min_rank",
+    type=int,
+    help=f"Best hybrid rank a negative may have [{D.train_encoder_min_rank}].",
+)
+@click.option(
+    "--max-rank",
+    "train_encoder_max_rank",
+    type=int,
+    help=f"Worst hybrid rank a negative may have [{D.train_encoder_max_rank}].",
+)
+@click.option(
+    "--title-queries",
+    "train_encoder_title_queries",
+    type=int,
+    help=f"Extra queries from corpus titles [{D.train_encoder_title_queries}].",
+)
+@click.option("--epochs", "train_encoder_epochs", type=float, help=f"Training epochs [{D.train_encoder_epochs:g}].")
+@click.option(
+    "--batch-size",
+    "train_encoder_batch_size",
+    type=int,
+    help=f"Rows per step (in-batch negatives) [{D.train_encoder_batch_size}].",
+)
+@click.option(
+    "--lr", "train_encoder_learning_rate", type=float, help=f"Peak learning rate [{D.train_encoder_learning_rate:g}]."
+)
+@click.option(
+    "--max-seq-length",
+    "train_encoder_max_seq_length",
+    type=int,
+    help="Token cap per text while training [the model's own].",
+)
+@click.option(
+    "--eval-fraction", "train_eval_fraction", type=float, help=f"Share of queries held out [{D.train_eval_fraction:g}]."
+)
+@click.option("--eval-steps", "train_eval_steps", type=int, help="Steps between held-out evaluations [4 per epoch].")
+@click.option("--seed", "train_seed", type=int, help=f"Seed of the split, sampling and trainer [{D.train_seed}].")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export (fp32 + int8).")
-@click.option("--skip-missing", is_flag=True, help="Drop judgments whose document is not in the index (else: error).")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's facts (model card data) as JSON.")
-def train_encoder_command(
-    dataset,
-    alias,
-    output_dir,
-    overwrite,
-    split,
-    base_model,
-    negatives,
-    min_rank,
-    max_rank,
-    title_queries,
-    epochs,
-    batch_size,
-    learning_rate,
-    max_seq_length,
-    eval_fraction,
-    eval_steps,
-    seed,
-    no_export,
-    skip_missing,
-    no_progress,
-    as_json,
-) -> None:
+@_run_flags
+def train_encoder_command(dataset, as_json, no_export, **options) -> None:
     """Fine-tune the bi-encoder on your judgments and title queries, with hard negatives from your index.
 
     MultipleNegativesRankingLoss (in-batch negatives plus mined hard negatives) with
@@ -244,42 +234,14 @@ def train_encoder_command(
     from rrsearch.training.encoder import EncoderConfig
     from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
 
-    settings = load_settings(
-        train_encoder_base_model=base_model,
-        train_encoder_negatives=negatives,
-        train_encoder_min_rank=min_rank,
-        train_encoder_max_rank=max_rank,
-        train_encoder_title_queries=title_queries,
-        train_encoder_epochs=epochs,
-        train_encoder_batch_size=batch_size,
-        train_encoder_learning_rate=learning_rate,
-        train_encoder_max_seq_length=max_seq_length,
-        train_eval_fraction=eval_fraction,
-        train_eval_steps=eval_steps,
-        train_seed=seed,
-    )
-    alias = alias or settings.index_alias
-    _check_output(output_dir, overwrite)
-    mining = _mining(settings, encoder_mining_config)
+    settings, run = _run_options(options, encoder_mining_config)
     with _failures("interrupted; the --output folder may be incomplete", quiet_stdout=as_json):
         facts = run_encoder_training(
-            dataset,
-            settings,
-            alias=alias,
-            output_dir=output_dir,
-            split=split,
-            mining=mining,
-            training=EncoderConfig.from_settings(settings),
-            skip_missing=skip_missing,
-            progress=not no_progress,
-            export=not no_export,
-            log=_log,
+            dataset, settings, training=EncoderConfig.from_settings(settings), export=not no_export, **run
         )
-    if as_json:
-        click.echo(json.dumps(facts, indent=2, default=str))
+    result = _saved(facts, as_json, run["output_dir"])
+    if result is None:
         return
-    result = facts["result"]
-    click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
     click.echo(
         f"trained {result['steps']} steps on {result['train_queries']} judged + {result['title_queries']} "
         f"title queries in {result['seconds']} s on {result['device']} ({result['precision']})"
@@ -289,7 +251,7 @@ def train_encoder_command(
             f"held-out nDCG@10 ({result['heldout_queries']} queries, {result['heldout_corpus']} passages): "
             f"base {result['before'].get('ndcg@10', 0):.4f} -> trained {result['after'].get('ndcg@10', 0):.4f}"
         )
-    click.echo(f"serve it: RRS_BI_ENCODER={output_dir} rrs ingest CORPUS --index {alias} --reindex")
+    click.echo(f"serve it: RRS_BI_ENCODER={run['output_dir']} rrs ingest CORPUS --index {run['alias']} --reindex")
 
 
 def _check_output(output_dir: Path, overwrite: bool) -> None:
@@ -300,14 +262,43 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
         fail(f"--output {output_dir}: folder is not empty (pass --overwrite to write into it anyway)", 2)
 
 
-def _mining(settings, make=None):
-    """The mining options (``make``: the bi-encoder's; default the reranker's); a bad one exits 2."""
+RUN_OPTIONS = ("alias", "output_dir", "overwrite", "split", "skip_missing", "no_progress")
+
+
+def _run_options(options: dict, mining_from=None) -> tuple:
+    """A training command's options split in two: each of the rest names its ``train_*`` setting
+    (the settings are made of them); :data:`RUN_OPTIONS` say where and how to run, as both runs
+    take them, with the mining options (``mining_from``: the bi-encoder's; default the
+    reranker's). A bad option or --output exits 2."""
     from rrsearch.training.run import mining_config_from
 
+    alias, output_dir, overwrite, split, skip_missing, no_progress = (options.pop(name) for name in RUN_OPTIONS)
+    settings = load_settings(**options)
+    _check_output(output_dir, overwrite)
     try:
-        return (make or mining_config_from)(settings)
+        mining = (mining_from or mining_config_from)(settings)
     except ValueError as exc:
         fail(f"invalid option: {exc}", 2)
+    run = {
+        "alias": alias or settings.index_alias,
+        "output_dir": output_dir,
+        "split": split,
+        "mining": mining,
+        "skip_missing": skip_missing,
+        "progress": not no_progress,
+        "log": _log,
+    }
+    return settings, run
+
+
+def _saved(facts: dict, as_json: bool, output_dir: Path) -> dict | None:
+    """--json: the run's facts as JSON, and nothing more to say (None); else the saved line, and
+    the result for the command to say more of."""
+    if as_json:
+        click.echo(json.dumps(facts, indent=2, default=str))
+        return None
+    click.echo(f"saved {output_dir} (model card: {output_dir / 'README.md'})")
+    return facts["result"]
 
 
 def _log(message: str) -> None:
