@@ -1,6 +1,6 @@
 """Our Elasticsearch plugin, built here: the ``english`` analyzer for the local node, and the
-``rrs_rrf`` / ``rrs_linear`` / ``rrs_rerank`` retrievers (Java package ``rrs.search``; README,
-"Inside Elasticsearch") with the node settings ``rrs es start`` gives them.
+``rrs_rrf`` / ``rrs_linear`` / ``rrs_rerank`` retrievers (Java package ``rrs.search``;
+docs/plugin.md) with the node settings ``rrs es start`` gives them.
 
 Why: production clusters (and the official Docker images) ship the ``analysis-common``
 module, so text fields can use the ``english`` analyzer (Lucene's ``EnglishAnalyzer``:

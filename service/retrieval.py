@@ -272,7 +272,7 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
             raise RetrieversMissing(
                 "the node does not know the rrs_rrf / rrs_linear retrievers: "
                 "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
-                "installs it locally; README: Inside Elasticsearch), or set it to msearch"
+                "installs it locally; docs/plugin.md), or set it to msearch"
             ) from exc
         _raise_item_error(index, {"error": error, "status": exc.meta.status})
     return _result(response.body)
