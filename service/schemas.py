@@ -89,8 +89,12 @@ class SearchRequest(BaseModel):
     candidates: int | None = Field(
         default=None, ge=1, description="Fused candidates sent to the reranker; default RRS_DEFAULT_CANDIDATES."
     )
-    mode: Literal["hybrid", "bm25", "knn"] = "hybrid"
-    rerank: bool = True
+    mode: Literal["hybrid", "bm25", "knn"] = Field(
+        default="hybrid", description="Which first stage: BM25 and kNN fused, or one of them alone."
+    )
+    rerank: bool = Field(
+        default=True, description="Rerank the candidates with the cross-encoder (false: the fused order)."
+    )
     fusion: Fusion = Field(default_factory=Fusion)
     filters: dict[str, FilterValue] = Field(
         default_factory=dict,
@@ -104,7 +108,7 @@ class SearchRequest(BaseModel):
         description="Offset into the reranked window (paging); a page past its end is short or empty.",
     )
     collapse: bool = Field(default=True, description="One hit per parent document (its best passage).")
-    highlight: bool = True
+    highlight: bool = Field(default=True, description="Mark the query's terms in each hit's title and text.")
     index: str | None = Field(default=None, description="An alias the server allows; default RRS_INDEX_ALIAS.")
     rerank_weight: float | None = Field(
         default=None,
@@ -255,7 +259,9 @@ class RerankRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    query: str = Field(
+        min_length=1, json_schema_extra={"pattern": NOT_BLANK}, description="The query to rank the texts for."
+    )
     texts: list[str] | None = Field(default=None, min_length=1, description="TEI: the texts to rank.")
     documents: list[str | CohereDocument] | None = Field(
         default=None, min_length=1, description='Cohere: the texts to rank (strings or {"text": ...}).'
@@ -267,7 +273,9 @@ class RerankRequest(BaseModel):
         description="Cut pairs longer than the model takes; default false for texts (as TEI), "
         "true for documents (as Cohere). False and too long: 413.",
     )
-    truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
+    truncation_direction: Literal["Right", "Left", "right", "left"] = Field(
+        default="Right", description="Which end of a pair too long for the model is cut (with truncate)."
+    )
     top_n: int | None = Field(default=None, ge=1, description="Only the best n (Cohere; TEI answers all).")
     return_documents: bool = Field(default=False, description="Cohere: include each document in its result.")
     model: str | None = Field(default=None, description="Cohere clients name a model; the served one answers.")

@@ -77,7 +77,9 @@ class CohereV2RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="Cohere clients name a model; the served one answers.")
-    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    query: str = Field(
+        min_length=1, json_schema_extra={"pattern": NOT_BLANK}, description="The query to rank the documents for."
+    )
     documents: list[str] = Field(min_length=1, description="The texts to rank.")
     top_n: int | None = Field(default=None, ge=1, description="Only the best n (default: all).")
     max_tokens_per_doc: int | None = Field(
@@ -86,7 +88,9 @@ class CohereV2RerankRequest(BaseModel):
         description="Cut each document to this many tokens first (default: only the model's "
         "own limit on the pair applies).",
     )
-    relevant_spans: CohereV2RelevantSpans | None = None
+    relevant_spans: CohereV2RelevantSpans | None = Field(
+        default=None, description='Only {"mode": "disabled"}: a cross-encoder finds no spans.'
+    )
     priority: int | None = Field(default=None, ge=0, description="Accepted, not used: requests take turns.")
 
     @model_validator(mode="before")
