@@ -16,7 +16,7 @@ So the export is done here, in four steps:
 3. The fp32 graph's logits are checked against torch's on padded batches; a graph that
    disagrees is refused, so a bad fusion can never serve silently.
 4. ``quantize_dynamic`` with per-channel int8 weights (activations quantized at run time):
-   per-tensor scales cost ranking quality on SciFact (see README, "CPU: ONNX Runtime int8").
+   per-tensor scales cost ranking quality on SciFact (see docs/guide/cpu.md).
 
 The files land where the service looks::
 
@@ -148,7 +148,6 @@ def export_module(module, sample, path: Path, *, output: str) -> str:
     wrapper = module
     names = [name for name in INPUT_NAMES if name in sample]
     args = tuple(sample[name] for name in names)
-    common = {"input_names": names, "output_names": [output], "verbose": False}
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -160,7 +159,9 @@ def export_module(module, sample, path: Path, *, output: str) -> str:
                 dynamo=False,
                 opset_version=17,
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names} | {output: {0: "batch"}},
-                **common,
+                input_names=names,
+                output_names=[output],
+                verbose=False,
             )
             return "torchscript"
         except Exception:
@@ -175,7 +176,9 @@ def export_module(module, sample, path: Path, *, output: str) -> str:
                 opset_version=18,
                 external_data=False,
                 dynamic_shapes={name: {0: batch, 1: seq} for name in names},
-                **common,
+                input_names=names,
+                output_names=[output],
+                verbose=False,
             )
             return "dynamo"
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rrsearch.core.errors import IngestInterrupted, RecordRejected
 from rrsearch.core.passage import passage_document
@@ -160,6 +160,13 @@ def _lookup(es, index: str, batch: Batch, model: str) -> None:
             batch.stale_ids.extend(passage_id(row.doc.id, i) for i in range(row.passage.chunk_count, old_count))
 
 
+class IndexName(Protocol):
+    """What ``_batches`` needs of a Target: the name of the concrete index it looks up in."""
+
+    @property
+    def index(self) -> str: ...
+
+
 def _batches(
     records,
     *,
@@ -170,7 +177,7 @@ def _batches(
     report: IngestReport,
     clock: StageClock,
     es,
-    target: Target,
+    target: IndexName,
     model: str,
     lookup: bool,
     winners: dict[str, tuple[str, int | None]],

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from rrsearch.core.errors import IngestInterrupted, OperationFailed, RecordRejected
 from rrsearch.core.settings import Settings
@@ -55,6 +57,9 @@ from rrsearch.ingest.report import IngestReport, StageClock
 from rrsearch.ingest.shards import Shard, plan_shards, read_shard
 from rrsearch.ingest.target import Target, _meta, _set_ingest_meta, close_target
 from rrsearch.ingest.validate import Document, FieldMap, Limits, RejectsWriter, to_document
+
+if TYPE_CHECKING:
+    from ray.data import Dataset, TaskPoolStrategy
 
 DONE_SHARDS_META = "ray_shards"  # _meta.ingest key of the shards a build has finished
 MAX_REJECTS_KEPT_PER_SHARD = 200  # a finished shard with more is re-read on resume, not skipped
@@ -199,7 +204,8 @@ class ShardReader:
         from rrsearch.core.es_client import make_client
 
         self.settings, self.field_map, self.chunker = settings, field_map, chunker
-        self._winners_ref, self.winners = winners, None  # [ref]: fetched when the first shard comes
+        self._winners_ref = winners  # [ref]: fetched when the first shard comes
+        self.winners: dict[str, tuple[str, int | None]] | None = None
         self.index, self.model, self.lookup = index, model, lookup
         self.es = make_client(settings, request_timeout=max(settings.es_request_timeout_s, 120.0)) if lookup else None
 
@@ -212,6 +218,7 @@ class ShardReader:
             yield from self._shard(Shard(**json.loads(text)))
 
     def _shard(self, shard: Shard) -> Iterator:
+        assert self.winners is not None  # fetched by __call__ before the first shard
         report = IngestReport(alias="", index_name=self.index, mode="")
         clock, rejects = StageClock(), _Collected()
         records = read_shard(shard, self.settings.ingest_max_line_bytes)
@@ -388,7 +395,7 @@ def _connect(address: str | None, log) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     resources = ray.cluster_resources()
     log(
         f"ray: {int(resources.get('CPU', 0))} CPU(s), {int(resources.get('GPU', 0))} GPU(s)"
@@ -417,7 +424,29 @@ def _winners(shards: list[Shard], settings: Settings, field_map: FieldMap):
     return ray.remote(num_cpus=0)(_last_records).remote([shard.path for shard in shards], *ids)
 
 
-def _encoder_resources(encoders: int, gpus: float) -> tuple[dict, int]:
+class _Resources(TypedDict, total=False):
+    """Ray resources of one encoder actor."""
+
+    num_cpus: float
+    num_gpus: float
+
+
+class _Restarts(TypedDict, total=False):
+    """How often Ray restarts a dead encoder actor, and retries its tasks."""
+
+    max_restarts: int
+    max_task_retries: int
+
+
+class _TaskOptions(TypedDict):
+    """How the light stages (readers, writers) run: tasks on pooled workers."""
+
+    num_cpus: float
+    max_retries: int
+    compute: TaskPoolStrategy
+
+
+def _encoder_resources(encoders: int, gpus: float) -> tuple[_Resources, int]:
     """Ray resources of one encoder actor, and the CPU threads it may use."""
     import ray
 
@@ -509,11 +538,13 @@ def _pipeline(
     encoder_settings = settings.model_copy(update={"torch_threads": threads, "device": "cuda" if gpus > 0 else "cpu"})
     lookup = run.target.mode == "upsert" or run.target.resumed
     retries = settings.ingest_ray_max_restarts
-    ds = ray.data.from_items([{"shard": json.dumps(s.to_dict())} for s in shards], override_num_blocks=len(shards))
+    ds: Dataset = ray.data.from_items(
+        [{"shard": json.dumps(s.to_dict())} for s in shards], override_num_blocks=len(shards)
+    )
     # Readers and writers are tasks that ask for no CPU: they are light next to encoding, and
     # must not keep an encoder from being scheduled on a machine whose cores the encoders take.
     tasks = TaskPoolStrategy(size=min(len(shards), max(2, encoders)))
-    light = {"num_cpus": 0, "max_retries": retries, "compute": tasks}
+    light: _TaskOptions = {"num_cpus": 0, "max_retries": retries, "compute": tasks}
     ds = ds.map_batches(
         read_shards,
         batch_size=1,
@@ -528,7 +559,9 @@ def _pipeline(
             "lookup": lookup,
         },
     )
-    restarts = {"max_restarts": retries} | ({"max_task_retries": 0} if retries == 0 else {})
+    restarts: _Restarts = {"max_restarts": retries}
+    if retries == 0:
+        restarts["max_task_retries"] = 0
     ds = ds.map_batches(
         Encoder,
         batch_size=None,
@@ -571,6 +604,7 @@ def _collect(
         clock.seconds[info["stage"]] += info["seconds"]
         clock.items[info["stage"]] += info["items"]
         return
+    assert state is not None  # every row but a timing one belongs to a planned shard
     if kind == "reject":
         if info not in state.rejects:
             state.rejects.append(info)
@@ -624,6 +658,7 @@ def _record_done(es, target: Target, shard: Shard, state: _ShardState) -> None:
     if state.es_refused or len(state.rejects) > MAX_REJECTS_KEPT_PER_SHARD:
         return  # re-read on resume: its refused documents must be deleted again, its rejects written again
     done = _meta(es, target.index).get("ingest", {}).get(DONE_SHARDS_META, {})
+    assert state.summary is not None  # a shard is done once its summary came
     summary = {k: state.summary[k] for k in ("read", "documents", "chunks", "skipped_unchanged", "expected")}
     done[shard.key] = {"summary": summary, "rejects": state.rejects}
     _set_ingest_meta(es, target.index, **{DONE_SHARDS_META: done})
