@@ -1,3 +1,3 @@
-"""Reranker training: fine-tune a cross-encoder on the user's judgments, with hard
-negatives mined from their own index by the service's hybrid retrieval
-(``rrs train-reranker``)."""
+"""Learning from the user's data: fine-tune the cross-encoder (``rrs train-reranker``) and the
+bi-encoder (``rrs train-encoder``) on their judgments, with hard negatives mined from their own
+index by the service's hybrid retrieval, and the loop that does both (``rrs adapt``)."""
