@@ -16,8 +16,7 @@ MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": RR @ 10, "map
 
 def collapse_to_parents(ranked_parent_ids: list[str]) -> list[str]:
     """Parent ids in first-seen order (a document ranks where its best passage does)."""
-    seen: set[str] = set()
-    return [pid for pid in ranked_parent_ids if not (pid in seen or seen.add(pid))]
+    return list(dict.fromkeys(ranked_parent_ids))
 
 
 def run_from_rankings(rankings: dict[str, list[str]]) -> dict[str, dict[str, float]]:

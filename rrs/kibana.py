@@ -83,7 +83,7 @@ def retitle_data_views(objects: Iterable[dict], titles: dict[str, str]) -> list[
     """
     result = []
     for obj in objects:
-        if obj.get("type") == "index-pattern" and titles.get(obj.get("id")):
+        if obj.get("type") == "index-pattern" and obj.get("id") in titles and titles[obj["id"]]:
             obj = {**obj, "attributes": {**obj["attributes"], "title": titles[obj["id"]]}}
         result.append(obj)
     return result
@@ -200,7 +200,7 @@ def _error_detail(error: dict) -> str:
     return f"{kind}: {message}" if message else kind
 
 
-def summarise_import(payload: dict, sent: Iterable[dict]) -> list[ObjectResult]:
+def summarise_import(payload: object, sent: Iterable[dict]) -> list[ObjectResult]:
     """One result per object sent, from ``successResults`` and ``errors``.
 
     An object Kibana mentions in neither list is reported as a failure, so nothing that
@@ -225,7 +225,9 @@ def summarise_import(payload: dict, sent: Iterable[dict]) -> list[ObjectResult]:
         key = (obj["type"], obj["id"])
         title = obj.get("attributes", {}).get("title", "")
         ordered.append(
-            results.pop(key, None) or ObjectResult(*key, title=title, ok=False, detail="not reported by Kibana")
+            results.pop(key)
+            if key in results
+            else ObjectResult(*key, title=title, ok=False, detail="not reported by Kibana")
         )
     return ordered + list(results.values())
 

@@ -32,8 +32,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence, Set
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -96,7 +98,7 @@ def first_free_port(start: int, tries: int = 50) -> int:
     raise NodeError(f"No free port in {start}..{start + tries - 1}; set RRS_ES_PORT.")
 
 
-def free_ports(start: int, count: int, taken: set[int] = frozenset()) -> list[int]:
+def free_ports(start: int, count: int, taken: Set[int] = frozenset()) -> list[int]:
     """``count`` free ports from ``start`` up, skipping ``taken``."""
     ports: list[int] = []
     port = start
@@ -326,7 +328,7 @@ def _write_state(root: Path, members: list[dict], version: str | None, java_home
     Written before the first JVM starts and again once they have joined, so the directory's
     size is on disk even when a start fails, and clients find every node's URL.
     """
-    record = {
+    record: dict[str, Any] = {
         "url": ",".join(member["url"] for member in members),
         "version": version,
         "java_home": str(java_home),
@@ -370,7 +372,9 @@ def nodes_to_start(settings: Settings) -> int:
     return held
 
 
-def plan_members(root: Path, count: int, http_ports: list[int], transport_ports: list[int]) -> list[dict]:
+def plan_members(
+    root: Path, count: int, http_ports: Sequence[int], transport_ports: Sequence[int | None]
+) -> list[dict]:
     """Name, directory, ports and URL of each node (pure). One node lives in ``root`` itself
     (the layout single-node directories always had); a cluster's in ``node-1`` ... below it."""
     return [
@@ -553,7 +557,8 @@ def _probe(members: list[dict]) -> tuple[list[dict], dict]:
     """Each member's pid and whether it answers; version and health from the first that does
     (later live members are not asked again: one answer says the cluster is up)."""
     timeout = 5.0 if len(members) == 1 else 3.0  # a cluster is asked member by member
-    seen, info = [], {}
+    seen: list[dict] = []
+    info: dict = {}
     for member in members:
         pid = _read_pid(Path(member["dir"]))
         answered = False
