@@ -531,7 +531,7 @@ class TrainingSettings(BaseModel):
         default=False, description="Choose the blend on out-of-fold scores of every judged query (+folds trainings)."
     )
     train_cross_fit_folds: int = Field(default=2, ge=2, le=10, description="Folds of the cross-fitted blend.")
-    # `rrs train-encoder` (training/encoder_*.py): the bi-encoder; the eval/seed settings above are shared
+    # `rrs train-encoder` (training/encoder.py, encoder_run.py): the bi-encoder; the eval/seed settings above are shared
     train_encoder_base_model: str | None = Field(
         default=None, description="Bi-encoder to fine-tune (name or path); default: RRS_BI_ENCODER."
     )
