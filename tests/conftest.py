@@ -127,6 +127,19 @@ def build_tiny_cross_encoder(path: Path, *, seed: int = 0) -> Path:
     return path
 
 
+def varied_pairs(count: int = 30, seed: int = 0) -> list[tuple[str, str]]:
+    """(query, text) pairs of mixed words and lengths: enough spread in a tiny model's scores
+    to compare two backends' orders (a random tiny BERT's per-pair int8 error is large, and
+    says nothing of a trained reranker's, which bench/ measures on SciFact)."""
+    import random
+
+    words = "rust python memory safety garbage collector compiler language systems web server database".split()
+    draw = random.Random(seed)
+    return [
+        (" ".join(draw.sample(words, 3)), " ".join(draw.choices(words, k=draw.randint(5, 60)))) for _ in range(count)
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
     """Folder of a tiny random cross-encoder (loadable by ``CrossEncoder(path)``)."""

@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import varied_pairs
+from scipy.stats import spearmanr
 
 from rrsearch.core.encoders import auto_dtype, bi_encoder_from, cpu_has_amx_bf16, load_bi_encoder, resolve_backend
 from rrsearch.core.errors import RerankerUnavailable
@@ -78,9 +80,11 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
 def test_the_cross_encoder_is_exported_by_content_and_scores_like_torch(tiny_cross_encoder_dir, tmp_path):
     reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path / "home"))
     assert (reranker.backend, reranker.dtype) == ("onnx", "int8")
-    assert reranker.name == load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).name
-    torch_scores = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).score_pairs(PAIRS)
-    assert np.allclose(reranker.score_pairs(PAIRS), torch_scores, atol=0.05)
+    torch_reranker = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch"))
+    assert reranker.name == torch_reranker.name
+    # int8 keeps torch's order; scores are not compared one by one (see varied_pairs).
+    pairs = [*PAIRS, *varied_pairs()]
+    assert spearmanr(reranker.score_pairs(pairs), torch_reranker.score_pairs(pairs)).statistic > 0.8
     assert not (tiny_cross_encoder_dir / "onnx").exists()  # the user's folder is left alone
 
     # The same files elsewhere: the same cache entry. Other weights: another one.

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import varied_pairs
 
 from rrsearch.core.settings import Settings
 from rrsearch.service.rerank import RerankerUnavailable, load_reranker
@@ -41,7 +42,6 @@ def test_bad_path_says_which(tmp_path):
 
 
 def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
-    import random
     import shutil
 
     import onnx
@@ -56,17 +56,13 @@ def test_onnx_export_and_int8_backend(tiny_cross_encoder_dir, tmp_path):
     assert all(p.exists() for p in result.paths) and not (folder / "onnx" / "model.unfused.onnx").exists()
     # The tiny BERT fuses like a real one: one attention kernel per layer, checked against torch.
     assert result.fused_ops["Attention"] == 1 and result.max_logit_difference < 1e-3
-    words = "rust python memory safety garbage collector compiler language systems web server database".split()
-    draw = random.Random(0)
-    pairs = [(" ".join(draw.sample(words, 3)), " ".join(draw.choices(words, k=draw.randint(5, 60)))) for _ in range(30)]
+    pairs = varied_pairs()
     torch_scores = load_reranker(str(folder), Settings()).score_pairs(pairs)
     fp32 = load_reranker(str(folder), Settings(rerank_backend="onnx", rerank_onnx_file="onnx/model.onnx"))
     int8 = load_reranker(str(folder), Settings(rerank_backend="onnx"))
     assert (fp32.backend, int8.dtype) == ("onnx", "int8")
     assert np.allclose(fp32.score_pairs(pairs), torch_scores, atol=1e-4)
-    # int8 keeps torch's order. Scores are not compared one by one: a random tiny BERT's
-    # activations are far from a trained model's, and its per-pair int8 error (0.08 mean
-    # here) says nothing about a real reranker's; that is measured on SciFact in bench/.
+    # int8 keeps torch's order; scores are not compared one by one (see varied_pairs).
     assert spearmanr(int8.score_pairs(pairs), torch_scores).statistic > 0.8
     int8_ops = {node.op_type for node in onnx.load(str(folder / "onnx" / "model_qint8.onnx")).graph.node}
     assert {"MatMulInteger", "DynamicQuantizeLinear"} <= int8_ops
