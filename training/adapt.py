@@ -92,7 +92,7 @@ def evaluate_stages(settings, dataset, *, alias: str, reranker: str | None, prog
     from rrsearch.evaluation.runner import FusionParams, run_configuration
 
     candidates = max(settings.default_candidates, 10)
-    figures = {}
+    figures: dict[str, dict] = {}
     with open_dataset_pipeline(
         settings, dataset, index_alias=alias, candidates=candidates, reranker_name=reranker, progress=progress
     ) as offline:

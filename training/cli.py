@@ -306,17 +306,18 @@ def _log(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _failures(interrupted: str, *, quiet_stdout: bool = False, bad_input: tuple[type, ...] = ()):
+def _failures(interrupted: str, *, quiet_stdout: bool = False, bad_input: tuple[type[Exception], ...] = ()):
     """Our errors as the commands' exit codes: 2 bad input (judgments, alias, options: nothing
     trained; ``bad_input`` adds error types), 1 a step failed, 130 interrupted (``interrupted``
     says what is left). ``quiet_stdout`` (--json): the trainers print their log lines on stdout,
     so they go to stderr and stdout keeps the JSON alone."""
     from rrsearch.core.errors import DatasetError, MiningError, RRSError
 
+    bad: tuple[type[Exception], ...] = (DatasetError, MiningError, *bad_input)
     try:
         with contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext():
             yield
-    except (DatasetError, MiningError, *bad_input) as exc:
+    except bad as exc:
         fail(str(exc), 2)
     except RRSError as exc:  # TrainingError, ExportMismatch, ClusterUnavailable, RerankerUnavailable (tuning), ...
         fail(str(exc), 1)

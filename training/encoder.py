@@ -100,7 +100,7 @@ def load_base_encoder(name_or_path: str, *, max_seq_length: int | None, device: 
     return model
 
 
-class EncoderRecipe(Recipe):
+class EncoderRecipe(Recipe[EncoderResult]):
     """A bi-encoder's parts of :func:`training.fit.fit`: (query, positive, hard negatives) rows,
     the base ``SentenceTransformer``, the retrieval evaluator over the held-out lists."""
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from rrsearch.core.errors import TrainingError
 from rrsearch.training.mining import DEFAULTS, MinedQuery
@@ -192,7 +192,11 @@ def plan_fit(mined: Sequence[MinedQuery], config: FitConfig, *, extra_train: Seq
     return FitPlan(device, precision_for(device), [*train, *extra_train], heldout, len(train), len(extra_train))
 
 
-class Recipe:
+# What a recipe's :meth:`Recipe.result` makes, and so what :func:`fit` returns.
+ResultT = TypeVar("ResultT", bound="FitResult")
+
+
+class Recipe(Generic[ResultT]):
     """A model's own parts of a training run, which :func:`fit` calls in this order: :meth:`rows`
     (from the training queries), :meth:`load` (the base model), :meth:`evaluator` (for the
     held-out queries), :meth:`loss`, :meth:`describe` (the log line before training), and
@@ -226,19 +230,19 @@ class Recipe:
     def describe(self, plan: FitPlan, rows: dict[str, list]) -> str:
         raise NotImplementedError
 
-    def result(self, facts: dict, before: dict[str, float], after: dict[str, float]) -> FitResult:
+    def result(self, facts: dict, before: dict[str, float], after: dict[str, float]) -> ResultT:
         raise NotImplementedError
 
 
 def fit(
-    recipe: Recipe,
+    recipe: Recipe[ResultT],
     mined: Sequence[MinedQuery],
     output_dir: Path,
     *,
     extra_train: Sequence[MinedQuery] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> FitResult:
+) -> ResultT:
     """Train the recipe's model on ``mined`` (held-out slice aside) with sentence-transformers'
     trainer, keep the best checkpoint by held-out nDCG@10 (when anything is held out), save a
     folder that loads by path to ``output_dir`` and drop the checkpoints.

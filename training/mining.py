@@ -132,7 +132,7 @@ def first_sources(es: Elasticsearch, alias: str, ids: Iterable[str]) -> dict[str
             query={"terms": {"parent_id": batch}},
             collapse={"field": "parent_id"},
             sort=[{"chunk": {"order": "asc", "unmapped_type": "integer"}}],
-            source=["parent_id", "title", "text"],
+            source={"includes": ["parent_id", "title", "text"]},
         )
         for hit in response["hits"]["hits"]:
             sources[hit["_source"].get("parent_id") or hit["_id"]] = hit["_source"]
@@ -256,5 +256,4 @@ def _matches(hit_body: str, given: set[str]) -> bool:
 
 
 def _unique(texts: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return [text for text in texts if not (text in seen or seen.add(text))]
+    return list(dict.fromkeys(texts))  # first occurrences, in order

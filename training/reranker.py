@@ -83,7 +83,7 @@ def load_base_model(name_or_path: str, *, max_length: int, seed: int, device: st
     return model
 
 
-class RerankerRecipe(Recipe):
+class RerankerRecipe(Recipe[TrainResult]):
     """A cross-encoder's parts of :func:`training.fit.fit`: pairs (bce) or listwise rows (mnrl),
     a one-label ``CrossEncoder``, the reranking evaluator over the first-stage lists."""
 

@@ -24,11 +24,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rrsearch.core.settings import Settings, TrainingSettings
 from rrsearch.training.fit import FitResult, split_heldout
 from rrsearch.training.judgments import load_judgments
 from rrsearch.training.mining import MiningConfig, check_index, drop_missing, mine
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 
 def mining_config_from(settings: Settings, prefix: str = "", **overrides) -> MiningConfig:
@@ -54,7 +58,7 @@ class Gathered:
     bi_encoder: object
     mined_total: int
     mining_seconds: float
-    mining: MiningConfig | None = None
+    mining: MiningConfig
     depth: int = 0  # how deep the first stage was read: mining's rank range or the held-out lists
     collection: str = ""  # the fingerprint of the judgments' collection
 
@@ -129,7 +133,7 @@ class TrainingRun:
     split: str = "train"
     skip_missing: bool = False
     progress: bool = True
-    es: object = None
+    es: Elasticsearch | None = None
     log: Callable[[str], None] = print
 
     def gather(self, mining: MiningConfig, *, eval_depth: int, bi_encoder=None) -> Gathered:
