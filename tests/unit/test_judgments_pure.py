@@ -142,8 +142,8 @@ def test_the_split_depends_on_the_query_alone_and_is_stable_as_marks_are_added()
     splits = {qid: split_of(qid, 0.2) for qid in ids}
     share = sum(s == "test" for s in splits.values()) / len(ids)
     assert 0.17 < share < 0.23
-    grown = {qid: {"d": 1} for qid in ids}
-    assert all(qid in split_qrels(grown, 0.2)[splits[qid]] for qid in ids)
+    grown = split_qrels({qid: {"d": 1} for qid in ids}, 0.2)
+    assert all(qid in grown[splits[qid]] for qid in ids)
     few = {ids[0]: {"d": 1}}  # one query or two thousand: the same split for the same query
     assert ids[0] in split_qrels(few, 0.2)[splits[ids[0]]]
     # a larger test share only moves queries from train into test, never back
