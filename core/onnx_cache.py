@@ -144,5 +144,5 @@ def _local_snapshot(name: str, *, may_download: bool = True) -> Path:
 
     try:
         return Path(snapshot_download(name, local_files_only=not may_download))
-    except Exception as exc:
+    except Exception as exc:  # offline, unknown name, no cached copy: one meaning here
         raise FileNotFoundError(f"no local copy of {name!r} ({type(exc).__name__})") from exc

@@ -164,7 +164,7 @@ def export_module(module, sample, path: Path, *, output: str) -> str:
                 verbose=False,
             )
             return "torchscript"
-        except Exception:
+        except Exception:  # noqa: BLE001 -- a torch without the TorchScript exporter
             from torch.export import Dim
 
             batch, seq = Dim("batch"), Dim("sequence", max=4096)

@@ -95,7 +95,7 @@ def wire_local_node(settings, url: str, log, *, clear: bool = False) -> bool:
                 if current != url:
                     return False
             es.cluster.put_settings(persistent={RERANKER_URL_SETTING: None if clear else url})
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         log(f"the local Elasticsearch node was not told about the pool: {exc}")
         return False
     log(f"local Elasticsearch node: {RERANKER_URL_SETTING} = {None if clear else url}")

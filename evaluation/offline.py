@@ -162,7 +162,7 @@ def open_dataset_pipeline(
             version = server_version(es)
         except ClusterUnavailable:
             raise
-        except Exception as exc:
+        except Exception as exc:  # connection errors of any kind
             raise ClusterUnavailable(f"Elasticsearch is not reachable: {exc}") from exc
         ingest_report = None
         if index_alias is None:

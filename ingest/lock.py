@@ -53,7 +53,7 @@ def _ensure_lock_index(es: Elasticsearch) -> None:
             es.indices.create(
                 index=LOCK_INDEX, settings={"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
             )
-        except Exception as exc:
+        except Exception as exc:  # another run created it first
             if "resource_already_exists" not in str(exc):
                 raise
 
@@ -130,7 +130,7 @@ def alias_lock(es: Elasticsearch, alias: str, *, log=lambda _m: None):
     finally:
         try:
             release(es, alias, holder)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- the node is down: the next run on this host takes it over
             log(
                 f"could not release the ingest lock of {alias!r} ({exc.__class__.__name__}); "
                 "the next run on this host takes it over"

@@ -331,7 +331,7 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         try:
             self._work()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread
             self.error = exc
 
 

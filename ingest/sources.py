@@ -307,14 +307,14 @@ def read_parquet(
     with handle:
         try:
             parquet = pq.ParquetFile(handle)
-        except Exception as exc:
+        except Exception as exc:  # pyarrow raises several types for a bad file
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
         row = first_row - 1
         batches = parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups)
         while True:
             try:
                 batch = next(batches, None)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- a corrupt row group: say where reading stopped
                 yield RawRecord(
                     name,
                     row + 1,

@@ -549,7 +549,7 @@ def _external_status(settings: Settings) -> NodeInfo:
         version = server_version(es)
         health = es.cluster.health()["status"]
         return NodeInfo(True, settings.es_url, version, managed=False, health=health)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- any failure means "not reachable"
         return NodeInfo(False, settings.es_url, None, managed=False)
 
 

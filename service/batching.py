@@ -275,7 +275,7 @@ class MicroBatcher:
             scores = list(self._score_fn(items, lambda: any(job.wanted() for job in jobs)))
             if len(scores) != len(items):
                 raise RuntimeError(f"scoring gave {len(scores)} scores for {len(items)} pairs")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- handed to every waiting caller in this batch
             for job in jobs:
                 job.finish(error=exc)
                 self._retire(job)

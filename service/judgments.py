@@ -196,7 +196,7 @@ class JudgmentStore:
                 }
                 try:
                     self._client().indices.create(index=self.index, settings=settings, mappings=body["mappings"])
-                except Exception as exc:
+                except Exception as exc:  # another worker made it first
                     if "resource_already_exists" not in str(exc):
                         raise
             self._ready = True

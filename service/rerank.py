@@ -362,7 +362,7 @@ def _export_for_cpu(name_or_path: str, settings: Settings, *, may_download: bool
         return cross_encoder_export(name_or_path, settings, may_download=may_download)
     except RerankerUnavailable:
         raise
-    except Exception as exc:
+    except Exception as exc:  # a failed export or check: the reason is the message
         raise RerankerUnavailable(
             f"cannot export cross-encoder {name_or_path!r} to ONNX for this CPU: {exc} "
             f"(set RRS_RERANK_BACKEND=torch to serve it with torch)"
@@ -381,7 +381,7 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     cached_only = not local and not hub_reachable()
     try:
         model = CrossEncoder(name_or_path, device=device, local_files_only=cached_only)
-    except Exception as exc:
+    except Exception as exc:  # any loading failure means the same to the operator
         hint = (
             ""
             if local

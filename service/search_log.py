@@ -120,7 +120,7 @@ class SearchLogWriter:
                 try:
                     pending = self._write(pending)
                     why = "Elasticsearch busy"
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 -- unreachable or failing: keep the records, retry
                     why = f"Elasticsearch unavailable ({exc.__class__.__name__})"
                 if pending:
                     with self._cond:

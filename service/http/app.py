@@ -180,7 +180,7 @@ def _check_index(pipeline: SearchPipeline, settings: Settings) -> None:
         raise StartupError(str(exc)) from exc
     except IndexMissing as exc:
         log.warning("%s (searches answer 404 until it exists)", exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- down, blocked, refusing: boot anyway, /readyz says why
         log.warning("Elasticsearch not ready at start-up (%s); searches answer 503 until it is", _describe(exc))
 
 
@@ -265,7 +265,7 @@ def readyz():
     except IndexModelMismatch as exc:
         reachable = present = mismatch = True
         problems.append(str(exc))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- whatever state the node is in, readiness answers 503
         problems.append(f"Elasticsearch not ready: {_describe(exc)}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
@@ -304,7 +304,7 @@ def openapi():
     if pipeline is not None:
         try:
             fields = pipeline.index_info(settings.index_alias).filter_fields
-        except Exception:
+        except Exception:  # noqa: BLE001 -- missing or unreachable: the document says no filter applies
             fields = None
     return jsonify(
         build_openapi(

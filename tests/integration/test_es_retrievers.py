@@ -352,7 +352,7 @@ class _Silent:
 
 
 class _Garbage(BaseHTTPRequestHandler):
-    def do_POST(self):
+    def do_POST(self):  # http.server's name
         self.rfile.read(int(self.headers["Content-Length"]))
         body = b"<html>not a rank list</html>"
         self.send_response(200)

@@ -202,7 +202,7 @@ def _ingest_killing_the_encoder(es, hostile, settings, alias, before) -> dict:
             outcome["report"] = run_ingest(
                 hostile, settings, alias=alias, reindex=True, progress=False, es=es, engine=ray_engine(encoders=1)
             )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test
             outcome["error"] = exc
 
     known = _encoder_pids()

@@ -39,7 +39,7 @@ def test_reindex_moves_the_alias_while_searches_keep_working(es, es_settings, al
                     aggs={"tags": {"terms": {"field": "parent_id", "size": 1}}},
                 )
                 seen.append(response["hits"]["total"]["value"])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- any failure is what the test looks for
                 errors.append(repr(exc))
 
     loop = threading.Thread(target=search_loop, daemon=True)
