@@ -44,21 +44,25 @@ def project_modules(root: Path = ROOT, packages=(*PACKAGES, TOP)) -> dict[str, P
     return {module_name(path, root): path for package in packages for path in (root / package).rglob("*.py")}
 
 
-def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
-    """Project modules that ``path`` imports (``from a import b`` counts ``a.b`` when it is a module)."""
+def imported_names(path: Path) -> set[str]:
+    """Every absolute dotted name ``path`` imports (``from a import b`` gives ``a`` and ``a.b``)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-        else:
-            continue
-        for name in names:
-            while name and name not in modules:
-                name = name.rpartition(".")[0]
-            if name:
-                found.add(name)
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"}
+    return found
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Project modules that ``path`` imports (``from a import b`` counts ``a.b`` when it is a module)."""
+    found = set()
+    for name in imported_names(path):
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        if name:
+            found.add(name)
     return found
 
 
@@ -156,17 +160,6 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
     assert upward_imports(graph) == ["rrsearch.core.base imports rrsearch.service.a"]
 
 
-def rrsearch_imports(path: Path) -> set[str]:
-    """Every dotted name under ``rrsearch`` that ``path`` imports (``from a import b`` gives ``a.b``)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == TOP}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == TOP:
-            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"}
-    return found
-
-
 def unresolved(name: str, root: Path = ROOT) -> bool:
     """Whether ``name`` names no file or folder under ``root/rrsearch``; a trailing part that
     is no module is a name inside its parent (``rrsearch.service.fusion.rrf``), which must resolve."""
@@ -195,7 +188,7 @@ def test_the_subpackages_are_links_to_the_design_folders():
 
 def test_every_rrsearch_import_in_the_tree_resolves_to_a_path_under_rrsearch():
     """What an editor or a type checker does from the checkout alone: follow ``rrsearch.x.y`` to a file."""
-    names = {name for path in python_files() for name in rrsearch_imports(path)}
+    names = {name for path in python_files() for name in imported_names(path) if name.split(".")[0] == TOP}
     assert "rrsearch.service.fusion" in names  # the check reads the real imports
     assert not sorted(name for name in names if unresolved(name))
 
