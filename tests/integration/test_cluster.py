@@ -4,8 +4,7 @@ and two stateless service instances that answer alike.
 
 Each test starts from a whole, green cluster (the ``whole_cluster`` fixture starts members an
 earlier test killed) and builds the indexes it needs through fixtures, so any one of them
-runs alone or in any order. The tests that kill a node come last: each restart of a member
-costs a node's boot and a green wait, so the ones that kill none run on the first boot."""
+runs alone or in any order."""
 
 from __future__ import annotations
 
@@ -135,6 +134,23 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
     es.close()
 
 
+def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, whole_cluster, cluster_env):
+    cluster = whole_cluster
+    path, expected = clean_alias
+    es = make_client(cluster)
+
+    run = start_ingest(path, "faulty", cluster_env)
+    wait_until_indexing(es, "faulty", run)
+    assert run.poll() is None, "the ingest finished before a node could be killed"
+    _kill(cluster, "rrs-node-2")
+    run.communicate(timeout=600)  # with a replica of every shard left, the run may well finish
+    again = start_ingest(path, "faulty", cluster_env)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
+    es.close()
+
+
 def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(
     clean_alias, whole_cluster, cluster_env
 ):
@@ -167,93 +183,6 @@ def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores
     assert run.returncode == 0, run.stderr[-3000:]
     es = make_client(whole_cluster)
     assert stored(es, "rayed") == expected
-    es.close()
-
-
-def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
-    whole_cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path
-):
-    """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
-    coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
-    from es_retrievers import (
-        QUERIES,
-        index_subset,
-        rerank_retriever,
-        rrf_retriever,
-        scifact_subset,
-        search_ids,
-        set_pool,
-    )
-
-    from rrsearch.service.http.app import create_app
-    from rrsearch.service.remote_rerank import RemoteReranker
-
-    cluster = whole_cluster
-    es = make_client(cluster)
-    # exact kNN: HNSW graphs and int8 quantiles are built per segment, so a primary and its replica may
-    # answer a kNN query a little differently, and two searches need not read the same copies
-    alias = index_subset(es, cluster.model_copy(update={"vector_index_type": "flat"}), bi_encoder, "cluster-retrievers")
-    es.options(request_timeout=60).cluster.health(index=alias, wait_for_status="green", timeout="50s")
-    shards = es.cat.shards(index=alias, format="json")
-    assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
-    env = {
-        "RRS_SERVE_ROLE": "reranker",
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-        "RRS_DEVICE": "cpu",
-        "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-        "ES_URL": "http://127.0.0.1:1",
-        "RRS_RERANK_TIMEOUT_MS": "60000",
-    }
-    with rrs_serve(first_free_port(19_800), env, tmp_path / "pool.log") as pool:
-        set_pool(es, pool, "60s")
-        settings = cluster.model_copy(
-            update={
-                "index_alias": alias,
-                "search_log_enabled": False,
-                "rerank_timeout_ms": 60_000.0,
-                "search_timeout_s": 30.0,
-            }
-        )
-        client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(pool)).test_client()
-        queries, _ = scifact_subset()
-        for _, query in queries[:QUERIES]:
-            fused = rrf_retriever(settings, bi_encoder, query, 20)
-            for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
-                ours = search_ids(es, alias, retriever, 10)
-                answer = client.post(
-                    "/search",
-                    json={
-                        "query": query,
-                        "top_k": 10,
-                        "candidates": 20,
-                        "rerank": rerank,
-                        "collapse": False,
-                        "highlight": False,
-                    },
-                ).get_json()
-                assert answer["degraded"] is None, answer["degraded"]
-                assert [doc for doc, _ in ours] == [hit["id"] for hit in answer["hits"]], (query, rerank)
-                scores = [hit["score"] for hit in answer["hits"]]
-                assert [s for _, s in ours] == pytest.approx(scores, rel=1e-5, abs=1e-7)
-        set_pool(es, None, None)
-    es.close()
-
-
-def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, whole_cluster, cluster_env):
-    cluster = whole_cluster
-    path, expected = clean_alias
-    es = make_client(cluster)
-
-    run = start_ingest(path, "faulty", cluster_env)
-    wait_until_indexing(es, "faulty", run)
-    assert run.poll() is None, "the ingest finished before a node could be killed"
-    _kill(cluster, "rrs-node-2")
-    run.communicate(timeout=600)  # with a replica of every shard left, the run may well finish
-    again = start_ingest(path, "faulty", cluster_env)
-    _, stderr = again.communicate(timeout=600)
-    assert again.returncode == 0, stderr
-    assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
     es.close()
 
 
@@ -345,4 +274,74 @@ def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_enc
         answer = response.get_json()
         assert answer["partial"] is True and "partial_results" in answer["degraded"], (mode, answer["degraded"])
         assert 0 < len(answer["hits"]) < len(whole["hits"]) == 90  # a third of the documents could not answer
+    es.close()
+
+
+def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
+    whole_cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path
+):
+    """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
+    coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
+    from es_retrievers import (
+        QUERIES,
+        index_subset,
+        rerank_retriever,
+        rrf_retriever,
+        scifact_subset,
+        search_ids,
+        set_pool,
+    )
+
+    from rrsearch.service.http.app import create_app
+    from rrsearch.service.remote_rerank import RemoteReranker
+
+    cluster = whole_cluster
+    es = make_client(cluster)
+    # exact kNN: HNSW graphs and int8 quantiles are built per segment, so a primary and its replica may
+    # answer a kNN query a little differently, and two searches need not read the same copies
+    alias = index_subset(es, cluster.model_copy(update={"vector_index_type": "flat"}), bi_encoder, "cluster-retrievers")
+    es.options(request_timeout=60).cluster.health(index=alias, wait_for_status="green", timeout="50s")
+    shards = es.cat.shards(index=alias, format="json")
+    assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
+    env = {
+        "RRS_SERVE_ROLE": "reranker",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+        "ES_URL": "http://127.0.0.1:1",
+        "RRS_RERANK_TIMEOUT_MS": "60000",
+    }
+    with rrs_serve(first_free_port(19_800), env, tmp_path / "pool.log") as pool:
+        set_pool(es, pool, "60s")
+        settings = cluster.model_copy(
+            update={
+                "index_alias": alias,
+                "search_log_enabled": False,
+                "rerank_timeout_ms": 60_000.0,
+                "search_timeout_s": 30.0,
+            }
+        )
+        client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(pool)).test_client()
+        queries, _ = scifact_subset()
+        for _, query in queries[:QUERIES]:
+            fused = rrf_retriever(settings, bi_encoder, query, 20)
+            for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
+                ours = search_ids(es, alias, retriever, 10)
+                answer = client.post(
+                    "/search",
+                    json={
+                        "query": query,
+                        "top_k": 10,
+                        "candidates": 20,
+                        "rerank": rerank,
+                        "collapse": False,
+                        "highlight": False,
+                    },
+                ).get_json()
+                assert answer["degraded"] is None, answer["degraded"]
+                assert [doc for doc, _ in ours] == [hit["id"] for hit in answer["hits"]], (query, rerank)
+                scores = [hit["score"] for hit in answer["hits"]]
+                assert [s for _, s in ours] == pytest.approx(scores, rel=1e-5, abs=1e-7)
+        set_pool(es, None, None)
     es.close()
