@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+# RRS_BENCH_DATA: where a machine without ../shared (a lent GPU) finds the copy it was sent
+DATA = Path(os.environ.get("RRS_BENCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact")
 BENCH_ALIAS = "bench-scifact"
 
 

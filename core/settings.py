@@ -328,6 +328,26 @@ class RerankSettings(BaseModel):
         description="Rows per forward pass; default 32 on CUDA, 8 on a CPU (where 4 to 32 "
         "score at the same pairs/s, bench/README.md, and shorter passes let a late request stop sooner).",
     )
+    rerank_default_weight: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="The blend served when nothing confirmed the model (no rrs_rerank.json, no corpus "
+        "calibration): the cross-encoder's share (service/blend_policy.py).",
+    )
+    rerank_default_depth: int = Field(
+        default=20, ge=1, description="How many fused candidates the default blend lets the cross-encoder reorder."
+    )
+    rerank_default_normalization: Literal["minmax", "rank"] = Field(
+        default="rank",
+        description="How the default blend puts both scores on one scale (rank: a saturated cross-encoder "
+        "cannot move a hit far).",
+    )
+    rerank_corpus_calibration: bool = Field(
+        default=True,
+        description="Serve the blend `rrs calibrate` chose on this index's pseudo-queries when the model "
+        "has no rrs_rerank.json (false: the default blend).",
+    )
     rerank_timeout_ms: float = Field(
         default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned."
     )

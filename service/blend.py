@@ -75,7 +75,11 @@ def blend(
 
 def load_calibration(model_dir: str | Path) -> BlendConfig | None:
     """The setting a model folder carries (``rrs_rerank.json``), or None when it has none."""
-    path = Path(model_dir) / CALIBRATION_FILE
+    return read_calibration(Path(model_dir) / CALIBRATION_FILE)
+
+
+def read_calibration(path: Path) -> BlendConfig | None:
+    """The ``chosen`` setting of a calibration file, or None when there is no such file."""
     if not path.is_file():
         return None
     chosen = json.loads(path.read_text(encoding="utf-8")).get("chosen", {})

@@ -30,6 +30,7 @@ from rrsearch.core.passage import passage_text
 from rrsearch.core.settings import Settings
 from rrsearch.service import fusion
 from rrsearch.service.blend import BlendConfig, blend
+from rrsearch.service.blend_policy import BlendPolicy, ServedBlend, for_request
 from rrsearch.service.retrieval import (
     Candidate,
     bm25_body,
@@ -118,6 +119,7 @@ class SearchPipeline:
         self._indexes: dict[str, IndexInfo] = {}
         self._embed = lru_cache(maxsize=settings.query_embedding_cache)(self._embed_uncached)
         self.reranking = InFlight()  # searches that will want the reranker
+        self.policy = BlendPolicy(reranker, settings)  # which blend each index is served with
 
     # --- public -----------------------------------------------------------------------
     @property
@@ -136,7 +138,8 @@ class SearchPipeline:
         info = self.index_info(index)
         clauses = filter_clauses(request.filters, info.filter_fields)
         depth = request.candidates or self.settings.default_candidates
-        blending = self.blend_config(request)
+        served = self.served_blend(request, info.version)
+        blending = served.config
         key = window_key(
             query=request.query,
             mode=request.mode,
@@ -174,20 +177,27 @@ class SearchPipeline:
             degraded=window.degraded,
             partial=window.partial,
             cached=cached,
-            blend=Blend(weight=blending.weight, depth=window.reranked_count, normalization=blending.normalization)
-            if window.reranked
+            blend=Blend(
+                weight=blending.weight,
+                depth=window.reranked_count,
+                normalization=blending.normalization,
+                source=served.source,
+                detail=served.detail,
+            )
+            if request.rerank and (window.reranked or blending.weight == 0)
             else None,
             timings_ms=timings,
             models=self.models,
         )
 
-    def blend_config(self, request: SearchRequest) -> BlendConfig:
-        """The request's blend, filled in from the reranker's calibration (then plain rerank)."""
-        calibrated = getattr(self.reranker, "calibration", None) or BlendConfig()
-        return BlendConfig(
-            weight=request.rerank_weight if request.rerank_weight is not None else calibrated.weight,
-            depth=request.rerank_depth or calibrated.depth,
-            normalization=request.rerank_normalization or calibrated.normalization,
+    def served_blend(self, request: SearchRequest, index_version: str) -> ServedBlend:
+        """The serving policy's blend for this index (service/blend_policy.py), with the
+        request's own settings on top."""
+        return for_request(
+            self.policy.served(index_version),
+            request.rerank_weight,
+            request.rerank_depth,
+            request.rerank_normalization,
         )
 
     def index_info(self, index: str, *, fresh: bool = False) -> IndexInfo:

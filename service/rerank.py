@@ -38,7 +38,7 @@ import numpy as np
 
 from rrsearch.core.encoders import auto_dtype, pick_device, resolve_backend
 from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
-from rrsearch.core.onnx_cache import cross_encoder_export
+from rrsearch.core.onnx_cache import content_fingerprint, cross_encoder_export
 from rrsearch.core.onnx_models import open_session, precision_of
 from rrsearch.core.settings import Settings
 from rrsearch.core.tokenization import (
@@ -161,6 +161,7 @@ class CrossEncoderReranker:
         self.max_batch_tokens = settings.rerank_max_batch_tokens
         self.backend = backend
         self.calibration: BlendConfig | None = None  # from the model folder's rrs_rerank.json, if it has one
+        self.identity: str | None = None  # name@content fingerprint of a local folder (service/blend_policy.py)
         self.dtype = "fp32"
         self._forward = forward
         if activation not in ACTIVATIONS:
@@ -354,6 +355,8 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
         reranker = _load_torch(name_or_path, settings, local)
     if local:
         reranker.calibration = load_calibration(name_or_path)
+        # corpus calibrations are keyed by content: a retrained model in the same folder has none
+        reranker.identity = f"{_label(name_or_path)}@{content_fingerprint(Path(name_or_path))[:16]}"
     return reranker
 
 

@@ -190,9 +190,15 @@ class Models(BaseModel):
 
 
 class Blend(BaseModel):
-    weight: float
-    depth: int
+    weight: float = Field(description="The cross-encoder's share of the final score (0: not run, 1: plain rerank).")
+    depth: int = Field(description="Candidates the cross-encoder reordered.")
     normalization: Literal["minmax", "rank"]
+    source: Literal["request", "judgments", "corpus", "default"] = Field(
+        description="Who chose this blend: the request; a calibration confirmed on judged queries "
+        "(rrs_rerank.json); one confirmed on this index's pseudo-queries (rrs calibrate); or the "
+        "conservative default for a model nothing confirmed."
+    )
+    detail: str = Field(description="The source in words.")
 
 
 class SearchResponse(BaseModel):

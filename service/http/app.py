@@ -329,8 +329,22 @@ def info():
             "max_input_length": getattr(reranker, "max_length", None),
             "backend": getattr(reranker, "backend", None),
             "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None,
+            "blend": _served_blend(state),
         }
     )
+
+
+def _served_blend(state) -> dict | None:
+    """The serving policy's blend for the default index (null on a pool, or without a reranker)."""
+    pipeline = state.get("pipeline")
+    if pipeline is None or pipeline.reranker is None:
+        return None
+    try:
+        version = pipeline.index_info(state["settings"].index_alias).version
+    except Exception:  # noqa: BLE001 -- no index yet: no corpus calibration can apply
+        version = ""
+    served = pipeline.policy.served(version)
+    return {**asdict(served.config), "source": served.source, "detail": served.detail, "index_version": version}
 
 
 @pool.get("/readyz")

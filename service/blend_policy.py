@@ -1,0 +1,111 @@
+"""Which blend the rerank stage serves, and why: the serving policy every cross-encoder goes through.
+
+Served plain, a cross-encoder that was never shown to help on the user's data can make results
+worse (a SciFact-trained model cost 0.06–0.11 nDCG@10 on other collections; the demo's lowered
+its own sample on queries it never saw). So nothing is served plain by default unless
+something confirmed it. The blend comes from the first of:
+
+1. ``judgments``: ``rrs_rerank.json`` beside the model, chosen and confirmed on the user's
+   judged queries (``rrs train-reranker``, ``rrs eval --tune-rerank``);
+2. ``corpus``: chosen and confirmed without judgments, on pseudo-queries made from the index
+   itself (``rrs calibrate``), cached per model and index under ``RRS_HOME/calibrations``; a
+   new model or a new index version has none until it is made again;
+3. ``default``: a conservative blend (``RRS_RERANK_DEFAULT_*``), chosen so that even a
+   reranker scoring at random costs little (``bench/README.md``, "Serving policy").
+
+A request's ``rerank_weight``/``rerank_depth``/``rerank_normalization`` override the policy
+(source ``request``). Every response names the source (``blend.source``), as does ``/info``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from rrsearch.service.blend import BlendConfig, read_calibration
+
+Source = Literal["request", "judgments", "corpus", "default"]
+CALIBRATIONS_DIR = "calibrations"
+
+
+@dataclass(frozen=True)
+class ServedBlend:
+    """The blend a reranker serves on one index, where it came from, and why."""
+
+    config: BlendConfig
+    source: Source
+    detail: str
+
+
+def calibration_path(home: Path, model: str, index_version: str) -> Path:
+    """Where the corpus calibration of ``model`` on one concrete index version is cached.
+
+    The name holds both (readably) and a hash of both, so a changed model fingerprint or a
+    reindex (a new concrete index) finds no file and falls back until ``rrs calibrate`` runs."""
+    digest = hashlib.sha256(f"{model}\n{index_version}".encode()).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}--{index_version}")[:120]
+    return Path(home) / CALIBRATIONS_DIR / f"{readable}-{digest}.json"
+
+
+def resolve(judged: BlendConfig | None, corpus: BlendConfig | None, default: BlendConfig) -> ServedBlend:
+    """The policy's choice among what exists (pure): judgments, else corpus, else the default."""
+    if judged is not None:
+        return ServedBlend(judged, "judgments", "chosen and confirmed on judged queries (rrs_rerank.json)")
+    if corpus is not None:
+        return ServedBlend(corpus, "corpus", "chosen and confirmed on pseudo-queries from this index (rrs calibrate)")
+    return ServedBlend(
+        default,
+        "default",
+        "nothing confirmed this model here: a conservative blend (run rrs calibrate, or train with judgments)",
+    )
+
+
+def for_request(served: ServedBlend, weight: float | None, depth: int | None, normalization: str | None) -> ServedBlend:
+    """The policy's blend with whatever the request set on top (pure); any override makes the
+    source ``request``."""
+    if weight is None and depth is None and normalization is None:
+        return served
+    config = BlendConfig(
+        weight=served.config.weight if weight is None else weight,
+        depth=depth or served.config.depth,
+        normalization=normalization or served.config.normalization,  # type: ignore[arg-type]
+    )
+    return replace(served, config=config, source="request", detail="set by the request")
+
+
+class BlendPolicy:
+    """The policy for one loaded reranker: its judged calibration, the default, and the corpus
+    calibrations read (once per index version) from ``RRS_HOME/calibrations``."""
+
+    def __init__(self, reranker, settings) -> None:
+        self.model = model_identity(reranker)
+        self.judged: BlendConfig | None = getattr(reranker, "calibration", None)
+        self.default = BlendConfig(
+            weight=settings.rerank_default_weight,
+            depth=settings.rerank_default_depth,
+            normalization=settings.rerank_default_normalization,
+        )
+        self.home = Path(settings.home)
+        self.use_corpus = settings.rerank_corpus_calibration
+        self._corpus: dict[str, BlendConfig | None] = {}
+
+    def corpus(self, index_version: str) -> BlendConfig | None:
+        if not self.use_corpus or self.model is None:
+            return None
+        if index_version not in self._corpus:
+            self._corpus[index_version] = read_calibration(calibration_path(self.home, self.model, index_version))
+        return self._corpus[index_version]
+
+    def served(self, index_version: str) -> ServedBlend:
+        return resolve(self.judged, None if self.judged else self.corpus(index_version), self.default)
+
+
+def model_identity(reranker) -> str | None:
+    """What a corpus calibration is keyed by: the reranker's content fingerprint where it has
+    one (a local folder), else its name (a hub id, or what a remote pool reports)."""
+    if reranker is None:
+        return None
+    return getattr(reranker, "identity", None) or reranker.name
