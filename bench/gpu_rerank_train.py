@@ -141,7 +141,9 @@ def main() -> None:
             )
             facts[f"fold_{fold}"] = {"seconds": result.seconds, "heldout_after": result.after}
             own_lists = [entry for entry in train_split["lists"] if entry["id"] in own]
-            out_of_fold.update(score_lists(args.work / name / f"fold-{fold}", own_lists, texts, config.max_length, args.device))
+            out_of_fold.update(
+                score_lists(args.work / name / f"fold-{fold}", own_lists, texts, config.max_length, args.device)
+            )
         result = train_reranker(mined, config, args.work / name / "all", progress=False)
         facts["all"] = {
             "seconds": result.seconds,

@@ -329,7 +329,7 @@ class RerankSettings(BaseModel):
         "score at the same pairs/s, bench/README.md, and shorter passes let a late request stop sooner).",
     )
     rerank_default_weight: float = Field(
-        default=0.2,
+        default=0.1,
         ge=0.0,
         le=1.0,
         description="The blend served when nothing confirmed the model (no rrs_rerank.json, no corpus "
@@ -339,9 +339,9 @@ class RerankSettings(BaseModel):
         default=20, ge=1, description="How many fused candidates the default blend lets the cross-encoder reorder."
     )
     rerank_default_normalization: Literal["minmax", "rank"] = Field(
-        default="rank",
-        description="How the default blend puts both scores on one scale (rank: a saturated cross-encoder "
-        "cannot move a hit far).",
+        default="minmax",
+        description="How the default blend puts both scores on one scale (minmax keeps the fused order's "
+        "own gaps; rank makes every neighbour swappable and cost 3x more with a noisy model, bench/README.md).",
     )
     rerank_corpus_calibration: bool = Field(
         default=True,

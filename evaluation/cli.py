@@ -264,4 +264,49 @@ def judgments_export_command(alias, output, test_share, paragraphs):
             )
 
 
-commands = [eval_command, judgments_group]
+@click.command("calibrate")
+@click.option("--index", "alias", help="Alias to calibrate on (default RRS_INDEX_ALIAS).")
+@click.option("--reranker", help="Cross-encoder path or hub name (default RRS_CROSS_ENCODER).")
+@click.option(
+    "--queries", default=200, show_default=True, type=click.IntRange(20, 5000), help="Pseudo-queries to draw."
+)
+@click.option(
+    "--candidates", default=50, show_default=True, type=click.IntRange(10, 1000), help="Fused candidates scored."
+)
+@click.option("--progress/--no-progress", default=True)
+def calibrate_command(alias, reranker, queries, candidates, progress):
+    """Choose and confirm the blend for a reranker on an index without judgments (pseudo-queries
+    from the index); the service serves it when the model has no rrs_rerank.json."""
+    from rrsearch.core.console import fail, load_settings
+    from rrsearch.core.errors import IndexMissing, RerankerUnavailable, RRSError
+    from rrsearch.evaluation.corpus_calibration import calibrate, save
+    from rrsearch.evaluation.offline import open_pipeline
+    from rrsearch.service.blend_policy import calibration_path, model_identity
+
+    settings = load_settings()
+    alias = alias or settings.index_alias
+    try:
+        with open_pipeline(settings, alias=alias, depth=candidates, reranker=reranker or settings.cross_encoder) as job:
+            version = job.pipeline.index_info(alias).version
+            model = model_identity(job.pipeline.reranker)
+            if model is None:
+                fail("no reranker is loaded: set RRS_CROSS_ENCODER or pass --reranker", 2)
+            best, facts = calibrate(
+                job.pipeline, job.es, alias, count=queries, candidates=candidates, progress=progress
+            )
+            path = save(
+                calibration_path(settings.home, model, version), best, facts, model=model, index_version=version
+            )
+    except (IndexMissing, RerankerUnavailable) as exc:
+        fail(str(exc), 2)
+    except RRSError as exc:
+        fail(str(exc), 1)
+    gain = facts["chosen_gain"]
+    click.echo(
+        f"{model} on {version}: weight {best.weight}, depth {best.depth}, {best.normalization} "
+        f"(pseudo-queries: hybrid {facts['hybrid_alone']}, plain rerank {facts['plain_rerank']}, "
+        f"chosen gain {gain['gain_confirming']:+.4f}, lower bound {gain['gain_confirming_lower']:+.4f}); wrote {path}"
+    )
+
+
+commands = [eval_command, judgments_group, calibrate_command]

@@ -117,8 +117,11 @@ def tune(
     weights=WEIGHTS,
     depths=DEPTHS,
     normalizations=NORMALIZATIONS,
+    harmless_up_to: float = 0.0,
+    margin: float = 0.0,
 ) -> tuple[BlendConfig, list[dict]]:
-    """The chosen setting (see the module's docstring), and every setting's figures (best first)."""
+    """The chosen setting (see the module's docstring and :func:`pick`), and every setting's
+    figures (best first)."""
     deepest = max((len(entries) for entries in collected.values()), default=0)
     choosing, confirming = halves(qrels)
     hybrid = per_query(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})
@@ -143,13 +146,28 @@ def tune(
                     }
                 )
     grid.sort(key=lambda row: (-row["ndcg@10"], -row["weight"], row["depth"]))
-    candidate = max(grid, key=lambda row: (row["gain_choosing"], -row["weight"]))
-    best = (
-        candidate
-        if candidate["weight"] > 0 and candidate["gain_confirming_lower"] > 0
-        else next(row for row in grid if row["weight"] == 0)
-    )
+    best = pick(grid, harmless_up_to=harmless_up_to, margin=margin)
     return BlendConfig(weight=best["weight"], depth=best["depth"], normalization=best["normalization"]), grid
+
+
+def pick(grid: list[dict], *, harmless_up_to: float = 0.0, margin: float = 0.0) -> dict:
+    """The setting the rule keeps (pure).
+
+    By default (judged queries): the best mean gain on the choosing half (ties: the smaller
+    weight), kept when the confirming half's lower bound of its gain is above 0, else weight 0.
+    With ``harmless_up_to`` > 0 (pseudo-queries, which the first stage already answers, so a
+    good model can mostly only tie there): a weight up to it needs only to do no harm -- kept
+    when its lower bound is above ``-margin``, ties going to the larger weight; a larger weight
+    still needs a confirmed gain."""
+
+    def harmless(row: dict) -> bool:
+        return 0.0 < row["weight"] <= harmless_up_to
+
+    candidate = max(grid, key=lambda row: (row["gain_choosing"], row["weight"] if harmless(row) else -row["weight"]))
+    floor = -margin if harmless(candidate) else 0.0
+    if candidate["weight"] > 0 and candidate["gain_confirming_lower"] > floor:
+        return candidate
+    return next(row for row in grid if row["weight"] == 0)
 
 
 def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]]) -> float:
@@ -158,10 +176,15 @@ def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Sco
 
 
 def choose(
-    qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], chosen_on: dict
+    qrels: dict[str, dict[str, int]],
+    collected: dict[str, list[Scored]],
+    chosen_on: dict,
+    *,
+    harmless_up_to: float = 0.0,
+    margin: float = 0.0,
 ) -> tuple[BlendConfig, dict]:
     """The best setting and the facts stored beside the model with it (``rrs_rerank.json``)."""
-    best, grid = tune(qrels, collected)
+    best, grid = tune(qrels, collected, harmless_up_to=harmless_up_to, margin=margin)
     deepest = max(row["depth"] for row in grid)
     facts = {
         "chosen_on": {**chosen_on, "metric": "ndcg@10"},
@@ -178,8 +201,10 @@ def choose(
             if (row["weight"], row["depth"], row["normalization"]) == (best.weight, best.depth, best.normalization)
         ),
         "rule": f"the best mean gain over hybrid on half of the queries, kept when the other half confirms it "
-        f"(one-sided {CONFIDENCE:.0%} bootstrap lower bound of its gain there > 0); else weight 0 "
-        f"(the hybrid order, no cross-encoder)",
+        f"(one-sided {CONFIDENCE:.0%} bootstrap lower bound of its gain there > 0"
+        + (f"; up to weight {harmless_up_to:g}, > {-margin:g}: no harm" if harmless_up_to else "")
+        + "); else weight 0 "
+        "(the hybrid order, no cross-encoder)",
         "grid": grid,
     }
     return best, facts

@@ -92,6 +92,13 @@ def read_calibration(path: Path) -> BlendConfig | None:
 
 def write_calibration(model_dir: str | Path, config: BlendConfig, facts: dict) -> Path:
     """Store ``config`` (and how it was chosen) beside the model."""
-    path = Path(model_dir) / CALIBRATION_FILE
-    path.write_text(json.dumps({"chosen": asdict(config), **facts}, indent=2) + "\n", encoding="utf-8")
+    return write_calibration_file(Path(model_dir) / CALIBRATION_FILE, config, facts)
+
+
+def write_calibration_file(path: Path, config: BlendConfig, facts: dict) -> Path:
+    """Store ``config`` and how it was chosen in ``path`` (written whole, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"chosen": asdict(config), **facts}, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
     return path

@@ -18,6 +18,10 @@ from rrsearch.core.settings import Settings
 # its own tests (tests/integration/test_auto_backends.py), so everything else pins torch.
 os.environ.setdefault("RRS_BI_ENCODER_BACKEND", "torch")
 os.environ.setdefault("RRS_RERANK_BACKEND", "torch")
+# Most tests check the cross-encoder's own order: plain rerank of every candidate is their
+# default; the serving policy's own default blend is tested in test_blend_policy.py.
+os.environ.setdefault("RRS_RERANK_DEFAULT_WEIGHT", "1.0")
+os.environ.setdefault("RRS_RERANK_DEFAULT_DEPTH", "1000")
 
 TEST_NODE_PORT = 9250  # away from a developer's own node on 9200; next free one if taken
 

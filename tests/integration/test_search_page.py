@@ -249,6 +249,7 @@ def test_query_shows_hits_stage_ranks_and_timings_and_mode_switches(page, servic
     search_on_page(page, query)
     expect(page.locator("#badges")).to_contain_text("mode hybrid")
     expect(page.locator("#badges")).to_contain_text("reranked (")
+    expect(page.locator("#badges")).to_contain_text("blend: cross-encoder 100% (default)")
     expect(page.locator("#status")).to_contain_text("Hits 1–")
     assert timing(page, "total") > 0 and timing(page, "search") > 0 and timing(page, "rerank") > 0
     assert timing(page, "embed_query") > 0  # hybrid embeds the query

@@ -397,13 +397,24 @@ def test_blending_keeps_the_first_stage_in_the_final_order(client):
     plain = post(client, **body)[1]
     first_stage = post(client, **body, rerank_weight=0.0)[1]
     half = post(client, **body, rerank_weight=0.5, rerank_depth=10, rerank_normalization="rank")[1]
-    assert plain["blend"] == {"weight": 1.0, "depth": 20, "normalization": "minmax"}
+    assert {k: plain["blend"][k] for k in ("weight", "depth", "normalization")} == {
+        "weight": 1.0,
+        "depth": 20,
+        "normalization": "minmax",
+    }
+    assert plain["blend"]["source"] == "default" and half["blend"]["source"] == "request"
     assert all(h["stages"]["blended"] is None for h in plain["hits"])
     # weight 0: the cross-encoder has no say, so it is not run: the fused order, nothing reranked
     assert [h["stages"]["fused"]["rank"] for h in first_stage["hits"]] == list(range(1, 11))
-    assert first_stage["reranked"] is False and first_stage["degraded"] is None and first_stage["blend"] is None
+    assert first_stage["reranked"] is False and first_stage["degraded"] is None
+    assert first_stage["blend"]["weight"] == 0.0 and first_stage["blend"]["source"] == "request"
     assert all(h["stages"]["rerank"] is None for h in first_stage["hits"])
-    assert half["blend"] == {"weight": 0.5, "depth": 10, "normalization": "rank"} and half["reranked_count"] == 10
+    assert {k: half["blend"][k] for k in ("weight", "depth", "normalization")} == {
+        "weight": 0.5,
+        "depth": 10,
+        "normalization": "rank",
+    }
+    assert half["reranked_count"] == 10
     scores = [h["score"] for h in half["hits"]]
     assert scores == sorted(scores, reverse=True) and all(
         h["score"] == h["stages"]["blended"]["score"] for h in half["hits"]
@@ -420,7 +431,12 @@ def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_
     write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"})
     app = create_app(settings.model_copy(update={"cross_encoder": str(folder)}), bi_encoder=bi_encoder)
     status, body = post(app.test_client(), query="history of jazz", top_k=5, candidates=20)
-    assert status == 200 and body["blend"] == {"weight": 0.25, "depth": 8, "normalization": "minmax"}
+    assert status == 200 and body["blend"]["source"] == "judgments"
+    assert {k: body["blend"][k] for k in ("weight", "depth", "normalization")} == {
+        "weight": 0.25,
+        "depth": 8,
+        "normalization": "minmax",
+    }
     assert body["reranked_count"] == 8
 
 

@@ -207,6 +207,12 @@
     } else {
       badges.appendChild(badge("not reranked", "off"));
     }
+    if (data.blend) {
+      // which blend served, and why its weight is what it is (service/blend_policy.py)
+      const share = Math.round(data.blend.weight * 100);
+      badges.appendChild(badge("blend: cross-encoder " + share + "% (" + data.blend.source + ")", "info"));
+      badges.appendChild(el("p", "Blend source " + data.blend.source + ": " + data.blend.detail + ".", "hint blend"));
+    }
     if (data.degraded) badges.appendChild(badge("degraded: " + data.degraded, "warn"));
     if (data.degraded && DEGRADED_HINTS[data.degraded]) badges.appendChild(el("p", DEGRADED_HINTS[data.degraded], "hint"));
     if (data.cached) badges.appendChild(badge("cached window", "info"));

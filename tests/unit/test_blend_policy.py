@@ -1,0 +1,93 @@
+"""The serving policy's pure parts: which source wins, a request's override, where a corpus
+calibration is cached, and the pseudo-queries and non-inferiority rule it is chosen by."""
+
+import pytest
+
+from rrsearch.evaluation.corpus_calibration import first_sentence, pseudo_query
+from rrsearch.evaluation.tuning import Scored, tune
+from rrsearch.service.blend import BlendConfig
+from rrsearch.service.blend_policy import calibration_path, for_request, resolve
+
+JUDGED = BlendConfig(weight=0.3, depth=30)
+CORPUS = BlendConfig(weight=0.2, depth=20, normalization="rank")
+DEFAULT = BlendConfig(weight=0.1, depth=20)
+
+
+def test_judgments_win_then_corpus_then_the_default():
+    assert resolve(JUDGED, CORPUS, DEFAULT).source == "judgments"
+    assert resolve(JUDGED, CORPUS, DEFAULT).config == JUDGED
+    assert resolve(None, CORPUS, DEFAULT).source == "corpus"
+    assert resolve(None, CORPUS, DEFAULT).config == CORPUS
+    served = resolve(None, None, DEFAULT)
+    assert served.source == "default" and served.config == DEFAULT and "rrs calibrate" in served.detail
+
+
+def test_a_request_setting_overrides_the_policy_and_says_so():
+    served = resolve(None, CORPUS, DEFAULT)
+    assert for_request(served, None, None, None) is served
+    plain = for_request(served, 1.0, None, None)
+    assert plain.source == "request" and plain.config == BlendConfig(weight=1.0, depth=20, normalization="rank")
+    deeper = for_request(served, None, 50, "minmax")
+    assert deeper.config == BlendConfig(weight=0.2, depth=50, normalization="minmax") and deeper.source == "request"
+    assert for_request(served, 0.0, None, None).config.weight == 0.0  # 0 is a setting, not "unset"
+
+
+def test_a_new_model_or_a_new_index_version_has_no_cached_calibration(tmp_path):
+    path = calibration_path(tmp_path, "reranker@abc123", "docs-v1")
+    assert path.parent == tmp_path / "calibrations" and "reranker_abc123--docs-v1" in path.name
+    assert path == calibration_path(tmp_path, "reranker@abc123", "docs-v1")
+    assert path != calibration_path(tmp_path, "reranker@abc124", "docs-v1")  # retrained model
+    assert path != calibration_path(tmp_path, "reranker@abc123", "docs-v2")  # reindexed
+    assert "/" not in calibration_path(tmp_path, "org/model", "a,b").name
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"title": "Vitamin D and bone density", "text": "x"}, ("title", "Vitamin D and bone density")),
+        (
+            {"title": "Intro", "text": "Too short. Bones need vitamin D to grow."},
+            ("sentence", "Bones need vitamin D to grow."),
+        ),
+        ({"title": "", "text": "Ok. No."}, None),
+        ({"text": ""}, None),
+    ],
+)
+def test_a_pseudo_query_is_the_title_else_the_first_real_sentence(source, expected):
+    assert pseudo_query(source) == expected
+
+
+def test_first_sentence_is_capped():
+    assert len(first_sentence(" ".join(["word"] * 80) + ".").split()) == 30
+
+
+def _lists(n: int, model: str) -> tuple[dict, dict]:
+    """``n`` queries of 10 candidates. ``found``: the first stage already ranks the relevant
+    document first and the cross-encoder agrees (it only reorders the rest); ``harmful``: the
+    cross-encoder sinks that document and lifts the 2nd; ``helpful``: the first stage ranks the
+    relevant document 2nd and the cross-encoder lifts it."""
+    qrels, collected = {}, {}
+    for q in range(n):
+        docs = [f"d{q}-{i}" for i in range(10)]
+        relevant = 1 if model == "helpful" else 0
+        qrels[f"q{q}"] = {docs[relevant]: 1}
+        rerank = [float(i) for i in range(10)]  # the reverse of the fused order
+        rerank[relevant] = -100.0 if model == "harmful" else 100.0
+        if model == "harmful":
+            rerank[1] = 100.0
+        collected[f"q{q}"] = [Scored(doc, 1.0 / (60 + i), rerank[i]) for i, doc in enumerate(docs)]
+    return qrels, collected
+
+
+def test_pseudo_queries_keep_a_harmless_light_blend_that_the_strict_rule_refuses():
+    lenient = {"harmless_up_to": 0.3, "margin": 0.005}
+    qrels, collected = _lists(40, "found")
+    assert tune(qrels, collected)[0].weight == 0.0  # no gain to confirm
+    assert tune(qrels, collected, **lenient)[0].weight == 0.3  # no harm either: the largest harmless weight
+    qrels, collected = _lists(40, "harmful")
+    chosen, grid = tune(qrels, collected, **lenient)
+    assert 0.0 < chosen.weight < 0.3  # the largest say it has without swapping the top two
+    assert next(row for row in grid if row["weight"] == 0.3)["gain_choosing"] < 0
+    assert tune(qrels, collected)[0].weight == 0.0
+    qrels, collected = _lists(40, "helpful")
+    assert tune(qrels, collected)[0].weight > 0.0 and tune(qrels, collected, **lenient)[0].weight > 0.0
