@@ -1,0 +1,142 @@
+"""The serving policy end to end: which blend a search is served, from which source, and a
+corpus calibration made by ``rrs calibrate`` that a new model or a new index version drops."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rrsearch.service.blend import BlendConfig, write_calibration, write_calibration_file
+from rrsearch.service.blend_policy import calibration_path, model_identity
+from rrsearch.service.http.app import create_app
+from rrsearch.service.rerank import load_reranker
+
+PRODUCT_DEFAULTS = {"rerank_default_weight": 0.1, "rerank_default_depth": 20, "rerank_default_normalization": "minmax"}
+BODY = {"query": "moons of planets and telescopes", "top_k": 5, "candidates": 30, "collapse": False}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_cross_encoder_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("policy") / "reranker"
+    shutil.copytree(tiny_cross_encoder_dir, folder)
+    return folder
+
+
+@pytest.fixture
+def settings(es_settings, service_index, model_dir, tmp_path):
+    return es_settings.model_copy(
+        update={
+            "index_alias": service_index,
+            "cross_encoder": str(model_dir),
+            "home": tmp_path / "home",
+            "rerank_timeout_ms": 30_000.0,
+            **PRODUCT_DEFAULTS,
+        }
+    )
+
+
+def serve(settings, bi_encoder, folder=None):
+    reranker = load_reranker(str(folder or settings.cross_encoder), settings)
+    app = create_app(settings, bi_encoder=bi_encoder, reranker=reranker)
+    return app.test_client(), reranker
+
+
+def search(client, **extra):
+    response = client.post("/search", json={**BODY, **extra})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_model_nothing_confirmed_is_served_the_default_blend_never_plain(settings, bi_encoder):
+    client, _ = serve(settings, bi_encoder)
+    body = search(client)
+    assert body["blend"]["source"] == "default" and body["blend"]["weight"] == 0.1
+    assert body["reranked_count"] == 20 and "rrs calibrate" in body["blend"]["detail"]
+    info = client.get("/info").get_json()["blend"]
+    assert info["source"] == "default" and info["weight"] == 0.1
+    # the request may still ask for plain reranking
+    plain = search(client, rerank_weight=1.0)
+    assert plain["blend"]["source"] == "request" and plain["blend"]["weight"] == 1.0 and plain["reranked_count"] == 20
+
+
+def test_a_corpus_calibration_serves_until_the_model_or_the_index_changes(
+    settings, bi_encoder, es, model_dir, tmp_path
+):
+    _, reranker = serve(settings, bi_encoder)
+    index_version = ",".join(sorted(es.indices.get_alias(name=settings.index_alias)))
+    path = calibration_path(settings.home, model_identity(reranker), index_version)
+    write_calibration_file(path, BlendConfig(weight=0.3, depth=10, normalization="rank"), {"split": "pseudo"})
+    client, _ = serve(settings, bi_encoder)  # a fresh service reads it
+    body = search(client)
+    assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == 0.3 and body["reranked_count"] == 10
+    assert client.get("/info").get_json()["blend"]["source"] == "corpus"
+
+    # the same model under another index version (a reindex) has no calibration there
+    assert not calibration_path(settings.home, model_identity(reranker), index_version + "-next").exists()
+    assert client.application.extensions["rrs"]["pipeline"].policy.served(index_version + "-next").source == "default"
+
+    # a retrained model (other bytes in a copy of the folder) is a different identity: default
+    changed = tmp_path / "retrained"
+    shutil.copytree(model_dir, changed)
+    (changed / "config.json").write_text((changed / "config.json").read_text() + "\n")
+    client, changed_reranker = serve(settings.model_copy(update={"cross_encoder": str(changed)}), bi_encoder)
+    assert model_identity(changed_reranker) != model_identity(reranker)
+    assert search(client)["blend"]["source"] == "default"
+
+    # judgments beside the model win over the corpus calibration
+    write_calibration(changed, BlendConfig(weight=0.25, depth=8), {"split": "train"})
+    write_calibration_file(
+        calibration_path(settings.home, model_identity(changed_reranker), index_version), BlendConfig(weight=0.3), {}
+    )
+    client, _ = serve(settings.model_copy(update={"cross_encoder": str(changed)}), bi_encoder)
+    body = search(client)
+    assert body["blend"]["source"] == "judgments" and body["blend"]["weight"] == 0.25
+
+
+def test_rrs_calibrate_writes_what_the_service_then_serves(settings, bi_encoder, cli_env):
+    env = {
+        **cli_env,
+        "RRS_HOME": str(settings.home),
+        "RRS_INDEX_ALIAS": settings.index_alias,
+        "RRS_CROSS_ENCODER": settings.cross_encoder,
+        "RRS_RERANK_TIMEOUT_MS": "60000",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "rrsearch", "calibrate", "--queries", "20", "--candidates", "10", "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    written = sorted((settings.home / "calibrations").glob("*.json"))
+    assert len(written) == 1 and "wrote " + str(written[0]) in done.stdout
+    facts = json.loads(written[0].read_text())
+    assert facts["chosen_on"]["queries"] == 20 and facts["chosen_on"]["titles"] + facts["chosen_on"]["sentences"] == 20
+    assert facts["model"].startswith("reranker@") and facts["index_version"].startswith(settings.index_alias)
+    client, _ = serve(settings, bi_encoder)
+    body = search(client)
+    assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == facts["chosen"]["weight"]
+
+
+def test_calibrate_on_a_missing_index_is_a_clear_error(settings, cli_env):
+    env = {**cli_env, "RRS_HOME": str(settings.home)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rrsearch",
+            "calibrate",
+            "--index",
+            "no-such-alias",
+            "--reranker",
+            settings.cross_encoder,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "no-such-alias" in done.stderr and "Traceback" not in done.stderr
