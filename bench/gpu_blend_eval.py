@@ -5,7 +5,12 @@
 For each recipe's scores: the blend is chosen and confirmed on the out-of-fold train scores by
 the cross-fitted rule (``training/crossfit.choose_cross_fitted``, the rule ``rrs train-reranker``
 applies), then replayed on the test queries. Reports hybrid alone, plain reranking (weight 1,
-100 deep) and the chosen blend on test, and writes ``bench/results/gpu_blend_scifact.json``.
+100 deep) and the chosen blend on test.
+
+The policy table (``policy_table``): candidate default blends replayed with each recipe's scores
+and with random scores (``RANDOM_SEEDS``: a reranker that knows nothing), on train (out of fold)
+and test -- what ``RRS_RERANK_DEFAULT_*`` was chosen from. Writes
+``bench/results/gpu/gpu_blend_scifact.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+RANDOM_SEEDS = (0, 1, 2)
+DEFAULT_CANDIDATES = [  # (weight, depth, normalization)
+    (0.1, 20, "minmax"),
+    (0.2, 20, "minmax"),
+    (0.3, 20, "minmax"),
+    (0.1, 20, "rank"),
+    (0.2, 20, "rank"),
+    (0.2, 50, "rank"),
+]
 
 
 def scored(split: dict, scores: dict[str, list[float]]) -> dict:
@@ -35,11 +50,40 @@ def scored(split: dict, scores: dict[str, list[float]]) -> dict:
     }
 
 
+def policy_table(scores_of: dict[str, dict], frozen: dict) -> list[dict]:
+    """nDCG@10 of each candidate default blend with each model's scores and with random ones."""
+    import random
+
+    from rrsearch.evaluation.metrics import evaluate
+    from rrsearch.evaluation.tuning import Scored, replay
+    from rrsearch.service.blend import BlendConfig
+
+    any_model = next(iter(scores_of.values()))
+    models = dict(scores_of)
+    for seed in RANDOM_SEEDS:
+        rng = random.Random(seed)
+        models[f"random-{seed}"] = {
+            split: {q: [Scored(e.parent_id, e.fused, rng.random()) for e in entries] for q, entries in lists.items()}
+            for split, lists in any_model.items()
+        }
+    rows = []
+    for weight, depth, normalization in [(0.0, 100, "minmax"), *DEFAULT_CANDIDATES]:
+        config = BlendConfig(weight=weight, depth=depth, normalization=normalization)  # type: ignore[arg-type]
+        row: dict = {"weight": weight, "depth": depth, "normalization": normalization}
+        for name, splits in models.items():
+            for split, lists in splits.items():
+                qrels = frozen["splits"][split]["qrels"]
+                rankings = {q: replay(entries, config) for q, entries in lists.items()}
+                row[f"{split}:{name}"] = round(evaluate({q: qrels[q] for q in lists}, rankings)["ndcg@10"], 4)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lists", type=Path, default=ROOT / ".gpu/scifact_lists.json.gz")
     parser.add_argument("scores", type=Path, nargs="+")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/gpu_blend_scifact.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/gpu/gpu_blend_scifact.json")
     args = parser.parse_args()
 
     from rrsearch.evaluation.metrics import evaluate
@@ -51,6 +95,7 @@ def main() -> None:
         frozen = json.load(handle)
     train, test = frozen["splits"]["train"], frozen["splits"]["test"]
     report: dict = {"benchmark": "gpu_blend_scifact", "test_queries": len(test["lists"]), "recipes": {}}
+    scores_of: dict[str, dict] = {}
     for path in args.scores:
         with gzip.open(path, "rt") as handle:
             document = json.load(handle)
@@ -78,6 +123,10 @@ def main() -> None:
             "test_ndcg@10": figures,
         }
         print(f"{facts['recipe']}: chosen {asdict(best)} on train; test nDCG@10 {figures}")
+        scores_of[facts["recipe"]] = {"train": out_of_fold, "test": on_test}
+    report["policy_table"] = policy_table(scores_of, frozen)
+    for row in report["policy_table"]:
+        print(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
