@@ -19,7 +19,7 @@ from rrsearch.core.settings import Settings
 os.environ.setdefault("RRS_BI_ENCODER_BACKEND", "torch")
 os.environ.setdefault("RRS_RERANK_BACKEND", "torch")
 # Most tests check the cross-encoder's own order: plain rerank of every candidate is their
-# default; the serving policy's own default blend is tested in test_blend_policy.py.
+# default; the serving policy's own default blend is tested in test_blend_policy.py (integration) and test_serving_policy_rules.py (unit).
 os.environ.setdefault("RRS_RERANK_DEFAULT_WEIGHT", "1.0")
 os.environ.setdefault("RRS_RERANK_DEFAULT_DEPTH", "1000")
 
