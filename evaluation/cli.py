@@ -59,6 +59,12 @@ def _configs(value: str) -> tuple[str, ...]:
     is_flag=True,
     help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder.",
 )
+@click.option(
+    "--tune-fusion",
+    is_flag=True,
+    help="Choose RRF or linear (and its weight, normalisation) on --split and write it into --index's _meta; "
+    "the service then serves it by default.",
+)
 def eval_command(
     dataset_dir,
     split,
@@ -74,19 +80,26 @@ def eval_command(
     compare_path,
     progress,
     tune_rerank,
+    tune_fusion,
 ):
     """Index DATASET_DIR's corpus (once), run its judged queries through the search pipeline
     in every configuration, and report nDCG@10, Recall@100, MRR@10, MAP@100 and latency.
 
     With --tune-rerank, choose instead how --reranker (a model folder) is blended with the
-    hybrid order, on --split (use train; report on test), and store it beside the model."""
+    hybrid order, on --split (use train; report on test), and store it beside the model.
+    With --tune-fusion, choose the fusion on --split and store it in --index's _meta."""
     from rrsearch.core.console import fail, load_settings
     from rrsearch.core.errors import DatasetError, IndexMissing, RerankerUnavailable, RRSError
 
     settings = load_settings()
     if tune_rerank and (not reranker or not Path(reranker).is_dir()):
         fail("--tune-rerank needs --reranker MODEL_FOLDER (the choice is written into it)", 2)
+    if tune_fusion and not index_alias:
+        fail("--tune-fusion needs --index ALIAS (the choice is written into its _meta)", 2)
     try:
+        if tune_fusion:
+            _tune_fusion(settings, dataset_dir, split, index_alias, candidates, limit, output, progress)
+            return
         _eval(
             settings,
             dataset_dir,
@@ -108,6 +121,34 @@ def eval_command(
         fail(str(exc), 2)
     except RRSError as exc:
         fail(str(exc), 1)
+
+
+def _tune_fusion(settings, dataset_dir, split, alias, candidates, limit, output, progress) -> None:
+    from tqdm import tqdm
+
+    from rrsearch.evaluation.dataset import load_dataset
+    from rrsearch.evaluation.fusion_tuning import tune_fusion, write_fusion
+    from rrsearch.evaluation.offline import open_pipeline
+
+    dataset = load_dataset(dataset_dir, split, check_corpus=False)
+    if limit:
+        dataset.queries = dict(list(dataset.queries.items())[:limit])
+        dataset.qrels = {qid: dataset.qrels[qid] for qid in dataset.queries}
+    with (
+        open_pipeline(settings, alias=alias, depth=candidates) as job,
+        tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar,
+    ):
+        chosen, facts = tune_fusion(job.pipeline, dataset, index=alias, candidates=candidates, progress=bar)
+        facts["written"] = write_fusion(job.es, alias, facts)
+    if output:
+        output.write_text(json.dumps(facts, indent=2) + "\n")
+    best = facts["grid"][0]
+    click.echo(
+        f"{alias}: {chosen.method}"
+        + (f" (kNN weight {chosen.weight}, {chosen.normalization})" if chosen.method == "linear" else "")
+        + f" nDCG@10 {best['ndcg@10']} on {len(dataset.queries)} {split} queries (RRF {facts['rrf']}); "
+        f"written to the _meta of {', '.join(facts['written'])}"
+    )
 
 
 def _eval(

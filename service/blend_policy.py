@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from rrsearch.service.blend import BlendConfig, read_calibration
+from rrsearch.service.blend import BlendConfig, Normalization, read_calibration
 
 Source = Literal["request", "judgments", "corpus", "default"]
 CALIBRATIONS_DIR = "calibrations"
@@ -63,7 +63,9 @@ def resolve(judged: BlendConfig | None, corpus: BlendConfig | None, default: Ble
     )
 
 
-def for_request(served: ServedBlend, weight: float | None, depth: int | None, normalization: str | None) -> ServedBlend:
+def for_request(
+    served: ServedBlend, weight: float | None, depth: int | None, normalization: Normalization | None
+) -> ServedBlend:
     """The policy's blend with whatever the request set on top (pure); any override makes the
     source ``request``."""
     if weight is None and depth is None and normalization is None:
@@ -71,7 +73,7 @@ def for_request(served: ServedBlend, weight: float | None, depth: int | None, no
     config = BlendConfig(
         weight=served.config.weight if weight is None else weight,
         depth=depth or served.config.depth,
-        normalization=normalization or served.config.normalization,  # type: ignore[arg-type]
+        normalization=normalization or served.config.normalization,
     )
     return replace(served, config=config, source="request", detail="set by the request")
 

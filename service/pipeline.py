@@ -44,6 +44,7 @@ from rrsearch.service.retrieval import (
 )
 from rrsearch.service.schemas import (
     Blend,
+    Fusion,
     Hit,
     Models,
     SearchRequest,
@@ -102,6 +103,21 @@ class InFlight:
             self.count -= 1
 
 
+FUSION_META_KEY = "fusion"  # the index _meta entry `rrs eval --tune-fusion` writes (evaluation/fusion_tuning.py)
+
+
+def index_fusion(meta: dict) -> Fusion | None:
+    """The fusion an index's ``_meta`` was tuned to, or None (a malformed entry is ignored)."""
+    entry = meta.get(FUSION_META_KEY)
+    chosen = entry.get("chosen") if isinstance(entry, dict) else None
+    if not isinstance(chosen, dict):
+        return None
+    try:
+        return Fusion(**chosen)
+    except ValueError:
+        return None
+
+
 class SearchPipeline:
     """The stages of a search over one Elasticsearch client and the loaded models."""
 
@@ -138,6 +154,8 @@ class SearchPipeline:
         info = self.index_info(index)
         clauses = filter_clauses(request.filters, info.filter_fields)
         depth = request.candidates or self.settings.default_candidates
+        if "fusion" not in request.model_fields_set and (tuned := index_fusion(info.meta)) is not None:
+            request = request.model_copy(update={"fusion": tuned})  # the index's own choice, unless asked
         served = self.served_blend(request, info.version)
         blending = served.config
         key = window_key(
@@ -188,6 +206,7 @@ class SearchPipeline:
             else None,
             timings_ms=timings,
             models=self.models,
+            fusion=request.fusion if request.mode == "hybrid" else None,
         )
 
     def served_blend(self, request: SearchRequest, index_version: str) -> ServedBlend:

@@ -220,6 +220,11 @@ class SearchResponse(BaseModel):
     blend: Blend | None = Field(default=None, description="How reranked scores were used (null: not reranked).")
     timings_ms: Timings
     models: Models
+    fusion: Fusion | None = Field(
+        default=None,
+        description="How the two lists were fused (hybrid only): the request's, else the index's tuned choice "
+        "(`rrs eval --tune-fusion`), else RRF.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

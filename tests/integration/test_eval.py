@@ -183,3 +183,42 @@ def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env
 def test_tune_rerank_needs_a_model_folder(env, tmp_path):
     result = run(write_dataset(tmp_path / env), "--tune-rerank", "--reranker", "some/hub-name")
     assert result.exit_code == 2 and "MODEL_FOLDER" in result.output
+
+
+def test_tune_fusion_writes_the_choice_the_service_then_serves(env, es, es_settings, tmp_path, bi_encoder):
+    from rrsearch.service.pipeline import SearchPipeline
+    from rrsearch.service.schemas import Fusion, SearchRequest
+
+    dataset = write_dataset(tmp_path / env)
+    assert run(dataset, "--configs", "bm25", "--candidates", 10).exit_code == 0  # builds eval-<name>
+    alias = f"eval-{env}"
+    out = tmp_path / "fusion.json"
+    result = run(dataset, "--index", alias, "--tune-fusion", "--candidates", 10, "--output", out)
+    assert result.exit_code == 0, result.output
+    facts = json.loads(out.read_text())
+    assert len(facts["grid"]) == 19 and facts["chosen_on"] == {
+        "split": "test",
+        "queries": 3,
+        "candidates": 10,
+        "metric": "ndcg@10",
+    }
+    # every query's document is first in BM25 and RRF alike: a tie, which goes to RRF
+    assert facts["chosen"]["method"] == "rrf" and facts["grid"][0]["ndcg@10"] == facts["rrf"] == 1.0
+    (written,) = facts["written"]
+    meta = es.indices.get_mapping(index=alias)[written]["mappings"]["_meta"]
+    assert meta["fusion"]["chosen"] == facts["chosen"] and meta["model"]  # the other _meta keys stay
+
+    # a linear choice in _meta is what a search that names no fusion gets; a request's own wins
+    linear = {"method": "linear", "k": None, "normalization": "zscore", "weight": 0.7}
+    es.indices.put_mapping(index=written, meta={**meta, "fusion": {**meta["fusion"], "chosen": linear}})
+    pipeline = SearchPipeline(es_settings.model_copy(update={"index_alias": alias}), es, bi_encoder)
+    served = pipeline.search(SearchRequest(query="waggle dance", rerank=False))
+    assert served.fusion == Fusion(**linear)
+    asked = pipeline.search(SearchRequest(query="waggle dance", rerank=False, fusion=Fusion(method="rrf")))
+    assert asked.fusion == Fusion(method="rrf")
+    assert [h.parent_id for h in served.hits][:1] == [h.parent_id for h in asked.hits][:1] == ["d2"]
+
+
+def test_tune_fusion_needs_an_index(tmp_path):
+    result = CliRunner().invoke(main, ["eval", str(tmp_path), "--tune-fusion"])
+    assert result.exit_code == 2 and "--tune-fusion needs --index" in result.output

@@ -91,3 +91,32 @@ def test_pseudo_queries_keep_a_harmless_light_blend_that_the_strict_rule_refuses
     assert tune(qrels, collected)[0].weight == 0.0
     qrels, collected = _lists(40, "helpful")
     assert tune(qrels, collected)[0].weight > 0.0 and tune(qrels, collected, **lenient)[0].weight > 0.0
+
+
+def test_fusion_grid_replays_both_methods_and_ties_go_to_rrf():
+    from rrsearch.evaluation.fusion_tuning import choose, fuse, grid
+    from rrsearch.service.schemas import Fusion
+
+    bm25 = [("p1", 9.0), ("p2", 5.0), ("p3", 1.0)]
+    knn = [("p3", 0.9), ("p2", 0.8), ("p1", 0.1)]
+    assert fuse(bm25, knn, Fusion(method="linear", weight=0.1)) == ["p1", "p2", "p3"]
+    assert fuse(bm25, knn, Fusion(method="linear", weight=0.9)) == ["p3", "p2", "p1"]
+    assert fuse(bm25, knn, Fusion(method="rrf", k=60)) == ["p1", "p3", "p2"]  # 1st and 3rd beat 2nd twice
+    parents = {"p1": "d1", "p2": "d2", "p3": "d3"}
+    chosen, rows = choose({"q": {"d3": 1}}, {"q": (bm25, knn, parents)}, rrf_k=60)
+    assert chosen.method == "linear" and chosen.weight >= 0.6 and rows[0]["ndcg@10"] == 1.0
+    everything = {"q": {"d1": 1, "d2": 1, "d3": 1}}  # every order is perfect: a tie
+    assert choose(everything, {"q": (bm25, knn, parents)}, rrf_k=60)[0] == Fusion(method="rrf", k=60)
+    assert len(grid(60)) == 19
+
+
+def test_an_index_meta_names_its_fusion_or_nothing():
+    from rrsearch.service.pipeline import index_fusion
+    from rrsearch.service.schemas import Fusion
+
+    assert index_fusion({}) is None
+    assert index_fusion({"fusion": {"chosen": {"method": "linear", "weight": 0.7}}}) == Fusion(
+        method="linear", weight=0.7
+    )
+    assert index_fusion({"fusion": {"chosen": {"method": "magic"}}}) is None  # malformed: the default serves
+    assert index_fusion({"fusion": "rrf"}) is None

@@ -16,7 +16,7 @@ writes the BEIR layout that ``bench/_common.py`` reads:
 
 The counts are checked against the published figures; a mismatch is printed and exits 1.
 
-    python bench/collections.py cisi --docs RAW/cisi/CISI.ALL --queries RAW/cisi/CISI.QRY \\
+    python bench/beir_collections.py cisi --docs RAW/cisi/CISI.ALL --queries RAW/cisi/CISI.QRY \\
         --qrels RAW/cisi/CISI.REL --source "github:OWNER/REPO@COMMIT" --out /work/collections/cisi
 
 Ids are written unpadded (``01`` in CACM's qrels is query ``1``). The relevance files differ:
@@ -160,7 +160,7 @@ def readme(
     files = "\n".join(f"* `{path.name}` sha256 `{sha256_of(path)}`" for path in inputs)
     return f"""# {name} (BEIR layout)
 
-Built by `bench/collections.py` of rrsearch from the classic SMART-format files.
+Built by `bench/beir_collections.py` of rrsearch from the classic SMART-format files.
 
 Source: `{source}`, files:
 
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the BEIR folder to write")
     parser.add_argument("--source", required=True, help="where the files came from, for the README (repo@commit)")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "bench/collections.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "bench/beir_collections.py", *(sys.argv[1:] if argv is None else argv)])
     return build(args.name, args.docs, args.queries, args.qrels, args.out, args.source, command)
 
 
