@@ -1,11 +1,12 @@
 """The serving policy and the tuned fusion on several collections: what a user's search is served.
 
     HF_HUB_OFFLINE=1 ES_URL=... python bench/policy_bench.py --model DIR \\
-        scifact=../shared/data/scifact cisi=/work/collections/cisi medline=/work/collections/medline ...
+        scifact=../shared/data/scifact@scifact cisi=/work/collections/cisi medline=/work/collections/medline ...
 
-For each BEIR folder (ingested into ``--alias-prefix``NAME unless the alias exists):
+Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind ALIAS
+(default ``--alias-prefix``NAME; ``rrs ingest`` it first). For each:
 
-1. **fusion**: chosen on the train split (``rrs eval --tune-fusion``'s code, written into the
+1. **fusion** (when the folder has a train split): chosen on the train split (``rrs eval --tune-fusion``'s code, written into the
    index's ``_meta``), then RRF and the choice scored on test;
 2. **policy** for the cross-encoder ``--model``: ``rrs calibrate``'s corpus calibration
    (pseudo-queries from the index), then on the test queries (RRF, 100 candidates, every
@@ -65,26 +66,27 @@ def main() -> None:
         "collections": {},
     }
     for item in args.collections:
-        name, folder = item.split("=", 1)
-        alias, data = (name if name == "scifact" else args.alias_prefix + name), Path(folder)
+        name, rest = item.split("=", 1)
+        folder, _, alias = rest.partition("@")
+        alias, data = alias or args.alias_prefix + name, Path(folder)
         started = time.perf_counter()
         with open_pipeline(settings, alias=alias, depth=100, reranker=args.model) as job:
             pipeline, es = job.pipeline, job.es
-            train, test = (
-                load_dataset(data, "train", check_corpus=False),
-                load_dataset(data, "test", check_corpus=False),
-            )
-            chosen, facts = tune_fusion(pipeline, train, index=alias, candidates=100)
-            write_fusion(es, alias, facts)
-            test_lists = retrieve(pipeline, test, index=alias, candidates=100)
-            fusion = {
-                "chosen_on_train": chosen.model_dump(),
-                "train": {"rrf": facts["rrf"], "chosen": facts["grid"][0]["ndcg@10"]},
-                "test": {
-                    "rrf": round(score(test.qrels, test_lists, Fusion(method="rrf", k=settings.rrf_k)), 4),
-                    "chosen": round(score(test.qrels, test_lists, chosen), 4),
-                },
-            }
+            test = load_dataset(data, "test", check_corpus=False)
+            fusion = None
+            if (data / "qrels" / "train.tsv").exists():
+                train = load_dataset(data, "train", check_corpus=False)
+                chosen, facts = tune_fusion(pipeline, train, index=alias, candidates=100)
+                write_fusion(es, alias, facts)
+                test_lists = retrieve(pipeline, test, index=alias, candidates=100)
+                fusion = {
+                    "chosen_on_train": chosen.model_dump(),
+                    "train": {"rrf": facts["rrf"], "chosen": facts["grid"][0]["ndcg@10"]},
+                    "test": {
+                        "rrf": round(score(test.qrels, test_lists, Fusion(method="rrf", k=settings.rrf_k)), 4),
+                        "chosen": round(score(test.qrels, test_lists, chosen), 4),
+                    },
+                }
             corpus, calibration = calibrate(pipeline, es, alias, count=args.pseudo_queries, candidates=50)
             collected = collect(pipeline, test, candidates=100, index=alias)
 
