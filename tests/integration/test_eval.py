@@ -206,7 +206,7 @@ def test_tune_fusion_writes_the_choice_the_service_then_serves(env, es, es_setti
     assert facts["chosen"]["method"] == "rrf" and facts["grid"][0]["ndcg@10"] == facts["rrf"] == 1.0
     (written,) = facts["written"]
     meta = es.indices.get_mapping(index=alias)[written]["mappings"]["_meta"]
-    assert meta["fusion"]["chosen"] == facts["chosen"] and meta["model"]  # the other _meta keys stay
+    assert meta["fusion"]["chosen"] == facts["chosen"] and meta["bi_encoder"]  # the other _meta keys stay
 
     # a linear choice in _meta is what a search that names no fusion gets; a request's own wins
     linear = {"method": "linear", "k": None, "normalization": "zscore", "weight": 0.7}
