@@ -59,7 +59,7 @@ def retrieve(pipeline, dataset: Dataset, *, index: str, candidates: int, progres
         parents: dict[str, str] = {}
         for mode in ("bm25", "knn"):
             request = SearchRequest(
-                query=text,
+                query=text[: pipeline.settings.max_query_chars],  # CISI has longer queries than the service takes
                 mode=mode,
                 rerank=False,
                 collapse=False,

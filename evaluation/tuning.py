@@ -55,7 +55,7 @@ def collect(
     collected: dict[str, list[Scored]] = {}
     for query_id, text in dataset.queries.items():
         request = SearchRequest(
-            query=text,
+            query=text[: pipeline.settings.max_query_chars],  # a judged query may be longer than the service takes
             mode="hybrid",
             fusion=Fusion(method="rrf", k=rrf_k),
             rerank=True,
