@@ -37,10 +37,7 @@ def grid(rrf_k: int) -> list[Fusion]:
 
 def fuse(bm25: list[tuple[str, float]], knn: list[tuple[str, float]], setting: Fusion) -> list[str]:
     """Passage ids in the order ``setting`` fuses the two lists (pure)."""
-    if setting.method == "linear":
-        return [doc for doc, _ in fusion.linear(bm25, knn, weight=setting.weight, method=setting.normalization)]
-    rankings = {"bm25": [doc for doc, _ in bm25], "knn": [doc for doc, _ in knn]}
-    return [doc for doc, _ in fusion.rrf(rankings, k=setting.k or 60)]
+    return [doc for doc, _ in fusion.fuse({"bm25": bm25, "knn": knn}, setting, default_k=fusion.DEFAULT_K)]
 
 
 def score(qrels: dict[str, dict[str, int]], lists: Lists, setting: Fusion) -> float:
@@ -80,9 +77,10 @@ def retrieve(pipeline, dataset: Dataset, *, index: str, candidates: int, progres
 def choose(qrels: dict[str, dict[str, int]], lists: Lists, *, rrf_k: int) -> tuple[Fusion, list[dict]]:
     """The best setting on these queries (ties: RRF, then the earlier in the grid), and every
     setting's figure, best first (pure)."""
-    rows = [{**setting.model_dump(), "ndcg@10": round(score(qrels, lists, setting), 4)} for setting in grid(rrf_k)]
+    settings = grid(rrf_k)
+    rows = [{**setting.model_dump(), "ndcg@10": round(score(qrels, lists, setting), 4)} for setting in settings]
     best = max(range(len(rows)), key=lambda i: (rows[i]["ndcg@10"], -i))
-    return grid(rrf_k)[best], sorted(rows, key=lambda row: -row["ndcg@10"])
+    return settings[best], sorted(rows, key=lambda row: -row["ndcg@10"])
 
 
 def tune_fusion(pipeline, dataset: Dataset, *, index: str, candidates: int, progress=None) -> tuple[Fusion, dict]:

@@ -27,7 +27,10 @@ from typing import Literal
 Normalization = Literal["minmax", "zscore"]
 
 
-def rrf(rankings: Mapping[str, Sequence[str]], k: int = 60) -> list[tuple[str, float]]:
+DEFAULT_K = 60  # RRF's usual constant (RRS_RRF_K's default)
+
+
+def rrf(rankings: Mapping[str, Sequence[str]], k: int = DEFAULT_K) -> list[tuple[str, float]]:
     """Reciprocal rank fusion of several rankings (best first; ranks start at 1)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -78,6 +81,14 @@ def linear(
     floors = {name: min(values.values(), default=0.0) for name, values in normalised.items()}
     fused = {doc: sum(w * normalised[name].get(doc, floors[name]) for name, (_, w) in lists.items()) for doc in order}
     return _sorted(fused)
+
+
+def fuse(lists: Mapping[str, Sequence[tuple[str, float]]], setting, *, default_k: int) -> list[tuple[str, float]]:
+    """The ``bm25`` and ``knn`` lists fused as ``setting`` (a request's ``Fusion``) says: linear
+    over normalised scores, or RRF over ranks (``setting.k``, else ``default_k``)."""
+    if setting.method == "linear":
+        return linear(lists["bm25"], lists["knn"], weight=setting.weight, method=setting.normalization)
+    return rrf({name: [doc for doc, _ in ranked] for name, ranked in lists.items()}, k=setting.k or default_k)
 
 
 def _sorted(scores: dict[str, float]) -> list[tuple[str, float]]:

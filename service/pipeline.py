@@ -344,11 +344,7 @@ class SearchPipeline:
     def _fuse(self, request: SearchRequest, lists: dict[str, list[tuple[str, float]]]) -> list[tuple[str, float]]:
         if len(lists) == 1:
             return next(iter(lists.values()))
-        method = request.fusion
-        if method.method == "linear":
-            return fusion.linear(lists["bm25"], lists["knn"], weight=method.weight, method=method.normalization)
-        k = method.k or self.settings.rrf_k
-        return fusion.rrf({name: [doc for doc, _ in ranked] for name, ranked in lists.items()}, k=k)
+        return fusion.fuse(lists, request.fusion, default_k=self.settings.rrf_k)
 
     def _rerank(self, request, fused, candidates, blending: BlendConfig) -> tuple[list[float] | None, str | None]:
         """Cross-encoder scores of the first ``blending.depth`` fused candidates, or None and why not.
