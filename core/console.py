@@ -43,3 +43,31 @@ def load_settings(**overrides) -> Settings:
         return Settings.model_validate({**settings.model_dump(), **updates})
     except ValidationError as exc:
         fail(f"invalid option: {describe_validation_error(exc)}", 2)
+
+
+def failure_line(exc: BaseException, settings: Settings | None = None) -> str | None:
+    """The one line a command prints for ``exc``: what an Elasticsearch failure means and
+    which setting or privilege fixes it (core/es_errors.py), else a deliberate error's own
+    message; None for anything else (a bug: the traceback is the useful answer)."""
+    from rrsearch.core.errors import RRSError
+    from rrsearch.core.es_errors import describe
+
+    url = _cluster_url(settings)
+    seen: BaseException | None = exc
+    while seen is not None:  # an RRSError raised *because of* a 401 must still say 401
+        problem = describe(seen, url)
+        if problem is not None:
+            return problem.message
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) if isinstance(exc, RRSError) else None
+
+
+def _cluster_url(settings: Settings | None) -> str | None:
+    """The URL the command talked to, for the message; None when none is configured."""
+    from rrsearch.core.errors import ClusterUnavailable
+    from rrsearch.core.es_client import resolve_url
+
+    try:
+        return resolve_url(settings or Settings())
+    except (ClusterUnavailable, ValidationError, OSError, ValueError):
+        return None

@@ -11,6 +11,8 @@ table, checked by a test that walks this tree), and the CLI prints the message o
     ├── IndexMissing          the named alias or index does not exist (HTTP 404)
     ├── BackendUnavailable    Elasticsearch is down, slow or failing (HTTP 503 + Retry-After)
     │   ├── ClusterUnavailable    no cluster configured or reachable
+    │   ├── BackendMisconfigured  it refuses our credentials, privileges, CA or API version
+    │   │   └── UnsupportedServer     a server of another major than 8.19.x or 9.x (core/es_compat.py)
     │   └── SearchFailed          a search failed on the server (shard failure, ...)
     │       └── RetrieversMissing     RRS_RETRIEVAL_PATH=retrievers on a node without our plugin
     ├── IndexModelMismatch    the index was built with another bi-encoder than the one loaded
@@ -86,6 +88,16 @@ class BackendUnavailable(RRSError, RuntimeError):
 
 class ClusterUnavailable(BackendUnavailable):
     """No cluster configured or reachable; the message says what to do."""
+
+
+class BackendMisconfigured(BackendUnavailable):
+    """Elasticsearch answers but refuses us for good (401, 403, TLS, API version): retrying
+    cannot help until an operator changes a credential, a privilege or a setting."""
+
+
+class UnsupportedServer(BackendMisconfigured):
+    """The server speaks neither API version 8 nor 9 (a 7.x cluster): the message names its
+    version and the supported ones (core/es_compat.py)."""
 
 
 class SearchFailed(BackendUnavailable):

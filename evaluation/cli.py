@@ -259,7 +259,7 @@ def judgments_export_command(alias, output, test_share, paragraphs):
     from elastic_transport import TransportError
     from elasticsearch import ApiError
 
-    from rrsearch.core.console import fail, load_settings
+    from rrsearch.core.console import fail, failure_line, load_settings
     from rrsearch.core.errors import DatasetError, IndexMissing, RRSError
     from rrsearch.core.es_client import make_client
     from rrsearch.evaluation.judgments_export import export_judgments
@@ -281,7 +281,7 @@ def judgments_export_command(alias, output, test_share, paragraphs):
     except RRSError as exc:
         fail(str(exc), 1)
     except (TransportError, ApiError) as exc:  # the node went away or refused: one line, not a traceback
-        fail(f"Elasticsearch failed during the export ({exc.__class__.__name__}); run the export again", 1)
+        fail(failure_line(exc, settings) or f"Elasticsearch failed during the export ({exc}); run it again", 1)
     queries, judged = facts["queries"], facts["judgments"]
     click.echo(
         f"wrote {output}: {facts['documents']} documents, {facts['paragraphs']} paragraphs, "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from rrsearch.core.console import fail, load_settings
+from rrsearch.core.console import fail, failure_line, load_settings
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -140,10 +140,8 @@ def ingest_command(
         fail(str(exc), 1)
     except ClusterUnavailable as exc:
         fail(str(exc))
-    except ESConnectionError as exc:
-        fail(f"cannot reach Elasticsearch ({exc.message}); is ES_URL right, is the node up (rrs es status)?")
-    except ApiError as exc:
-        fail(f"Elasticsearch refused a request: {exc.meta.status} {exc.message}")
+    except (ESConnectionError, ApiError) as exc:  # 401, 403, TLS, down: the line names the fix
+        fail(failure_line(exc, settings) or f"Elasticsearch refused a request: {exc}")
     except IngestInterrupted as exc:
         click.echo(exc.report.summary(), err=True)
         fail("interrupted; run the same command again to finish (done work is kept)", 130)

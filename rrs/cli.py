@@ -10,17 +10,40 @@ print one clear line and exit non-zero; no traceback.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import click
 
-from rrsearch.core.console import fail, load_settings
+from rrsearch.core.console import fail, failure_line, load_settings
 from rrsearch.core.settings import Settings
 
 
-@click.group()
-def main() -> None:
+class Commands(click.Group):
+    """The ``rrs`` group: a failure any command meets (a 401, a missing CA, a node that is
+    down, a deliberate error) ends as one line on stderr and a non-zero exit, not a traceback;
+    ``rrs --debug`` (or RRS_DEBUG=1) shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context):
+        if not ctx.params.get("debug"):  # the client's own retry warnings would bury the one line
+            logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            line = failure_line(exc)
+            if line is None:
+                raise
+            fail(line)
+
+
+@click.group(cls=Commands)
+@click.option("--debug", is_flag=True, envvar="RRS_DEBUG", help="Show the traceback of a failure (RRS_DEBUG=1).")
+def main(debug: bool) -> None:
     """Retrieve & Re-Rank search on Elasticsearch."""
 
 
@@ -41,13 +64,21 @@ def es() -> None:
     help="Nodes in the local cluster (RRS_ES_NODES; default: what "
     "--dir holds, else 1); each gets RRS_ES_HEAP of memory. A count --dir disagrees with is refused.",
 )
-def es_start(port: int | None, node_dir: Path | None, nodes: int | None) -> None:
+@click.option(
+    "--secure/--no-secure",
+    default=None,
+    help="Security on (RRS_ES_SECURE): TLS on HTTP and transport, a CA and the elastic user's password made "
+    "once in --dir; every rrs command then connects with them. Default: what --dir was last started with.",
+)
+def es_start(port: int | None, node_dir: Path | None, nodes: int | None, secure: bool | None) -> None:
     """Fetch (once), configure and start the node (or N nodes as one cluster); wait until it is yellow."""
     from rrsearch.core.errors import NodeError
     from rrsearch.rrs.local_node import start_node
 
     settings = load_settings()
     updates = {k: v for k, v in {"es_port": port, "es_node_dir": node_dir, "es_nodes": nodes}.items() if v}
+    if secure is not None:
+        updates["es_secure"] = secure
     settings = settings.model_copy(update=updates)
     try:
         start_node(settings, log=lambda m: click.echo(m, err=True))
@@ -68,11 +99,22 @@ def es_stop(node_dir: Path | None) -> None:
 
 
 @es.command("status")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: running, url, version, ...")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object: running, state, url, version, ca_certs, auth, ..."
+)
 @click.option("--dir", "node_dir", type=click.Path(path_type=Path), help="Node dir (RRS_ES_NODE_DIR).")
 def es_status(as_json: bool, node_dir: Path | None) -> None:
-    """Say whether the cluster is up, its URL and version; exit 3 when it is not running."""
-    from rrsearch.rrs.local_node import node_status
+    """Say whether the cluster is up, its URL and version, and for a --secure node its CA and
+    how to authenticate (the password file, never the password).
+
+    \b
+    Exit status:
+      0  running: the cluster answered
+      3  not running (nothing answers at the URL)
+      4  up but refused: 401 (credentials) or 403 (privileges); the line names the fix
+      5  up but TLS failed: its certificate is not trusted (ES_CA_CERTS) or the URL's scheme is wrong
+    """
+    from rrsearch.rrs.local_node import EXIT_CODES, node_status
 
     settings = load_settings()
     if node_dir:
@@ -89,9 +131,15 @@ def es_status(as_json: bool, node_dir: Path | None) -> None:
             click.echo(
                 f"  {member['name']} {member['url']} pid {member['pid']} {'up' if member['running'] else 'DOWN'}"
             )
+        if info.secure and info.auth:
+            click.echo(
+                f"  security on: CA {info.ca_certs}; user {info.auth['username']}, password in {info.auth['password_file']}"
+            )
+    elif info.fix:
+        click.echo(info.fix)
     else:
         click.echo(f"not running{f' (last url {info.url})' if info.url else ''}")
-    sys.exit(0 if info.running else 3)
+    sys.exit(EXIT_CODES[info.state])
 
 
 # --- index ------------------------------------------------------------------------------

@@ -4,8 +4,10 @@
 fails a search and a burst of long queries cannot eat the worker's memory. A daemon thread
 drains the queue in bulk requests; the index is created from ``es_mappings/search_logs.json``
 on first use. While Elasticsearch is unreachable the thread keeps the records and retries
-with back-off; only a full queue drops records (the newest, counted). Warnings are
-rate-limited: one line per ``warn_every_s`` that sums up what happened since the last.
+with back-off; only a full queue drops records (the newest, counted). A refusal for good
+(401 or 403: the service's key may not write the log index) is not retried: the writer
+says so once, naming the privilege, and drops (and counts) every later record. Warnings
+are rate-limited: one line per ``warn_every_s`` that sums up what happened since the last.
 Records hold the query, mode, timings, hit ids, degraded flag and status -- never headers,
 keys or other secrets.
 
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
+from rrsearch.core.es_errors import describe, forbidden_message
 from rrsearch.core.mappings import render_search_log_index
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class SearchLogWriter:
         self._dropped_since_warning = 0
         self._failures_since_warning = 0
         self._last_warning = float("-inf")
+        self.refused: str | None = None  # why Elasticsearch refuses our writes for good, once it has
 
     @property
     def queued_bytes(self) -> int:
@@ -74,6 +78,9 @@ class SearchLogWriter:
 
     def log(self, record: dict) -> None:
         """Queue ``record`` (``@timestamp`` added); drop it when the queue is full."""
+        if self.refused is not None:  # said once; nothing will be written until someone fixes the key
+            self._on_drop(1)
+            return
         record.setdefault("@timestamp", datetime.now(UTC).isoformat())
         size = record_bytes(record)
         self._ensure_thread()
@@ -116,22 +123,39 @@ class SearchLogWriter:
         while True:
             batch = self._take_batch()
             pending, wait_s = [record for record, _ in batch], RETRY_MIN_S
-            while pending:
+            while pending and self.refused is None:
                 try:
                     pending = self._write(pending)
                     why = "Elasticsearch busy"
                 except Exception as exc:  # noqa: BLE001 -- unreachable or failing: keep the records, retry
+                    problem = describe(exc)
+                    if problem is not None and problem.kind in ("unauthenticated", "forbidden"):
+                        self._refuse(problem.message)
+                        break
                     why = f"Elasticsearch unavailable ({exc.__class__.__name__})"
-                if pending:
+                if pending and self.refused is None:
                     with self._cond:
                         self._failures_since_warning += 1
                         self._warn_maybe(why)
                     time.sleep(wait_s)
                     wait_s = min(wait_s * 2, RETRY_MAX_S)
+            if self.refused is not None and pending:
+                self._on_drop(len(pending))
             with self._cond:
                 self._queued_bytes -= sum(size for _, size in batch)
                 self._in_flight = 0
                 self._cond.notify_all()
+
+    def _refuse(self, why: str) -> None:
+        """Stop writing for good, and say so once: retrying a 401/403 only repeats it."""
+        if self.refused is None:
+            self.refused = why
+            log.error(
+                "search log: Elasticsearch refuses writes to %s, so searches are no longer logged "
+                "(records are dropped and counted) until the service restarts with a key that may write it: %s",
+                self.index,
+                why,
+            )
 
     def _warn_maybe(self, why: str) -> None:
         """One warning per ``warn_every_s`` at most, summing up (called with the lock held)."""
@@ -161,8 +185,12 @@ class SearchLogWriter:
         ):
             if ok:
                 continue
-            status = next(iter(item.values())).get("status", 0)
-            if status == 429 or status >= 500:
+            result = next(iter(item.values()))
+            status = result.get("status", 0)
+            if status in (401, 403):
+                self._refuse(forbidden_message(str(result.get("error", {}).get("reason", ""))))
+                refused += 1
+            elif status == 429 or status >= 500:
                 retry.append(record)
             else:
                 refused += 1  # refused on its own (a mapping conflict): it would be refused again

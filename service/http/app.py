@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from rrsearch.core.errors import IndexMissing, IndexModelMismatch, StartupError
+from rrsearch.core.es_errors import describe
 from rrsearch.core.settings import Settings, get_settings
 from rrsearch.service.http.auth import configured_keys, key_is_valid, presented_key
 from rrsearch.service.http.errors import ApiError, answered_as_api_errors, validation_error
@@ -266,7 +267,14 @@ def readyz():
         reachable = present = mismatch = True
         problems.append(str(exc))
     except Exception as exc:  # noqa: BLE001 -- whatever state the node is in, readiness answers 503
-        problems.append(f"Elasticsearch not ready: {_describe(exc)}")
+        refusal = describe(exc)
+        if refusal is not None and refusal.permanent:  # up, but refusing us: not a wait-and-see
+            reachable = refusal.kind in ("unauthenticated", "forbidden", "version")
+            problems.append(
+                f"Elasticsearch refuses the service (misconfigured credentials or privileges): {refusal.message}"
+            )
+        else:
+            problems.append(f"Elasticsearch not ready: {_describe(exc)}")
     if state["reranker_problem"]:
         problems.append(f"serving without reranker: {state['reranker_problem']}")
     pool_problem = pipeline.reranker.problem() if hasattr(pipeline.reranker, "problem") else None

@@ -20,6 +20,7 @@ from elasticsearch import ApiError as ElasticsearchApiError
 from pydantic import ValidationError
 
 from rrsearch.core.errors import (
+    BackendMisconfigured,
     BackendUnavailable,
     IndexMissing,
     IndexModelMismatch,
@@ -30,6 +31,7 @@ from rrsearch.core.errors import (
     RRSError,
     SearchRejected,
 )
+from rrsearch.core.es_errors import describe
 
 log = logging.getLogger("rrs.service")
 
@@ -42,6 +44,10 @@ SEARCH_ERRORS: tuple[type[RRSError], ...] = (
     RerankError,
 )
 BACKEND_MESSAGE = "Elasticsearch is unreachable or timed out; retry shortly"
+MISCONFIGURED_MESSAGE = (
+    "Elasticsearch refuses the service: misconfigured credentials or privileges (or its CA or API version); "
+    "retrying will not help until an operator fixes them (the service log names what)"
+)
 REJECTED_MESSAGE = (
     "the search was refused: a filter value does not fit its field's type (a number or date field given text?)"
 )
@@ -73,6 +79,10 @@ HTTP_ERRORS: dict[type[RRSError], HttpError] = {
     InputTooLong: HttpError(413, "input_too_long"),
     IndexMissing: HttpError(404, "index_not_found"),
     BackendUnavailable: HttpError(503, "search_backend_unavailable", lambda _exc: BACKEND_MESSAGE, retry=True),
+    # Ours for good: a 401/403 (or a TLS or version refusal) is not "retry shortly". Details logged.
+    BackendMisconfigured: HttpError(
+        503, "search_backend_misconfigured", lambda _exc: MISCONFIGURED_MESSAGE, retry=True
+    ),
     IndexModelMismatch: HttpError(503, "index_model_mismatch", retry=True),  # ours: serve the right model or reindex
     RetrieversMissing: HttpError(503, "retrievers_missing", retry=True),  # ours: install the plugin or use msearch
     RerankError: HttpError(503, "reranker_unavailable", retry=True),
@@ -90,7 +100,12 @@ def mapping_for(exc_type: type[BaseException]) -> HttpError | None:
 def to_api_error(exc: Exception, *, retry_after_s: int) -> ApiError | None:
     """The answer to ``exc``, or None when it is not an error the service expects."""
     headers = {"Retry-After": str(retry_after_s)}
-    if isinstance(exc, (TransportError, ElasticsearchApiError)):
+    if isinstance(exc, (TransportError, ElasticsearchApiError, ValueError)) and not isinstance(exc, RRSError):
+        problem = describe(exc)
+        if problem is not None and problem.permanent:
+            return ApiError(503, "search_backend_misconfigured", MISCONFIGURED_MESSAGE, headers=headers)
+        if isinstance(exc, ValueError):
+            return None
         return ApiError(503, "search_backend_unavailable", BACKEND_MESSAGE, headers=headers)
     entry = mapping_for(type(exc))
     if entry is None:
@@ -117,7 +132,9 @@ def answered_as_api_errors(retry_after_s: int):
         if answer is None:
             raise
         if answer.status >= 500 or answer.message != str(exc):
-            log.warning("request failed (%d): %s: %s", answer.status, exc.__class__.__name__, exc)
+            problem = describe(exc)  # what the operator must fix, where it is one of those
+            why = problem.message if problem else f"{exc.__class__.__name__}: {exc}"
+            log.warning("request failed (%d): %s", answer.status, why)
         raise answer from exc
 
 
