@@ -262,13 +262,14 @@ def main() -> None:
 
     from rrsearch.core.encoders import encode_passages, load_bi_encoder
     from rrsearch.core.es_client import make_client
+    from rrsearch.core.es_compat import negotiate
     from rrsearch.core.settings import Settings
     from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     started = time.monotonic()
     base = Settings()
     bi_encoder = load_bi_encoder(base.bi_encoder, "cpu")
-    source = Elasticsearch(args.source_es, request_timeout=600)
+    source = negotiate(Elasticsearch(args.source_es, request_timeout=600))
     ensure_scifact_index(source, base, bi_encoder)
     _, real = read_source(source, BENCH_ALIAS)
     query_vectors = np.asarray(

@@ -281,11 +281,12 @@ def main() -> None:
 
     from rrsearch.core.encoders import encode_passages, load_bi_encoder
     from rrsearch.core.es_client import make_client
+    from rrsearch.core.es_compat import negotiate
     from rrsearch.core.settings import Settings
     from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     started = time.monotonic()
-    source = Elasticsearch(args.source_es, request_timeout=120)
+    source = negotiate(Elasticsearch(args.source_es, request_timeout=120))
     docs, vectors = read_source(source, args.source_alias)
     query_texts = list(load_queries("test")[0].values())[: args.queries]
     query_vectors = encode_passages(load_bi_encoder("all-MiniLM-L6-v2", "cpu"), query_texts)

@@ -11,6 +11,7 @@ import json
 from elasticsearch import Elasticsearch
 
 from rrsearch.core.errors import ClusterUnavailable
+from rrsearch.core.es_compat import negotiate
 from rrsearch.core.settings import Settings
 
 
@@ -41,7 +42,7 @@ def make_client(settings: Settings, **overrides) -> Elasticsearch:
     if settings.es_ca_certs:
         kwargs["ca_certs"] = settings.es_ca_certs
     kwargs.update(overrides)
-    return Elasticsearch(hosts(resolve_url(settings)), **kwargs)
+    return negotiate(Elasticsearch(hosts(resolve_url(settings)), **kwargs))  # 8.19.x and 9.x servers
 
 
 def hosts(url: str) -> list[str]:
