@@ -26,6 +26,10 @@ accesslog = "-"
 errorlog = "-"
 loglevel = "info"
 limit_request_line = 8190
+# No control socket (gunicorn 24+ makes one at $XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl):
+# a search front end and a rerank pool on one host would share that one path, and the first
+# to exit would delete the other's. Nothing here uses gunicornc.
+control_socket_disable = True
 
 _gpus = [gpu.strip() for gpu in _settings.serve_gpus.split(",") if gpu.strip()]
 
