@@ -26,6 +26,8 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError
 
+from rrsearch.core.errors import BackendMisconfigured
+
 SUPPORTED_SERVERS = "Elasticsearch 8.19.x and 9.x"
 SECURITY_DOCS = "docs/operations/security.md"
 
@@ -130,6 +132,19 @@ def _describe_api_error(exc: ApiError, where: str) -> EsProblem | None:
             400,
         )
     return None
+
+
+def raise_if_refused(status: int | None, error: object) -> None:
+    """A bulk item or search item refused with 401/403 is not that record's or query's fault:
+    every other one will be refused alike, so stop with the privilege to grant."""
+    if status not in (401, 403):
+        return
+    reason = _reason({"error": error})
+    if status == 403:
+        raise BackendMisconfigured(forbidden_message(reason))
+    raise BackendMisconfigured(
+        f"Elasticsearch refused the credentials (401: {_short(reason)}): set ES_API_KEY, or ES_USERNAME and ES_PASSWORD"
+    )
 
 
 def forbidden_message(reason: str, where: str = "") -> str:

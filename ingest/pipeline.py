@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rrsearch.core.errors import IngestInterrupted, RecordRejected
+from rrsearch.core.es_errors import raise_if_refused
 from rrsearch.core.passage import passage_document
 from rrsearch.core.settings import Settings
 from rrsearch.ingest import lock
@@ -282,6 +283,7 @@ def _index_batch(
         if ok:
             report.indexed += 1
             continue
+        raise_if_refused(result.get("status"), result.get("error"))  # a key without write: not the record's fault
         row = rows.get(result.get("_id"))
         error = result.get("error")
         reason = error.get("reason") if isinstance(error, dict) else str(error)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from rrsearch.core.errors import IngestInterrupted, OperationFailed, RecordRejected
+from rrsearch.core.es_errors import raise_if_refused
 from rrsearch.core.settings import Settings
 from rrsearch.ingest.chunking import Chunker, Passage
 from rrsearch.ingest.delete import delete_parents
@@ -338,6 +339,7 @@ class Writer:
             elif ok:
                 done["indexed"].append(pid)
             else:
+                raise_if_refused(result.get("status"), result.get("error"))  # not the record's fault: stop
                 row, error = by_id[pid], result.get("error")
                 reason = error.get("reason") if isinstance(error, dict) else str(error)
                 kind = error.get("type") if isinstance(error, dict) else "error"

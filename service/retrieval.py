@@ -20,15 +20,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from rrsearch.core.errors import (
-    BackendMisconfigured,
-    FilterError,
-    IndexMissing,
-    RetrieversMissing,
-    SearchFailed,
-    SearchRejected,
-)
-from rrsearch.core.es_errors import forbidden_message
+from rrsearch.core.errors import FilterError, IndexMissing, RetrieversMissing, SearchFailed, SearchRejected
+from rrsearch.core.es_errors import raise_if_refused
 from rrsearch.core.passage import SOURCE_FIELDS, VECTOR_FIELD
 
 # Top-level passage fields a filter may name as they are; any other name means metadata.<name>.
@@ -316,8 +309,7 @@ def _raise_item_error(index: str, item: dict) -> None:
         raise IndexMissing(f"no index or alias named {index!r}")
     status = item.get("status", 500)
     reason = _root_reason(error)
-    if status in (401, 403):  # this index refuses our key: no retry will change that
-        raise BackendMisconfigured(forbidden_message(reason) if status == 403 else f"401: {reason}")
+    raise_if_refused(status, error)  # this index refuses our key: no retry will change that
     if status == 400:
         raise SearchRejected(reason)
     raise SearchFailed(f"Elasticsearch error {status}: {reason}")

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
-from rrsearch.core.es_errors import describe, forbidden_message
+from rrsearch.core.errors import BackendMisconfigured
+from rrsearch.core.es_errors import describe, raise_if_refused
 from rrsearch.core.mappings import render_search_log_index
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,13 @@ class SearchLogWriter:
                 continue
             result = next(iter(item.values()))
             status = result.get("status", 0)
-            if status in (401, 403):
-                self._refuse(forbidden_message(str(result.get("error", {}).get("reason", ""))))
+            try:
+                raise_if_refused(status, result.get("error"))
+            except BackendMisconfigured as exc:
+                self._refuse(str(exc))
                 refused += 1
-            elif status == 429 or status >= 500:
+                continue
+            if status == 429 or status >= 500:
                 retry.append(record)
             else:
                 refused += 1  # refused on its own (a mapping conflict): it would be refused again

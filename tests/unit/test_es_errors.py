@@ -113,3 +113,14 @@ def test_the_service_answers_a_refusal_as_misconfigured_not_retry_shortly(exc):
 def test_a_node_that_is_down_is_still_retry_shortly():
     answer = to_api_error(ConnectionError("Connection refused"), retry_after_s=5)
     assert answer is not None and answer.error == "search_backend_unavailable" and "retry shortly" in answer.message
+
+
+def test_a_bulk_item_refused_for_privileges_stops_the_run_instead_of_rejecting_the_record():
+    from rrsearch.core.es_errors import raise_if_refused
+
+    raise_if_refused(400, {"type": "mapper_parsing_exception", "reason": "bad field"})  # the record's fault: no raise
+    raise_if_refused(429, {"type": "es_rejected_execution_exception", "reason": "busy"})
+    with pytest.raises(BackendMisconfigured, match="grant index privilege create_doc or create on passages-v2"):
+        raise_if_refused(403, {"type": "security_exception", "reason": BULK_403})
+    with pytest.raises(BackendMisconfigured, match="ES_API_KEY"):
+        raise_if_refused(401, {"type": "security_exception", "reason": "unable to authenticate"})
