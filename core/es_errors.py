@@ -27,8 +27,8 @@ from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError
 
 from rrsearch.core.errors import BackendMisconfigured
+from rrsearch.core.es_compat import SUPPORTED_SERVERS
 
-SUPPORTED_SERVERS = "Elasticsearch 8.19.x and 9.x"
 SECURITY_DOCS = "docs/operations/security.md"
 
 _ACTION = re.compile(r"action \[(.+?)\] is unauthorized")
