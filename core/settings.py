@@ -106,7 +106,9 @@ class LocalNodeSettings(BaseModel):
         default=True, description="Build (Maven, once) and install the english analysis plugin before the node starts."
     )
     es_version: str | None = Field(
-        default=None, description="Override the pinned version (must exist on Maven Central)."
+        default=None,
+        description="Run this Elasticsearch version instead of the newest the JDK allows: 8.19.x or 9.x, from "
+        "Maven Central (pinned: 8.19.21, 9.5.4). An 8.x node gets the english analyzer but not the rrs_* retrievers.",
     )
     es_java_home: Path | None = Field(
         default=None,

@@ -75,7 +75,9 @@ def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es
 
     ``cache`` is the rrs home (``Settings.home``): the zip goes to ``<cache>/plugins`` and
     the Lucene version is read from the distribution in ``<cache>/dist`` (or ``es_home``).
-    ``java_home`` must be Java 21+ (the server jar's bytecode level); it is Maven's JAVA_HOME.
+    ``java_home`` must be Java 21+ (the server jar's bytecode level; 17+ for 8.x); it is Maven's
+    JAVA_HOME. For Elasticsearch 8.x the build has the ``english`` analyzer only (see
+    :func:`retrievers_note`).
     """
     if not (PROJECT_DIR / "pom.xml").exists():
         raise NodeError(
@@ -109,6 +111,7 @@ def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es
             "package",
             f"-Delasticsearch.version={es_version}",
             f"-Dlucene.version={lucene}",
+            *(["-Pes8"] if es_version.split(".")[0] == "8" else []),  # 8.x: the analyzer alone (pom.xml)
         ]
         try:
             result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False)
@@ -202,6 +205,18 @@ def has_retrievers(es_home: Path) -> bool:
             if _RETRIEVERS_CLASS in archive.namelist():
                 return True
     return False
+
+
+def retrievers_note(es_version: str | None) -> str | None:
+    """The one line a node of ``es_version`` says when our retrievers cannot be on it (8.x:
+    they use 9.x server APIs, so the 8.x build has the ``english`` analyzer only), else None."""
+    if not es_version or es_version.split(".")[0] != "8":
+        return None
+    return (
+        f"Elasticsearch {es_version}: our plugin gives 8.x nodes the english analyzer only; the rrs_rrf / "
+        "rrs_linear / rrs_rerank retrievers need 9.x, so RRS_RETRIEVAL_PATH=retrievers is unavailable here "
+        "(the service's default path, msearch, works)."
+    )
 
 
 def plugin_node_settings(es_home: Path, settings) -> tuple[dict[str, str], dict[str, str]]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rrsearch.core.errors import NodeError
 from rrsearch.core.settings import Settings
+from rrsearch.rrs.analysis_plugin import retrievers_note
 
 # The one place the Elasticsearch version is pinned. ES 9 needs Java 21+, ES 8 runs on 17+.
 PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
@@ -97,6 +98,17 @@ def find_jdks(extra: list[Path] | None = None) -> list[Jdk]:
     return sorted(found, key=lambda jdk: jdk.major, reverse=True)
 
 
+def supported_major(version: str) -> int:
+    """The major of an RRS_ES_VERSION the local node can run (8 or 9), or a one-line NodeError."""
+    head = version.split(".")[0]
+    if not head.isdigit() or int(head) not in PINNED_VERSIONS:
+        raise NodeError(
+            f"RRS_ES_VERSION={version} is not supported: the local node runs Elasticsearch "
+            f"{PINNED_VERSIONS[8]} (8.19.x) or {PINNED_VERSIONS[9]} (9.x); set one of them, or unset it for the newest."
+        )
+    return int(head)
+
+
 def choose_version(jdks: list[Jdk], override: str | None = None) -> tuple[str, Jdk]:
     """The newest pinned ES version some JDK here can run, and that JDK."""
     if not jdks:
@@ -105,8 +117,8 @@ def choose_version(jdks: list[Jdk], override: str | None = None) -> tuple[str, J
             "(Debian: apt install openjdk-21-jdk-headless, or a Temurin JDK) or set ES_JAVA_HOME."
         )
     if override:
-        major = int(override.split(".")[0])
-        need = MIN_JAVA_FOR_MAJOR.get(major, 21)
+        major = supported_major(override)
+        need = MIN_JAVA_FOR_MAJOR[major]
         for jdk in jdks:
             if jdk.major >= need:
                 return override, jdk
@@ -189,4 +201,6 @@ def prepare_distribution(settings: Settings, log=print) -> Distribution:
     home = unpack_distribution(fetch_distribution(version, cache), cache)
     if settings.es_english_plugin:
         add_english_analysis(home, version, cache, jdk.home, log)
+    if note := retrievers_note(version):
+        log(note)
     return Distribution(version, home, jdk)

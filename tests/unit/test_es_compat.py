@@ -239,3 +239,32 @@ def test_the_real_client_switches_against_an_8x_transport():
     assert compat_version(es) == 8
     es.options(request_timeout=3).index(index="x", document={"a": 1})
     assert server.calls[-1][2]["content-type"] == "application/vnd.elasticsearch+json; compatible-with=8"
+
+
+# --- the local node's side: which versions it runs, and what an 8.x node lacks ------------
+
+
+def test_rrs_es_version_of_another_major_is_one_line_naming_both():
+    from pathlib import Path
+
+    from rrsearch.core.errors import NodeError
+    from rrsearch.rrs.es_distribution import PINNED_VERSIONS, Jdk, choose_version
+
+    jdks = [Jdk(Path("/jdk25"), 25), Jdk(Path("/jdk17"), 17)]
+    assert choose_version(jdks, PINNED_VERSIONS[8]) == (PINNED_VERSIONS[8], jdks[0])
+    assert choose_version(jdks, "9.1.0")[0] == "9.1.0"
+    for wrong in ("7.17.3", "10.0.0", "latest"):
+        with pytest.raises(NodeError) as raised:
+            choose_version(jdks, wrong)
+        message = str(raised.value)
+        assert "\n" not in message and f"RRS_ES_VERSION={wrong}" in message
+        assert PINNED_VERSIONS[8] in message and PINNED_VERSIONS[9] in message
+
+
+def test_only_an_8x_node_is_told_it_has_no_retrievers():
+    from rrsearch.rrs.analysis_plugin import retrievers_note
+
+    note = retrievers_note("8.19.21")
+    assert note is not None and "\n" not in note
+    assert "rrs_rrf" in note and "RRS_RETRIEVAL_PATH=retrievers is unavailable" in note and "msearch" in note
+    assert retrievers_note("9.5.4") is None and retrievers_note(None) is None
