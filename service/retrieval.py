@@ -272,8 +272,8 @@ def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> Se
         if "unknown retriever [rrs_" in said or "unknown field [rrs_" in said:
             raise RetrieversMissing(
                 "the node does not know the rrs_rrf / rrs_linear retrievers: "
-                "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node (rrs es start "
-                "installs it locally; docs/plugin.md), or set it to msearch"
+                "RRS_RETRIEVAL_PATH=retrievers needs our plugin on every node of Elasticsearch 9.x "
+                "(rrs es start installs it locally; docs/plugin.md; 8.x has no retrievers build), or set it to msearch"
             ) from exc
         _raise_item_error(index, {"error": error, "status": exc.meta.status})
     return _result(response.body)
