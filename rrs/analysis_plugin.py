@@ -16,6 +16,11 @@ Elasticsearch and Lucene versions, and the zip is kept there: a later call with 
 version and the same plugin sources returns it without running Maven. A first build takes
 about 10 s plus Maven's downloads (a few MB, once per machine into ``~/.m2``).
 
+The same functions build and install any of our plugin projects: ``project`` (the Maven
+project's folder), ``name`` (the descriptor's name) and ``label`` (how messages call it) default
+to this plugin's; the local node's ``rrs-local-node`` (:mod:`rrsearch.rrs.es_distribution`)
+passes its own.
+
 Example::
 
     zip_path = build_plugin("9.5.4", cache=Path("/var/cache/rrs"), java_home=jdk.home)
@@ -39,6 +44,7 @@ from rrsearch.core.pool_announcement import RERANKER_KEY_SETTING, RERANKER_URL_S
 PLUGIN_NAME = "rrs-analysis-english"  # the descriptor's name: the node installs it as plugins/<name>
 ANALYZER_NAME = "english"
 PROJECT_DIR = Path(__file__).resolve().parent / "analysis_plugin"
+LABEL = f"{ANALYZER_NAME} analysis plugin"  # how messages name this plugin
 _LUCENE_JAR = re.compile(r"^lucene-analysis-common-(\d+(?:\.\d+)*)\.jar$")
 _TAIL = 3000  # characters of a failing tool's output kept in the error
 
@@ -65,12 +71,29 @@ def lucene_version(es_home: Path) -> str:
     return found[0]
 
 
-def plugin_zip_path(es_version: str, cache: Path, fingerprint: str | None = None) -> Path:
-    """Where the built zip for ``es_version`` (and these sources) is cached."""
-    return cache / "plugins" / f"{PLUGIN_NAME}-{es_version}-{fingerprint or project_fingerprint()}.zip"
+def plugin_zip_path(
+    es_version: str,
+    cache: Path,
+    fingerprint: str | None = None,
+    *,
+    project: Path = PROJECT_DIR,
+    name: str = PLUGIN_NAME,
+) -> Path:
+    """Where the built zip of plugin ``name`` for ``es_version`` (and these sources) is cached."""
+    return cache / "plugins" / f"{name}-{es_version}-{fingerprint or project_fingerprint(project)}.zip"
 
 
-def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es_home: Path | None = None) -> Path:
+def build_plugin(
+    es_version: str,
+    cache: Path,
+    java_home: Path,
+    log=print,
+    *,
+    es_home: Path | None = None,
+    project: Path = PROJECT_DIR,
+    name: str = PLUGIN_NAME,
+    label: str = LABEL,
+) -> Path:
     """The plugin zip for Elasticsearch ``es_version``, built with Maven once and cached.
 
     ``cache`` is the rrs home (``Settings.home``): the zip goes to ``<cache>/plugins`` and
@@ -79,30 +102,23 @@ def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es
     JAVA_HOME. For Elasticsearch 8.x the build has the ``english`` analyzer only (see
     :func:`retrievers_note`).
     """
-    if not (PROJECT_DIR / "pom.xml").exists():
-        raise NodeError(
-            f"The analysis plugin's Maven project is missing ({PROJECT_DIR}): run from a checkout "
-            "of the repository, or use an Elasticsearch that has the english analyzer."
-        )
-    fingerprint = project_fingerprint()
-    target = plugin_zip_path(es_version, cache, fingerprint)
+    if not (project / "pom.xml").exists():
+        raise NodeError(f"The {label}'s Maven project is missing ({project}): run from a checkout of the repository.")
+    fingerprint = project_fingerprint(project)
+    target = plugin_zip_path(es_version, cache, fingerprint, name=name)
     if target.exists():
         return target
     mvn = shutil.which("mvn")
     if not mvn:
-        raise NodeError(
-            "Maven (mvn) is needed to build the english analysis plugin: install it (Debian: apt install maven)."
-        )
+        raise NodeError(f"Maven (mvn) is needed to build the {label}: install it (Debian: apt install maven).")
     lucene = lucene_version(es_home or cache / "dist" / f"elasticsearch-{es_version}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    log(
-        f"Building the {ANALYZER_NAME!r} analysis plugin for Elasticsearch {es_version} (Lucene {lucene}) with Maven..."
-    )
+    log(f"Building the {label} for Elasticsearch {es_version} (Lucene {lucene}) with Maven...")
     # A private build folder: two builds at once (a test and `rrs es start`) don't collide.
     work = Path(tempfile.mkdtemp(prefix=f"build-{es_version}-", dir=target.parent))
     try:
-        project = work / "project"
-        shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target"))
+        copy = work / "project"
+        shutil.copytree(project, copy, ignore=shutil.ignore_patterns("target"))
         env = dict(os.environ, JAVA_HOME=str(java_home))
         cmd = [
             mvn,
@@ -111,18 +127,18 @@ def build_plugin(es_version: str, cache: Path, java_home: Path, log=print, *, es
             "package",
             f"-Delasticsearch.version={es_version}",
             f"-Dlucene.version={lucene}",
+            f"-Delasticsearch.major={es_version.split('.')[0]}",  # a pom may pick sources or Java by major
             *(["-Pes8"] if es_version.split(".")[0] == "8" else []),  # 8.x: the analyzer alone (pom.xml)
         ]
         try:
-            result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False)
+            result = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=900, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise NodeError("Maven did not finish building the analysis plugin within 15 minutes.") from exc
-        built = project / "target" / f"{PLUGIN_NAME}-{es_version}.zip"
+            raise NodeError(f"Maven did not finish building the {label} within 15 minutes.") from exc
+        built = copy / "target" / f"{name}-{es_version}.zip"
         if result.returncode != 0 or not built.exists():
             tail = (result.stdout + result.stderr)[-_TAIL:]
             raise NodeError(
-                f"mvn could not build the analysis plugin for Elasticsearch {es_version} "
-                f"(exit {result.returncode}):\n{tail}"
+                f"mvn could not build the {label} for Elasticsearch {es_version} (exit {result.returncode}):\n{tail}"
             )
         partial = work / target.name
         shutil.copyfile(built, partial)
@@ -138,9 +154,9 @@ def _zip_jars(plugin_zip: Path) -> dict[str, bytes]:
         return {Path(n).name: archive.read(n) for n in archive.namelist() if n.endswith(".jar")}
 
 
-def installed_matches(es_home: Path, plugin_zip: Path) -> bool:
+def installed_matches(es_home: Path, plugin_zip: Path, *, name: str = PLUGIN_NAME) -> bool:
     """True when ``plugins/<name>`` holds exactly the jars of ``plugin_zip``."""
-    installed = es_home / "plugins" / PLUGIN_NAME
+    installed = es_home / "plugins" / name
     if not installed.is_dir():
         return False
     jars = _zip_jars(plugin_zip)
@@ -167,24 +183,26 @@ def _plugin_cli(es_home: Path, java_home: Path, args: list[str]) -> subprocess.C
         raise NodeError(f"elasticsearch-plugin {args[0]} could not run in {es_home}: {exc}") from exc
 
 
-def install_plugin(es_home: Path, plugin_zip: Path, java_home: Path, log=print) -> None:
-    """Install the plugin into the distribution at ``es_home`` (stopped node), once.
+def install_plugin(
+    es_home: Path, plugin_zip: Path, java_home: Path, log=print, *, name: str = PLUGIN_NAME, label: str = LABEL
+) -> None:
+    """Install the plugin ``name`` into the distribution at ``es_home`` (stopped node), once.
 
     Skipped when ``plugins/<name>`` already holds this zip's jar; an older build is removed
     first. Run it before the node starts: a node loads plugins only at start-up. The files
     it writes are world-readable, so a node that drops root can read them.
     """
-    if installed_matches(es_home, plugin_zip):
+    if installed_matches(es_home, plugin_zip, name=name):
         return
-    if (es_home / "plugins" / PLUGIN_NAME).exists():
-        log(f"Replacing an older {PLUGIN_NAME} in {es_home}.")
-        removed = _plugin_cli(es_home, java_home, ["remove", "--purge", PLUGIN_NAME])
+    if (es_home / "plugins" / name).exists():
+        log(f"Replacing an older {name} in {es_home}.")
+        removed = _plugin_cli(es_home, java_home, ["remove", "--purge", name])
         if removed.returncode != 0:
             tail = (removed.stdout + removed.stderr)[-_TAIL:]
-            raise NodeError(f"elasticsearch-plugin could not remove the old {PLUGIN_NAME} from {es_home}:\n{tail}")
-    log(f"Installing the {ANALYZER_NAME!r} analysis plugin into {es_home}.")
+            raise NodeError(f"elasticsearch-plugin could not remove the old {name} from {es_home}:\n{tail}")
+    log(f"Installing the {label} into {es_home}.")
     result = _plugin_cli(es_home, java_home, ["install", "--batch", plugin_zip.resolve().as_uri()])
-    if result.returncode != 0 or not installed_matches(es_home, plugin_zip):
+    if result.returncode != 0 or not installed_matches(es_home, plugin_zip, name=name):
         tail = (result.stdout + result.stderr)[-_TAIL:]
         raise NodeError(
             f"elasticsearch-plugin could not install {plugin_zip.name} into {es_home} "

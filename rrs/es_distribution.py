@@ -31,6 +31,12 @@ PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
 MIN_JAVA_FOR_MAJOR = {9: 21, 8: 17}
 MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 JDK_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/Library/Java/JavaVirtualMachines"))
+# The local node's own plugin (Maven project es_local_node_plugin/, Java package rrs.localnode): what the integ-test-zip
+# distribution lacks and clients rely on. Only for that distribution: a full one has both modules, and a name or route
+# registered twice stops a node.
+LOCAL_NODE_PLUGIN = "rrs-local-node"
+LOCAL_NODE_PROJECT = Path(__file__).resolve().parent.parent / "es_local_node_plugin"
+LOCAL_NODE_PROVIDES = ("analysis-common", "rest-root")  # the modules it stands in for
 
 
 @dataclass(frozen=True)
@@ -189,9 +195,48 @@ def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Pa
         return False
 
 
+def add_local_node_plugin(
+    es_home: Path, version: str, cache: Path, java_home: Path, log=print, *, project: Path = LOCAL_NODE_PROJECT
+) -> bool:
+    """Install ``rrs-local-node`` into the integ-test distribution at ``es_home``: analysis-common's
+    token filters, tokenizers, char filters and analyzers (the ``.security`` index's ``email``
+    analyzer among its users, so API keys work with security on) and rest-root's ``GET /``.
+    Where it cannot be built or installed, say in one line what the node lacks and go on.
+    A distribution that has those modules gets nothing (False)."""
+    from rrsearch.rrs.analysis_plugin import build_plugin, install_plugin
+
+    if any((es_home / "modules" / module).is_dir() for module in LOCAL_NODE_PROVIDES):
+        return False
+    label = f"{LOCAL_NODE_PLUGIN} plugin"
+    try:
+        plugin_zip = build_plugin(
+            version,
+            cache,
+            java_home,
+            log=log,
+            es_home=es_home,
+            project=project,
+            name=LOCAL_NODE_PLUGIN,
+            label=label,
+        )
+        install_plugin(es_home, plugin_zip, java_home, log=log, name=LOCAL_NODE_PLUGIN, label=label)
+        return True
+    except NodeError as exc:
+        lines = [text for line in str(exc).splitlines() if (text := re.sub(r"\x1b\[[0-9;]*m", "", line).strip())]
+        errors = [line for line in lines[1:] if "ERROR" in line]  # Maven's: the first naming a source file says most
+        detail = next((line for line in errors if ".java:" in line), errors[0] if errors else "")
+        reason = lines[0] + (f" {detail}" if detail else "") if lines else type(exc).__name__
+        log(
+            f"The {label} is not installed ({reason}); this node has no GET / and no analysis-common analysis "
+            "(lowercase, synonym, stemmer, ngram, html_strip, the language analyzers, ...): API keys fail with security on."
+        )
+        return False
+
+
 def prepare_distribution(settings: Settings, log=print) -> Distribution:
     """Everything a node needs before it can start: a JDK, the version it can run, that
-    version fetched and unpacked (once) and, when asked, the english plugin installed."""
+    version fetched and unpacked (once), the local node's own plugin installed and, when
+    asked, the english plugin."""
     version, jdk = choose_version(
         find_jdks([settings.es_java_home] if settings.es_java_home else None), settings.es_version
     )
@@ -201,6 +246,7 @@ def prepare_distribution(settings: Settings, log=print) -> Distribution:
     home = unpack_distribution(fetch_distribution(version, cache), cache)
     if settings.es_english_plugin:
         add_english_analysis(home, version, cache, jdk.home, log)
+    add_local_node_plugin(home, version, cache, jdk.home, log)
     if note := retrievers_note(version):
         log(note)
     return Distribution(version, home, jdk)

@@ -82,7 +82,8 @@ def english_node():
 
 def test_plugin_is_loaded(english_node):
     plugins = requests.get(f"{english_node}/_cat/plugins", params={"format": "json"}, timeout=10).json()
-    assert [p["component"] for p in plugins] == [PLUGIN_NAME]
+    # the copied distribution may also carry rrs-local-node, which rrs es start installs beside it
+    assert PLUGIN_NAME in [p["component"] for p in plugins]
 
 
 def test_english_analyzer_tokens_match_lucene(english_node):
