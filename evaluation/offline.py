@@ -151,7 +151,8 @@ def open_dataset_pipeline(
 
     Raises ``ClusterUnavailable`` (no cluster), ``IndexMissing`` (an empty or missing alias),
     ``RerankerUnavailable`` (the cross-encoder cannot be loaded)."""
-    from rrsearch.core.es_client import make_client, server_version
+    from rrsearch.core.es_client import make_client, resolve_url, server_version
+    from rrsearch.core.es_errors import describe
     from rrsearch.core.indexes import current_index
 
     alias = index_alias or default_alias(dataset.root)
@@ -162,8 +163,9 @@ def open_dataset_pipeline(
             version = server_version(es)
         except ClusterUnavailable:
             raise
-        except Exception as exc:  # connection errors of any kind
-            raise ClusterUnavailable(f"Elasticsearch is not reachable: {exc}") from exc
+        except Exception as exc:  # connection errors of any kind, refusals: the line that names the fix
+            problem = describe(exc, resolve_url(job))
+            raise ClusterUnavailable(problem.message if problem else f"Elasticsearch is not reachable: {exc}") from exc
         ingest_report = None
         if index_alias is None:
             from rrsearch.ingest.pipeline import run_ingest

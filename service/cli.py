@@ -37,6 +37,8 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     settings = load_settings(serve_role=role)
     if role:
         os.environ["RRS_SERVE_ROLE"] = role  # gunicorn's workers read the settings again
+    if settings.serve_role == "search":
+        _refuse_a_misconfigured_cluster(settings)
     bind = f"{host or settings.serve_host}:{port or settings.serve_port}"
     argv = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind]
     if workers:
@@ -45,6 +47,31 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
         argv += ["--threads", str(threads)]
     argv.append("rrsearch.service.http.app:create_app()")
     os.execv(sys.executable, argv)
+
+
+def _refuse_a_misconfigured_cluster(settings) -> None:
+    """Before gunicorn starts: a cluster that refuses our credentials, privileges, CA or API
+    version stops `rrs serve` with the line that names the fix (every search would get 503
+    until then); one that is down or still starting only gets a warning, as before."""
+    from elasticsearch import NotFoundError
+
+    from rrsearch.core.console import fail, failure_line
+    from rrsearch.core.errors import ClusterUnavailable
+    from rrsearch.core.es_client import make_client
+    from rrsearch.core.es_errors import describe
+
+    try:
+        es = make_client(settings, max_retries=0)
+        es.options(request_timeout=10).search(index=settings.index_alias, size=0)
+    except (ClusterUnavailable, NotFoundError):
+        return  # no cluster or no index yet: /readyz says so while the service waits for it
+    except Exception as exc:
+        problem = describe(exc)
+        if problem is None:
+            raise
+        if problem.permanent:
+            fail(failure_line(exc, settings) or problem.message)
+        click.echo(f"warning: {problem.message} (serving anyway; searches answer 503 until it answers)", err=True)
 
 
 @click.command("rank")
