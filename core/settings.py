@@ -56,10 +56,12 @@ class ElasticsearchSettings(BaseModel):
     es_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("ES_API_KEY"),
-        description="Encoded API key for ES_URL (wins over user/password).",
+        description="Encoded API key (wins over user/password); for a local --secure node, over its elastic password too.",
     )
     es_username: str | None = Field(
-        default=None, validation_alias=_env("ES_USERNAME"), description="Basic-auth user for ES_URL (with ES_PASSWORD)."
+        default=None,
+        validation_alias=_env("ES_USERNAME"),
+        description="Basic-auth user (with ES_PASSWORD); default for a local --secure node: elastic.",
     )
     es_password: SecretStr | None = Field(
         default=None, validation_alias=_env("ES_PASSWORD"), description="Basic-auth password (with ES_USERNAME)."
@@ -67,7 +69,7 @@ class ElasticsearchSettings(BaseModel):
     es_ca_certs: str | None = Field(
         default=None,
         validation_alias=_env("ES_CA_CERTS"),
-        description="CA bundle (PEM file) to verify the cluster's TLS certificate.",
+        description="CA bundle (PEM file) to verify the cluster's TLS certificate; default for a local --secure node: its own CA.",
     )
     es_request_timeout_s: float = Field(
         default=10.0, gt=0, description="Client timeout of one Elasticsearch request (ingest allows at least 120 s)."
@@ -104,6 +106,12 @@ class LocalNodeSettings(BaseModel):
     es_nodes: int = Field(default=1, ge=1, le=9, description="Nodes of the local cluster (each with RRS_ES_HEAP).")
     es_english_plugin: bool = Field(
         default=True, description="Build (Maven, once) and install the english analysis plugin before the node starts."
+    )
+    es_secure: bool = Field(
+        default=False,
+        description="Start the local node (or cluster) with security on: TLS on HTTP and transport, a CA, "
+        "node certificates and the elastic user's password made once in its directory (rrs es start --secure). "
+        "Default: what the node directory was last started with, else off.",
     )
     es_version: str | None = Field(
         default=None,

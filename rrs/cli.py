@@ -167,7 +167,9 @@ def index() -> None:
 @click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
 @click.option("--new-version", is_flag=True, help="Create a new version and move the alias to it.")
 def index_create(alias: str | None, new_version: bool) -> None:
-    """Create the index for the configured bi-encoder and point the alias at it."""
+    """Create the index for the configured bi-encoder and point the alias at it; also the
+    ingest-lock and search-log indexes when missing, so that ingest and the search service
+    need no privilege to create indexes (docs/operations/security.md)."""
     from rrsearch.core.encoders import bi_encoder_from, embedding_dims, encoder_identity, model_label
     from rrsearch.core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
 
@@ -184,7 +186,25 @@ def index_create(alias: str | None, new_version: bool) -> None:
         point_alias(es_client, alias, name)
     else:
         name = ensure_alias(es_client, alias, body)
+    _ensure_support_indexes(es_client, settings)
     click.echo(f"{alias} -> {name}")
+
+
+def _ensure_support_indexes(es_client, settings: Settings) -> None:
+    """The ingest-lock index and (when searches are logged) the search-log index, created by the
+    admin who creates the passage index: the writer and service roles cannot create indexes."""
+    from rrsearch.core.mappings import render_search_log_index
+    from rrsearch.ingest.lock import _ensure_lock_index
+
+    _ensure_lock_index(es_client)
+    index = settings.search_log_index
+    if settings.search_log_enabled and not es_client.indices.exists(index=index):
+        body = render_search_log_index(shards=settings.search_log_shards, replicas=settings.search_log_replicas)
+        try:
+            es_client.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
+        except Exception as exc:  # another process created it first: what was wanted
+            if "resource_already_exists" not in str(exc):
+                raise
 
 
 @index.command("delete")

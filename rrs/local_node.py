@@ -10,6 +10,12 @@ One node uses single-node discovery in the node directory itself; N nodes live i
 each other's transport ports. The directory's ``node.json`` lists them all, and its
 ``url`` names every node, so a client keeps working when one of them dies.
 
+``--secure`` (``RRS_ES_SECURE``) turns security on: TLS on HTTP and transport and the
+``elastic`` user's password, made once under the node directory
+(:mod:`rrsearch.rrs.node_security`). ``node.json`` then records the https URL, the CA and
+the password file, and the choice itself: a later start without the flag keeps it. Every
+client of this project reads them from there (:mod:`rrsearch.core.node_access`).
+
 A node directory has a size: the nodes it was set up with. ``node.json`` records it
 before any JVM starts, and a start that asks for another count (``--nodes``,
 ``RRS_ES_NODES``) is refused, naming the directory, its size and the ``--dir`` to use;
@@ -39,7 +45,8 @@ from typing import Any
 
 import requests
 
-from rrsearch.core.errors import NodeError
+from rrsearch.core.errors import ClusterUnavailable, NodeError
+from rrsearch.core.node_access import ClientAccess, access_from_state, read_state
 from rrsearch.core.settings import Settings
 from rrsearch.rrs.analysis_plugin import plugin_node_settings, write_keystore
 
@@ -54,14 +61,35 @@ from rrsearch.rrs.es_distribution import fetch_distribution as fetch_distributio
 from rrsearch.rrs.es_distribution import find_jdks as find_jdks
 from rrsearch.rrs.es_distribution import java_major as java_major
 from rrsearch.rrs.es_distribution import unpack_distribution as unpack_distribution
+from rrsearch.rrs.node_security import (
+    BOOTSTRAP_PASSWORD,
+    SECURITY_DIR,
+    SecurityMaterial,
+    ensure_material,
+    install_certificates,
+    security_node_settings,
+    state_record,
+    write_roles_file,
+)
 
 CLUSTER_NAME = "rrs-local"
 ES_USER = "rrs-es"  # Elasticsearch refuses to run as root; root starts it as this user.
 
 
+# What ``rrs es status`` found (``NodeInfo.state``) and its exit status for each.
+RUNNING, REFUSED, TLS_FAILED, NOT_RUNNING = "running", "refused", "tls_failed", "not_running"
+EXIT_CODES = {RUNNING: 0, NOT_RUNNING: 3, REFUSED: 4, TLS_FAILED: 5}
+
+
 @dataclass
 class NodeInfo:
-    """What ``es status --json`` prints (``pid`` for one node, ``nodes`` for a cluster)."""
+    """What ``es status --json`` prints (``pid`` for one node, ``nodes`` for a cluster).
+
+    ``running`` is true only when the cluster answered; ``state`` tells why not: a node that
+    is up but refuses the credentials (``refused``, with ``http_status`` 401 or 403) or whose
+    certificate could not be verified (``tls_failed``) is not ``not_running``; ``fix`` then
+    names the setting to change. ``secure``, ``ca_certs`` and ``auth`` say how to connect to a
+    local node started with ``--secure`` (``auth`` names the password file, never the password)."""
 
     running: bool
     url: str | None
@@ -72,6 +100,12 @@ class NodeInfo:
     node_dir: str | None = None
     health: str | None = None
     nodes: list[dict] | None = None  # a cluster's members: name, url, pid, running
+    state: str = NOT_RUNNING
+    http_status: int | None = None
+    fix: str | None = None
+    secure: bool = False
+    ca_certs: str | None = None
+    auth: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,11 +153,13 @@ def render_node_config(
     seed_ports: list[int] | None = None,
     masters: list[str] | None = None,
     plugin: dict[str, str] | None = None,
+    secure: bool = False,
 ) -> str:
     """``elasticsearch.yml`` for a loopback node (pure: easy to test): single-node discovery,
     or, with ``seed_ports``, a cluster member that finds the others there (``masters``: the
     names that bootstrap a new cluster; only on its first start). ``plugin``: our plugin's
-    node settings (the reranker pool's URL), written as JSON strings."""
+    node settings (the reranker pool's URL), written as JSON strings. ``secure``: TLS on HTTP
+    and transport with the certificates in ``config/certs``, users and API keys on."""
     discovery: dict = {"discovery.type": "single-node"}
     if seed_ports is not None:
         discovery = {"discovery.seed_hosts": json.dumps([f"127.0.0.1:{port}" for port in seed_ports])}
@@ -141,9 +177,7 @@ def render_node_config(
         # A dev node on a shared disk: don't go read-only when the disk fills past 90 %.
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "action.destructive_requires_name": "true",
-        # Loopback-only dev node: no TLS/users (also skips security auto-configuration,
-        # whose keystore entries this distribution can't read back).
-        "xpack.security.enabled": "false",
+        **security_node_settings(secure),
         **{key: json.dumps(value) for key, value in (plugin or {}).items()},
     }
     return "".join(f"{key}: {value}\n" for key, value in lines.items())
@@ -217,16 +251,21 @@ def _drop_root_prefix(node_dir: Path, log) -> list[str]:
     return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
 
 
-def give_tree(root: Path, uid: int, gid: int) -> None:
+def give_tree(root: Path, uid: int, gid: int, *, keep: Set[str] = frozenset({SECURITY_DIR})) -> None:
     """Hand ``root`` and everything under it to ``uid``:``gid`` without following a symlink.
 
     The node's user can write in this tree; a link it planted (``logs -> /etc``) must not
     make root give away the link's target, so links are skipped, not descended or chowned.
+    What ``keep`` names directly under ``root`` stays the caller's (the CA key and the
+    elastic password of a secured node: the node reads its copies in ``config/certs``).
     """
     if root.is_symlink():
         raise NodeError(f"{root} is a symbolic link; give the node a real directory (RRS_ES_NODE_DIR)")
     os.chown(root, uid, gid, follow_symlinks=False)
     for folder, dirs, files in os.walk(root, followlinks=False):
+        if folder == str(root):
+            dirs[:] = [name for name in dirs if name not in keep]
+            files = [name for name in files if name not in keep]
         for name in dirs + files:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
@@ -277,8 +316,29 @@ def log_tail(node_dir: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def http_session(access: ClientAccess | None = None, *, api_key: str | None = None, basic_auth=None, ca_certs=None):
+    """A ``requests`` session for a node: a secured node's CA and credentials from ``access``
+    (what ``node.json`` records), unless ``api_key``/``basic_auth``/``ca_certs`` say otherwise.
+    The environment's ``REQUESTS_CA_BUNDLE`` and proxies are not used: requests lets them win
+    over a session's own CA, and a loopback node is never behind a proxy."""
+    session = requests.Session()
+    session.trust_env = False
+    if api_key:
+        session.headers["Authorization"] = f"ApiKey {api_key}"
+    elif basic_auth:
+        session.auth = tuple(basic_auth)
+    elif access is not None and access.secure:
+        session.auth = access.basic_auth()
+    if ca_certs:
+        session.verify = ca_certs
+    elif access is not None and access.secure and access.ca_certs:
+        session.verify = access.ca_certs
+    return session
+
+
 def cluster_info(url: str, session: requests.Session | None = None, timeout: float = 5.0) -> dict:
-    """Version and health of the cluster at ``url``; raises requests errors when unreachable."""
+    """Version and health of the cluster at ``url``; raises requests errors when unreachable
+    (``HTTPError`` for a 401 or 403, ``SSLError`` when its certificate is not trusted)."""
     http = session or requests
     nodes = http.get(f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"}, timeout=timeout)
     nodes.raise_for_status()
@@ -315,24 +375,28 @@ def _launch(es_home: Path, node_dir: Path, conf: Path, jdk: Jdk, log) -> int:
 
 def _read_state(node_dir: Path) -> dict:
     """What ``node.json`` says; ``{}`` when it is missing or unreadable (a new directory)."""
-    path = _state_file(node_dir)
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
+    return read_state(node_dir)
 
 
-def _write_state(root: Path, members: list[dict], version: str | None, java_home: Path) -> dict:
+def _write_state(
+    root: Path,
+    members: list[dict],
+    version: str | None,
+    java_home: Path,
+    security: SecurityMaterial | None = None,
+) -> dict:
     """Record the members in ``node.json`` (a cluster's under ``nodes``); the record.
 
     Written before the first JVM starts and again once they have joined, so the directory's
-    size is on disk even when a start fails, and clients find every node's URL.
+    size is on disk even when a start fails, and clients find every node's URL. A secured
+    node's record also names its CA and password file (``security``), and says ``secure``.
     """
     record: dict[str, Any] = {
         "url": ",".join(member["url"] for member in members),
         "version": version,
         "java_home": str(java_home),
         "node_dir": str(root),
+        **(state_record(security) if security is not None else {"secure": False}),
     }
     if len(members) > 1:
         record["nodes"] = [{k: v for k, v in member.items() if k != "pid"} for member in members]
@@ -373,34 +437,47 @@ def nodes_to_start(settings: Settings) -> int:
 
 
 def plan_members(
-    root: Path, count: int, http_ports: Sequence[int], transport_ports: Sequence[int | None]
+    root: Path,
+    count: int,
+    http_ports: Sequence[int],
+    transport_ports: Sequence[int | None],
+    scheme: str = "http",
 ) -> list[dict]:
     """Name, directory, ports and URL of each node (pure). One node lives in ``root`` itself
-    (the layout single-node directories always had); a cluster's in ``node-1`` ... below it."""
+    (the layout single-node directories always had); a cluster's in ``node-1`` ... below it.
+    ``scheme``: https for a secured node."""
     return [
         {
             "name": f"rrs-node-{i}",
             "dir": str(root if count == 1 else root / f"node-{i}"),
             "http_port": http,
             "transport_port": transport,
-            "url": f"http://127.0.0.1:{http}",
+            "url": f"{scheme}://127.0.0.1:{http}",
         }
         for i, (http, transport) in enumerate(zip(http_ports, transport_ports), start=1)
     ]
 
 
-def _plan(settings: Settings, root: Path, state: dict, count: int, log) -> list[dict]:
+def _plan(settings: Settings, root: Path, state: dict, count: int, log, scheme: str = "http") -> list[dict]:
     """The members to run. A cluster keeps the ports ``node.json`` lists: its members find
     each other there. One node takes RRS_ES_PORT (or the next free port) on every start,
     unless its process is still alive: then it is waited for where it listens."""
     if state.get("nodes"):
-        return [dict(member) for member in state["nodes"]]
+        return [{**member, "url": f"{scheme}://127.0.0.1:{member['http_port']}"} for member in state["nodes"]]
     if count == 1 and state.get("url") and _read_pid(root) is not None:
-        return plan_members(root, 1, [int(state["url"].rsplit(":", 1)[1])], [None])
+        return plan_members(root, 1, [int(state["url"].rsplit(":", 1)[1])], [None], scheme)
     http = free_ports(settings.es_port, count)
     if http[0] != settings.es_port:
         log(f"Port {settings.es_port} is taken; using {http[0]}.")
-    return plan_members(root, count, http, free_ports(settings.es_port + 100, count, set(http)))
+    return plan_members(root, count, http, free_ports(settings.es_port + 100, count, set(http)), scheme)
+
+
+def wants_secure(settings: Settings, state: dict) -> bool:
+    """Whether this start runs with security on: what was asked (``--secure``/``--no-secure``,
+    ``RRS_ES_SECURE``), else what the node directory was last started with (``node.json``)."""
+    if "es_secure" in settings.model_fields_set:
+        return settings.es_secure
+    return bool(state.get("secure"))
 
 
 # --- Start ------------------------------------------------------------------------------
@@ -413,29 +490,61 @@ def start_node(settings: Settings, log=print) -> NodeInfo:
         log(f"ES_URL is set: using the existing cluster at {settings.es_url}; nothing started.")
         return node_status(settings)
     count = nodes_to_start(settings)
+    root = settings.node_dir.resolve()
+    state = _read_state(root)
+    secure = wants_secure(settings, state)
     running = node_status(settings)
+    if running.state != NOT_RUNNING and secure != bool(state.get("secure")):
+        now, asked = ("with", "--no-secure") if state.get("secure") else ("without", "--secure")
+        raise NodeError(
+            f"the node in {root} is running {now} security; stop it first (rrs es stop --dir {root}), "
+            f"then start it again with {asked}"
+        )
     if running.running and all(member["running"] for member in running.nodes or []):
         log(f"Already running at {running.url}" + (f" (pid {running.pid})." if running.pid else "."))
         return running
-    return _start_members(settings, count, prepare_distribution(settings, log), log)
+    if state and secure != bool(state.get("secure")):
+        log(f"Security is now {'on' if secure else 'off'} for the node in {root}.")
+    return _start_members(settings, count, prepare_distribution(settings, log), log, secure=secure)
 
 
-def _start_members(settings: Settings, count: int, dist: Distribution, log) -> NodeInfo:
+def _start_members(settings: Settings, count: int, dist: Distribution, log, *, secure: bool = False) -> NodeInfo:
     """Start every member that is not running (the first time: plan ports, bootstrap the
-    cluster), wait until all of them have joined, and record them."""
+    cluster), wait until all of them have joined, and record them. ``secure``: with the CA,
+    certificates and password of :func:`ensure_material` (made on the first secure start)."""
     root = settings.node_dir.resolve()
     state = _read_state(root)
-    members = _plan(settings, root, state, count, log)
+    members = _plan(settings, root, state, count, log, "https" if secure else "http")
     first_boot = not any((Path(member["dir"]) / "data" / "_state").exists() for member in members)
     root.mkdir(parents=True, exist_ok=True)
-    _write_state(root, members, state.get("version"), dist.jdk.home)
+    material = ensure_material(root, log) if secure else None
+    record = _write_state(root, members, state.get("version"), dist.jdk.home, material)
     started = time.monotonic()
-    plugin = plugin_node_settings(dist.home, settings)
+    yml, keystore = plugin_node_settings(dist.home, settings)
+    roles: dict[str, dict] = {}
+    if material is not None:
+        from rrsearch.core.security_roles import role_descriptors
+
+        keystore = {**keystore, BOOTSTRAP_PASSWORD: material.password()}
+        roles = role_descriptors(settings)
     for member in members:
-        _launch_member(member, members, dist, settings.es_heap, first_boot, log, plugin=plugin)
-    info = _wait_for_members(members, settings.es_start_timeout_s)
-    record = _write_state(root, members, info["version"], dist.jdk.home)
+        _launch_member(
+            member,
+            members,
+            dist,
+            settings.es_heap,
+            first_boot,
+            log,
+            plugin=(yml, keystore),
+            security=material,
+            roles=roles,
+        )
+    access = access_from_state(record)
+    info = _wait_for_members(members, settings.es_start_timeout_s, access)
+    record = _write_state(root, members, info["version"], dist.jdk.home, material)
     _say_started(log, members, record["url"], info, dist.jdk, time.monotonic() - started)
+    if material is not None:
+        log(f"Security is on: user elastic, password in {material.password_file}, CA {material.ca_cert}.")
     seen = [_member_status(member, member["pid"], running=True) for member in members]
     return _node_info(root, record, seen, info)
 
@@ -460,11 +569,15 @@ def _launch_member(
     log,
     *,
     plugin: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+    security: SecurityMaterial | None = None,
+    roles: dict[str, dict] | None = None,
 ) -> None:
     """Start ``member`` unless its process is alive (a restart starts only the dead ones);
     sets its ``pid``. A cluster member is seeded with every transport port, and names the
     masters only on the cluster's first boot (a restart must not bootstrap a second one).
-    ``plugin``: our plugin's node settings for elasticsearch.yml, and those for the keystore."""
+    ``plugin``: node settings for elasticsearch.yml, and those for the keystore (our plugin's,
+    and a secured node's ``bootstrap.password``). ``security``: its certificates go to
+    ``config/certs``, and ``roles`` (our least-privilege roles) to ``config/roles.yml``."""
     node_dir = Path(member["dir"])
     member["pid"] = _read_pid(node_dir)
     if member["pid"] is not None:
@@ -486,15 +599,20 @@ def _launch_member(
         transport_port=member["transport_port"],
         name=member["name"],
         plugin=plugin[0],
+        secure=security is not None,
         **peers,
     )
+    if security is not None:
+        install_certificates(security, conf)
+        write_roles_file(conf, roles or {})
     write_keystore(dist.home, conf, dist.jdk.home, plugin[1])
     member["pid"] = _launch(dist.home, node_dir, conf, dist.jdk, log)
 
 
-def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
+def _wait_for_members(members: list[dict], timeout_s: float, access: ClientAccess | None = None) -> dict:
     """Version and health once every member has joined and the cluster is yellow or better;
-    a member that exits ends the wait at once, with its log."""
+    a member that exits ends the wait at once, with its log. ``access``: a secured node's CA
+    and the elastic user's credentials."""
     single = len(members) == 1
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -502,7 +620,7 @@ def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
             if not _is_our_process(member["pid"], Path(member["dir"])):
                 who = "Elasticsearch" if single else member["name"]
                 raise NodeError(f"{who} exited during start-up. Log tail:\n{log_tail(Path(member['dir']))}")
-        info = _first_joined(members)
+        info = _first_joined(members, access)
         if info:
             return info
         time.sleep(0.5)
@@ -511,19 +629,22 @@ def _wait_for_members(members: list[dict], timeout_s: float) -> dict:
     raise NodeError(f"{what} within {timeout_s:.0f}s. Log tail{whose}:\n{log_tail(Path(members[0]['dir']))}")
 
 
-def _first_joined(members: list[dict]) -> dict | None:
+def _first_joined(members: list[dict], access: ClientAccess | None = None) -> dict | None:
     """Version and health from the first member that sees all of them and yellow, else None."""
-    for member in members:
-        try:
-            resp = requests.get(
-                f"{member['url']}/_cluster/health",
-                timeout=5,
-                params={"wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"},
-            )
-            if resp.ok and not resp.json().get("timed_out"):
-                return cluster_info(member["url"])
-        except requests.RequestException:
-            continue
+    with http_session(access) as session:
+        for member in members:
+            try:
+                resp = session.get(
+                    f"{member['url']}/_cluster/health",
+                    timeout=5,
+                    params={"wait_for_nodes": str(len(members)), "wait_for_status": "yellow", "timeout": "2s"},
+                )
+                if resp.ok and not resp.json().get("timed_out"):
+                    return cluster_info(member["url"], session)
+            except requests.exceptions.SSLError as exc:  # the node is up: this will not pass by waiting
+                raise NodeError(f"{member['name']} is up but its TLS certificate was not accepted: {exc}") from exc
+            except requests.RequestException:
+                continue
     return None
 
 
@@ -531,45 +652,186 @@ def _first_joined(members: list[dict]) -> dict | None:
 
 
 def node_status(settings: Settings) -> NodeInfo:
-    """Is the configured cluster (ES_URL or the local node or cluster) up, where, and which version."""
+    """Is the configured cluster (ES_URL or the local node or cluster) up, where, and which
+    version; when it is up but will not talk to us, why (``state``) and what to change (``fix``)."""
     if settings.es_url:
         return _external_status(settings)
     root = settings.node_dir.resolve()
     state = _read_state(root)
-    seen, info = _probe(recorded_members(root, state))
-    return _node_info(root, state, seen, info)
+    problem: dict = {}
+    try:
+        session = _status_session(settings)
+    except ClusterUnavailable as exc:  # the password file cannot be read: nothing to ask with
+        session, problem = None, {"state": REFUSED, "fix": str(exc)}
+    seen, info, found = _probe(recorded_members(root, state), session)
+    return _node_info(root, state, seen, info, problem or found, settings)
+
+
+def _status_session(settings: Settings) -> requests.Session:
+    """A session that authenticates as every command would: the environment's credentials and
+    CA, else the local node's own (``node.json``)."""
+    from rrsearch.core.es_client import connection_options
+
+    options = connection_options(settings)
+    return http_session(
+        api_key=options.get("api_key"), basic_auth=options.get("basic_auth"), ca_certs=options.get("ca_certs")
+    )
 
 
 def _external_status(settings: Settings) -> NodeInfo:
     """The cluster ES_URL names, asked with the client that knows how to authenticate."""
+    from elasticsearch import ApiError, AuthenticationException, AuthorizationException, SSLError
+
     from rrsearch.core.es_client import make_client, server_version
 
+    url = settings.es_url
+    problem: dict = {}
     try:
-        es = make_client(settings)
+        es = make_client(settings, max_retries=0)
         version = server_version(es)
         health = es.cluster.health()["status"]
-        return NodeInfo(True, settings.es_url, version, managed=False, health=health)
-    except Exception:  # noqa: BLE001 -- any failure means "not reachable"
-        return NodeInfo(False, settings.es_url, None, managed=False)
+        return NodeInfo(True, url, version, managed=False, health=health, state=RUNNING)
+    except (AuthenticationException, AuthorizationException) as exc:
+        problem = {"state": REFUSED, "http_status": exc.meta.status, "reason": _api_reason(exc)}
+    except SSLError as exc:
+        problem = {"state": TLS_FAILED, "reason": _chain_text(exc)}
+    except ValueError as exc:  # the client refuses TLS options with an http:// URL
+        problem = {"state": TLS_FAILED, "reason": str(exc), "scheme": "http_with_ca"} if "https" in str(exc) else {}
+    except ApiError:  # up and answering, but not these calls: the cluster is running
+        return NodeInfo(True, url, None, managed=False, state=RUNNING)
+    except Exception:  # noqa: BLE001 -- anything else means "not reachable"
+        problem = _plain_http_to_tls(url)
+    info = NodeInfo(False, url, None, managed=False, **{k: v for k, v in problem.items() if k == "state"})
+    return _explain(info, problem, settings, {})
 
 
-def _probe(members: list[dict]) -> tuple[list[dict], dict]:
+def _chain_text(exc: BaseException) -> str:
+    """The error and what it wraps, in one string (a client's ``TlsError`` says only "TLS error";
+    the ssl module's reason is in what it carries)."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 6:
+        parts.append(str(seen))
+        parts.extend(str(inner) for inner in getattr(seen, "errors", ()) or ())
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(part for part in parts if part)
+
+
+def _api_reason(exc) -> str:
+    """The ``reason`` Elasticsearch gave for refusing (its first line), else the error's text."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        reason = (body.get("error") or {}).get("reason") if isinstance(body.get("error"), dict) else None
+        if reason:
+            return str(reason).splitlines()[0]
+    return str(getattr(exc, "message", exc))
+
+
+def _plain_http_to_tls(url: str | None) -> dict:
+    """For an http:// URL that did not answer: whether something there speaks TLS (a secured
+    node asked in plain http hangs up), so status can say "use https" instead of "not running"."""
+    if not url or not url.startswith("http://"):
+        return {}
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.split(",")[0])
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname),
+        ):
+            return {"state": TLS_FAILED, "scheme": "http_to_https"}
+    except OSError:
+        return {}
+
+
+def _probe(members: list[dict], session: requests.Session | None) -> tuple[list[dict], dict, dict]:
     """Each member's pid and whether it answers; version and health from the first that does
-    (later live members are not asked again: one answer says the cluster is up)."""
+    (later live members are not asked again: one answer says the cluster is up). The third
+    value says why a live member did not answer: refused (401/403) or TLS verification."""
     timeout = 5.0 if len(members) == 1 else 3.0  # a cluster is asked member by member
     seen: list[dict] = []
     info: dict = {}
+    problem: dict = {}
     for member in members:
         pid = _read_pid(Path(member["dir"]))
         answered = False
-        if pid is not None and member.get("url"):
+        if pid is not None and member.get("url") and session is not None:
             try:
-                info = info or cluster_info(member["url"], timeout=timeout)
+                info = info or cluster_info(member["url"], session, timeout=timeout)
                 answered = True
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if status in (401, 403):
+                    problem = problem or {"state": REFUSED, "http_status": status, "reason": _http_reason(exc)}
+            except requests.exceptions.SSLError as exc:
+                problem = problem or {"state": TLS_FAILED, "reason": str(exc)}
+            except requests.ConnectionError:
+                problem = problem or _plain_http_to_tls(member["url"])
             except requests.RequestException:
                 pass
         seen.append(_member_status(member, pid, answered))
-    return seen, info
+    return seen, info, problem
+
+
+def _http_reason(exc: requests.HTTPError) -> str:
+    try:
+        return str(exc.response.json()["error"]["reason"]).splitlines()[0]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return str(exc)
+
+
+def _explain(info: NodeInfo, problem: dict, settings: Settings, state: dict) -> NodeInfo:
+    """Fill in ``state``, ``http_status`` and ``fix`` for a cluster that is up but would not answer."""
+    if not problem or info.running:
+        return info
+    info.state = problem["state"]
+    info.http_status = problem.get("http_status")
+    info.fix = problem.get("fix") or fix_line(problem, info.url or "", settings, state)
+    return info
+
+
+def fix_line(problem: dict, url: str, settings: Settings, state: dict) -> str:
+    """One line on why the cluster at ``url`` is up but not answering, and the setting that fixes it."""
+    own = access_from_state(state) if not settings.es_url else None
+    env_creds = settings.es_api_key is not None or settings.es_username is not None
+    if problem["state"] == REFUSED:
+        status = problem.get("http_status")
+        reason = f": {problem['reason']}" if problem.get("reason") else ""
+        if status == 403:
+            return (
+                f"up but refused (403) at {url}{reason}; the credentials lack a privilege: "
+                "give them cluster 'monitor' (rrs es status needs it) or use a key with the role the command "
+                "needs (docs/operations/security.md)"
+            )
+        if own is not None and own.secure and env_creds:
+            return (
+                f"up but refused (401) at {url}{reason}; ES_API_KEY or ES_USERNAME/ES_PASSWORD are wrong for this "
+                f"node: fix them, or unset them to use the node's elastic user (password in {own.password_file})"
+            )
+        if own is not None and own.secure:
+            return (
+                f"up but refused (401) at {url}{reason}; the elastic password in {own.password_file} no longer "
+                "works (changed through the security API?): set ES_USERNAME/ES_PASSWORD or ES_API_KEY"
+            )
+        return f"up but refused (401) at {url}{reason}; set ES_API_KEY, or ES_USERNAME and ES_PASSWORD, to valid credentials"
+    if problem.get("scheme") == "http_to_https":
+        return f"up but it speaks TLS at {url}: use an https:// URL in ES_URL, with ES_CA_CERTS naming its CA"
+    if problem.get("scheme") == "http_with_ca":
+        return f"ES_CA_CERTS is set but ES_URL ({url}) is http://: use https:// (or unset ES_CA_CERTS)"
+    if "CERTIFICATE_VERIFY_FAILED" in problem.get("reason", "") or "certificate verify failed" in problem.get(
+        "reason", ""
+    ):
+        where = f"; the local node's CA is {own.ca_certs}" if own is not None and own.ca_certs else ""
+        return (
+            f"up but TLS verification failed at {url}: its certificate is not signed by a CA we trust; "
+            f"set ES_CA_CERTS to the CA (PEM) that signed it{where}"
+        )
+    return f"up but the TLS handshake failed at {url} ({problem.get('reason', '')[:200]}): check the URL's scheme and ES_CA_CERTS"
 
 
 def _member_status(member: dict, pid: int | None, running: bool) -> dict:
@@ -577,10 +839,20 @@ def _member_status(member: dict, pid: int | None, running: bool) -> dict:
     return {"name": member["name"], "url": member["url"], "pid": pid, "running": running, "node_dir": member["dir"]}
 
 
-def _node_info(root: Path, state: dict, seen: list[dict], info: dict) -> NodeInfo:
-    """The one shape start and status report: one node's ``pid``, or a cluster's ``nodes``."""
+def _node_info(
+    root: Path,
+    state: dict,
+    seen: list[dict],
+    info: dict,
+    problem: dict | None = None,
+    settings: Settings | None = None,
+) -> NodeInfo:
+    """The one shape start and status report: one node's ``pid``, or a cluster's ``nodes``;
+    a secured node's CA and how to authenticate; why a live node did not answer (``problem``)."""
     single = len(seen) == 1
-    return NodeInfo(
+    access = access_from_state(state)
+    secure = access is not None and access.secure
+    node = NodeInfo(
         running=bool(info),
         url=state.get("url"),
         version=info.get("version", state.get("version")),
@@ -589,7 +861,12 @@ def _node_info(root: Path, state: dict, seen: list[dict], info: dict) -> NodeInf
         node_dir=str(root),
         health=info.get("health"),
         nodes=None if single else seen,
+        state=RUNNING if info else NOT_RUNNING,
+        secure=secure,
+        ca_certs=access.ca_certs if access is not None and secure else None,
+        auth=access.auth_description() if access is not None else None,
     )
+    return _explain(node, problem or {}, settings or Settings(), state)
 
 
 # --- Stop -------------------------------------------------------------------------------
