@@ -391,8 +391,12 @@ class RerankSettings(BaseModel):
     reranker_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for RRS_RERANKER_URL, if it wants one."
     )
-    rerank_api_max_texts: int = Field(default=1000, ge=1, description="Most texts one POST /rerank may rank.")
-    rerank_api_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest POST /rerank body.")
+    rerank_api_max_texts: int = Field(
+        default=1000, ge=1, description="Most texts one POST /rerank may rank (or /embed embed)."
+    )
+    rerank_api_max_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest POST /rerank (or /embed) body."
+    )
 
     @field_validator("reranker_url")
     @classmethod
@@ -414,7 +418,14 @@ class ServeSettings(BaseModel):
     )
     serve_role: Literal["search", "reranker"] = Field(
         default="search",
-        description="search: the whole API; reranker: only /rerank (no Elasticsearch, no bi-encoder).",
+        description="search: the whole API; reranker: a model pool, only the models RRS_POOL_MODELS names "
+        "(no Elasticsearch).",
+    )
+    pool_models: str = Field(
+        default="rerank,embed",
+        description="What a pool (RRS_SERVE_ROLE=reranker) loads and serves: rerank (the cross-encoder: "
+        "/rerank, /v1/rerank, /v2/rerank), embed (the bi-encoder: /embed), or both, comma-separated; "
+        "the other's routes answer 404. The search role serves both.",
     )
     serve_host: str = Field(
         default="127.0.0.1", description="Address gunicorn binds (keep loopback behind a reverse proxy)."
@@ -430,6 +441,14 @@ class ServeSettings(BaseModel):
     serve_gpus: str = Field(
         default="", description="Comma-separated GPU ids; worker i gets CUDA_VISIBLE_DEVICES=gpus[i % n]."
     )
+
+    @field_validator("pool_models")
+    @classmethod
+    def _known_models(cls, value: str) -> str:
+        wanted = {part.strip().lower() for part in value.split(",") if part.strip()}
+        if not wanted or wanted - {"rerank", "embed"}:
+            raise ValueError("must name rerank, embed or both (comma-separated)")
+        return ",".join(model for model in ("rerank", "embed") if model in wanted)
 
     @field_validator("api_keys")
     @classmethod

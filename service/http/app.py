@@ -4,8 +4,10 @@
     rrs serve --port 8000                    # gunicorn (service/http/gunicorn.conf.py), behind nginx
 
 Routes: ``api`` (``/search``, ``/readyz``), ``judgments`` (``POST /judgments``), ``common`` to every role (``/healthz``,
-``/metrics``, ``/openapi.json``, ``/info``), ``ranking`` (``/rerank``, service/http/ranking.py)
-and the search page (service/http/web.py). ``RRS_SERVE_ROLE=reranker`` serves only ranking.
+``/metrics``, ``/openapi.json``, ``/info``), ``ranking`` (``/rerank``, service/http/ranking.py),
+``embedding`` (``/embed``, service/http/embedding.py) and the search page (service/http/web.py).
+``RRS_SERVE_ROLE=reranker`` serves only ranking and embedding, for the models ``RRS_POOL_MODELS``
+names (service/http/served.py).
 
 Start-up loads the bi-encoder and the cross-encoder once per process and checks the
 index's ``_meta`` against the bi-encoder. A reranker that cannot be loaded stops start-up
@@ -28,12 +30,15 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from rrsearch.core.errors import IndexMissing, IndexModelMismatch, StartupError
 from rrsearch.core.es_errors import describe
 from rrsearch.core.settings import Settings, get_settings
+from rrsearch.service.embed import Embedder
 from rrsearch.service.http.auth import configured_keys, key_is_valid, presented_key
+from rrsearch.service.http.embedding import embedding
 from rrsearch.service.http.errors import ApiError, answered_as_api_errors, validation_error
 from rrsearch.service.http.judgments import judgments
 from rrsearch.service.http.metrics import Metrics
 from rrsearch.service.http.openapi import build_openapi
 from rrsearch.service.http.ranking import ranking
+from rrsearch.service.http.served import served_models
 from rrsearch.service.http.web import PAGE_PATHS, web
 from rrsearch.service.judgments import JudgmentStore
 from rrsearch.service.pipeline import SearchPipeline
@@ -55,15 +60,19 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
     """Build the app. ``es``, ``bi_encoder`` and ``reranker`` may be passed in (tests share
     loaded models); otherwise they are made from ``settings`` (default: the environment).
 
-    ``RRS_SERVE_ROLE=reranker`` builds only the ranking side (``/rerank``, no Elasticsearch,
-    no bi-encoder): the GPU pool that CPU search front ends reach with ``RRS_RERANKER_URL``."""
+    ``RRS_SERVE_ROLE=reranker`` builds only the model pool (no Elasticsearch): ``/rerank`` with
+    the cross-encoder and ``/embed`` with the bi-encoder, as ``RRS_POOL_MODELS`` says; the GPU pool
+    that CPU search front ends reach with ``RRS_RERANKER_URL``."""
     settings = settings or get_settings()
+    serves = served_models(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own provider: it has sort_keys
     app.json.sort_keys = False
     metrics = Metrics()
     reranker_problem = None
+    if reranker is UNSET and "rerank" not in serves:
+        reranker = None
     if reranker is UNSET:
         reranker, reranker_problem = _reranker(settings)
     if getattr(reranker, "batcher", None) is not None:
@@ -74,6 +83,8 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         "keys": configured_keys(settings),
         "reranker": reranker,
         "reranker_problem": reranker_problem,
+        "serves": serves,
+        "embedder": None,
     }
     if settings.serve_role == "search":
         es = es if es is not None else _client(settings)
@@ -82,6 +93,7 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         _check_index(pipeline, settings)
         state.update(
             pipeline=pipeline,
+            embedder=Embedder(bi_encoder, settings),  # POST /embed: the model the queries use
             search_log=SearchLogWriter(
                 es,
                 settings.search_log_index,
@@ -105,13 +117,18 @@ def create_app(settings: Settings | None = None, *, es=None, bi_encoder=None, re
         app.register_blueprint(judgments)  # POST /judgments: marks from the search page (service/http/judgments.py)
         app.register_blueprint(web)  # GET /: the search page (service/http/web.py)
     else:
-        if reranker is None:
+        if reranker is None and "rerank" in serves:
             raise StartupError(
-                f"--role reranker needs a cross-encoder: {reranker_problem or 'RRS_RERANK_ENABLED is false'}"
+                f"--role reranker needs a cross-encoder: {reranker_problem or 'RRS_RERANK_ENABLED is false'} "
+                "(or RRS_POOL_MODELS=embed for a pool of the bi-encoder alone)"
             )
+        if "embed" in serves:
+            state["embedder"] = Embedder(bi_encoder if bi_encoder is not None else _bi_encoder(settings), settings)
+            state["embedder"].warm_up()
         app.register_blueprint(pool)
     app.register_blueprint(common)
     app.register_blueprint(ranking)  # POST /rerank (service/http/ranking.py)
+    app.register_blueprint(embedding)  # POST /embed, and TEI's POST / (service/http/embedding.py)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -202,7 +219,8 @@ def _before():
     g.started = time.perf_counter()
     g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     keys = _state()["keys"]
-    if keys and request.path not in OPEN_PATHS and not key_is_valid(presented_key(request.headers), keys):
+    public = request.path in OPEN_PATHS and request.method in ("GET", "HEAD")  # not POST / (TEI's root route)
+    if keys and not public and not key_is_valid(presented_key(request.headers), keys):
         raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
 
 
@@ -321,23 +339,32 @@ def openapi():
             filter_fields=fields,
             indexes=sorted(state.get("allowed_indexes", ())),
             role=settings.serve_role,
+            serves=state["serves"],
+            embed_dims=state["embedder"].dims if state["embedder"] is not None else None,
         )
     )
 
 
 @common.get("/info")
 def info():
-    """What this process serves (the shape of text-embeddings-inference's ``/info``)."""
+    """What this process serves (the shape of text-embeddings-inference's ``/info``): the
+    reranker's model (a pool of the bi-encoder alone: the bi-encoder's); ``serves`` names the
+    models and ``embedding`` describes the bi-encoder behind /embed."""
     state = _state()
-    reranker = state["reranker"]
+    settings, reranker, embedder = state["settings"], state["reranker"], state["embedder"]
+    model = embedder if settings.serve_role == "reranker" and "rerank" not in state["serves"] else reranker
+    role = "search" if settings.serve_role != "reranker" else "reranker" if "rerank" in state["serves"] else "embedding"
     return jsonify(
         {
-            "model_id": reranker.name if reranker is not None else None,
-            "model_type": "reranker" if state["settings"].serve_role == "reranker" else "search",
-            "max_input_length": getattr(reranker, "max_length", None),
-            "backend": getattr(reranker, "backend", None),
+            "model_id": model.name if model is not None else None,
+            "model_type": role,
+            "max_input_length": getattr(model, "max_length", None),
+            "max_client_batch_size": settings.rerank_api_max_texts,
+            "backend": getattr(model, "backend", None),
             "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None,
             "blend": _served_blend(state),
+            "serves": list(state["serves"]),
+            "embedding": embedder.describe() if embedder is not None else None,
         }
     )
 
@@ -358,8 +385,17 @@ def _served_blend(state) -> dict | None:
 @pool.get("/readyz")
 def pool_readyz():
     state = _state()
-    reranker = state["reranker"]
-    return jsonify({"ready": True, "reranker_loaded": True, "cross_encoder": reranker.name, "problems": []}), 200
+    reranker, embedder = state["reranker"], state["embedder"]
+    return jsonify(
+        {
+            "ready": True,
+            "reranker_loaded": reranker is not None,
+            "cross_encoder": reranker.name if reranker is not None else None,
+            "bi_encoder": embedder.name if embedder is not None else None,
+            "serves": list(state["serves"]),
+            "problems": [],
+        }
+    ), 200
 
 
 @api.route("/search", methods=["GET", "POST"])

@@ -49,8 +49,9 @@ def post_fork(server, worker):
 
 
 def when_ready(server):
-    """A reranker pool announces where it listens (core/pool_announcement.py)."""
-    if _settings.serve_role != "reranker":
+    """A reranker pool announces where it listens (core/pool_announcement.py); a pool of the
+    bi-encoder alone (RRS_POOL_MODELS=embed) does not: its /rerank answers 404."""
+    if not _announced():
         return
     url = local_url(str(server.LISTENERS[0]))
     try:
@@ -61,8 +62,12 @@ def when_ready(server):
 
 
 def on_exit(server):
-    if _settings.serve_role != "reranker":
+    if not _announced():
         return
     url = withdraw(_settings.home, os.getpid())
     if url is not None:
         wire_local_node(_settings, url, server.log.info, clear=True)
+
+
+def _announced() -> bool:
+    return _settings.serve_role == "reranker" and "rerank" in _settings.pool_models.split(",")

@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from rrsearch.service.http.embedding import EmbedRequest
 from rrsearch.service.http.ranking import CohereV2RerankRequest, CohereV2RerankResponse
+from rrsearch.service.http.served import MODELS
 from rrsearch.service.retrieval import INTEGER_RANGES, value_kind
 from rrsearch.service.schemas import (
     CohereRerankResponse,
@@ -147,6 +149,24 @@ def _rerank_v2_request_schema(schema: dict, settings) -> dict:
     return schema
 
 
+def _embed_request_schema(schema: dict, settings, dims: int | None) -> dict:
+    """EmbedRequest's schema: a non-empty string or a non-empty list of them (at most
+    RRS_RERANK_API_MAX_TEXTS), and the one ``dimensions`` the model makes."""
+    props = schema["properties"]
+    text = {"type": "string", "minLength": 1}
+    props["inputs"] = {
+        "oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": settings.rerank_api_max_texts}],
+        "description": props["inputs"].get("description", ""),
+    }
+    if dims is not None:
+        props["dimensions"] = {
+            "anyOf": [{"const": dims}, {"type": "null"}],
+            "default": None,
+            "description": props["dimensions"].get("description", ""),
+        }
+    return schema
+
+
 def _judgment_request_schemas(schemas: dict, settings, indexes: list[str]) -> None:
     """A mark has exactly one of id/paragraph (a string, never null), the limits of this server,
     and the indexes it allows; a batch holds at most RRS_JUDGMENTS_MAX_BATCH marks."""
@@ -172,11 +192,14 @@ def build_openapi(
     filter_fields: dict[str, str] | None = None,
     indexes: list[str] | None = None,
     role: str = "search",
+    serves: tuple[str, ...] = MODELS,
+    embed_dims: int | None = None,
 ) -> dict:
     """The OpenAPI 3.1 document of this server: the request models with the limits of its
     settings and the filters of its default index, so every request the document allows is
     one the server accepts, and every one it refuses is refused (checked by schemathesis).
-    A ``reranker`` role documents only what it serves (no /search)."""
+    A ``reranker`` role documents only what it serves (no /search; /rerank and /embed as
+    ``serves`` says)."""
     max_body_bytes = settings.max_request_bytes
     _, defs = models_json_schema(
         [
@@ -192,6 +215,7 @@ def build_openapi(
             (JudgmentRequest, "validation"),
             (JudgmentBatch, "validation"),
             (JudgmentsResponse, "serialization"),
+            (EmbedRequest, "validation"),
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -201,6 +225,24 @@ def build_openapi(
     )
     _rerank_request_schema(schemas["RerankRequest"], settings)
     _rerank_v2_request_schema(schemas["CohereV2RerankRequest"], settings)
+    _embed_request_schema(schemas["EmbedRequest"], settings, embed_dims)
+    schemas["EmbedResponse"] = {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}},
+        "description": "One vector per input, in input order ([[...]] for a single string too).",
+    }
+    schemas["TEIErrorResponse"] = {
+        **schemas["ErrorResponse"],
+        "title": "TEIErrorResponse",
+        "properties": {
+            **schemas["ErrorResponse"]["properties"],
+            "error_type": {
+                "type": "string",
+                "enum": ["empty", "validation", "overloaded", "unhealthy"],
+                "description": "TEI's kind of error (what TEI's clients read).",
+            },
+        },
+    }
     _judgment_request_schemas(schemas, settings, indexes or [settings.index_alias])
     errors = {
         "400": _json("ErrorResponse", "Invalid request; `field` names the culprit."),
@@ -253,6 +295,35 @@ def build_openapi(
             "413": _json("ErrorResponse", f"Body larger than {settings.rerank_api_max_bytes} bytes."),
         },
     }
+    tei_error = {
+        **_json("TEIErrorResponse", ""),
+        "headers": {
+            "X-Error-Message": {
+                "description": "the message again, which huggingface_hub's exceptions show",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+    embed_errors = {
+        "400": {**tei_error, "description": "Invalid request (error_type empty: an empty input or list)."},
+        "413": {
+            **tei_error,
+            "description": f"More than {settings.rerank_api_max_texts} inputs, a body larger than "
+            f"{settings.rerank_api_max_bytes} bytes, or an input longer than the model takes with truncate false.",
+        },
+        **({"401": errors["401"]} if auth else {}),
+    }
+    embed_ok = {
+        "description": "One vector per input (TEI's answer)",
+        "headers": {"Server-Timing": {"description": "embed;dur=<ms spent embedding>", "schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": _ref("EmbedResponse")}},
+    }
+    embed_operation = {
+        "summary": "Embed texts with the bi-encoder (text-embeddings-inference's /embed)",
+        "operationId": "embed",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EmbedRequest")}}},
+        "responses": {"200": embed_ok, **embed_errors},
+    }
     spec: dict = {
         "openapi": "3.1.0",
         "info": {"title": "rrsearch", "version": "1", "description": "Retrieve & Re-Rank search on Elasticsearch."},
@@ -298,6 +369,8 @@ def build_openapi(
             "/rerank": {"post": {**rerank_operation, "operationId": "rerank"}},
             "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
             "/v2/rerank": {"post": rerank_v2_operation},
+            "/embed": {"post": embed_operation},
+            "/": {"post": _root_operation(serves, embed_operation, rerank_operation)},
             "/healthz": {
                 "get": {
                     "summary": "The process is up",
@@ -316,11 +389,12 @@ def build_openapi(
             },
             "/info": {
                 "get": {
-                    "summary": "The model this process serves",
+                    "summary": "The models this process serves",
                     "operationId": "info",
                     "responses": {
                         "200": {
-                            "description": "model_id, model_type, max_input_length",
+                            "description": "model_id, model_type, max_input_length, max_client_batch_size (TEI's "
+                            "keys); serves (rerank, embed); embedding (the bi-encoder behind /embed)",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         }
                     },
@@ -363,9 +437,13 @@ def build_openapi(
     if role == "reranker":
         del spec["paths"]["/search"]
         del spec["paths"]["/judgments"]
+        for path in ("/rerank", "/v1/rerank", "/v2/rerank") if "rerank" not in serves else ():
+            del spec["paths"][path]
+        if "embed" not in serves:
+            del spec["paths"]["/embed"]
         spec["paths"]["/readyz"] = {
             "get": {
-                "summary": "The reranker is loaded",
+                "summary": "The pool's models are loaded",
                 "operationId": "readyz",
                 "responses": {
                     "200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -379,3 +457,35 @@ def build_openapi(
         }
         spec["security"] = [{"bearer": []}, {"apiKey": []}]
     return spec
+
+
+def _root_operation(serves: tuple[str, ...], embed_operation: dict, rerank_operation: dict) -> dict:
+    """``POST /``, TEI's root route, where clients given a TEI URL post: an embed request
+    (``inputs``) answered as /embed answers it, or a TEI rerank request (``query``) as /rerank."""
+    requests, answers = [], []
+    if "embed" in serves:
+        requests.append(_ref("EmbedRequest"))
+        answers.append(_ref("EmbedResponse"))
+    if "rerank" in serves:
+        requests.append(_ref("RerankRequest"))
+        answers.append(rerank_operation["responses"]["200"]["content"]["application/json"]["schema"])
+    responses = {
+        **embed_operation["responses"],
+        "200": {
+            "description": "Vectors (an embed request) or ranks (a rerank request)",
+            "content": {"application/json": {"schema": answers[0] if len(answers) == 1 else {"oneOf": answers}}},
+        },
+    }
+    if "rerank" in serves:
+        responses["503"] = rerank_operation["responses"]["503"]
+    if "embed" not in serves:
+        responses["404"] = _json("ErrorResponse", "An embed request: this pool does not serve the bi-encoder.")
+    return {
+        "summary": "TEI's root route: an embed request (inputs) is /embed's, a rerank request (query) /rerank's",
+        "operationId": "teiRoot",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": requests[0] if len(requests) == 1 else {"oneOf": requests}}},
+        },
+        "responses": responses,
+    }

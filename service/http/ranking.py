@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rrsearch.core.errors import RerankerUnavailable
 from rrsearch.service.http.errors import answered_as_api_errors, validation_error
+from rrsearch.service.http.served import require_served
 from rrsearch.service.schemas import (
     NOT_BLANK,
     CohereDocument,
@@ -47,6 +48,11 @@ from rrsearch.service.schemas import (
 )
 
 ranking = Blueprint("ranking", __name__)
+
+
+@ranking.before_request
+def _served() -> None:
+    require_served("rerank")  # a pool without the cross-encoder (RRS_POOL_MODELS=embed): 404
 
 
 # --- Cohere's v2 request and answer (cohere.ClientV2.rerank) ------------------------------
