@@ -113,7 +113,7 @@ def describe(exc: BaseException, url: str | None = None) -> EsProblem | None:
 
 def _describe_api_error(exc: ApiError, where: str) -> EsProblem | None:
     status = exc.meta.status
-    reason = _reason(exc.body) or str(exc.message)
+    reason = _reason(exc.body) or ("" if exc.body is None else str(exc.message))  # a HEAD's refusal has no body
     if status == 401:
         return EsProblem(
             "unauthenticated",
@@ -151,8 +151,9 @@ def forbidden_message(reason: str, where: str = "") -> str:
     """A 403 as the privilege to grant, on what, to whom."""
     refused = parse_forbidden(reason)
     if not refused.privileges:
+        said = f": {_short(reason)}" if reason else ""
         return (
-            f"Elasticsearch{where} denied the request (403: {_short(reason)}): "
+            f"Elasticsearch{where} denied the request (403{said}): "
             f"the API key or user lacks a privilege; see the roles in {SECURITY_DOCS}."
         )
     on = f" on {refused.indices}" if refused.indices else ""

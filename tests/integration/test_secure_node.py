@@ -23,7 +23,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from rrsearch.core.security_roles import ADMIN, READER, ROLE_NAMES, SEARCH_SERVICE, WRITER, role_descriptors
+from rrsearch.core.security_roles import ADMIN, READER, ROLE_NAMES, SEARCH_LOG, SEARCH_SERVICE, WRITER, role_descriptors
 from rrsearch.core.settings import Settings
 
 pytestmark = pytest.mark.slow  # a node of its own (~40 s to start here), and ingest runs
@@ -355,7 +355,11 @@ def test_api_keys_reader_key_for_the_service_writer_key_for_ingest(
     created = rrs(secure_node, "index", "create", **admin)
     assert created.exit_code == 0, created.output
     source, ids = corpus_slice(tmp_path, repo_root, 80)
-    assert rrs(secure_node, "ingest", str(source), **reader).exit_code != 0  # a reader key cannot ingest
+    refused = rrs(secure_node, "ingest", str(source), **reader)  # a reader key cannot ingest: one line says why
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert [line for line in refused.output.splitlines() if line.startswith("error: ")] == [
+        next(line for line in refused.output.splitlines() if "(403)" in line and "grant" in line)
+    ]
     ingested = rrs(secure_node, "ingest", str(source), **writer)
     assert ingested.exit_code == 0, ingested.output
     es = make_client(secure_node)
@@ -375,3 +379,37 @@ def test_es_status_with_a_reader_key_says_which_privilege_is_missing(secure_node
     status = rrs(secure_node, "es", "status", **api_key(READER))
     assert status.exit_code == 4 and status.stdout.startswith("up but refused (403)")
     assert "monitor" in status.stdout
+
+
+def test_the_service_without_its_privileges_says_misconfigured_not_retry(
+    secure_node, api_key, tmp_path, repo_root, bi_encoder, monkeypatch, caplog
+):
+    """A key that may not read the index: searches and /readyz say "misconfigured credentials or
+    privileges", not "retry shortly". A key that may read but not write the search log: searches
+    are served, and the log says so once and stops retrying."""
+    import logging
+
+    alias = "unprivileged"
+    created = rrs(secure_node, "index", "create", **api_key(ADMIN, alias=alias))
+    assert created.exit_code == 0, created.output
+    source, _ids = corpus_slice(tmp_path, repo_root, 100)
+    assert rrs(secure_node, "ingest", str(source), **api_key(WRITER, alias=alias)).exit_code == 0
+
+    no_read = search_app(monkeypatch, secure_node, bi_encoder, **api_key(SEARCH_LOG, alias=alias))
+    answer = no_read.test_client().post("/search", json={"query": "ocean tides", "top_k": 3})
+    assert answer.status_code == 503 and answer.get_json()["error"] == "search_backend_misconfigured"
+    assert "misconfigured credentials or privileges" in answer.get_json()["message"]
+    assert "retry shortly" not in answer.get_json()["message"]
+    ready = no_read.test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert any("misconfigured credentials or privileges" in p for p in ready.get_json()["problems"])
+
+    read_only = search_app(monkeypatch, secure_node, bi_encoder, **api_key(READER, alias=alias))
+    writer = read_only.extensions["rrs"]["search_log"]
+    with caplog.at_level(logging.ERROR, logger="rrsearch.service.search_log"):
+        for query in ("ocean tides", "bread yeast", "violin strings"):
+            assert read_only.test_client().post("/search", json={"query": query, "top_k": 3}).status_code == 200
+            assert writer.flush(20)
+    assert writer.refused is not None and "(403" in writer.refused and "security.md" in writer.refused
+    said = [r.getMessage() for r in caplog.records if "refuses writes" in r.getMessage()]
+    assert len(said) == 1 and secure_node.search_log_index in said[0]  # once, not once per record or retry

@@ -124,3 +124,10 @@ def test_a_bulk_item_refused_for_privileges_stops_the_run_instead_of_rejecting_t
         raise_if_refused(403, {"type": "security_exception", "reason": BULK_403})
     with pytest.raises(BackendMisconfigured, match="ES_API_KEY"):
         raise_if_refused(401, {"type": "security_exception", "reason": "unable to authenticate"})
+
+
+def test_a_refused_head_request_has_no_reason_to_quote():
+    meta = ApiResponseMeta(status=403, http_version="1.1", headers=HttpHeaders(), duration=0.0, node=None)
+    problem = describe(AuthorizationException(message="None", meta=meta, body=None))
+    assert problem is not None and problem.kind == "forbidden"
+    assert "None" not in problem.message and "(403)" in problem.message
