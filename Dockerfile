@@ -16,6 +16,7 @@ COPY rrs ./rrs
 COPY evaluation ./evaluation
 COPY training ./training
 COPY es_mappings ./es_mappings
+COPY es_plugin ./es_plugin
 COPY rrsearch ./rrsearch
 COPY sample ./sample
 RUN pip install .

@@ -114,7 +114,7 @@ def es_status(as_json: bool, node_dir: Path | None) -> None:
       4  up but refused: 401 (credentials) or 403 (privileges); the line names the fix
       5  up but TLS failed: its certificate is not trusted (ES_CA_CERTS) or the URL's scheme is wrong
     """
-    from rrsearch.rrs.analysis_plugin import retrievers_note
+    from rrsearch.rrs.es_plugin import retrievers_note
     from rrsearch.rrs.local_node import EXIT_CODES, node_status
 
     settings = load_settings()

@@ -24,18 +24,18 @@ from pathlib import Path
 
 from rrsearch.core.errors import NodeError
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import retrievers_note
+from rrsearch.rrs.es_plugin import LOCAL_NODE_DIR, PROJECT_DIR, retrievers_note
 
 # The one place the Elasticsearch version is pinned. ES 9 needs Java 21+, ES 8 runs on 17+.
 PINNED_VERSIONS = {9: "9.5.4", 8: "8.19.21"}
 MIN_JAVA_FOR_MAJOR = {9: 21, 8: 17}
 MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 JDK_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/Library/Java/JavaVirtualMachines"))
-# The local node's own plugin (Maven project es_local_node_plugin/, Java package rrs.localnode): what the integ-test-zip
+# The local node's own plugin (Maven project es_plugin/local-node/, Java package rrs.localnode): what the integ-test-zip
 # distribution lacks and clients rely on. Only for that distribution: a full one has both modules, and a name or route
 # registered twice stops a node.
 LOCAL_NODE_PLUGIN = "rrs-local-node"
-LOCAL_NODE_PROJECT = Path(__file__).resolve().parent.parent / "es_local_node_plugin"
+LOCAL_NODE_PROJECT = PROJECT_DIR / LOCAL_NODE_DIR
 LOCAL_NODE_PROVIDES = ("analysis-common", "rest-root")  # the modules it stands in for
 
 
@@ -183,15 +183,16 @@ def unpack_distribution(zip_path: Path, cache: Path) -> Path:
 
 
 def add_english_analysis(es_home: Path, version: str, cache: Path, java_home: Path, log=print) -> bool:
-    """Install the english analysis plugin into the distribution; where it cannot be built,
-    say why and go on (text fields then use the standard analyzer)."""
-    from rrsearch.rrs.analysis_plugin import build_plugin, install_plugin
+    """Install our plugin (``rrsearch``: the english analyzer, and on 9.x the retrievers and
+    ``rrs_embed``) into the distribution; where it cannot be built, say why and go on (text
+    fields then use the standard analyzer)."""
+    from rrsearch.rrs.es_plugin import build_plugin, install_plugin
 
     try:
         install_plugin(es_home, build_plugin(version, cache, java_home, log=log, es_home=es_home), java_home, log=log)
         return True
     except NodeError as exc:
-        log(f"The english analysis plugin is not installed ({exc}); text fields will use the standard analyzer.")
+        log(f"The rrsearch plugin is not installed ({exc}); text fields will use the standard analyzer.")
         return False
 
 
@@ -203,7 +204,7 @@ def add_local_node_plugin(
     analyzer among its users, so API keys work with security on) and rest-root's ``GET /``.
     Where it cannot be built or installed, say in one line what the node lacks and go on.
     A distribution that has those modules gets nothing (False)."""
-    from rrsearch.rrs.analysis_plugin import build_plugin, install_plugin
+    from rrsearch.rrs.es_plugin import build_plugin, install_plugin
 
     if any((es_home / "modules" / module).is_dir() for module in LOCAL_NODE_PROVIDES):
         return False
@@ -216,7 +217,7 @@ def add_local_node_plugin(
             log=log,
             es_home=es_home,
             project=project,
-            name=LOCAL_NODE_PLUGIN,
+            artifact=LOCAL_NODE_PLUGIN,
             label=label,
         )
         install_plugin(es_home, plugin_zip, java_home, log=log, name=LOCAL_NODE_PLUGIN, label=label)

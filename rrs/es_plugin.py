@@ -1,6 +1,8 @@
-"""Our Elasticsearch plugin, built here: the ``english`` analyzer for the local node, and the
-``rrs_rrf`` / ``rrs_linear`` / ``rrs_rerank`` retrievers (Java package ``rrs.search``;
-docs/plugin.md) with the node settings ``rrs es start`` gives them.
+"""Our Elasticsearch plugin, ``rrsearch`` (the Maven project in ``es_plugin/``), built, installed
+and configured here: the ``english`` analyzer, the ``rrs_rrf`` / ``rrs_linear`` / ``rrs_rerank``
+retrievers, the ``rrs_embed`` query vector builder and ingest processor (Java packages
+``rrs.analysis.english``, ``rrs.search``, ``rrs.embed``; docs/plugin.md), with the node settings
+``rrs es start`` gives them and the ingest pipeline ``rrs index create`` makes.
 
 Why: production clusters (and the official Docker images) ship the ``analysis-common``
 module, so text fields can use the ``english`` analyzer (Lucene's ``EnglishAnalyzer``:
@@ -10,16 +12,18 @@ module: without this plugin it has no ``english`` analyzer and ranks text differ
 from production. Lucene's English analysis ships in the node's own ``lib/``, and the
 server jar is on Maven Central, so a small plugin closes the gap.
 
-The Maven project lives beside this module (``rrs/analysis_plugin/``). It is built in a
-copy under ``<cache>/plugins`` (the repository tree stays clean) against the node's exact
+The Maven project lives at the top of the checkout (``es_plugin/``, beside ``es_mappings/``;
+in a wheel ``rrsearch/es_plugin/``, package data). It is built in a copy under ``<cache>/plugins`` (the repository tree stays clean) against the node's exact
 Elasticsearch and Lucene versions, and the zip is kept there: a later call with the same
 version and the same plugin sources returns it without running Maven. A first build takes
 about 10 s plus Maven's downloads (a few MB, once per machine into ``~/.m2``).
 
 The same functions build and install any of our plugin projects: ``project`` (the Maven
 project's folder), ``name`` (the descriptor's name) and ``label`` (how messages call it) default
-to this plugin's; the local node's ``rrs-local-node`` (:mod:`rrsearch.rrs.es_distribution`)
-passes its own.
+to this plugin's; the local node's ``rrs-local-node`` (``es_plugin/local-node/``,
+:mod:`rrsearch.rrs.es_distribution`) passes its own. Installing ``rrsearch`` removes the
+analyzer-only build it replaces (``rrs-analysis-english``, its name before it had four jobs):
+both on one node would register ``english`` twice, and the node would not start.
 
 Example::
 
@@ -41,10 +45,15 @@ from pathlib import Path
 from rrsearch.core.errors import NodeError
 from rrsearch.core.pool_announcement import RERANKER_KEY_SETTING, RERANKER_URL_SETTING, announced_url
 
-PLUGIN_NAME = "rrs-analysis-english"  # the descriptor's name: the node installs it as plugins/<name>
+PLUGIN_NAME = "rrsearch"  # the descriptor's name: the node installs it as plugins/<name>
+ARTIFACT = "rrsearch-es-plugin"  # the Maven artifact: target/rrsearch-es-plugin-<es version>.zip
 ANALYZER_NAME = "english"
-PROJECT_DIR = Path(__file__).resolve().parent / "analysis_plugin"
-LABEL = f"{ANALYZER_NAME} analysis plugin"  # how messages name this plugin
+# es_plugin/ at the top of the checkout (rrs/../es_plugin), or rrsearch/es_plugin/ in a wheel: the same path from here
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "es_plugin"
+LOCAL_NODE_DIR = "local-node"  # es_plugin/local-node/: the local node's own plugin, a Maven project of its own
+LABEL = "rrsearch Elasticsearch plugin"  # how messages name this plugin
+# Names a plugin had before: installing it removes them (they register the same analyzer and retrievers).
+LEGACY_NAMES = {PLUGIN_NAME: ("rrs-analysis-english",)}
 _LUCENE_JAR = re.compile(r"^lucene-analysis-common-(\d+(?:\.\d+)*)\.jar$")
 _TAIL = 3000  # characters of a failing tool's output kept in the error
 
@@ -52,7 +61,7 @@ _TAIL = 3000  # characters of a failing tool's output kept in the error
 def project_fingerprint(project: Path = PROJECT_DIR) -> str:
     """A short hash of the plugin's sources (pom and src/), so an edited plugin is rebuilt."""
     digest = hashlib.sha256()
-    files = [project / "pom.xml", *sorted(p for p in (project / "src").rglob("*") if p.is_file())]
+    files = [project / "pom.xml", *sorted(p for p in (project / "src").rglob("*") if p.is_file())]  # not local-node/
     for path in files:
         digest.update(path.relative_to(project).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -77,9 +86,9 @@ def plugin_zip_path(
     fingerprint: str | None = None,
     *,
     project: Path = PROJECT_DIR,
-    name: str = PLUGIN_NAME,
+    name: str = ARTIFACT,
 ) -> Path:
-    """Where the built zip of plugin ``name`` for ``es_version`` (and these sources) is cached."""
+    """Where the built zip of artifact ``name`` for ``es_version`` (and these sources) is cached."""
     return cache / "plugins" / f"{name}-{es_version}-{fingerprint or project_fingerprint(project)}.zip"
 
 
@@ -91,7 +100,7 @@ def build_plugin(
     *,
     es_home: Path | None = None,
     project: Path = PROJECT_DIR,
-    name: str = PLUGIN_NAME,
+    artifact: str = ARTIFACT,
     label: str = LABEL,
 ) -> Path:
     """The plugin zip for Elasticsearch ``es_version``, built with Maven once and cached.
@@ -103,9 +112,12 @@ def build_plugin(
     :func:`retrievers_note`).
     """
     if not (project / "pom.xml").exists():
-        raise NodeError(f"The {label}'s Maven project is missing ({project}): run from a checkout of the repository.")
+        raise NodeError(
+            f"The {label}'s Maven project is missing ({project}): run from a checkout, or reinstall the wheel "
+            "(it carries es_plugin/ as package data)."
+        )
     fingerprint = project_fingerprint(project)
-    target = plugin_zip_path(es_version, cache, fingerprint, name=name)
+    target = plugin_zip_path(es_version, cache, fingerprint, name=artifact)
     if target.exists():
         return target
     mvn = shutil.which("mvn")
@@ -118,7 +130,7 @@ def build_plugin(
     work = Path(tempfile.mkdtemp(prefix=f"build-{es_version}-", dir=target.parent))
     try:
         copy = work / "project"
-        shutil.copytree(project, copy, ignore=shutil.ignore_patterns("target"))
+        shutil.copytree(project, copy, ignore=shutil.ignore_patterns("target", LOCAL_NODE_DIR, "__pycache__"))
         env = dict(os.environ, JAVA_HOME=str(java_home))
         cmd = [
             mvn,
@@ -134,7 +146,7 @@ def build_plugin(
             result = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=900, check=False)
         except subprocess.TimeoutExpired as exc:
             raise NodeError(f"Maven did not finish building the {label} within 15 minutes.") from exc
-        built = copy / "target" / f"{name}-{es_version}.zip"
+        built = copy / "target" / f"{artifact}-{es_version}.zip"
         if result.returncode != 0 or not built.exists():
             tail = (result.stdout + result.stderr)[-_TAIL:]
             raise NodeError(
@@ -189,17 +201,21 @@ def install_plugin(
     """Install the plugin ``name`` into the distribution at ``es_home`` (stopped node), once.
 
     Skipped when ``plugins/<name>`` already holds this zip's jar; an older build is removed
-    first. Run it before the node starts: a node loads plugins only at start-up. The files
-    it writes are world-readable, so a node that drops root can read them.
+    first, and so is the plugin under a name it had before (:data:`LEGACY_NAMES`). Run it before
+    the node starts: a node loads plugins only at start-up. The files it writes are
+    world-readable, so a node that drops root can read them.
     """
+    legacy = [old for old in LEGACY_NAMES.get(name, ()) if (es_home / "plugins" / old).exists()]
+    if installed_matches(es_home, plugin_zip, name=name) and not legacy:
+        return
+    for old in legacy:
+        log(f"Removing {old} from {es_home}: {name} replaces it.")
+        _remove(es_home, java_home, old)
     if installed_matches(es_home, plugin_zip, name=name):
         return
     if (es_home / "plugins" / name).exists():
         log(f"Replacing an older {name} in {es_home}.")
-        removed = _plugin_cli(es_home, java_home, ["remove", "--purge", name])
-        if removed.returncode != 0:
-            tail = (removed.stdout + removed.stderr)[-_TAIL:]
-            raise NodeError(f"elasticsearch-plugin could not remove the old {name} from {es_home}:\n{tail}")
+        _remove(es_home, java_home, name)
     log(f"Installing the {label} into {es_home}.")
     result = _plugin_cli(es_home, java_home, ["install", "--batch", plugin_zip.resolve().as_uri()])
     if result.returncode != 0 or not installed_matches(es_home, plugin_zip, name=name):
@@ -208,6 +224,13 @@ def install_plugin(
             f"elasticsearch-plugin could not install {plugin_zip.name} into {es_home} "
             f"(exit {result.returncode}):\n{tail}"
         )
+
+
+def _remove(es_home: Path, java_home: Path, name: str) -> None:
+    removed = _plugin_cli(es_home, java_home, ["remove", "--purge", name])
+    if removed.returncode != 0:
+        tail = (removed.stdout + removed.stderr)[-_TAIL:]
+        raise NodeError(f"elasticsearch-plugin could not remove the old {name} from {es_home}:\n{tail}")
 
 
 # --- The retrievers' node settings (rrs.search in the same plugin) -------------------------

@@ -48,7 +48,6 @@ import requests
 from rrsearch.core.errors import ClusterUnavailable, NodeError
 from rrsearch.core.node_access import ClientAccess, access_from_state, read_state
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import plugin_node_settings, write_keystore
 
 # The JDK and distribution helpers moved to es_distribution; these names stay importable here.
 from rrsearch.rrs.es_distribution import MAVEN_ARTIFACT as MAVEN_ARTIFACT
@@ -61,6 +60,7 @@ from rrsearch.rrs.es_distribution import fetch_distribution as fetch_distributio
 from rrsearch.rrs.es_distribution import find_jdks as find_jdks
 from rrsearch.rrs.es_distribution import java_major as java_major
 from rrsearch.rrs.es_distribution import unpack_distribution as unpack_distribution
+from rrsearch.rrs.es_plugin import plugin_node_settings, write_keystore
 from rrsearch.rrs.node_security import (
     BOOTSTRAP_PASSWORD,
     SECURITY_DIR,

@@ -1,4 +1,4 @@
-"""The english analysis plugin (rrs/analysis_plugin): built with Maven, installed into a copy
+"""Our plugin (es_plugin/, installed as rrsearch): built with Maven, installed into a copy
 of the Maven Central distribution, and used by a real node like production's ``english``.
 
 The node here is our own (not the session's ``es_node``): plugins load only at start-up, and
@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import PLUGIN_NAME, build_plugin, install_plugin
+from rrsearch.rrs.es_plugin import PLUGIN_NAME, build_plugin, install_plugin
 from rrsearch.rrs.local_node import (
     choose_version,
     fetch_distribution,

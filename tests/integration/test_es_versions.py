@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from rrsearch.core.es_client import make_client
 from rrsearch.core.es_compat import compat_version
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import has_retrievers
 from rrsearch.rrs.cli import main
 from rrsearch.rrs.es_distribution import PINNED_VERSIONS
+from rrsearch.rrs.es_plugin import has_retrievers
 from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 from rrsearch.service.http.app import create_app
 from rrsearch.service.rerank import load_reranker

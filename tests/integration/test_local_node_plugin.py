@@ -1,4 +1,4 @@
-"""The local node's own plugin, rrs-local-node (es_local_node_plugin/): what Elastic's
+"""The local node's own plugin, rrs-local-node (es_plugin/local-node/): what Elastic's
 integ-test-zip distribution lacks and clients rely on, on the session's real node.
 
 - rest-root's ``GET /`` / ``HEAD /``: the info body with the node's real name, cluster, UUID and
@@ -32,8 +32,8 @@ from elasticsearch import Elasticsearch
 
 from rrsearch.core.es_compat import negotiate
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import lucene_version
 from rrsearch.rrs.es_distribution import LOCAL_NODE_PLUGIN, add_local_node_plugin
+from rrsearch.rrs.es_plugin import lucene_version
 
 LANGCHAIN_REQUIREMENT = "langchain-elasticsearch>=1,<2"  # see the module docstring: not in the dev extra
 VERSION_KEYS = {

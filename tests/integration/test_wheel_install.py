@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import venv
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -91,14 +92,23 @@ def test_the_wheel_carries_mappings_kibana_objects_page_and_gunicorn_config(whee
     assert any(name.startswith("rrsearch/es_mappings/kibana/") and name.endswith(".ndjson") for name in names)
 
 
+def test_the_wheel_carries_both_plugin_projects(wheel):
+    """A node started from an installed wheel builds our plugin and the local node's from these."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for project in ("rrsearch/es_plugin", "rrsearch/es_plugin/local-node"):
+        assert {f"{project}/pom.xml", f"{project}/src/main/resources/plugin-descriptor.properties"} <= names
+
+
 def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root):
     home, python, site = fresh_env
     where = subprocess.run(
         [
             str(python),
             "-c",
-            "import rrsearch.service, rrsearch.core.mappings as m, rrsearch.rrs.kibana as k; "
-            "print(rrsearch.service.__file__); print(m.MAPPINGS_DIR); print(k.OBJECTS_DIR)",
+            "import rrsearch.service, rrsearch.core.mappings as m, rrsearch.rrs.kibana as k, "
+            "rrsearch.rrs.es_distribution as d; "
+            "print(rrsearch.service.__file__); print(m.MAPPINGS_DIR); print(k.OBJECTS_DIR); "
+            "print(d.PROJECT_DIR / 'pom.xml'); print(d.LOCAL_NODE_PROJECT / 'pom.xml')",
         ],
         cwd=home,
         check=True,
@@ -107,6 +117,7 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
         env=cli_env,
     ).stdout.split()
     assert all(path.startswith(site) for path in where), where  # not the checkout
+    assert all(Path(path).is_file() for path in where[-2:]), where  # both plugin projects, as rrs es start reads them
     assert not any(path.startswith(str(repo_root)) for path in where)
 
     alias = "test-wheel-install"

@@ -262,7 +262,7 @@ def test_rrs_es_version_of_another_major_is_one_line_naming_both():
 
 
 def test_only_an_8x_node_is_told_it_has_no_retrievers():
-    from rrsearch.rrs.analysis_plugin import retrievers_note
+    from rrsearch.rrs.es_plugin import retrievers_note
 
     note = retrievers_note("8.19.21")
     assert note is not None and "\n" not in note

@@ -180,7 +180,7 @@ def python_files(root: Path = ROOT) -> list[Path]:
 
 def test_the_subpackages_are_links_to_the_design_folders():
     """``rrsearch/core`` is ``core/``: one set of files, two names, and nothing else under rrsearch."""
-    for folder in [*PACKAGES, "es_mappings"]:
+    for folder in [*PACKAGES, "es_mappings", "es_plugin"]:
         link = ROOT / TOP / folder
         assert link.is_symlink() and link.resolve() == (ROOT / folder).resolve(), folder
         assert not Path(link.readlink()).is_absolute(), f"{folder}: a relative link survives a move of the clone"

@@ -7,7 +7,7 @@ import zipfile
 
 from rrsearch.core.pool_announcement import announce
 from rrsearch.core.settings import Settings
-from rrsearch.rrs.analysis_plugin import PLUGIN_NAME, plugin_node_settings
+from rrsearch.rrs.es_plugin import PLUGIN_NAME, plugin_node_settings
 from rrsearch.rrs.local_node import render_node_config
 
 

@@ -74,7 +74,7 @@ import java.util.regex.Pattern;
  * {@code keyword}, {@code pattern}, {@code snowball}, {@code fingerprint} and the language
  * analyzers (Lucene's, with {@code stopwords}/{@code stopwords_path} and, where the analyzer
  * has a stemmer, {@code stem_exclusion}). Not {@code english}: our other plugin
- * (rrs-analysis-english) registers it on the local node, and a name registered twice stops the node.
+ * (rrsearch, es_plugin/) registers it on the local node, and a name registered twice stops the node.
  */
 public final class Analyzers {
 
