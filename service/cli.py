@@ -25,14 +25,15 @@ GUNICORN_CONF = Path(__file__).resolve().parent / "http" / "gunicorn.conf.py"
 @click.option(
     "--role",
     type=click.Choice(["search", "reranker"]),
-    help="search: the whole API; reranker: only /rerank, for a GPU pool (default RRS_SERVE_ROLE).",
+    help="search: the whole API; reranker: a model pool (/rerank and /embed, RRS_POOL_MODELS) for the search front ends and the plugin (default RRS_SERVE_ROLE).",
 )
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None, role: str | None) -> None:
     """Run the search API under gunicorn (config: service/http/gunicorn.conf.py).
 
     Index alias, models and Elasticsearch URL come from the settings (RRS_* / ES_URL).
-    ``--role reranker`` serves only the cross-encoder (POST /rerank, TEI-compatible) for
-    search front ends that set RRS_RERANKER_URL.
+    ``--role reranker`` serves only the models, TEI-compatible: the cross-encoder (POST /rerank)
+    and the bi-encoder (POST /embed), as RRS_POOL_MODELS says, for search front ends that set
+    RRS_RERANKER_URL and for the Elasticsearch plugin.
     """
     settings = load_settings(serve_role=role)
     if role:
