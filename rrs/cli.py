@@ -169,9 +169,12 @@ def index() -> None:
 def index_create(alias: str | None, new_version: bool) -> None:
     """Create the index for the configured bi-encoder and point the alias at it; also the
     ingest-lock and search-log indexes when missing, so that ingest and the search service
-    need no privilege to create indexes (docs/operations/security.md)."""
+    need no privilege to create indexes (docs/operations/security.md). On a cluster with our
+    plugin, also the ingest pipeline that embeds raw passages sent by _bulk (rrs_embed), as the
+    index's default pipeline (docs/plugin.md)."""
     from rrsearch.core.encoders import bi_encoder_from, embedding_dims, encoder_identity, model_label
     from rrsearch.core.indexes import create_versioned_index, ensure_alias, passage_index_body, point_alias
+    from rrsearch.rrs.es_plugin import attach_embed_pipeline
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -187,6 +190,7 @@ def index_create(alias: str | None, new_version: bool) -> None:
     else:
         name = ensure_alias(es_client, alias, body)
     _ensure_support_indexes(es_client, settings)
+    click.echo(attach_embed_pipeline(es_client, alias, name), err=True)
     click.echo(f"{alias} -> {name}")
 
 
@@ -211,12 +215,16 @@ def _ensure_support_indexes(es_client, settings: Settings) -> None:
 @click.option("--alias", help="Alias name (default RRS_INDEX_ALIAS).")
 @click.confirmation_option(prompt="Delete every version of this alias's index?")
 def index_delete(alias: str | None) -> None:
-    """Delete every version of the alias's index (safe when none exists)."""
+    """Delete every version of the alias's index (safe when none exists), and its index template
+    for the embedding pipeline."""
     from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.rrs.es_plugin import detach_embed_pipeline
 
     settings = load_settings()
     alias = alias or settings.index_alias
-    dropped = delete_alias_and_versions(_client(settings), alias)
+    es_client = _client(settings)
+    dropped = delete_alias_and_versions(es_client, alias)
+    detach_embed_pipeline(es_client, alias)
     click.echo(f"deleted {len(dropped)} index(es): {', '.join(dropped) or '-'}")
 
 

@@ -293,3 +293,73 @@ def write_keystore(es_home: Path, conf: Path, java_home: Path, secrets: dict[str
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-_TAIL:]
             raise NodeError(f"elasticsearch-keystore could not store {name}: {tail}")
+
+
+# --- rrs_embed: the ingest pipeline `rrs index create` makes ---------------------------------
+
+EMBED_PROCESSOR = "rrs_embed"
+EMBED_PIPELINE = "rrsearch-embed"  # one pipeline for every alias: the processor reads each index's own _meta.bi_encoder
+EMBED_TEMPLATE_PRIORITY = 500  # plus the alias's length: two aliases' patterns ('a-v*', 'ab-v*') never share a priority
+
+
+def embed_template_name(alias: str) -> str:
+    """The index template that gives every version of ``alias`` (``<alias>-v*``) the pipeline."""
+    return f"{EMBED_PIPELINE}-{alias}"
+
+
+def embed_processor_everywhere(es) -> bool:
+    """True when every ingest node of the cluster has our plugin's ``rrs_embed`` processor."""
+    nodes = es.nodes.info(metric="ingest")["nodes"].values()
+    ingest = [node for node in nodes if "ingest" in node.get("roles", ["ingest"])]
+    return bool(ingest) and all(
+        EMBED_PROCESSOR in {p["type"] for p in node.get("ingest", {}).get("processors", [])} for node in ingest
+    )
+
+
+def attach_embed_pipeline(es, alias: str, index: str) -> str:
+    """Make ``_bulk`` into ``alias`` embed raw passages: the pipeline :data:`EMBED_PIPELINE` (one
+    ``rrs_embed`` processor), the default pipeline of ``index`` and, through an index template, of
+    every later version of the alias (``rrs ingest --reindex``). ``rrs ingest`` goes through it too
+    and is not embedded twice: the processor keeps a vector whose ``model`` is the index's. The
+    line to print: what was done, or why not (a node without our plugin: nothing changes)."""
+    from elasticsearch import ApiError
+
+    if not embed_processor_everywhere(es):
+        return (
+            f"{alias}: no ingest pipeline (the cluster's nodes lack our plugin's {EMBED_PROCESSOR} processor): a _bulk "
+            "of raw passages gets no vectors here; rrs ingest works as before (docs/plugin.md says how to install it)"
+        )
+    try:
+        es.ingest.put_pipeline(
+            id=EMBED_PIPELINE,
+            description="rrsearch: each passage's vector from the node's embedding pool (rrs.embedder.url, else "
+            "rrs.reranker.url), as rrs ingest makes it; a passage that has its vector keeps it",
+            processors=[{EMBED_PROCESSOR: {}}],
+            meta={"managed_by": "rrs index create"},
+        )
+        es.indices.put_index_template(
+            name=embed_template_name(alias),
+            index_patterns=[f"{alias}-v*"],
+            priority=EMBED_TEMPLATE_PRIORITY + len(alias),
+            template={"settings": {"index.default_pipeline": EMBED_PIPELINE}},
+            meta={"managed_by": "rrs index create", "alias": alias},
+        )
+        es.indices.put_settings(index=index, settings={"index.default_pipeline": EMBED_PIPELINE})
+    except ApiError as exc:
+        if exc.meta.status == 403:
+            return (
+                f"{alias}: no ingest pipeline: this user may not make one (it needs the cluster privileges "
+                "manage_ingest_pipelines and manage_index_templates, as rrs_admin has); _bulk of raw passages gets no vectors"
+            )
+        raise
+    return f"{alias}: _bulk of raw passages is embedded by the ingest pipeline {EMBED_PIPELINE} ({EMBED_PROCESSOR})"
+
+
+def detach_embed_pipeline(es, alias: str) -> None:
+    """Remove the alias's index template (the shared pipeline stays: other aliases use it)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        es.indices.delete_index_template(name=embed_template_name(alias))
+    except NotFoundError:
+        pass

@@ -2,6 +2,7 @@ package rrs.search;
 
 import org.apache.lucene.search.ScoreDoc;
 import org.elasticsearch.index.query.QueryBuilder;
+import org.elasticsearch.index.query.QueryRewriteContext;
 import org.elasticsearch.search.rank.RankBuilder;
 import org.elasticsearch.search.rank.RankDoc;
 import org.elasticsearch.search.retriever.CompoundRetrieverBuilder;
@@ -11,6 +12,9 @@ import org.elasticsearch.xcontent.ConstructingObjectParser;
 import org.elasticsearch.xcontent.ParseField;
 import org.elasticsearch.xcontent.XContentBuilder;
 import org.elasticsearch.xcontent.XContentParser;
+
+import rrs.embed.EmbedQueryVectorBuilder;
+import rrs.embed.EmbedStep;
 
 import java.io.IOException;
 import java.util.Arrays;
@@ -39,12 +43,14 @@ public final class LinearRetrieverBuilder extends CompoundRetrieverBuilder<Linea
         NAME,
         false,
         args -> {
-            List<RetrieverSource> children = Children.sources((List<RetrieverBuilder>) args[0], NAME);
+            List<EmbedStep.Parsed<RetrieverBuilder>> parsed = (List<EmbedStep.Parsed<RetrieverBuilder>>) args[0];
+            List<RetrieverSource> children = Children.sources(parsed, NAME);
             return new LinearRetrieverBuilder(
                 children,
                 Checks.positive(args[3], RankBuilder.DEFAULT_RANK_WINDOW_SIZE, NAME, "rank_window_size"),
                 weights((List<Double>) args[1], children.size()),
-                Checks.oneOf(args[2], "minmax", NAME, "normalizer", "minmax", "zscore")
+                Checks.oneOf(args[2], "minmax", NAME, "normalizer", "minmax", "zscore"),
+                Children.embeds(parsed)
             );
         }
     );
@@ -86,11 +92,14 @@ public final class LinearRetrieverBuilder extends CompoundRetrieverBuilder<Linea
 
     private final double[] weights;
     private final String normalizer;
+    private final List<List<EmbedQueryVectorBuilder>> embeds; // each child's rrs_embed builders (EmbedStep)
 
-    LinearRetrieverBuilder(List<RetrieverSource> children, int rankWindowSize, double[] weights, String normalizer) {
+    LinearRetrieverBuilder(List<RetrieverSource> children, int rankWindowSize, double[] weights, String normalizer,
+                           List<List<EmbedQueryVectorBuilder>> embeds) {
         super(children, rankWindowSize);
         this.weights = weights;
         this.normalizer = normalizer;
+        this.embeds = embeds;
     }
 
     @Override
@@ -100,11 +109,28 @@ public final class LinearRetrieverBuilder extends CompoundRetrieverBuilder<Linea
 
     @Override
     protected LinearRetrieverBuilder clone(List<RetrieverSource> children, List<QueryBuilder> preFilters) {
-        LinearRetrieverBuilder copy = new LinearRetrieverBuilder(children, rankWindowSize, weights, normalizer);
+        return copy(children, preFilters, weights, embeds);
+    }
+
+    private LinearRetrieverBuilder copy(List<RetrieverSource> children, List<QueryBuilder> preFilters, double[] childWeights,
+                                        List<List<EmbedQueryVectorBuilder>> childEmbeds) {
+        LinearRetrieverBuilder copy = new LinearRetrieverBuilder(children, rankWindowSize, childWeights, normalizer, childEmbeds);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
         copy.minScore = minScore;
         return copy;
+    }
+
+    /** The children's rrs_embed texts are embedded first; a child whose embedding fell back is left out, with its weight. */
+    @Override
+    protected RetrieverBuilder doRewrite(QueryRewriteContext ctx) {
+        EmbedStep.Outcome outcome = EmbedStep.before(embeds, ctx, NAME);
+        if (outcome.nothing()) {
+            return this;
+        }
+        List<Integer> dropped = outcome.dropped();
+        return copy(Children.without(innerRetrievers, dropped), preFilterQueryBuilders, Children.without(weights, dropped),
+            Children.without(embeds, dropped));
     }
 
     @Override

@@ -78,6 +78,16 @@ public final class RerankPool implements Closeable {
         return threadContext;
     }
 
+    /** The pool's URL now ("" when unset): rrs_embed's pool when rrs.embedder.url is unset (one pool serves both). */
+    public String url() {
+        return url;
+    }
+
+    /** The pool's key (or null), for rrs_embed calling the same pool. */
+    public String apiKey() {
+        return apiKey;
+    }
+
     private static void checkUrl(String value) {
         if (value.isEmpty()) {
             return;

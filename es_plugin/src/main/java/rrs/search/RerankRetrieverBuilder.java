@@ -2,6 +2,7 @@ package rrs.search;
 
 import org.apache.lucene.search.ScoreDoc;
 import org.elasticsearch.index.query.QueryBuilder;
+import org.elasticsearch.index.query.QueryRewriteContext;
 import org.elasticsearch.search.builder.SearchSourceBuilder;
 import org.elasticsearch.search.rank.RankBuilder;
 import org.elasticsearch.search.rank.RankDoc;
@@ -12,6 +13,9 @@ import org.elasticsearch.xcontent.ConstructingObjectParser;
 import org.elasticsearch.xcontent.ParseField;
 import org.elasticsearch.xcontent.XContentBuilder;
 import org.elasticsearch.xcontent.XContentParser;
+
+import rrs.embed.EmbedQueryVectorBuilder;
+import rrs.embed.EmbedStep;
 
 import java.io.IOException;
 import java.util.List;
@@ -45,21 +49,18 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
             NAME,
             false,
             args -> new RerankRetrieverBuilder(
-                List.of(RetrieverSource.from((RetrieverBuilder) args[0])),
+                List.of(RetrieverSource.from(((EmbedStep.Parsed<RetrieverBuilder>) args[0]).value())),
                 Checks.positive(args[3], RankBuilder.DEFAULT_RANK_WINDOW_SIZE, NAME, "rank_window_size"),
                 fields((List<String>) args[1]),
                 text((String) args[2]),
                 weight((Double) args[4]),
                 Checks.oneOf(args[5], "minmax", NAME, "normalization", "minmax", "rank"),
                 args[6] != null && (Boolean) args[6],
-                pool.get()
+                pool.get(),
+                List.of(((EmbedStep.Parsed<RetrieverBuilder>) args[0]).embeds())
             )
         );
-        parser.declareNamedObject(constructorArg(), (p, c, n) -> {
-            RetrieverBuilder child = p.namedObject(RetrieverBuilder.class, n, c);
-            c.trackRetrieverUsage(child);
-            return child;
-        }, RETRIEVER);
+        parser.declareNamedObject(constructorArg(), (p, c, n) -> Children.parseNamed(p, c, n), RETRIEVER);
         parser.declareStringArray(constructorArg(), FIELD);
         parser.declareString(constructorArg(), INFERENCE_TEXT);
         parser.declareInt(optionalConstructorArg(), RANK_WINDOW_SIZE_FIELD);
@@ -103,10 +104,12 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
     private final String normalization;
     private final boolean strict;
     private final RerankPool pool;
+    private final List<List<EmbedQueryVectorBuilder>> embeds; // the child's rrs_embed builders (EmbedStep)
 
     RerankRetrieverBuilder(List<RetrieverSource> child, int window, List<String> fields, String inferenceText, double weight,
-                           String normalization, boolean strict, RerankPool pool) {
+                           String normalization, boolean strict, RerankPool pool, List<List<EmbedQueryVectorBuilder>> embeds) {
         super(child, window);
+        this.embeds = embeds;
         this.fields = List.copyOf(fields);
         this.inferenceText = inferenceText;
         this.weight = weight;
@@ -123,11 +126,18 @@ public final class RerankRetrieverBuilder extends CompoundRetrieverBuilder<Reran
     @Override
     protected RerankRetrieverBuilder clone(List<RetrieverSource> children, List<QueryBuilder> preFilters) {
         RerankRetrieverBuilder copy = new RerankRetrieverBuilder(children, rankWindowSize, fields, inferenceText, weight,
-            normalization, strict, pool);
+            normalization, strict, pool, embeds);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
         copy.minScore = minScore;
         return copy;
+    }
+
+    /** A child's rrs_embed texts are embedded first (a kNN child directly under rrs_rerank has nothing to fall back on). */
+    @Override
+    protected RetrieverBuilder doRewrite(QueryRewriteContext ctx) {
+        EmbedStep.Outcome outcome = EmbedStep.before(embeds, ctx, NAME);
+        return outcome.nothing() ? this : clone(innerRetrievers, preFilterQueryBuilders);
     }
 
     @Override

@@ -2,6 +2,7 @@ package rrs.search;
 
 import org.apache.lucene.search.ScoreDoc;
 import org.elasticsearch.index.query.QueryBuilder;
+import org.elasticsearch.index.query.QueryRewriteContext;
 import org.elasticsearch.search.rank.RankBuilder;
 import org.elasticsearch.search.rank.RankDoc;
 import org.elasticsearch.search.retriever.CompoundRetrieverBuilder;
@@ -11,6 +12,9 @@ import org.elasticsearch.xcontent.ConstructingObjectParser;
 import org.elasticsearch.xcontent.ParseField;
 import org.elasticsearch.xcontent.XContentBuilder;
 import org.elasticsearch.xcontent.XContentParser;
+
+import rrs.embed.EmbedQueryVectorBuilder;
+import rrs.embed.EmbedStep;
 
 import java.io.IOException;
 import java.util.List;
@@ -37,9 +41,10 @@ public final class RrfRetrieverBuilder extends CompoundRetrieverBuilder<RrfRetri
         NAME,
         false,
         args -> new RrfRetrieverBuilder(
-            Children.sources((List<RetrieverBuilder>) args[0], NAME),
+            Children.sources((List<EmbedStep.Parsed<RetrieverBuilder>>) args[0], NAME),
             Checks.positive(args[1], RankBuilder.DEFAULT_RANK_WINDOW_SIZE, NAME, "rank_window_size"),
-            Checks.positive(args[2], DEFAULT_RANK_CONSTANT, NAME, "rank_constant")
+            Checks.positive(args[2], DEFAULT_RANK_CONSTANT, NAME, "rank_constant"),
+            Children.embeds((List<EmbedStep.Parsed<RetrieverBuilder>>) args[0])
         )
     );
 
@@ -55,10 +60,12 @@ public final class RrfRetrieverBuilder extends CompoundRetrieverBuilder<RrfRetri
     }
 
     private final int rankConstant;
+    private final List<List<EmbedQueryVectorBuilder>> embeds; // each child's rrs_embed builders (EmbedStep)
 
-    RrfRetrieverBuilder(List<RetrieverSource> children, int rankWindowSize, int rankConstant) {
+    RrfRetrieverBuilder(List<RetrieverSource> children, int rankWindowSize, int rankConstant, List<List<EmbedQueryVectorBuilder>> embeds) {
         super(children, rankWindowSize);
         this.rankConstant = rankConstant;
+        this.embeds = embeds;
     }
 
     @Override
@@ -68,11 +75,27 @@ public final class RrfRetrieverBuilder extends CompoundRetrieverBuilder<RrfRetri
 
     @Override
     protected RrfRetrieverBuilder clone(List<RetrieverSource> children, List<QueryBuilder> preFilters) {
-        RrfRetrieverBuilder copy = new RrfRetrieverBuilder(children, rankWindowSize, rankConstant);
+        return copy(children, preFilters, embeds);
+    }
+
+    private RrfRetrieverBuilder copy(List<RetrieverSource> children, List<QueryBuilder> preFilters,
+                                     List<List<EmbedQueryVectorBuilder>> childEmbeds) {
+        RrfRetrieverBuilder copy = new RrfRetrieverBuilder(children, rankWindowSize, rankConstant, childEmbeds);
         copy.preFilterQueryBuilders = preFilters;
         copy.retrieverName = retrieverName;
         copy.minScore = minScore;
         return copy;
+    }
+
+    /** The children's rrs_embed texts are embedded first; a child whose embedding fell back is left out. */
+    @Override
+    protected RetrieverBuilder doRewrite(QueryRewriteContext ctx) {
+        EmbedStep.Outcome outcome = EmbedStep.before(embeds, ctx, NAME);
+        if (outcome.nothing()) {
+            return this;
+        }
+        List<Integer> dropped = outcome.dropped();
+        return copy(Children.without(innerRetrievers, dropped), preFilterQueryBuilders, Children.without(embeds, dropped));
     }
 
     @Override
