@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
+from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
 
 from elasticsearch import helpers
+from serve_process import rrs_serve
 
 from rrsearch.core.encoders import encode_passages, encode_query, model_label
+from rrsearch.rrs.local_node import first_free_port
 from rrsearch.service.retrieval import bm25_body, knn_body, parse_fields
 
 SCIFACT = Path("/work/shared/data/scifact")
@@ -92,6 +97,24 @@ def rrf_retriever(settings, bi_encoder, query: str, window: int) -> dict:
     }
 
 
+def text_only(body, query: str, **options):
+    """``body`` with every client-side ``query_vector`` replaced by the plugin's ``rrs_embed`` builder
+    (``options``: its ``fallback``): the same search, with nothing but text in it."""
+    if isinstance(body, list):
+        return [text_only(item, query, **options) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = {key: text_only(value, query, **options) for key, value in body.items() if key != "query_vector"}
+    if "query_vector" in body:
+        out["query_vector_builder"] = {"rrs_embed": {"text": query, **options}}
+    return out
+
+
+def set_embedder(es, url: str | None, timeout: str | None = None) -> None:
+    """The node's own embedding pool (unset: the reranker's pool serves /embed too) and its timeout."""
+    es.cluster.put_settings(persistent={"rrs.embedder.url": url, "rrs.embedder.timeout": timeout})
+
+
 def linear_retriever(rrf: dict, weight: float, normalizer: str) -> dict:
     """The same children fused by ``rrs_linear``; the service's kNN ``weight`` is weights [1 - w, w]."""
     inner = rrf["rrs_rrf"]
@@ -126,3 +149,47 @@ def set_pool(es, url: str | None, timeout: str | None = None) -> None:
 def search_ids(es, index: str, retriever: dict, size: int, **extra) -> list[tuple[str, float]]:
     response = es.search(index=index, retriever=retriever, size=size, source=False, **extra)
     return [(hit["_id"], hit["_score"]) for hit in response["hits"]["hits"]]
+
+
+class Pool:
+    """`rrs serve --role reranker` with the tiny cross-encoder (and the bi-encoder: RRS_POOL_MODELS's default
+    serves /rerank and /embed); ``stop()`` ends it mid-module."""
+
+    def __init__(self, tiny_cross_encoder_dir, log, port: int = 19_700):
+        env = {
+            "RRS_SERVE_ROLE": "reranker",
+            "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+            "RRS_DEVICE": "cpu",
+            "RRS_SERVE_THREADS": "4",
+            "HF_HUB_OFFLINE": "1",
+            "RRS_SEARCH_LOG_ENABLED": "false",
+            "ES_URL": "http://127.0.0.1:1",
+            "RRS_RERANK_TIMEOUT_MS": "60000",
+        }
+        self.stack = ExitStack()
+        self.url = self.stack.enter_context(rrs_serve(first_free_port(port), env, log))
+
+    def stop(self):
+        self.stack.close()
+
+
+class SilentServer:
+    """A pool that accepts connections and never answers."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.server.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        for conn in self.held:
+            conn.close()
+        self.server.close()

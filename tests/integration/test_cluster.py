@@ -277,25 +277,16 @@ def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_enc
     es.close()
 
 
-def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
-    whole_cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path
-):
-    """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
-    coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
-    from es_retrievers import (
-        QUERIES,
-        index_subset,
-        rerank_retriever,
-        rrf_retriever,
-        scifact_subset,
-        search_ids,
-        set_pool,
-    )
+@pytest.fixture(scope="module")
+def cluster_retrievers(cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path_factory):
+    """The SciFact subset on 2 shards with a replica each, a pool (/rerank and /embed) the nodes call,
+    and POST /search through the same pool: (client, alias, settings, service)."""
+    from es_retrievers import index_subset, set_pool
 
     from rrsearch.service.http.app import create_app
     from rrsearch.service.remote_rerank import RemoteReranker
 
-    cluster = whole_cluster
+    _heal(cluster)
     es = make_client(cluster)
     # exact kNN: HNSW graphs and int8 quantiles are built per segment, so a primary and its replica may
     # answer a kNN query a little differently, and two searches need not read the same copies
@@ -316,7 +307,7 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
         "ES_URL": "http://127.0.0.1:1",
         "RRS_RERANK_TIMEOUT_MS": "60000",
     }
-    with rrs_serve(first_free_port(19_800), env, tmp_path / "pool.log") as pool:
+    with rrs_serve(first_free_port(19_800), env, tmp_path_factory.mktemp("pool") / "pool.log") as pool:
         set_pool(es, pool, "60s")
         settings = cluster.model_copy(
             update={
@@ -327,25 +318,47 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(
             }
         )
         client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(pool)).test_client()
-        queries, _ = scifact_subset()
-        for _, query in queries[:QUERIES]:
-            fused = rrf_retriever(settings, bi_encoder, query, 20)
-            for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
-                ours = search_ids(es, alias, retriever, 10)
-                answer = client.post(
-                    "/search",
-                    json={
-                        "query": query,
-                        "top_k": 10,
-                        "candidates": 20,
-                        "rerank": rerank,
-                        "collapse": False,
-                        "highlight": False,
-                    },
-                ).get_json()
-                assert answer["degraded"] is None, answer["degraded"]
-                assert [doc for doc, _ in ours] == [hit["id"] for hit in answer["hits"]], (query, rerank)
-                scores = [hit["score"] for hit in answer["hits"]]
-                assert [s for _, s in ours] == pytest.approx(scores, rel=1e-5, abs=1e-7)
+        yield es, alias, settings, client
         set_pool(es, None, None)
     es.close()
+
+
+def _post_search(client, query: str, rerank: bool) -> list[tuple[str, float]]:
+    answer = client.post(
+        "/search",
+        json={"query": query, "top_k": 10, "candidates": 20, "rerank": rerank, "collapse": False, "highlight": False},
+    ).get_json()
+    assert answer["degraded"] is None, answer["degraded"]
+    return [(hit["id"], hit["score"]) for hit in answer["hits"]]
+
+
+def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, cluster_retrievers, bi_encoder):
+    """rrs_rrf, and rrs_rerank over it, on 2 shards with a replica each: every node runs the plugin, the
+    coordinating node asks the pool once per search; _search equals POST /search on 50 SciFact queries."""
+    from es_retrievers import QUERIES, rerank_retriever, rrf_retriever, scifact_subset, search_ids
+
+    es, alias, settings, client = cluster_retrievers
+    queries, _ = scifact_subset()
+    for _, query in queries[:QUERIES]:
+        fused = rrf_retriever(settings, bi_encoder, query, 20)
+        for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
+            ours = search_ids(es, alias, retriever, 10)
+            theirs = _post_search(client, query, rerank)
+            assert [doc for doc, _ in ours] == [doc for doc, _ in theirs], (query, rerank)
+            assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5, abs=1e-7)
+
+
+def test_a_text_only_hybrid_reranked_search_equals_post_search_on_the_cluster(
+    whole_cluster, cluster_retrievers, bi_encoder
+):
+    """The same with nothing but text in the body: the coordinating node embeds the query through the
+    pool's /embed (rrs_embed) before it fans out to the shards."""
+    from es_retrievers import rerank_retriever, rrf_retriever, scifact_subset, search_ids, text_only
+
+    es, alias, settings, client = cluster_retrievers
+    queries, _ = scifact_subset()
+    for _, query in queries[:20]:
+        body = rerank_retriever(text_only(rrf_retriever(settings, bi_encoder, query, 20), query), query, 20)
+        ours, theirs = search_ids(es, alias, body, 10), _post_search(client, query, True)
+        assert [doc for doc, _ in ours] == [doc for doc, _ in theirs], query
+        assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5, abs=1e-7)

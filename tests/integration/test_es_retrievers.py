@@ -8,18 +8,18 @@ two paths must agree hit for hit. The pool is stopped in the last test of the mo
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
 import warnings
-from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from elasticsearch import ApiError, ElasticsearchWarning
 from es_retrievers import (
     QUERIES,
+    Pool,
+    SilentServer,
     index_subset,
     linear_retriever,
     rerank_retriever,
@@ -36,27 +36,6 @@ from rrsearch.service.remote_rerank import RemoteReranker
 
 WINDOW = 100  # fused candidates (the service's default)
 RERANK_WINDOW = 20  # reranked candidates: 50 queries x 2 paths through a CPU pool stay within seconds
-
-
-class Pool:
-    """`rrs serve --role reranker` with the tiny cross-encoder; ``stop()`` ends it mid-module."""
-
-    def __init__(self, tiny_cross_encoder_dir, log):
-        env = {
-            "RRS_SERVE_ROLE": "reranker",
-            "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-            "RRS_DEVICE": "cpu",
-            "RRS_SERVE_THREADS": "4",
-            "HF_HUB_OFFLINE": "1",
-            "RRS_SEARCH_LOG_ENABLED": "false",
-            "ES_URL": "http://127.0.0.1:1",
-            "RRS_RERANK_TIMEOUT_MS": "60000",
-        }
-        self.stack = ExitStack()
-        self.url = self.stack.enter_context(rrs_serve(first_free_port(19_700), env, log))
-
-    def stop(self):
-        self.stack.close()
 
 
 @pytest.fixture(scope="module")
@@ -329,28 +308,6 @@ def test_bad_parameters_are_a_400_that_says_why(es, alias, retriever, reason):
     assert raised.value.status_code == 400
 
 
-class _Silent:
-    """A pool that accepts connections and never answers."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-
-    def _accept(self):
-        while True:
-            try:
-                self.held.append(self.server.accept()[0])
-            except OSError:
-                return
-
-    def close(self):
-        for conn in self.held:
-            conn.close()
-        self.server.close()
-
-
 class _Garbage(BaseHTTPRequestHandler):
     def do_POST(self):  # http.server's name
         self.rfile.read(int(self.headers["Content-Length"]))
@@ -377,7 +334,7 @@ def test_a_slow_or_garbled_pool_is_skipped_within_the_timeout(es, alias, pooled,
     _, query = scifact_subset()[0][0]
     fused = rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW)
     first_stage = [doc for doc, _ in search_ids(es, alias, fused, 10)]
-    silent = _Silent()
+    silent = SilentServer()
     garbage = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
     threading.Thread(target=garbage.serve_forever, daemon=True).start()
     try:

@@ -17,17 +17,14 @@ virtual environment (made once under ``RRS_HOME/venvs``), with the 8.x client a 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
-import venv
 from pathlib import Path
 
 import pytest
 import requests
+from client_venvs import langchain_python
 from elasticsearch import Elasticsearch
 
 from rrsearch.core.es_compat import negotiate
@@ -35,7 +32,6 @@ from rrsearch.core.settings import Settings
 from rrsearch.rrs.es_distribution import LOCAL_NODE_PLUGIN, add_local_node_plugin
 from rrsearch.rrs.es_plugin import lucene_version
 
-LANGCHAIN_REQUIREMENT = "langchain-elasticsearch>=1,<2"  # see the module docstring: not in the dev extra
 VERSION_KEYS = {
     "number",
     "build_flavor",
@@ -294,40 +290,6 @@ def test_security_index_email_analyzer_can_be_created(es, index):
 # --- LangChain's ElasticsearchRetriever --------------------------------------------------
 
 
-def _langchain_python() -> Path:
-    """Python of a virtual environment with LangChain's Elasticsearch package, made once."""
-    root = Settings().home.resolve() / "venvs"
-    target = root / "langchain-elasticsearch-1"
-    if not (target / ".complete").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="langchain-", dir=root))  # private: two sessions may build at once
-        try:
-            venv.create(work, with_pip=True)
-            result = subprocess.run(
-                [str(work / "bin" / "python"), "-m", "pip", "install", "-q", LANGCHAIN_REQUIREMENT],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-            if result.returncode != 0:
-                message = f"pip could not install {LANGCHAIN_REQUIREMENT}: {(result.stdout + result.stderr)[-2000:]}"
-                if os.environ.get("CI"):
-                    pytest.fail(message)
-                pytest.skip(message)
-            (work / ".complete").touch()
-            if target.exists() and not (target / ".complete").exists():
-                shutil.rmtree(target)  # an unfinished one
-            try:
-                work.rename(target)  # only bin/python is used: it works from the new path
-            except OSError:
-                if not (target / ".complete").exists():
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return target / "bin" / "python"
-
-
 RETRIEVER_SCRIPT = """
 import json, sys
 from langchain_elasticsearch import ElasticsearchRetriever
@@ -357,7 +319,7 @@ def test_langchain_retriever_gets_bm25_hits(es, es_url, es_settings, index):
         es.index(index=index, id=doc_id, document={"text": text})
     es.indices.refresh(index=index)
 
-    python = _langchain_python()
+    python = langchain_python()
     run = subprocess.run(
         [str(python), "-c", RETRIEVER_SCRIPT, es_url.split(",")[0], index, "search engine"],
         capture_output=True,
