@@ -257,6 +257,13 @@ def test_query_shows_hits_stage_ranks_and_timings_and_mode_switches(page, servic
     assert status == 200 and body["reranked"] is True and len(body["hits"]) >= 5
     assert body["hits"][0]["stages"]["rerank"] is not None  # so the rerank column is really filled
     assert_page_matches_api(page, body)
+    moved = [hit for i, hit in enumerate(body["hits"]) if hit["stages"]["fused"]["rank"] != i + 1]
+    changed = page.locator("#badges .changed")  # what the rerank stage changed, from the same stage ranks
+    if moved:
+        expect(changed).to_contain_text(f"moved {len(moved)} of the {len(body['hits'])} hits shown")
+        expect(changed).to_contain_text(f"the first hit was #{body['hits'][0]['stages']['fused']['rank']}")
+    else:
+        expect(changed).to_contain_text("kept the fused order")
     assert page.locator("#hits mark").count() > 0  # the query's words are highlighted
     page.screenshot(path=str(ARTIFACTS / "search-page-hybrid-reranked.png"), full_page=True)
 

@@ -197,6 +197,16 @@
     rerank_failed: "The reranker failed on this search; the service log has the error.",
   };
 
+  // What the rerank stage changed on this page: hits whose place differs from the fused order's.
+  function stageChanges(data) {
+    if (!data.reranked || !data.hits.length) return null;
+    const moved = data.hits.filter((hit, i) => hit.stages && hit.stages.fused && hit.stages.fused.rank !== data.from + i + 1);
+    if (!moved.length) return "The rerank stage kept the fused order on this page.";
+    const top = data.hits[0].stages && data.hits[0].stages.fused;
+    return "The rerank stage moved " + moved.length + " of the " + data.hits.length + " hits shown" +
+      (top && data.from === 0 ? "; the first hit was #" + top.rank + " in the fused order." : ".");
+  }
+
   function showSummary(data) {
     const badges = $("badges");
     badges.replaceChildren();
@@ -212,6 +222,8 @@
       const share = Math.round(data.blend.weight * 100);
       badges.appendChild(badge("blend: cross-encoder " + share + "% (" + data.blend.source + ")", "info"));
       badges.appendChild(el("p", "Blend source " + data.blend.source + ": " + data.blend.detail + ".", "hint blend"));
+      const changed = stageChanges(data);
+      if (changed) badges.appendChild(el("p", changed, "hint changed"));
     }
     if (data.degraded) badges.appendChild(badge("degraded: " + data.degraded, "warn"));
     if (data.degraded && DEGRADED_HINTS[data.degraded]) badges.appendChild(el("p", DEGRADED_HINTS[data.degraded], "hint"));
