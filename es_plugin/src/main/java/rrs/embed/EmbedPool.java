@@ -297,10 +297,21 @@ public final class EmbedPool implements Closeable {
             listener.onFailure(unavailable("cannot call the embedding pool at " + base + ": " + e.getMessage(), e));
             return;
         }
+        long deadline = System.nanoTime() + limit.nanos();
+        sendOnce(request, base, path, limit, limitName, deadline, true, listener);
+    }
+
+    private void sendOnce(HttpRequest request, String base, String path, TimeValue limit, String limitName, long deadline,
+                          boolean mayRetry, ActionListener<byte[]> listener) {
+        long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
         http.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray())
-            .orTimeout(limit.millis(), TimeUnit.MILLISECONDS)
+            .orTimeout(left, TimeUnit.MILLISECONDS)
             .whenComplete((response, error) -> {
-                if (error != null) {
+                if (error != null && mayRetry && stale(error) && System.nanoTime() < deadline) {
+                    // a kept-alive connection the pool had closed (gunicorn's keepalive is seconds, the JDK's
+                    // minutes): the request never reached it; /embed and /info are safe to send again, once
+                    sendOnce(request, base, path, limit, limitName, deadline, false, listener);
+                } else if (error != null) {
                     listener.onFailure(describe(error, base, limit, limitName));
                 } else if (response.statusCode() != 200) {
                     listener.onFailure(unavailable("the embedding pool at " + base + " answered HTTP " + response.statusCode()
@@ -393,6 +404,12 @@ public final class EmbedPool implements Closeable {
 
     static ElasticsearchStatusException unavailable(String message, Throwable cause) {
         return new ElasticsearchStatusException(message, RestStatus.SERVICE_UNAVAILABLE, cause);
+    }
+
+    /** A connection that broke before an answer (not a refusal, not the timeout): worth one more try. */
+    static boolean stale(Throwable error) {
+        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        return cause instanceof IOException && (cause instanceof ConnectException || cause instanceof HttpTimeoutException) == false;
     }
 
     private static ElasticsearchStatusException describe(Throwable error, String base, TimeValue limit, String limitName) {

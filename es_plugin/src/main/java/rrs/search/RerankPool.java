@@ -125,16 +125,29 @@ public final class RerankPool implements Closeable {
             listener.onFailure(new IOException("cannot build the rerank request: " + e.getMessage(), e));
             return;
         }
+        long deadline = System.nanoTime() + limit.nanos();
+        send(request, texts.size(), base, limit, deadline, true, listener);
+    }
+
+    private void send(HttpRequest request, int count, String base, TimeValue limit, long deadline, boolean mayRetry,
+                      ActionListener<double[]> listener) {
+        long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
         http.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray())
-            .orTimeout(limit.millis(), TimeUnit.MILLISECONDS)
+            .orTimeout(left, TimeUnit.MILLISECONDS)
             .whenComplete((response, error) -> {
+                if (error != null && mayRetry && stale(error) && System.nanoTime() < deadline) {
+                    // a kept-alive connection the pool had closed (gunicorn's keepalive is seconds, the JDK's
+                    // minutes): the request never reached it; a rerank is safe to send again, once
+                    send(request, count, base, limit, deadline, false, listener);
+                    return;
+                }
                 if (error != null) {
                     listener.onFailure(new IOException(describe(error, base, limit), error));
                     return;
                 }
                 double[] scores;
                 try {
-                    scores = parse(response, texts.size());
+                    scores = parse(response, count);
                 } catch (IOException e) {
                     listener.onFailure(e);
                     return;
@@ -183,6 +196,12 @@ public final class RerankPool implements Closeable {
             }
         }
         return scores;
+    }
+
+    /** A connection that broke before an answer (not a refusal, not the timeout): worth one more try. */
+    static boolean stale(Throwable error) {
+        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        return cause instanceof IOException && (cause instanceof ConnectException || cause instanceof HttpTimeoutException) == false;
     }
 
     private static String describe(Throwable error, String base, TimeValue limit) {
