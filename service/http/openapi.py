@@ -370,7 +370,17 @@ def build_openapi(
             "/v1/rerank": {"post": {**rerank_operation, "operationId": "rerankCohere"}},
             "/v2/rerank": {"post": rerank_v2_operation},
             "/embed": {"post": embed_operation},
-            "/": {"post": _root_operation(serves, embed_operation, rerank_operation)},
+            "/": {
+                "get": {
+                    "summary": "The search page (HTML; the search role only)",
+                    "operationId": "searchPage",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                },
+                "post": _root_operation(serves, embed_operation, rerank_operation),
+            },
             "/healthz": {
                 "get": {
                     "summary": "The process is up",
@@ -441,6 +451,7 @@ def build_openapi(
             del spec["paths"][path]
         if "embed" not in serves:
             del spec["paths"]["/embed"]
+        del spec["paths"]["/"]["get"]  # a pool serves no page
         spec["paths"]["/readyz"] = {
             "get": {
                 "summary": "The pool's models are loaded",
