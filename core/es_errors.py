@@ -122,7 +122,7 @@ def _describe_api_error(exc: ApiError, where: str) -> EsProblem | None:
             "and the node's own are used; `rrs es status --json` says where they are).",
             401,
         )
-    if status == 403:
+    if status == 403 and _is_security(exc.body):  # not a cluster_block_exception: that 403 is an index block
         return EsProblem("forbidden", forbidden_message(reason, where), 403)
     if status == 400 and "media_type_header_exception" in repr(exc.body):
         return EsProblem(
@@ -137,7 +137,7 @@ def _describe_api_error(exc: ApiError, where: str) -> EsProblem | None:
 def raise_if_refused(status: int | None, error: object) -> None:
     """A bulk item or search item refused with 401/403 is not that record's or query's fault:
     every other one will be refused alike, so stop with the privilege to grant."""
-    if status not in (401, 403):
+    if status not in (401, 403) or (status == 403 and not _is_security({"error": error})):
         return
     reason = _reason({"error": error})
     if status == 403:
@@ -176,6 +176,14 @@ def _describe_tls(said: str, where: str) -> EsProblem:
         f"TLS verification of Elasticsearch{where} failed ({_short(said)}): set ES_CA_CERTS to the PEM file of the "
         "CA that signed the node's certificate (for `rrs es start --secure`, `rrs es status --json` names it).",
     )
+
+
+def _is_security(body: object) -> bool:
+    """A 403 about privileges (``security_exception``), not an index block (``cluster_block_exception``,
+    also 403, which an operator lifts and a retry then passes). A HEAD's refusal has no body: privileges."""
+    if body is None:
+        return True
+    return "security_exception" in repr(body) or "is unauthorized" in repr(body)
 
 
 def _transport_text(exc: TransportConnectionError | ConnectionTimeout) -> str:

@@ -310,6 +310,8 @@ def test_readyz_metrics_openapi(client):
         "/rerank",
         "/v1/rerank",
         "/v2/rerank",
+        "/embed",
+        "/",  # GET: the search page; POST: TEI's root route (/embed's or /rerank's)
         "/healthz",
         "/health",
         "/info",
@@ -317,6 +319,7 @@ def test_readyz_metrics_openapi(client):
         "/metrics",
         "/openapi.json",
     }
+    assert set(spec["paths"]["/"]) == {"get", "post"}
 
 
 def test_search_log_records_arrive(client, es, log_index):

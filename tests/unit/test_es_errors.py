@@ -131,3 +131,13 @@ def test_a_refused_head_request_has_no_reason_to_quote():
     problem = describe(AuthorizationException(message="None", meta=meta, body=None))
     assert problem is not None and problem.kind == "forbidden"
     assert "None" not in problem.message and "(403)" in problem.message
+
+
+def test_an_index_block_is_not_a_missing_privilege():
+    """A read-blocked index answers 403 too (cluster_block_exception): that is an operator's
+    block, lifted later, not credentials; it keeps its old handling."""
+    from rrsearch.core.es_errors import raise_if_refused
+
+    reason = "index [passages-v2] blocked by: [FORBIDDEN/7/index read (api)];"
+    raise_if_refused(403, {"type": "cluster_block_exception", "reason": reason})
+    assert describe(_api_error(ApiError, 403, reason, kind="cluster_block_exception")) is None
