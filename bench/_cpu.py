@@ -75,8 +75,10 @@ def nominal_peak(info: dict | None = None) -> dict | None:
         mhz = float(info.get("cpu MHz") or 0)
     except ValueError:
         return None
-    zen4 = info.get("vendor_id") == "AuthenticAMD" and family == 25 and (
-        0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF
+    zen4 = (
+        info.get("vendor_id") == "AuthenticAMD"
+        and family == 25
+        and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF)
     )
     if not zen4 or not mhz:
         return None
@@ -84,7 +86,11 @@ def nominal_peak(info: dict | None = None) -> dict | None:
     return {"microarchitecture": "Zen 4", "clock_mhz": mhz, "fp32": 32 * hz, "bf16": 64 * hz, "int8": 128 * hz}
 
 
-GEMM_SHAPES = ((2048, 384, 1536), (2048, 1536, 384), (2048, 384, 384))  # (M, K, N): MiniLM's own matmuls, 8 rows x 256 tokens
+GEMM_SHAPES = (
+    (2048, 384, 1536),
+    (2048, 1536, 384),
+    (2048, 384, 384),
+)  # (M, K, N): MiniLM's own matmuls, 8 rows x 256 tokens
 
 
 def gemm_ceiling(threads: int | None = None, repeats: int = 10) -> dict:
@@ -103,7 +109,7 @@ def gemm_ceiling(threads: int | None = None, repeats: int = 10) -> dict:
             for m, k, n in GEMM_SHAPES:
                 a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
                 a @ b
-                best = max(best, 2.0 * m * k * n / min(_timed(lambda: a @ b) for _ in range(repeats)))
+                best = max(best, 2.0 * m * k * n / min(_timed(lambda a=a, b=b: a @ b) for _ in range(repeats)))
             out[label] = best
     finally:
         torch.set_num_threads(previous)
