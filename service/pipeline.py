@@ -41,6 +41,7 @@ from rrsearch.service.retrieval import (
     msearch,
     parse_fields,
     search,
+    search_preference,
 )
 from rrsearch.service.schemas import (
     Blend,
@@ -313,6 +314,7 @@ class SearchPipeline:
                 highlight_fields=self.fields,
             )
         started = time.perf_counter()
+        preference = search_preference(request.query)
         if len(bodies) == 2 and self.settings.retrieval_path == "retrievers":
             method = request.fusion
             body = fused_body(
@@ -325,9 +327,11 @@ class SearchPipeline:
                 normalization=method.normalization,
             )
             bodies = {"fused": body}  # one list, already fused: _fuse passes it through
-            results = [search(self.es, index, body, timeout_s=self.settings.search_timeout_s)]
+            results = [search(self.es, index, body, timeout_s=self.settings.search_timeout_s, preference=preference)]
         else:
-            results = msearch(self.es, index, list(bodies.values()), timeout_s=self.settings.search_timeout_s)
+            results = msearch(
+                self.es, index, list(bodies.values()), timeout_s=self.settings.search_timeout_s, preference=preference
+            )
         timings.search = _ms(started)
         lists: dict[str, list[tuple[str, float]]] = {}
         candidates: dict[str, Candidate] = {}

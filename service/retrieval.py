@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,14 @@ from rrsearch.core.passage import SOURCE_FIELDS, VECTOR_FIELD
 TOP_LEVEL_FILTER_FIELDS = {"parent_id", "source", "chunk", "chunk_count", "model", "indexed_at"}
 HIGHLIGHT_FRAGMENT_CHARS = 180
 HIGHLIGHT_MAX_ANALYZED_OFFSET = 999_999
+
+
+def search_preference(query: str) -> str:
+    """The ``preference`` a search for ``query`` carries: the same query reads the same shard copies,
+    so a replicated index answers it alike each time (a primary and its replica build their HNSW graphs
+    and segments apart, so approximate kNN and score ties can differ between copies), while different
+    queries still spread over all copies."""
+    return "rrs-" + hashlib.sha1(query.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
 @dataclass
@@ -260,12 +269,14 @@ def fused_body(
     return body
 
 
-def search(es: Elasticsearch, index: str, body: dict, *, timeout_s: float) -> SearchResult:
+def search(
+    es: Elasticsearch, index: str, body: dict, *, timeout_s: float, preference: str | None = None
+) -> SearchResult:
     """One ``_search``, its failures mapped as ``msearch`` maps an item's."""
     from elasticsearch import ApiError
 
     try:
-        response = es.options(request_timeout=timeout_s).search(index=index, body=body)
+        response = es.options(request_timeout=timeout_s).search(index=index, body=body, preference=preference)
     except ApiError as exc:
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else str(exc.body)
         said = json.dumps(error)
@@ -288,11 +299,14 @@ def _result(item: dict) -> SearchResult:
     return SearchResult(hits=hits, took_ms=float(item.get("took", 0)), shards_failed=failed)
 
 
-def msearch(es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: float) -> list[SearchResult]:
+def msearch(
+    es: Elasticsearch, index: str, bodies: list[dict], *, timeout_s: float, preference: str | None = None
+) -> list[SearchResult]:
     """Run ``bodies`` against ``index`` in one round trip; one result per body, in order."""
+    header = {} if preference is None else {"preference": preference}
     searches: list[dict] = []
     for body in bodies:
-        searches.extend([{}, body])
+        searches.extend([dict(header), body])
     response = es.options(request_timeout=timeout_s).msearch(index=index, searches=searches)
     results = []
     for item in response["responses"]:

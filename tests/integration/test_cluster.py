@@ -23,6 +23,7 @@ from serve_process import rrs_serve
 
 from rrsearch.core.es_client import make_client
 from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
+from rrsearch.service.retrieval import search_preference
 
 NODES = 3
 
@@ -342,7 +343,8 @@ def test_the_plugins_retrievers_equal_post_search_on_the_cluster(whole_cluster, 
     for _, query in queries[:QUERIES]:
         fused = rrf_retriever(settings, bi_encoder, query, 20)
         for retriever, rerank in ((fused, False), (rerank_retriever(fused, query, 20), True)):
-            ours = search_ids(es, alias, retriever, 10)
+            # the service's preference: the same shard copies as its own searches (replicas differ in kNN and ties)
+            ours = search_ids(es, alias, retriever, 10, preference=search_preference(query))
             theirs = _post_search(client, query, rerank)
             assert [doc for doc, _ in ours] == [doc for doc, _ in theirs], (query, rerank)
             assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5, abs=1e-7)
@@ -359,6 +361,7 @@ def test_a_text_only_hybrid_reranked_search_equals_post_search_on_the_cluster(
     queries, _ = scifact_subset()
     for _, query in queries[:20]:
         body = rerank_retriever(text_only(rrf_retriever(settings, bi_encoder, query, 20), query), query, 20)
-        ours, theirs = search_ids(es, alias, body, 10), _post_search(client, query, True)
+        ours = search_ids(es, alias, body, 10, preference=search_preference(query))
+        theirs = _post_search(client, query, True)
         assert [doc for doc, _ in ours] == [doc for doc, _ in theirs], query
         assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5, abs=1e-7)

@@ -4,6 +4,7 @@ stays within its byte budget, and says so in a few log lines, not one per record
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from urllib.parse import urlparse
@@ -42,8 +43,11 @@ def test_records_wait_for_elasticsearch_and_are_all_written(cut_link, es, caplog
         for n in range(50):
             writer.log({"query": f"q{n}", "status": 200})
         assert not writer.flush(3)  # nothing can be written yet
-        warnings = [r for r in caplog.records if "search log" in r.getMessage()]
-        assert len(warnings) == 1 and "50 record(s)" in warnings[0].getMessage()  # one line, not one per retry
+        warnings = [r.getMessage() for r in caplog.records if "search log" in r.getMessage()]
+        assert len(warnings) == 1, warnings  # one line, not one per retry
+        # the count is what waited when the first write failed: the writer may have taken a batch before all 50 came
+        waiting = re.search(r"; (\d+) record\(s\) \(\d+ bytes\) waiting", warnings[0])
+        assert waiting and 1 <= int(waiting.group(1)) <= 50, warnings[0]
         relay.start()
         assert writer.flush(60)
         es.indices.refresh(index=index)

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from rrsearch.service.retrieval import FilterError, bm25_body, filter_clauses, filterable_fields, knn_body, parse_fields
+from rrsearch.service.retrieval import (
+    FilterError,
+    bm25_body,
+    filter_clauses,
+    filterable_fields,
+    knn_body,
+    parse_fields,
+    search_preference,
+)
 from rrsearch.service.schemas import RangeFilter
 
 PROPS = {
@@ -89,3 +97,11 @@ def test_bm25_tie_breaker_comes_from_the_caller():
     body = bm25_body("vitamin d", ["title", "text"], [], size=10, tie_breaker=0.3)
     match = body["query"]["bool"]["must"][0]["multi_match"]
     assert match == {"query": "vitamin d", "fields": ["title", "text"], "type": "best_fields", "tie_breaker": 0.3}
+
+
+def test_a_query_keeps_its_shard_copies_and_queries_spread():
+    """The same text always names the same copies; a custom preference must not start with '_'
+    (Elasticsearch reserves those), and different queries must not all land on one copy."""
+    first = search_preference("vitamin d deficiency")
+    assert first == search_preference("vitamin d deficiency") and not first.startswith("_")
+    assert len({search_preference(f"query {n}") for n in range(50)}) == 50
