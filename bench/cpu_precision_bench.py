@@ -1,8 +1,9 @@
-"""What each CPU precision costs in ranking quality: torch fp32, torch bf16 (``auto`` on a CPU with
-AMX) and ONNX int8 (``auto`` elsewhere), for both models, on SciFact test.
+"""What each CPU engine costs in ranking quality: torch fp32, torch bf16 (``auto`` on a CPU with
+AMX), OpenVINO int8 (``auto`` with AVX-512 VNNI) and ONNX int8 (``auto`` elsewhere), for both
+models, on SciFact test.
 
     ES_URL=http://127.0.0.1:9200 HF_HUB_OFFLINE=1 python bench/cpu_precision_bench.py \
-        --reranker DIR [--precisions torch_fp32 torch_bf16 onnx_int8]
+        [--reranker DIR] [--precisions torch_fp32 torch_bf16 onnx_int8 openvino_int8] [--out FILE]
 
 For each precision: the SciFact corpus is ingested with that bi-encoder into its own alias (the
 real ``run_ingest``), and kNN and hybrid RRF nDCG@10 are measured on the 300 test queries with the
@@ -30,15 +31,18 @@ from _common import DATA, rerank_quality  # noqa: E402
 
 PRECISIONS = {
     "torch_fp32": {"bi_encoder_backend": "torch", "rerank_backend": "torch"},
-    "torch_bf16": {"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_bf16": True},
-    "onnx_int8": {"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_bf16": False},
+    "torch_bf16": {"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_engine": "torch-bf16"},
+    "onnx_int8": {"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_engine": "onnx-int8"},
+    "openvino_int8": {"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_engine": "openvino-int8"},
 }
 WITHIN = 0.005
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reranker", type=Path, required=True, help="A trained cross-encoder folder.")
+    parser.add_argument(
+        "--reranker", type=Path, help="A trained cross-encoder folder; without one, kNN and hybrid only."
+    )
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=list(PRECISIONS))
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "cpu_precision_scifact.json")
@@ -82,7 +86,7 @@ def main() -> None:
         print(name, json.dumps(rows[name]), flush=True)
     first_stage = "bench-precision-torch-fp32"
     fp32_encoder = bi_encoder_from(base.model_copy(update=PRECISIONS["torch_fp32"]))
-    for name in args.precisions:
+    for name in args.precisions if args.reranker else ():
         rows[name]["rerank"] = rerank_quality(
             base.model_copy(update=PRECISIONS[name]),
             es,
@@ -101,14 +105,15 @@ def main() -> None:
         for name, row in rows.items():
             deltas[name] = {
                 **{k: round(v - reference["ndcg@10"][k], 4) for k, v in row["ndcg@10"].items()},
-                "rerank": round(row["rerank"]["ndcg@10"] - reference["rerank"]["ndcg@10"], 4),
             }
+            if args.reranker:
+                deltas[name]["rerank"] = round(row["rerank"]["ndcg@10"] - reference["rerank"]["ndcg@10"], 4)
     result = {
         "bench": "cpu_precision",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "split": "test",
         "queries": len(dataset.queries),
-        "reranker": str(args.reranker),
+        "reranker": str(args.reranker) if args.reranker else None,
         "candidates": args.candidates,
         "precisions": rows,
         "minus_fp32": deltas,

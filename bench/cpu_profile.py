@@ -71,7 +71,7 @@ def settings_for(backend: str, work: Path, threads: int | None = None):
     common = {"device": "cpu", "home": work, "torch_threads": threads, "rerank_max_length": MAX_LENGTH}
     if kind == "onnx":
         # RRS_CPU_BF16=false: auto is the ONNX int8 export, made once and cached by content
-        return Settings(**common, rerank_backend="auto", bi_encoder_backend="auto", cpu_bf16=False)
+        return Settings(**common, rerank_backend="auto", bi_encoder_backend="auto", cpu_engine="onnx-int8")
     return Settings(**common, rerank_backend="torch", rerank_dtype=precision, bi_encoder_backend="torch")
 
 

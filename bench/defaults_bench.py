@@ -3,7 +3,7 @@
 With no backend setting (``auto``), a CPU with AMX bf16 units serves both models with torch in
 bf16; any other CPU serves the ONNX int8 exports made on first use (core/onnx_cache.py). This
 prints and writes, for the same documents and the same pairs, torch fp32 (what ``auto``
-replaced), ``auto`` as this machine resolves it, and int8 (``auto`` with ``cpu_bf16=False``):
+replaced), ``auto`` as this machine resolves it, and int8 (``auto`` with ``cpu_engine="onnx-int8"``):
 
 * ingest passages/s (rounds interleaved so machine drift counts against none), and the one-off
   export time int8 pays first (a fresh cache);
@@ -105,7 +105,9 @@ def main() -> None:
     settings = {
         "torch": fresh.model_copy(update={"bi_encoder_backend": "torch", "rerank_backend": "torch"}),
         "auto": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto"}),
-        "int8": fresh.model_copy(update={"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_bf16": False}),
+        "int8": fresh.model_copy(
+            update={"bi_encoder_backend": "auto", "rerank_backend": "auto", "cpu_engine": "onnx-int8"}
+        ),
     }
     names = ("torch", "auto", "int8")  # int8: what auto serves on a CPU without AMX bf16
 

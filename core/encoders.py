@@ -26,6 +26,7 @@ import numpy as np
 
 from rrsearch.core.model_names import PACKAGED_NAMES, model_label, resolve_model_path  # noqa: F401 -- also looked up here
 from rrsearch.core.onnx_models import OnnxBiEncoder, read_encoder_card
+from rrsearch.core.openvino_models import OPENVINO_FILE
 
 PROBE_TEXT = "Probe: the vitamin D content of salmon is measured by liquid chromatography."
 PROBE_DECIMALS = 5
@@ -49,58 +50,92 @@ def gpu_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def has_amx_bf16(cpuinfo: str) -> bool:
-    """Whether ``/proc/cpuinfo``'s text lists AMX bf16 units (pure): there torch bf16 runs on
-    matrix tiles and outpaces ONNX Runtime int8 (bench/README.md, "The CPU defaults")."""
-    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
+CPU_ENGINES = ("torch-bf16", "openvino-int8", "onnx-int8")
+ENGINE_BACKEND = {"torch-bf16": "torch", "openvino-int8": "openvino", "onnx-int8": "onnx"}
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature flags ``/proc/cpuinfo``'s text lists (pure)."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def engine_for(flags: set[str], openvino_installed: bool) -> str:
+    """The CPU engine ``auto`` serves on a CPU with ``flags`` (pure), the fastest within 0.005
+    nDCG@10 of fp32 measured on each kind (bench/README.md): torch bf16 on AMX tiles, OpenVINO
+    int8 on AVX-512 VNNI, ONNX Runtime int8 elsewhere (AVX2) or without OpenVINO."""
+    if "amx_bf16" in flags:
+        return "torch-bf16"
+    if "avx512_vnni" in flags and openvino_installed:
+        return "openvino-int8"
+    return "onnx-int8"
 
 
 @lru_cache(maxsize=1)
-def cpu_has_amx_bf16() -> bool:
+def detected_cpu_engine() -> str:
+    """:func:`engine_for` this machine's CPU, said once in the log when it falls back."""
+    import logging
+
+    from rrsearch.core.openvino_models import openvino_available
+
     try:
-        return has_amx_bf16(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+        flags = cpu_flags(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
     except OSError:  # not Linux: the portable int8 path
-        return False
+        flags = set()
+    engine = engine_for(flags, openvino_available())
+    if engine == "onnx-int8":
+        why = (
+            "the OpenVINO runtime or NNCF is not installed"
+            if "avx512_vnni" in flags
+            else "this CPU has neither AMX nor AVX-512 VNNI"
+        )
+        logging.getLogger("rrs.models").info("CPU engine: ONNX Runtime int8, as %s (RRS_CPU_ENGINE chooses)", why)
+    return engine
 
 
-def cpu_serves_bf16(cpu_bf16: bool | None) -> bool:
-    """``RRS_CPU_BF16`` when set, else whether this CPU has AMX bf16 units."""
-    return cpu_has_amx_bf16() if cpu_bf16 is None else cpu_bf16
+def cpu_engine(setting: str | None) -> str:
+    """``RRS_CPU_ENGINE`` when set, else what this CPU's features choose."""
+    return setting or detected_cpu_engine()
 
 
-def resolve_backend(wanted: str, device: str | None, cpu_bf16: bool | None = None) -> str:
-    """``auto``: torch (fp16) on CUDA; on a CPU torch (bf16) where it serves bf16, else ONNX
-    Runtime int8; ``torch``/``onnx`` as asked."""
+def resolve_backend(wanted: str, device: str | None, engine: str | None = None) -> str:
+    """``auto``: torch (fp16) on CUDA; on a CPU the backend of its engine (:func:`engine_for`,
+    or ``engine`` when set); ``torch``/``onnx``/``openvino`` as asked."""
     if wanted != "auto":
         return wanted
-    if pick_device(device).startswith("cuda") or cpu_serves_bf16(cpu_bf16):
+    if pick_device(device).startswith("cuda"):
         return "torch"
-    return "onnx"
+    return ENGINE_BACKEND[cpu_engine(engine)]
 
 
-def auto_dtype(wanted_backend: str, device: str | None, cpu_bf16: bool | None) -> str | None:
+def auto_dtype(wanted_backend: str, device: str | None, engine: str | None) -> str | None:
     """The torch precision the ``auto`` backend picks on a CPU ('bf16'), else None (the backend's own)."""
-    if wanted_backend == "auto" and not pick_device(device).startswith("cuda") and cpu_serves_bf16(cpu_bf16):
+    if wanted_backend == "auto" and not pick_device(device).startswith("cuda") and cpu_engine(engine) == "torch-bf16":
         return "bf16"
     return None
 
 
 def bi_encoder_from(settings):
     """The bi-encoder the settings name, on their backend (cached per process); ``auto`` on a
-    CPU serves torch bf16 (AMX) or the ONNX int8 export, made on first use (:mod:`core.onnx_cache`)."""
+    CPU serves its engine: torch bf16, or the OpenVINO or ONNX int8 export made on first use
+    (:mod:`core.onnx_cache`)."""
     wanted = settings.bi_encoder_backend
-    name, backend = settings.bi_encoder, resolve_backend(wanted, settings.device, settings.cpu_bf16)
-    if backend == "onnx" and wanted == "auto":
+    name, backend = settings.bi_encoder, resolve_backend(wanted, settings.device, settings.cpu_engine)
+    model_file = settings.bi_encoder_onnx_file
+    if backend == "openvino" or (backend == "onnx" and wanted == "auto"):
         from rrsearch.core.onnx_cache import bi_encoder_export
 
-        name = str(bi_encoder_export(settings.bi_encoder, settings))
+        name = str(bi_encoder_export(settings.bi_encoder, settings, engine=backend))
+        model_file = OPENVINO_FILE if backend == "openvino" else model_file
     return load_bi_encoder(
         name,
         settings.device,
         backend,
-        settings.bi_encoder_onnx_file,
+        model_file,
         settings.torch_threads,
-        auto_dtype(wanted, settings.device, settings.cpu_bf16),
+        auto_dtype(wanted, settings.device, settings.cpu_engine),
     )
 
 
@@ -114,8 +149,9 @@ def load_bi_encoder(
     dtype: str | None = None,
 ):
     """A ``SentenceTransformer`` on ``device`` (fp16 on CUDA; ``dtype`` 'bf16' on a CPU), or an
-    :class:`OnnxBiEncoder`; either carries ``backend`` and ``precision``. Cached per process."""
-    if backend == "onnx":
+    :class:`OnnxBiEncoder` (ONNX Runtime or OpenVINO); either carries ``backend`` and ``precision``.
+    Cached per process."""
+    if backend in ("onnx", "openvino"):
         return OnnxBiEncoder(name_or_path, onnx_file, threads=threads)
     from sentence_transformers import SentenceTransformer
 

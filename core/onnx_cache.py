@@ -1,7 +1,7 @@
-"""The ONNX int8 export of a model, made on first use and cached by the model's content.
+"""The ONNX int8 (and OpenVINO int8) export of a model, made on first use and cached by content.
 
-On a CPU the ``auto`` backends serve ONNX Runtime int8 (2.5x the bi-encoder's ingest rate and
-3.2x the cross-encoder's, see bench/README.md). No one should have to run an export command
+On a CPU without AMX the ``auto`` backends serve an int8 export: OpenVINO's on AVX-512 VNNI,
+ONNX Runtime's elsewhere (bench/README.md, "CPU engines and where the time goes"). No one should have to run an export command
 for that: the first process that needs the export makes it, with the same checks as
 ``rrs encoder export-onnx`` / ``rrs rerank export-onnx`` (a model whose export fails them is
 refused with their message), into ``<RRS_HOME>/onnx/<kind>-<hash of its files>``.
@@ -35,13 +35,14 @@ log = logging.getLogger("rrs.models")
 NOT_THE_MODEL = ("onnx", "rrs_rerank.json", "rrs_encoder.json", "training.json", "README.md")
 
 
-def content_fingerprint(folder: Path) -> str:
-    """A hash of every file of a model folder (names and bytes) that makes up the model."""
+def content_fingerprint(folder: Path, skip: tuple[str, ...] = NOT_THE_MODEL) -> str:
+    """A hash of every file of a model folder (names and bytes) that makes up the model (all
+    but ``skip``: for an export folder, whose model is its ``onnx/``, nothing is skipped)."""
     digest = hashlib.sha256()
     files = sorted(
         path
         for path in folder.rglob("*")
-        if path.is_file() and path.relative_to(folder).parts[0] not in NOT_THE_MODEL and "checkpoint-" not in str(path)
+        if path.is_file() and path.relative_to(folder).parts[0] not in skip and "checkpoint-" not in str(path)
     )
     for path in files:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
@@ -57,13 +58,19 @@ def export_folder(kind: str, source: Path, home: Path) -> Path:
 
 
 def cached_export(
-    kind: str, source: Path, home: Path, served_file: str, export: Callable[[Path, Path], object]
+    kind: str,
+    source: Path,
+    home: Path,
+    served_file: str,
+    export: Callable[[Path, Path], object],
+    target: Path | None = None,
 ) -> Path:
-    """The cache folder holding ``served_file`` for ``source``, exporting into it once.
+    """The cache folder holding ``served_file`` for ``source`` (``target``, else by its content),
+    exporting into it once.
 
     Processes that start together (gunicorn workers) wait on one lock file and the first one
     exports; a half-written export is never seen (written aside, then renamed)."""
-    target = export_folder(kind, source, home)
+    target = target or export_folder(kind, source, home)
     cache = target.parent
     cache.mkdir(parents=True, exist_ok=True)
     if (target / served_file).is_file():
@@ -74,7 +81,7 @@ def cached_export(
             return target
         partial = cache / f"{target.name}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        log.warning("Exporting %s %s to ONNX int8 for this CPU (once; cached in %s)", kind, source, target)
+        log.warning("Exporting %s %s to %s for this CPU (once; cached in %s)", kind, source, served_file, target)
         try:
             export(source, partial)
             shutil.rmtree(target, ignore_errors=True)
@@ -89,15 +96,32 @@ def forget_export(kind: str, source: Path, home: Path) -> bool:
     to be deleted (a cross-fit fold's); whether there was one."""
     target = export_folder(kind, source, home)
     existed = target.is_dir()
-    shutil.rmtree(target, ignore_errors=True)
-    (target.parent / f"{target.name}.lock").unlink(missing_ok=True)
+    for folder in (target, target.parent / f"openvino-{target.name}"):  # and the OpenVINO export made from it
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder.parent / f"{folder.name}.lock").unlink(missing_ok=True)
     return existed
 
 
-def bi_encoder_export(name_or_path: str, settings) -> Path:
-    """The folder an ``auto`` bi-encoder is served from on a CPU (looked up once per process:
-    the fingerprint reads every byte of the model)."""
-    return _bi_encoder_export(name_or_path, settings.home, settings.bi_encoder_onnx_file)
+def bi_encoder_export(name_or_path: str, settings, engine: str = "onnx") -> Path:
+    """The folder an ``auto`` bi-encoder is served from on a CPU by ``engine`` ('onnx' or
+    'openvino'; looked up once per process: the fingerprint reads every byte of the model)."""
+    folder = _bi_encoder_export(name_or_path, settings.home, settings.bi_encoder_onnx_file)
+    return openvino_export("bi-encoder", folder, settings.home) if engine == "openvino" else folder
+
+
+def openvino_export(kind: str, onnx_folder: Path, home: Path) -> Path:
+    """The OpenVINO int8 export of an ONNX export folder (its ``onnx/model.onnx``), made once:
+    ``openvino-`` and the cached ONNX export's name (which holds the model's hash), or for a
+    folder that carries its own export, its whole content's hash."""
+    from rrsearch.core.openvino_models import OPENVINO_FILE, export_openvino_int8
+
+    cache = home / "onnx"
+    in_cache = onnx_folder.parent.resolve() == cache.resolve()
+    name = onnx_folder.name if in_cache else f"{kind}-{content_fingerprint(onnx_folder, skip=())}"
+    target = cache / f"openvino-{name}"
+    return cached_export(
+        kind, onnx_folder, home, OPENVINO_FILE, lambda src, out: export_openvino_int8(src, out, kind), target
+    )
 
 
 @lru_cache(maxsize=4)
@@ -114,8 +138,13 @@ def _bi_encoder_export(name_or_path: str, home: Path, onnx_file: str) -> Path:
     )  # the name: its card keeps the label
 
 
-def cross_encoder_export(name_or_path: str, settings, *, may_download: bool) -> Path:
-    """The folder an ``auto`` cross-encoder is served from on a CPU."""
+def cross_encoder_export(name_or_path: str, settings, *, may_download: bool, engine: str = "onnx") -> Path:
+    """The folder an ``auto`` cross-encoder is served from on a CPU by ``engine`` ('onnx' or 'openvino')."""
+    folder = _cross_encoder_onnx(name_or_path, settings, may_download=may_download)
+    return openvino_export("cross-encoder", folder, settings.home) if engine == "openvino" else folder
+
+
+def _cross_encoder_onnx(name_or_path: str, settings, *, may_download: bool) -> Path:
     from rrsearch.core.onnx_export import export_onnx
 
     source = Path(name_or_path)

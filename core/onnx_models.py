@@ -34,12 +34,22 @@ def read_encoder_card(model_dir: str | Path) -> dict | None:
 
 
 def precision_of(onnx_file: str) -> str:
-    """'int8' for a quantized file (``*qint8*``), else 'fp32'."""
-    return "int8" if "qint8" in Path(onnx_file).name else "fp32"
+    """'int8' for a quantized file (``*qint8*``, ``*int8*``), else 'fp32'."""
+    return "int8" if "int8" in Path(onnx_file).name else "fp32"
+
+
+def engine_of(path: str | Path) -> str:
+    """Which runtime serves a model file: 'openvino' for an OpenVINO IR (``.xml``), else 'onnx'."""
+    return "openvino" if Path(path).suffix == ".xml" else "onnx"
 
 
 def open_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime session on the CPU with every graph optimisation on."""
+    """A CPU session for ``path``: ONNX Runtime with every graph optimisation on, or for an
+    OpenVINO IR the OpenVINO runtime behind the same two methods (:mod:`core.openvino_models`)."""
+    if engine_of(path) == "openvino":
+        from rrsearch.core.openvino_models import OpenVinoSession
+
+        return OpenVinoSession(path, threads)
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -49,9 +59,8 @@ def open_session(path: str | Path, threads: int | None = None):
 
 
 class OnnxBiEncoder:
-    """The slice of ``SentenceTransformer``'s interface the project uses, served by ONNX Runtime."""
-
-    backend = "onnx"
+    """The slice of ``SentenceTransformer``'s interface the project uses, served by ONNX Runtime
+    (or by OpenVINO, for an ``.xml`` file: ``backend`` says which)."""
 
     def __init__(self, model_dir: str | Path, onnx_file: str, *, threads: int | None = None):
         model_dir = Path(model_dir)
@@ -62,8 +71,9 @@ class OnnxBiEncoder:
             )
         path = model_dir / onnx_file
         if not path.is_file():
-            raise FileNotFoundError(f"ONNX file {path} not found; create it with `rrs encoder export-onnx`")
+            raise FileNotFoundError(f"model file {path} not found; create it with `rrs encoder export-onnx`")
         self.card = card
+        self.backend = engine_of(onnx_file)
         self.precision = precision_of(onnx_file)
         self.max_seq_length = int(card["max_seq_length"])
         self.tokenizer = load_tokenizer(model_dir)

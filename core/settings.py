@@ -179,16 +179,15 @@ class ModelSettings(BaseModel):
         ge=256,
         description="Tokens per encode batch: batch = budget / max_seq_length. Default: 65,536 on CUDA, unused on CPU.",
     )
-    bi_encoder_backend: Literal["auto", "torch", "onnx"] = Field(
+    bi_encoder_backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
         default="auto",
-        description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (see cpu_bf16), "
-        "else the ONNX int8 export made on first use and cached; onnx: serve the folder made by "
-        "`rrs encoder export-onnx` (no torch loaded).",
+        description="auto: torch fp16 on CUDA, on a CPU its engine (cpu_engine); onnx: serve the folder made by "
+        "`rrs encoder export-onnx` (no torch loaded); openvino: the OpenVINO int8 export, made on first use and cached.",
     )
-    cpu_bf16: bool | None = Field(
+    cpu_engine: Literal["torch-bf16", "openvino-int8", "onnx-int8"] | None = Field(
         default=None,
-        description="What the auto backends (bi-encoder and reranker) serve on a CPU: torch bf16 (true) "
-        "or the ONNX int8 exports (false); default: bf16 where the CPU has AMX bf16 units, where it is the faster.",
+        description="What the auto backends (bi-encoder and reranker) serve on a CPU; default by its features: "
+        "torch-bf16 with AMX, openvino-int8 with AVX-512 VNNI, else onnx-int8 (int8 exports made on first use, cached).",
     )
     bi_encoder_onnx_file: str = Field(
         default="onnx/model_qint8.onnx",
@@ -313,10 +312,10 @@ class RerankSettings(BaseModel):
     allow_missing_reranker: bool = Field(
         default=False, description="Serve without the reranker when it cannot be loaded (else start-up stops)."
     )
-    rerank_backend: Literal["auto", "torch", "onnx"] = Field(
+    rerank_backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
         default="auto",
-        description="auto: torch fp16 on CUDA; on a CPU torch bf16 where it has AMX (RRS_CPU_BF16), "
-        "else the ONNX int8 export made on first use and cached; onnx: the folder's own export (`rrs rerank export-onnx`).",
+        description="auto: torch fp16 on CUDA, on a CPU its engine (RRS_CPU_ENGINE); onnx: the folder's own export "
+        "(`rrs rerank export-onnx`); openvino: the OpenVINO int8 export, made on first use and cached.",
     )
     rerank_onnx_file: str = Field(
         default="onnx/model_qint8.onnx", description="ONNX file inside the model folder (see `rrs rerank export-onnx`)."

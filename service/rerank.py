@@ -39,7 +39,8 @@ import numpy as np
 from rrsearch.core.encoders import auto_dtype, pick_device, resolve_backend
 from rrsearch.core.errors import InputTooLong, QueueFull, RerankerUnavailable, RerankOverloaded, RerankTimeout
 from rrsearch.core.onnx_cache import content_fingerprint, cross_encoder_export
-from rrsearch.core.onnx_models import open_session, precision_of
+from rrsearch.core.onnx_models import engine_of, open_session, precision_of
+from rrsearch.core.openvino_models import OPENVINO_FILE
 from rrsearch.core.settings import Settings
 from rrsearch.core.tokenization import (
     length_sorted_batches,
@@ -344,12 +345,14 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     missing ONNX file).
     """
     local = Path(name_or_path).exists()
-    backend = resolve_backend(settings.rerank_backend, settings.device, settings.cpu_bf16)
-    if backend == "onnx":
-        folder = name_or_path
-        if settings.rerank_backend == "auto":  # the int8 export, made on first use and cached
-            folder = str(_export_for_cpu(name_or_path, settings, may_download=local or hub_reachable()))
-        reranker = _load_onnx(folder, settings)
+    backend = resolve_backend(settings.rerank_backend, settings.device, settings.cpu_engine)
+    if backend in ("onnx", "openvino"):
+        folder, model_file = name_or_path, settings.rerank_onnx_file
+        if settings.rerank_backend == "auto" or backend == "openvino":  # the int8 export, made on first use
+            may_download = local or hub_reachable()
+            folder = str(_export_for_cpu(name_or_path, settings, may_download=may_download, engine=backend))
+            model_file = OPENVINO_FILE if backend == "openvino" else model_file
+        reranker = _load_onnx(folder, settings, model_file)
         reranker.name = _label(name_or_path)
     else:
         reranker = _load_torch(name_or_path, settings, local)
@@ -360,15 +363,15 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     return reranker
 
 
-def _export_for_cpu(name_or_path: str, settings: Settings, *, may_download: bool) -> Path:
+def _export_for_cpu(name_or_path: str, settings: Settings, *, may_download: bool, engine: str) -> Path:
     try:
-        return cross_encoder_export(name_or_path, settings, may_download=may_download)
+        return cross_encoder_export(name_or_path, settings, may_download=may_download, engine=engine)
     except RerankerUnavailable:
         raise
     except Exception as exc:  # a failed export or check: the reason is the message
         raise RerankerUnavailable(
-            f"cannot export cross-encoder {name_or_path!r} to ONNX for this CPU: {exc} "
-            f"(set RRS_RERANK_BACKEND=torch to serve it with torch)"
+            f"cannot export cross-encoder {name_or_path!r} to {engine} for this CPU: {exc} "
+            f"(set RRS_RERANK_BACKEND=torch to serve it with torch, or RRS_CPU_ENGINE=onnx-int8)"
         ) from exc
 
 
@@ -399,7 +402,7 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     _check_one_label(name_or_path, model.num_labels)
     model.eval()
     dtype, label = _torch_dtype(
-        settings.rerank_dtype, device, auto_dtype(settings.rerank_backend, settings.device, settings.cpu_bf16)
+        settings.rerank_dtype, device, auto_dtype(settings.rerank_backend, settings.device, settings.cpu_engine)
     )
     if dtype != torch.float32:
         model.model.to(dtype)
@@ -426,12 +429,13 @@ def _load_torch(name_or_path: str, settings: Settings, local: bool) -> CrossEnco
     return reranker
 
 
-def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
-    """The tokenizer file and the ONNX graph only: no torch model is built (nor torch imported)."""
+def _load_onnx(model_dir: str, settings: Settings, model_file: str) -> CrossEncoderReranker:
+    """The tokenizer file and the graph only (ONNX, or an OpenVINO IR): no torch model is built
+    (nor torch imported)."""
     folder = Path(model_dir)
-    path = folder / settings.rerank_onnx_file
+    path = folder / model_file
     if not path.exists():
-        raise RerankerUnavailable(f"ONNX file {path} not found; create it with `rrs rerank export-onnx {model_dir}`")
+        raise RerankerUnavailable(f"model file {path} not found; create it with `rrs rerank export-onnx {model_dir}`")
     config = _read_json(folder / "config.json")
     _check_one_label(model_dir, len(config.get("id2label") or {}) or config.get("num_labels", 1))
     session = open_session(path, settings.torch_threads)
@@ -453,10 +457,10 @@ def _load_onnx(model_dir: str, settings: Settings) -> CrossEncoderReranker:
         device="cpu",
         config=SimpleNamespace(**config),
         activation=onnx_activation(folder),
-        backend="onnx",
+        backend=engine_of(model_file),
         tokenizer_limit=_read_json(folder / "tokenizer_config.json").get("model_max_length"),
     )
-    reranker.dtype = precision_of(settings.rerank_onnx_file)
+    reranker.dtype = precision_of(model_file)
     return reranker
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from rrsearch.core.settings import Settings
 
-# The default backends are `auto` (on a CPU: torch bf16 with AMX, else ONNX int8). The suite was
+# The default backends are `auto` (on a CPU: torch bf16 with AMX, OpenVINO int8 with AVX-512 VNNI, else
+# ONNX int8). The suite was
 # written against torch and tests each other backend where it asks for it; the auto path has
 # its own tests (tests/integration/test_auto_backends.py), so everything else pins torch.
 os.environ.setdefault("RRS_BI_ENCODER_BACKEND", "torch")

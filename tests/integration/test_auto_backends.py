@@ -1,7 +1,7 @@
-"""The ``auto`` backends, the default. On a CPU without AMX (``cpu_bf16=False`` here) both models
-are served by ONNX Runtime int8, exported on first use with the export commands' checks, cached
-by the model's content, and loaded from the cache by the next process; on one with AMX
-(``cpu_bf16=True``) by torch in bf16, with no export. No Elasticsearch is needed."""
+"""The ``auto`` backends, the default. On a CPU's int8 engines (``onnx-int8``, ``openvino-int8``)
+both models are served from exports made on first use with the export commands' checks, cached
+by the model's content, and loaded from the cache by the next process; on ``torch-bf16`` (AMX)
+by torch in bf16, with no export. No Elasticsearch is needed."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ import pytest
 from conftest import varied_pairs
 from scipy.stats import spearmanr
 
-from rrsearch.core.encoders import auto_dtype, bi_encoder_from, cpu_has_amx_bf16, load_bi_encoder, resolve_backend
+from rrsearch.core.encoders import (
+    ENGINE_BACKEND,
+    bi_encoder_from,
+    detected_cpu_engine,
+    load_bi_encoder,
+    resolve_backend,
+)
 from rrsearch.core.errors import RerankerUnavailable
-from rrsearch.core.onnx_cache import content_fingerprint
+from rrsearch.core.onnx_cache import content_fingerprint, forget_export
 from rrsearch.core.settings import Settings
 from rrsearch.service.rerank import load_reranker
 
@@ -26,27 +32,18 @@ PAIRS = [("what is rust", "Rust is a systems language."), ("q", "b " * 40), ("pa
 TEXTS = ["Vitamin D lowers the risk of fractures.", "BM25 ranks by term frequency.", "short"]
 
 
-def auto(home, cpu_bf16: bool = False, **extra) -> Settings:
+def auto(home, engine: str = "onnx-int8", **extra) -> Settings:
     return Settings(
-        home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", cpu_bf16=cpu_bf16, **extra
+        home=home, bi_encoder_backend="auto", rerank_backend="auto", device="cpu", cpu_engine=engine, **extra
     )
 
 
-def test_auto_means_int8_or_bf16_on_a_cpu_and_torch_when_asked():
-    assert resolve_backend("auto", "cpu", cpu_bf16=False) == "onnx"
-    assert resolve_backend("auto", "cpu", cpu_bf16=True) == "torch"
-    assert resolve_backend("auto", "cpu") == ("torch" if cpu_has_amx_bf16() else "onnx")  # unset: the CPU decides
-    assert resolve_backend("auto", "cuda", cpu_bf16=False) == "torch"
-    assert (resolve_backend("torch", "cpu"), resolve_backend("onnx", "cuda")) == ("torch", "onnx")
-    assert (auto_dtype("auto", "cpu", True), auto_dtype("torch", "cpu", True), auto_dtype("auto", "cuda", True)) == (
-        "bf16",
-        None,
-        None,
-    )  # an explicit torch stays fp32; CUDA keeps fp16
+def test_both_backends_default_to_auto():
     assert (Settings.model_fields["bi_encoder_backend"].default, Settings.model_fields["rerank_backend"].default) == (
         "auto",
         "auto",
     )
+    assert resolve_backend("auto", "cpu") == ENGINE_BACKEND[detected_cpu_engine()]  # unset: the CPU decides
 
 
 def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_cache(tmp_path):
@@ -63,7 +60,7 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
         "RRS_HOME": str(tmp_path),
         "RRS_BI_ENCODER_BACKEND": "auto",
         "RRS_DEVICE": "cpu",
-        "RRS_CPU_BF16": "false",
+        "RRS_CPU_ENGINE": "onnx-int8",
     }
     script = (
         "import logging, sys; logging.basicConfig(stream=sys.stderr);"
@@ -129,17 +126,53 @@ def test_an_unreachable_hub_name_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_with_amx_both_models_are_torch_bf16_with_no_export(tiny_cross_encoder_dir, tmp_path):
-    encoder = bi_encoder_from(auto(tmp_path, cpu_bf16=True))
+    encoder = bi_encoder_from(auto(tmp_path, "torch-bf16"))
     assert (encoder.backend, encoder.precision) == ("torch", "bf16")
     fp32 = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
     bf16 = encoder.encode(TEXTS, normalize_embeddings=True)
     assert bf16.dtype == np.float32 and np.sum(bf16 * fp32, axis=1).min() > 0.99
 
-    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True))
+    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, "torch-bf16"))
     assert (reranker.backend, reranker.dtype) == ("torch", "bf16")
     torch_scores = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch")).score_pairs(PAIRS)
     assert np.allclose(reranker.score_pairs(PAIRS), torch_scores, atol=0.05)
-    assert (
-        load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, cpu_bf16=True, rerank_dtype="fp32")).dtype == "fp32"
-    )
+    assert load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, "torch-bf16", rerank_dtype="fp32")).dtype == "fp32"
     assert not (tmp_path / "onnx").exists()  # nothing was exported
+
+
+def test_openvino_int8_is_made_from_the_onnx_export_once_and_agrees_with_torch(tiny_cross_encoder_dir, tmp_path):
+    """The AVX-512 VNNI engine: NNCF's static int8 of each ONNX export, calibrated on the packaged
+    sample corpus, cached beside it; the next process loads it without exporting or importing torch."""
+    encoder = bi_encoder_from(auto(tmp_path, "openvino-int8"))
+    assert (encoder.backend, encoder.precision) == ("openvino", "int8")
+    torch_vectors = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
+    assert np.sum(encoder.encode(TEXTS) * torch_vectors, axis=1).min() > 0.97
+    (folder,) = (tmp_path / "onnx").glob("openvino-bi-encoder-*[!k]")
+    assert json.loads((folder / "openvino" / "export.json").read_text())["min_cosine"] > 0.97
+    onnx_folder = tmp_path / "onnx" / folder.name.removeprefix("openvino-")
+    assert (onnx_folder / "onnx" / "model.onnx").is_file()  # made from the ONNX export, named after it
+
+    env = {
+        **os.environ,
+        "RRS_HOME": str(tmp_path),
+        "RRS_BI_ENCODER_BACKEND": "auto",
+        "RRS_DEVICE": "cpu",
+        "RRS_CPU_ENGINE": "openvino-int8",
+    }
+    script = (
+        "import logging, sys; logging.basicConfig(stream=sys.stderr);"
+        "from rrsearch.core.encoders import bi_encoder_from; from rrsearch.core.settings import Settings;"
+        "m = bi_encoder_from(Settings()); print(m.backend, m.precision, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["openvino", "int8", "False"] and "Exporting" not in done.stderr
+
+    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, "openvino-int8"))
+    assert (reranker.backend, reranker.dtype) == ("openvino", "int8")
+    torch_reranker = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch"))
+    pairs = [*PAIRS, *varied_pairs()]
+    assert spearmanr(reranker.score_pairs(pairs), torch_reranker.score_pairs(pairs)).statistic > 0.8
+
+    assert forget_export("cross-encoder", tiny_cross_encoder_dir, tmp_path)  # a cross-fit fold's cleanup
+    assert not list((tmp_path / "onnx").glob("*cross-encoder-*[!k]"))  # the OpenVINO export went with it
