@@ -3,7 +3,8 @@ AMX), OpenVINO int8 (``auto`` with AVX-512 VNNI) and ONNX int8 (``auto`` elsewhe
 models, on SciFact test.
 
     ES_URL=http://127.0.0.1:9200 HF_HUB_OFFLINE=1 python bench/cpu_precision_bench.py \
-        [--reranker DIR] [--precisions torch_fp32 torch_bf16 onnx_int8 openvino_int8] [--out FILE]
+        [--reranker DIR] [--candidates 100] [--precisions torch_fp32 torch_bf16 onnx_int8 openvino_int8] \
+        [--reuse-indexes] [--out FILE]
 
 For each precision: the SciFact corpus is ingested with that bi-encoder into its own alias (the
 real ``run_ingest``), and kNN and hybrid RRF nDCG@10 are measured on the 300 test queries with the
@@ -45,6 +46,7 @@ def main() -> None:
     )
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=list(PRECISIONS))
     parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--reuse-indexes", action="store_true", help="Skip ingest where a previous run's alias exists.")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "cpu_precision_scifact.json")
     args = parser.parse_args()
     assert os.environ.get("ES_URL"), "set ES_URL (e.g. `rrs es start`)"
@@ -66,7 +68,11 @@ def main() -> None:
     for name in args.precisions:
         settings = base.model_copy(update=PRECISIONS[name])
         alias = f"bench-precision-{name.replace('_', '-')}"
-        report = run_ingest([DATA / "corpus.jsonl.gz"], settings, alias=alias, reindex=True, progress=False, es=es)
+        if args.reuse_indexes and es.indices.exists_alias(name=alias):
+            passages = int(es.count(index=alias)["count"])
+        else:
+            report = run_ingest([DATA / "corpus.jsonl.gz"], settings, alias=alias, reindex=True, progress=False, es=es)
+            passages = report.chunks
         results, _ = evaluate_dataset(
             settings,
             dataset,
@@ -80,7 +86,7 @@ def main() -> None:
         encoder = bi_encoder_from(settings)
         rows[name] = {
             "bi_encoder": [encoder.backend, encoder.precision],
-            "passages": report.chunks,
+            "passages": passages,
             "ndcg@10": {row["config"]: round(row["metrics"]["ndcg@10"], 4) for row in results},
         }
         print(name, json.dumps(rows[name]), flush=True)
