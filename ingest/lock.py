@@ -63,7 +63,7 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
     _ensure_lock_index(es)
     holder = {**_holder(), "alias": alias}
     try:
-        es.create(index=LOCK_INDEX, id=alias, document=holder, refresh="wait_for")
+        es.create(index=LOCK_INDEX, id=alias, document=holder, refresh=True)
         return holder
     except ConflictError:
         pass
@@ -81,7 +81,7 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
                 document=holder,
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
-                refresh="wait_for",
+                refresh=True,
             )
             return holder
         except ConflictError:
@@ -105,7 +105,7 @@ def release(es: Elasticsearch, alias: str, holder: dict) -> None:
                 id=alias,
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
-                refresh="wait_for",
+                refresh=True,
             )
         except (ConflictError, NotFoundError):
             pass
@@ -117,7 +117,7 @@ def break_lock(es: Elasticsearch, alias: str) -> dict | None:
         current = es.get(index=LOCK_INDEX, id=alias)
     except NotFoundError:
         return None
-    es.delete(index=LOCK_INDEX, id=alias, refresh="wait_for")
+    es.delete(index=LOCK_INDEX, id=alias, refresh=True)
     return current["_source"]
 
 

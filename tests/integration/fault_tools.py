@@ -48,10 +48,13 @@ def wait_until_indexing(es, alias, run, at_least=24, timeout_s=300) -> None:
         time.sleep(0.05)
 
 
-def clean_run(path, es, env, alias="clean") -> dict[str, str]:
-    """What an undisturbed ingest of ``path`` stores: the reference a faulty run must equal."""
-    run = start_ingest(path, alias, env)
-    assert run.wait(timeout=600) == 0, run.communicate()
+def clean_ingest(path, settings, es, alias="clean") -> dict[str, str]:
+    """What an undisturbed ingest of ``path`` stores: the reference a faulty run must equal. Made in
+    this process (imports and model already loaded) by the pipeline `rrs ingest` runs: the same
+    ids and content hashes, without a process start."""
+    from rrsearch.ingest.pipeline import run_ingest
+
+    run_ingest([path], settings, alias=alias, progress=False, es=es)
     expected = stored(es, alias)
     assert len(expected) == 120
     return expected

@@ -18,8 +18,8 @@ import time
 
 import pytest
 import requests
-from fault_tools import SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
-from serve_process import rrs_serve
+from fault_tools import SearchLoad, clean_ingest, start_ingest, stored, wait_until_indexing, write_corpus
+from serve_process import rrs_serve, rrs_serves
 
 from rrsearch.core.es_client import make_client
 from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
@@ -75,12 +75,12 @@ def whole_cluster(cluster):
 
 
 @pytest.fixture(scope="module")
-def clean_alias(cluster, cluster_env, tmp_path_factory) -> tuple:
+def clean_alias(cluster, tmp_path_factory) -> tuple:
     """The undisturbed ingest of the fault corpus into alias ``clean``: (corpus, what it stored)."""
     _heal(cluster)
     path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
     es = make_client(cluster)
-    expected = clean_run(path, es, cluster_env)
+    expected = clean_ingest(path, cluster, es)
     es.close()
     return path, expected
 
@@ -135,23 +135,6 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
     es.close()
 
 
-def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, whole_cluster, cluster_env):
-    cluster = whole_cluster
-    path, expected = clean_alias
-    es = make_client(cluster)
-
-    run = start_ingest(path, "faulty", cluster_env)
-    wait_until_indexing(es, "faulty", run)
-    assert run.poll() is None, "the ingest finished before a node could be killed"
-    _kill(cluster, "rrs-node-2")
-    run.communicate(timeout=600)  # with a replica of every shard left, the run may well finish
-    again = start_ingest(path, "faulty", cluster_env)
-    _, stderr = again.communicate(timeout=600)
-    assert again.returncode == 0, stderr
-    assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
-    es.close()
-
-
 def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(
     clean_alias, whole_cluster, cluster_env
 ):
@@ -184,97 +167,6 @@ def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores
     assert run.returncode == 0, run.stderr[-3000:]
     es = make_client(whole_cluster)
     assert stored(es, "rayed") == expected
-    es.close()
-
-
-def test_two_instances_answer_alike_and_survive_the_first_host_dying(
-    clean_alias, whole_cluster, cluster_env, tmp_path, tiny_cross_encoder_dir
-):
-    cluster = whole_cluster
-    env = {
-        **cluster_env,
-        "RRS_INDEX_ALIAS": "clean",
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-        "RRS_SERVE_THREADS": "8",
-        "RRS_SEARCH_TIMEOUT_S": "2",
-        "RRS_ALIAS_CACHE_S": "0",
-        "RRS_WINDOW_CACHE_SIZE": "0",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-    }
-    with (
-        rrs_serve(first_free_port(19_300), env, tmp_path / "a.log") as first,
-        rrs_serve(first_free_port(19_400), env, tmp_path / "b.log") as second,
-    ):
-        request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
-        answers = [requests.post(f"{base}/search", json=request, timeout=60).json() for base in (first, second)]
-        assert answers[0]["reranked"] and answers[0]["hits"]
-        assert [(h["id"], h["score"]) for h in answers[0]["hits"]] == [
-            (h["id"], h["score"]) for h in answers[1]["hits"]
-        ]
-
-        with SearchLoad(first) as load:
-            time.sleep(3)
-            killed = time.monotonic()
-            _kill(cluster, "rrs-node-1")  # the first host in ES_URL
-            deadline = killed + 60
-            while time.monotonic() < deadline and not _steady(load, killed):
-                time.sleep(0.2)
-    print("statuses:", dict(load.statuses), "answers marked partial:", load.partial)
-    assert set(load.statuses) <= {200, 503}, load.statuses
-    assert not load.missing_retry_after
-    after = [t for t in load.answered if t > killed]
-    assert after, "no search succeeded after the first host died"
-    last_refusal = max([t for t in load.refused if t > killed], default=killed)
-    print(f"every search succeeds again {last_refusal - killed:.1f} s after the node was killed")
-    assert last_refusal - killed < 45
-
-
-def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
-    """Searches have succeeded for ``quiet_s`` seconds since the last refusal after ``since``."""
-    last_refusal = max([t for t in load.refused if t > since], default=since)
-    return any(t > last_refusal + quiet_s for t in load.answered)
-
-
-def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_encoder, tmp_path):
-    """One shard per node and no replicas: with a node gone, a third of the index cannot answer."""
-    cluster = whole_cluster
-    from rrsearch.core.indexes import ensure_alias, passage_index_body
-    from rrsearch.ingest.pipeline import run_ingest
-    from rrsearch.service.http.app import create_app
-
-    es = make_client(cluster)
-    settings = cluster.model_copy(
-        update={
-            "number_of_shards": 3,
-            "number_of_replicas": 0,
-            "index_alias": "thirds",
-            "search_log_enabled": False,
-            "max_top_k": 200,
-            "max_candidates": 200,
-        }
-    )
-    from rrsearch.core.encoders import embedding_dims, encoder_identity, model_label
-
-    label = model_label(settings.bi_encoder)
-    body = passage_index_body(
-        es, settings, dims=embedding_dims(bi_encoder), model=label, encoder_meta=encoder_identity(bi_encoder, label)
-    )
-    body["settings"]["index"]["routing.allocation.total_shards_per_node"] = 1
-    ensure_alias(es, "thirds", body)
-    run_ingest([write_corpus(tmp_path / "corpus.jsonl", n=90)], settings, alias="thirds", progress=False, es=es)
-    es.options(request_timeout=60).cluster.health(index="thirds", wait_for_status="green", timeout="50s")
-    client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=None).test_client()
-    every = {"top_k": 100, "candidates": 100, "rerank": False}  # "note" is in every one of the 90 documents
-    whole = client.post("/search", json={"query": "jazz note", **every}).get_json()
-    assert whole["partial"] is False and whole["degraded"] is None
-
-    _kill(cluster, "rrs-node-3")
-    for mode in ("bm25", "knn", "hybrid"):
-        response = client.post("/search", json={"query": "jazz note again", **every, "mode": mode})
-        assert response.status_code == 200, response.get_json()
-        answer = response.get_json()
-        assert answer["partial"] is True and "partial_results" in answer["degraded"], (mode, answer["degraded"])
-        assert 0 < len(answer["hits"]) < len(whole["hits"]) == 90  # a third of the documents could not answer
     es.close()
 
 
@@ -365,3 +257,113 @@ def test_a_text_only_hybrid_reranked_search_equals_post_search_on_the_cluster(
         theirs = _post_search(client, query, True)
         assert [doc for doc, _ in ours] == [doc for doc, _ in theirs], query
         assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5, abs=1e-7)
+
+
+# The tests below kill a member; they come last, so the cluster restarts a member twice, not three times.
+
+
+def test_a_node_killed_mid_ingest_then_the_same_command_equals_a_clean_run(clean_alias, whole_cluster, cluster_env):
+    cluster = whole_cluster
+    path, expected = clean_alias
+    es = make_client(cluster)
+
+    run = start_ingest(path, "faulty", cluster_env)
+    wait_until_indexing(es, "faulty", run)
+    assert run.poll() is None, "the ingest finished before a node could be killed"
+    _kill(cluster, "rrs-node-2")
+    run.communicate(timeout=600)  # with a replica of every shard left, the run may well finish
+    again = start_ingest(path, "faulty", cluster_env)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert stored(es, "faulty") == expected  # same ids, same content hashes: nothing lost
+    es.close()
+
+
+def test_two_instances_answer_alike_and_survive_the_first_host_dying(
+    clean_alias, whole_cluster, cluster_env, tmp_path, tiny_cross_encoder_dir
+):
+    cluster = whole_cluster
+    env = {
+        **cluster_env,
+        "RRS_INDEX_ALIAS": "clean",
+        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
+        "RRS_SERVE_THREADS": "8",
+        "RRS_SEARCH_TIMEOUT_S": "2",
+        "RRS_ALIAS_CACHE_S": "0",
+        "RRS_WINDOW_CACHE_SIZE": "0",
+        "RRS_SEARCH_LOG_ENABLED": "false",
+    }
+    with rrs_serves(
+        [(first_free_port(19_300), env, tmp_path / "a.log"), (first_free_port(19_400), env, tmp_path / "b.log")]
+    ) as (first, second):
+        request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
+        answers = [requests.post(f"{base}/search", json=request, timeout=60).json() for base in (first, second)]
+        assert answers[0]["reranked"] and answers[0]["hits"]
+        assert [(h["id"], h["score"]) for h in answers[0]["hits"]] == [
+            (h["id"], h["score"]) for h in answers[1]["hits"]
+        ]
+
+        with SearchLoad(first) as load:
+            time.sleep(3)
+            killed = time.monotonic()
+            _kill(cluster, "rrs-node-1")  # the first host in ES_URL
+            deadline = killed + 60
+            while time.monotonic() < deadline and not _steady(load, killed):
+                time.sleep(0.2)
+    print("statuses:", dict(load.statuses), "answers marked partial:", load.partial)
+    assert set(load.statuses) <= {200, 503}, load.statuses
+    assert not load.missing_retry_after
+    after = [t for t in load.answered if t > killed]
+    assert after, "no search succeeded after the first host died"
+    last_refusal = max([t for t in load.refused if t > killed], default=killed)
+    print(f"every search succeeds again {last_refusal - killed:.1f} s after the node was killed")
+    assert last_refusal - killed < 45
+
+
+def _steady(load: SearchLoad, since: float, quiet_s: float = 3.0) -> bool:
+    """Searches have succeeded for ``quiet_s`` seconds since the last refusal after ``since``."""
+    last_refusal = max([t for t in load.refused if t > since], default=since)
+    return any(t > last_refusal + quiet_s for t in load.answered)
+
+
+def test_shards_that_do_not_answer_are_reported_as_partial(whole_cluster, bi_encoder, tmp_path):
+    """One shard per node and no replicas: with a node gone, a third of the index cannot answer."""
+    cluster = whole_cluster
+    from rrsearch.core.indexes import ensure_alias, passage_index_body
+    from rrsearch.ingest.pipeline import run_ingest
+    from rrsearch.service.http.app import create_app
+
+    es = make_client(cluster)
+    settings = cluster.model_copy(
+        update={
+            "number_of_shards": 3,
+            "number_of_replicas": 0,
+            "index_alias": "thirds",
+            "search_log_enabled": False,
+            "max_top_k": 200,
+            "max_candidates": 200,
+        }
+    )
+    from rrsearch.core.encoders import embedding_dims, encoder_identity, model_label
+
+    label = model_label(settings.bi_encoder)
+    body = passage_index_body(
+        es, settings, dims=embedding_dims(bi_encoder), model=label, encoder_meta=encoder_identity(bi_encoder, label)
+    )
+    body["settings"]["index"]["routing.allocation.total_shards_per_node"] = 1
+    ensure_alias(es, "thirds", body)
+    run_ingest([write_corpus(tmp_path / "corpus.jsonl", n=90)], settings, alias="thirds", progress=False, es=es)
+    es.options(request_timeout=60).cluster.health(index="thirds", wait_for_status="green", timeout="50s")
+    client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=None).test_client()
+    every = {"top_k": 100, "candidates": 100, "rerank": False}  # "note" is in every one of the 90 documents
+    whole = client.post("/search", json={"query": "jazz note", **every}).get_json()
+    assert whole["partial"] is False and whole["degraded"] is None
+
+    _kill(cluster, "rrs-node-3")
+    for mode in ("bm25", "knn", "hybrid"):
+        response = client.post("/search", json={"query": "jazz note again", **every, "mode": mode})
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+        assert answer["partial"] is True and "partial_results" in answer["degraded"], (mode, answer["degraded"])
+        assert 0 < len(answer["hits"]) < len(whole["hits"]) == 90  # a third of the documents could not answer
+    es.close()

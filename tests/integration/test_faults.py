@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from fault_tools import CLIENTS, SearchLoad, clean_run, start_ingest, stored, wait_until_indexing, write_corpus
+from fault_tools import CLIENTS, SearchLoad, clean_ingest, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve
 
 from rrsearch.core.es_client import make_client
@@ -57,7 +57,7 @@ def clean_alias(own_node, tmp_path_factory) -> tuple:
     _restart(own_node)
     path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
     es = make_client(own_node)
-    expected = clean_run(path, es, _env(own_node))
+    expected = clean_ingest(path, own_node, es)
     es.close()
     return path, expected
 
@@ -104,14 +104,14 @@ def test_node_stopped_and_restarted_under_eight_searching_clients(clean_alias, n
         "RRS_WINDOW_CACHE_SIZE": "0",
     }
     with rrs_serve(first_free_port(19_100), env, tmp_path / "server.log") as base, SearchLoad(base) as load:
-        time.sleep(3)
+        time.sleep(2)  # searches answered before the stop
         stop_node(own_node, log=print)
-        time.sleep(5)
+        time.sleep(3)  # and refused while the node is down
         returned = _restart(own_node)
         deadline = returned + 60
         while time.monotonic() < deadline and not any(t > returned + 0.5 for t in load.answered):
             time.sleep(0.2)
-        time.sleep(2)
+        time.sleep(1)
 
     print("statuses:", dict(load.statuses))
     assert set(load.statuses) <= {200, 503}, load.statuses
