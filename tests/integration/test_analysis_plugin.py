@@ -1,9 +1,10 @@
 """Our plugin (es_plugin/, installed as rrsearch): built with Maven, installed into a copy
 of the Maven Central distribution, and used by a real node like production's ``english``.
 
-The node here is our own (not the session's ``es_node``): plugins load only at start-up, and
-the shared distribution under ``RRS_HOME/dist`` must stay as it is for the other tests, so
-the distribution is copied into a temporary rrs home and the plugin installed there."""
+Installing is checked on a copy (the shared distribution under ``RRS_HOME/dist`` must stay as it
+is for the other tests); the analyzer is checked on the session's node, whose distribution got the
+same zip through the same ``install_plugin`` when ``rrs es start`` prepared it. A node of its own
+here would only boot a second JVM to load the same files."""
 
 from __future__ import annotations
 
@@ -21,9 +22,6 @@ from rrsearch.rrs.local_node import (
     choose_version,
     fetch_distribution,
     find_jdks,
-    first_free_port,
-    start_node,
-    stop_node,
     unpack_distribution,
 )
 
@@ -35,8 +33,11 @@ ENGLISH_POSITIONS = [1, 2, 3, 4, 5, 6, 7]
 
 
 @pytest.fixture(scope="module")
-def english_node():
-    """URL of a node started from a copy of the distribution with the plugin installed."""
+def english_node(es_settings):
+    """URL of a node whose distribution has the plugin, once installing it into a fresh copy of the
+    distribution is shown to work, twice, without touching the shared one."""
+    from rrsearch.core.es_client import resolve_url
+
     base = Settings()
     version, jdk = choose_version(find_jdks([base.es_java_home] if base.es_java_home else None), base.es_version)
     shared_home = base.home.resolve()
@@ -45,14 +46,11 @@ def english_node():
 
     shared_plugin = es_home / "plugins" / PLUGIN_NAME
     shared_before = sorted(p.name for p in shared_plugin.iterdir()) if shared_plugin.is_dir() else None
-    root = Path(tempfile.mkdtemp(prefix="rrs-english-node-"))
-    root.chmod(0o755)  # a node that drops root must reach the copied distribution
+    root = Path(tempfile.mkdtemp(prefix="rrs-english-dist-"))
     try:
-        home = root / "home"
-        copy = home / "dist" / es_home.name
-        shutil.copytree(es_home, copy, symlinks=True)  # keeps the "unpacked" marker: start_node uses it as is
-        zip_name = f"{es_home.name}.zip"
-        (home / "dist" / zip_name).symlink_to(shared_home / "dist" / zip_name)  # "already fetched"
+        copy = root / es_home.name
+        shutil.copytree(es_home, copy, symlinks=True)
+        shutil.rmtree(copy / "plugins" / PLUGIN_NAME, ignore_errors=True)  # as fetched: without ours
         install_plugin(copy, plugin_zip, jdk.home)
         assert (copy / "plugins" / PLUGIN_NAME / "plugin-descriptor.properties").exists()
         # the shared distribution is as it was (rrs es start may have installed the plugin there)
@@ -60,24 +58,9 @@ def english_node():
         said: list[str] = []
         install_plugin(copy, plugin_zip, jdk.home, log=said.append)
         assert said == []  # already installed: nothing run
-
-        settings = base.model_copy(
-            update={
-                "es_url": None,
-                "home": home,
-                "es_node_dir": root / "node",
-                "es_port": first_free_port(9450),
-                "es_heap": "512m",
-                "es_version": version,
-                "es_java_home": jdk.home,
-            }
-        )
-        try:
-            yield start_node(settings, log=print).url
-        finally:
-            stop_node(settings, log=print)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return resolve_url(es_settings)
 
 
 def test_plugin_is_loaded(english_node):
