@@ -48,16 +48,23 @@ def wait_until_indexing(es, alias, run, at_least=24, timeout_s=300) -> None:
         time.sleep(0.05)
 
 
-def clean_ingest(path, settings, es, alias="clean") -> dict[str, str]:
-    """What an undisturbed ingest of ``path`` stores: the reference a faulty run must equal. Made in
-    this process (imports and model already loaded) by the pipeline `rrs ingest` runs: the same
-    ids and content hashes, without a process start."""
+def clean_reference(folder, settings, alias="clean") -> tuple:
+    """The fault corpus written to ``folder`` and what an undisturbed ingest of it stores, as
+    (corpus path, stored): the reference a faulty run must equal. Made in this process (imports and
+    model already loaded) by the pipeline `rrs ingest` runs: the same ids and content hashes,
+    without a process start."""
+    from rrsearch.core.es_client import make_client
     from rrsearch.ingest.pipeline import run_ingest
 
-    run_ingest([path], settings, alias=alias, progress=False, es=es)
-    expected = stored(es, alias)
+    path = write_corpus(folder / "corpus.jsonl")
+    es = make_client(settings)
+    try:
+        run_ingest([path], settings, alias=alias, progress=False, es=es)
+        expected = stored(es, alias)
+    finally:
+        es.close()
     assert len(expected) == 120
-    return expected
+    return path, expected
 
 
 def stored(es, alias) -> dict[str, str]:

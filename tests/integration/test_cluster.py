@@ -18,7 +18,7 @@ import time
 
 import pytest
 import requests
-from fault_tools import SearchLoad, clean_ingest, start_ingest, stored, wait_until_indexing, write_corpus
+from fault_tools import SearchLoad, clean_reference, start_ingest, stored, wait_until_indexing, write_corpus
 from serve_process import rrs_serve, rrs_serves
 
 from rrsearch.core.es_client import make_client
@@ -78,11 +78,7 @@ def whole_cluster(cluster):
 def clean_alias(cluster, tmp_path_factory) -> tuple:
     """The undisturbed ingest of the fault corpus into alias ``clean``: (corpus, what it stored)."""
     _heal(cluster)
-    path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
-    es = make_client(cluster)
-    expected = clean_ingest(path, cluster, es)
-    es.close()
-    return path, expected
+    return clean_reference(tmp_path_factory.mktemp("clean"), cluster)
 
 
 def _kill(cluster, name: str) -> None:

@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from fault_tools import CLIENTS, SearchLoad, clean_ingest, start_ingest, stored, wait_until_indexing, write_corpus
+from fault_tools import CLIENTS, SearchLoad, clean_reference, start_ingest, stored, wait_until_indexing
 from serve_process import rrs_serve
 
 from rrsearch.core.es_client import make_client
@@ -55,11 +55,7 @@ def _env(settings) -> dict[str, str]:
 def clean_alias(own_node, tmp_path_factory) -> tuple:
     """The undisturbed ingest of the fault corpus into alias ``clean``: (corpus, what it stored)."""
     _restart(own_node)
-    path = write_corpus(tmp_path_factory.mktemp("clean") / "corpus.jsonl")
-    es = make_client(own_node)
-    expected = clean_ingest(path, own_node, es)
-    es.close()
-    return path, expected
+    return clean_reference(tmp_path_factory.mktemp("clean"), own_node)
 
 
 def _restart(settings) -> float:
