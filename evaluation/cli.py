@@ -57,7 +57,8 @@ def _configs(value: str) -> tuple[str, ...]:
 @click.option(
     "--tune-rerank",
     is_flag=True,
-    help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder.",
+    help="Choose --reranker's blend (weight, depth, normalisation) on --split and write it into its folder; "
+    "the service applies it on the searched alias only (pass --index with the alias you serve).",
 )
 @click.option(
     "--tune-fusion",

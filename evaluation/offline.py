@@ -277,7 +277,7 @@ def tune_blend(
     best, facts = choose(dataset.qrels, collected, chosen_on)
     if dated:
         facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-    facts["path"] = str(write_calibration(model_dir, best, facts))
+    facts["path"] = str(write_calibration(model_dir, best, facts, index=index))
     return best, facts
 
 

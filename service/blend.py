@@ -8,7 +8,8 @@ The rerank ``depth`` (how many fused candidates the cross-encoder sees) matters 
 
 Each reranker carries its calibrated setting in a small JSON file beside the model,
 ``rrs_rerank.json``, written by ``rrs eval --tune-rerank`` (and by ``rrs train-reranker``),
-chosen on a split the caller names; a request may override it.
+chosen on a split the caller names, with the alias its judged queries searched (the serving
+policy applies it there only); a request may override it.
 
     >>> blend([3.0, 2.0, 1.0], [0.1, 0.9, 0.5], weight=0.5)
     [0.5, 0.75, 0.25]
@@ -78,6 +79,13 @@ def load_calibration(model_dir: str | Path) -> BlendConfig | None:
     return read_calibration(Path(model_dir) / CALIBRATION_FILE)
 
 
+def calibration_index(model_dir: str | Path) -> str | None:
+    """The alias whose judged queries chose the model folder's setting, or None (no file, or one
+    written before the alias was recorded)."""
+    path = Path(model_dir) / CALIBRATION_FILE
+    return json.loads(path.read_text(encoding="utf-8")).get("index") if path.is_file() else None
+
+
 def read_calibration(path: Path) -> BlendConfig | None:
     """The ``chosen`` setting of a calibration file, or None when there is no such file."""
     if not path.is_file():
@@ -90,9 +98,10 @@ def read_calibration(path: Path) -> BlendConfig | None:
     )
 
 
-def write_calibration(model_dir: str | Path, config: BlendConfig, facts: dict) -> Path:
-    """Store ``config`` (and how it was chosen) beside the model."""
-    return write_calibration_file(Path(model_dir) / CALIBRATION_FILE, config, facts)
+def write_calibration(model_dir: str | Path, config: BlendConfig, facts: dict, *, index: str) -> Path:
+    """Store ``config`` (and how it was chosen) beside the model, with ``index``: the alias whose
+    judged queries confirmed it, the only index the serving policy applies it to."""
+    return write_calibration_file(Path(model_dir) / CALIBRATION_FILE, config, {**facts, "index": index})
 
 
 def write_calibration_file(path: Path, config: BlendConfig, facts: dict) -> Path:

@@ -6,7 +6,9 @@ its own sample on queries it never saw). So nothing is served plain by default u
 something confirmed it. The blend comes from the first of:
 
 1. ``judgments``: ``rrs_rerank.json`` beside the model, chosen and confirmed on the user's
-   judged queries (``rrs train-reranker``, ``rrs eval --tune-rerank``);
+   judged queries (``rrs train-reranker``, ``rrs eval --tune-rerank``), on the index those
+   queries searched (any version of its alias) and no other: a blend confirmed on one corpus
+   says nothing of another;
 2. ``corpus``: chosen and confirmed without judgments, on pseudo-queries made from the index
    itself (``rrs calibrate``), cached per model and index under ``RRS_HOME/calibrations``; a
    new model or a new index version has none until it is made again;
@@ -25,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from rrsearch.core.indexes import is_version_of
 from rrsearch.service.blend import BlendConfig, Normalization, read_calibration
 
 Source = Literal["request", "judgments", "corpus", "default"]
@@ -63,6 +66,16 @@ def resolve(judged: BlendConfig | None, corpus: BlendConfig | None, default: Ble
     )
 
 
+def judged_applies(judged_on: str | None, index_version: str) -> bool:
+    """Whether a judged calibration holds on ``index_version`` (pure): it does on any version of
+    the alias its judgments searched (a reindex of the same corpus keeps it), on no other index; a
+    file that names no alias (written before it was recorded) holds everywhere, as it did then."""
+    if judged_on is None:
+        return True
+    parts = [part for part in index_version.split(",") if part]
+    return bool(parts) and all(part == judged_on or is_version_of(judged_on, part) for part in parts)
+
+
 def for_request(
     served: ServedBlend, weight: float | None, depth: int | None, normalization: Normalization | None
 ) -> ServedBlend:
@@ -85,6 +98,7 @@ class BlendPolicy:
     def __init__(self, reranker, settings) -> None:
         self.model = model_identity(reranker)
         self.judged: BlendConfig | None = getattr(reranker, "calibration", None)
+        self.judged_on: str | None = getattr(reranker, "calibration_index", None)
         self.default = BlendConfig(
             weight=settings.rerank_default_weight,
             depth=settings.rerank_default_depth,
@@ -102,7 +116,11 @@ class BlendPolicy:
         return self._corpus[index_version]
 
     def served(self, index_version: str) -> ServedBlend:
-        return resolve(self.judged, None if self.judged else self.corpus(index_version), self.default)
+        judged = self.judged if judged_applies(self.judged_on, index_version) else None
+        served = resolve(judged, None if judged else self.corpus(index_version), self.default)
+        if self.judged is not None and judged is None:
+            served = replace(served, detail=f"{served.detail}; its judged calibration is for index {self.judged_on!r}")
+        return served
 
 
 def model_identity(reranker) -> str | None:

@@ -40,7 +40,9 @@ class RemoteReranker:
         info = self._info()
         self.name = info.get("model_id") or self.url
         calibration = info.get("calibration")  # our own pool sends the model folder's setting
-        self.calibration = BlendConfig(**calibration) if isinstance(calibration, dict) else None
+        calibration = dict(calibration) if isinstance(calibration, dict) else None
+        self.calibration_index: str | None = calibration.pop("index", None) if calibration else None
+        self.calibration = BlendConfig(**calibration) if calibration else None
 
     def _info(self) -> dict:
         """What the server says it serves (``GET /info``, as TEI answers it); {} when it says nothing."""

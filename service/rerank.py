@@ -51,7 +51,7 @@ from rrsearch.core.tokenization import (
     truncating,
 )
 from rrsearch.service.batching import MicroBatcher, Pair
-from rrsearch.service.blend import BlendConfig, load_calibration
+from rrsearch.service.blend import BlendConfig, calibration_index, load_calibration
 
 
 def max_pair_length(requested: int, tokenizer_limit: int | None, config) -> int:
@@ -162,6 +162,7 @@ class CrossEncoderReranker:
         self.max_batch_tokens = settings.rerank_max_batch_tokens
         self.backend = backend
         self.calibration: BlendConfig | None = None  # from the model folder's rrs_rerank.json, if it has one
+        self.calibration_index: str | None = None  # the alias whose judged queries chose it
         self.identity: str | None = None  # name@content fingerprint of a local folder (service/blend_policy.py)
         self.dtype = "fp32"
         self._forward = forward
@@ -358,6 +359,7 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
         reranker = _load_torch(name_or_path, settings, local)
     if local:
         reranker.calibration = load_calibration(name_or_path)
+        reranker.calibration_index = calibration_index(name_or_path)
         # corpus calibrations are keyed by content: a retrained model in the same folder has none
         reranker.identity = f"{_label(name_or_path)}@{content_fingerprint(Path(name_or_path))[:16]}"
     return reranker

@@ -145,7 +145,7 @@ def _cross_fit_blend(run: TrainingRun, gathered: Gathered, training: TrainConfig
     best, facts = choose_cross_fitted(
         qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10), seconds=seconds
     )
-    write_calibration(output_dir, best, facts)
+    write_calibration(output_dir, best, facts, index=run.alias)
     gain = facts["chosen_gain"]
     log(
         f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "

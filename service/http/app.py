@@ -361,7 +361,9 @@ def info():
             "max_input_length": getattr(model, "max_length", None),
             "max_client_batch_size": settings.rerank_api_max_texts,
             "backend": getattr(model, "backend", None),
-            "calibration": asdict(calibration) if (calibration := getattr(reranker, "calibration", None)) else None,
+            "calibration": {**asdict(calibration), "index": getattr(reranker, "calibration_index", None)}
+            if (calibration := getattr(reranker, "calibration", None))
+            else None,
             "blend": _served_blend(state),
             "serves": list(state["serves"]),
             "embedding": embedder.describe() if embedder is not None else None,

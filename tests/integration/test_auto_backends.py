@@ -54,10 +54,10 @@ def test_both_backends_default_to_auto():
 
 
 def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_cache(bi_encoder_home):
-    tmp_path = bi_encoder_home
-    model = bi_encoder_from(auto(tmp_path))
+    home = bi_encoder_home
+    model = bi_encoder_from(auto(home))
     assert (model.backend, model.precision) == ("onnx", "int8")
-    (folder,) = (tmp_path / "onnx").glob("bi-encoder-*[!k]")  # not the .lock file
+    (folder,) = (home / "onnx").glob("bi-encoder-*[!k]")  # not the .lock file
     assert json.loads((folder / "rrs_encoder.json").read_text())["source"] == "sentence-transformers/all-MiniLM-L6-v2"
     torch_vectors = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
     cosines = np.sum(model.encode(TEXTS) * torch_vectors, axis=1)
@@ -65,7 +65,7 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
 
     env = {
         **os.environ,
-        "RRS_HOME": str(tmp_path),
+        "RRS_HOME": str(home),
         "RRS_BI_ENCODER_BACKEND": "auto",
         "RRS_DEVICE": "cpu",
         "RRS_CPU_ENGINE": "onnx-int8",
@@ -79,7 +79,7 @@ def test_the_bi_encoder_is_exported_once_and_the_next_process_starts_from_the_ca
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnx", "int8", "False"]  # from the cache, and torch never imported
     assert "Exporting" not in done.stderr
-    assert len([p for p in (tmp_path / "onnx").iterdir() if p.is_dir() and "openvino" not in p.name]) == 1
+    assert len([p for p in (home / "onnx").iterdir() if p.is_dir() and "openvino" not in p.name]) == 1
 
 
 def test_the_cross_encoder_is_exported_by_content_and_scores_like_torch(tiny_cross_encoder_dir, tmp_path):
@@ -152,19 +152,19 @@ def test_openvino_int8_is_made_from_the_onnx_export_once_and_agrees_with_torch(t
     """The AVX-512 VNNI engine: NNCF's static int8 of each ONNX export, calibrated on the packaged
     sample corpus, cached beside it; the next process loads it without exporting or importing torch.
     Run alone, it makes the ONNX export first; in the module, it finds the one the test above made."""
-    tmp_path = bi_encoder_home
-    encoder = bi_encoder_from(auto(tmp_path, "openvino-int8"))
+    home = bi_encoder_home
+    encoder = bi_encoder_from(auto(home, "openvino-int8"))
     assert (encoder.backend, encoder.precision) == ("openvino", "int8")
     torch_vectors = load_bi_encoder("all-MiniLM-L6-v2", "cpu").encode(TEXTS, normalize_embeddings=True)
     assert np.sum(encoder.encode(TEXTS) * torch_vectors, axis=1).min() > 0.97
-    (folder,) = (tmp_path / "onnx").glob("openvino-bi-encoder-*[!k]")
+    (folder,) = (home / "onnx").glob("openvino-bi-encoder-*[!k]")
     assert json.loads((folder / "openvino" / "export.json").read_text())["min_cosine"] > 0.97
-    onnx_folder = tmp_path / "onnx" / folder.name.removeprefix("openvino-")
+    onnx_folder = home / "onnx" / folder.name.removeprefix("openvino-")
     assert (onnx_folder / "onnx" / "model.onnx").is_file()  # made from the ONNX export, named after it
 
     env = {
         **os.environ,
-        "RRS_HOME": str(tmp_path),
+        "RRS_HOME": str(home),
         "RRS_BI_ENCODER_BACKEND": "auto",
         "RRS_DEVICE": "cpu",
         "RRS_CPU_ENGINE": "openvino-int8",
@@ -178,11 +178,11 @@ def test_openvino_int8_is_made_from_the_onnx_export_once_and_agrees_with_torch(t
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["openvino", "int8", "False"] and "Exporting" not in done.stderr
 
-    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(tmp_path, "openvino-int8"))
+    reranker = load_reranker(str(tiny_cross_encoder_dir), auto(home, "openvino-int8"))
     assert (reranker.backend, reranker.dtype) == ("openvino", "int8")
     torch_reranker = load_reranker(str(tiny_cross_encoder_dir), Settings(rerank_backend="torch"))
     pairs = [*PAIRS, *varied_pairs()]
     assert spearmanr(reranker.score_pairs(pairs), torch_reranker.score_pairs(pairs)).statistic > 0.8
 
-    assert forget_export("cross-encoder", tiny_cross_encoder_dir, tmp_path)  # a cross-fit fold's cleanup
-    assert not list((tmp_path / "onnx").glob("*cross-encoder-*[!k]"))  # the OpenVINO export went with it
+    assert forget_export("cross-encoder", tiny_cross_encoder_dir, home)  # a cross-fit fold's cleanup
+    assert not list((home / "onnx").glob("*cross-encoder-*[!k]"))  # the OpenVINO export went with it

@@ -85,14 +85,23 @@ def test_a_corpus_calibration_serves_until_the_model_or_the_index_changes(
     assert model_identity(changed_reranker) != model_identity(reranker)
     assert search(client)["blend"]["source"] == "default"
 
-    # judgments beside the model win over the corpus calibration
-    write_calibration(changed, BlendConfig(weight=0.25, depth=8), {"split": "train"})
+    # judgments beside the model win over the corpus calibration, on the index they searched
+    write_calibration(changed, BlendConfig(weight=0.25, depth=8), {"split": "train"}, index=settings.index_alias)
     write_calibration_file(
         calibration_path(settings.home, model_identity(changed_reranker), index_version), BlendConfig(weight=0.3), {}
     )
     client, _ = serve(settings.model_copy(update={"cross_encoder": str(changed)}), bi_encoder)
     body = search(client)
     assert body["blend"]["source"] == "judgments" and body["blend"]["weight"] == 0.25
+
+    # judgments made on another corpus say nothing of this one: the corpus calibration serves
+    write_calibration(changed, BlendConfig(weight=0.25, depth=8), {"split": "train"}, index="another-corpus")
+    client, _ = serve(settings.model_copy(update={"cross_encoder": str(changed)}), bi_encoder)
+    body = search(client)
+    assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == 0.3
+    assert "judged calibration is for index 'another-corpus'" in body["blend"]["detail"]
+    info = client.get("/info").get_json()
+    assert info["blend"]["source"] == "corpus" and info["calibration"]["index"] == "another-corpus"
 
 
 def test_rrs_calibrate_writes_what_the_service_then_serves(settings, bi_encoder, cli_env):
@@ -140,3 +149,40 @@ def test_calibrate_on_a_missing_index_is_a_clear_error(settings, cli_env):
         timeout=300,
     )
     assert done.returncode == 2 and "no-such-alias" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_pool_hands_on_its_judged_calibration_with_the_alias_it_holds_on(settings, bi_encoder, model_dir, tmp_path):
+    """A search front that reranks through a pool serves the pool model's judged calibration by the
+    same rule: on the alias its judgments searched, and on no other."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from rrsearch.service.remote_rerank import RemoteReranker
+
+    folder = tmp_path / "judged"
+    shutil.copytree(model_dir, folder)
+    write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"}, index="another-corpus")
+    pool_settings = settings.model_copy(
+        update={"cross_encoder": str(folder), "serve_role": "reranker", "pool_models": "rerank"}
+    )
+    pool = create_app(pool_settings, reranker=load_reranker(str(folder), pool_settings))
+    server = make_server("127.0.0.1", 0, pool, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = RemoteReranker(f"http://127.0.0.1:{server.server_port}")
+        assert remote.calibration == BlendConfig(weight=0.25, depth=8)
+        assert remote.calibration_index == "another-corpus"
+        client = create_app(settings, bi_encoder=bi_encoder, reranker=remote).test_client()
+        assert search(client)["blend"]["source"] == "default"  # judged on another corpus; nothing calibrated here
+
+        write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"}, index=settings.index_alias)
+        pool_reranker = load_reranker(str(folder), pool_settings)
+        server.app = create_app(pool_settings, reranker=pool_reranker)  # the pool restarted with the new file
+        client = create_app(
+            settings, bi_encoder=bi_encoder, reranker=RemoteReranker(f"http://127.0.0.1:{server.server_port}")
+        ).test_client()
+        body = search(client)
+        assert body["blend"]["source"] == "judgments" and body["blend"]["weight"] == 0.25
+    finally:
+        server.shutdown()

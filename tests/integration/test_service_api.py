@@ -431,7 +431,7 @@ def test_a_model_folder_carries_its_calibrated_blend(settings, bi_encoder, tiny_
 
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_cross_encoder_dir, folder)
-    write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"})
+    write_calibration(folder, BlendConfig(weight=0.25, depth=8), {"split": "train"}, index=settings.index_alias)
     app = create_app(settings.model_copy(update={"cross_encoder": str(folder)}), bi_encoder=bi_encoder)
     status, body = post(app.test_client(), query="history of jazz", top_k=5, candidates=20)
     assert status == 200 and body["blend"]["source"] == "judgments"

@@ -6,7 +6,7 @@ import pytest
 from rrsearch.evaluation.corpus_calibration import first_sentence, pseudo_query
 from rrsearch.evaluation.tuning import Scored, tune
 from rrsearch.service.blend import BlendConfig
-from rrsearch.service.blend_policy import calibration_path, for_request, resolve
+from rrsearch.service.blend_policy import calibration_path, for_request, judged_applies, resolve
 
 JUDGED = BlendConfig(weight=0.3, depth=30)
 CORPUS = BlendConfig(weight=0.2, depth=20, normalization="rank")
@@ -20,6 +20,23 @@ def test_judgments_win_then_corpus_then_the_default():
     assert resolve(None, CORPUS, DEFAULT).config == CORPUS
     served = resolve(None, None, DEFAULT)
     assert served.source == "default" and served.config == DEFAULT and "rrs calibrate" in served.detail
+
+
+@pytest.mark.parametrize(
+    ("judged_on", "index_version", "applies"),
+    [
+        ("scifact", "scifact-v20261206-024724-473040", True),  # any version of its alias: a reindex keeps it
+        ("scifact", "scifact-v20261206-024724-473040,scifact-v20261207-000000-000001", True),
+        ("scifact", "medline-v20261206-024724-473040", False),  # another corpus
+        ("scifact", "scifact-extra-v20261206-024724-473040", False),  # another alias that shares a prefix
+        ("scifact", "scifact-v20261206-024724-473040,medline-v20261206-024724-473040", False),
+        ("scifact", "scifact", True),  # an index named as the alias
+        ("scifact", "", False),  # no index yet: nothing to say it holds there
+        (None, "medline-v20261206-024724-473040", True),  # a file from before the alias was recorded
+    ],
+)
+def test_a_judged_calibration_holds_on_the_index_its_judgments_searched(judged_on, index_version, applies):
+    assert judged_applies(judged_on, index_version) is applies
 
 
 def test_a_request_setting_overrides_the_policy_and_says_so():
