@@ -25,7 +25,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from rrsearch.core.errors import IngestLocked
 
-LOCK_INDEX = "rrs-ingest-locks"
+LOCK_INDEX = "rrs-ingest-locks"  # read only by id (GET is real-time), so no write waits for a refresh
 
 
 def _holder() -> dict:
@@ -63,7 +63,7 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
     _ensure_lock_index(es)
     holder = {**_holder(), "alias": alias}
     try:
-        es.create(index=LOCK_INDEX, id=alias, document=holder, refresh=True)
+        es.create(index=LOCK_INDEX, id=alias, document=holder)
         return holder
     except ConflictError:
         pass
@@ -81,7 +81,6 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
                 document=holder,
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
-                refresh=True,
             )
             return holder
         except ConflictError:
@@ -105,7 +104,6 @@ def release(es: Elasticsearch, alias: str, holder: dict) -> None:
                 id=alias,
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
-                refresh=True,
             )
         except (ConflictError, NotFoundError):
             pass
@@ -117,7 +115,7 @@ def break_lock(es: Elasticsearch, alias: str) -> dict | None:
         current = es.get(index=LOCK_INDEX, id=alias)
     except NotFoundError:
         return None
-    es.delete(index=LOCK_INDEX, id=alias, refresh=True)
+    es.delete(index=LOCK_INDEX, id=alias)
     return current["_source"]
 
 

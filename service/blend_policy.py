@@ -93,7 +93,7 @@ def for_request(
 
 class BlendPolicy:
     """The policy for one loaded reranker: its judged calibration, the default, and the corpus
-    calibrations read (once per index version) from ``RRS_HOME/calibrations``."""
+    calibrations in ``RRS_HOME/calibrations``; what it serves is worked out once per index version."""
 
     def __init__(self, reranker, settings) -> None:
         self.model = model_identity(reranker)
@@ -106,21 +106,23 @@ class BlendPolicy:
         )
         self.home = Path(settings.home)
         self.use_corpus = settings.rerank_corpus_calibration
-        self._corpus: dict[str, BlendConfig | None] = {}
+        self._served: dict[str, ServedBlend] = {}
 
     def corpus(self, index_version: str) -> BlendConfig | None:
         if not self.use_corpus or self.model is None:
             return None
-        if index_version not in self._corpus:
-            self._corpus[index_version] = read_calibration(calibration_path(self.home, self.model, index_version))
-        return self._corpus[index_version]
+        return read_calibration(calibration_path(self.home, self.model, index_version))
 
     def served(self, index_version: str) -> ServedBlend:
-        judged = self.judged if judged_applies(self.judged_on, index_version) else None
-        served = resolve(judged, None if judged else self.corpus(index_version), self.default)
-        if self.judged is not None and judged is None:
-            served = replace(served, detail=f"{served.detail}; its judged calibration is for index {self.judged_on!r}")
-        return served
+        """The blend for one index version, worked out (and its corpus file read) once per version."""
+        if index_version not in self._served:
+            judged = self.judged if judged_applies(self.judged_on, index_version) else None
+            served = resolve(judged, None if judged else self.corpus(index_version), self.default)
+            if self.judged is not None and judged is None:
+                detail = f"{served.detail}; its judged calibration is for index {self.judged_on!r}"
+                served = replace(served, detail=detail)
+            self._served[index_version] = served
+        return self._served[index_version]
 
 
 def model_identity(reranker) -> str | None:
