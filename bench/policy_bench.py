@@ -8,10 +8,15 @@ Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind
 
 1. **fusion** (when the folder has a train split): chosen on the train split (``rrs eval --tune-fusion``'s code, written into the
    index's ``_meta``), then RRF and the choice scored on test;
-2. **policy** for the cross-encoder ``--model``: ``rrs calibrate``'s corpus calibration
-   (pseudo-queries from the index), then on the test queries (RRF, 100 candidates, every
-   candidate scored once) nDCG@10 of the first stage, plain reranking, the default blend
-   (``RRS_RERANK_DEFAULT_*``) and the corpus calibration; the policy serves the corpus one.
+2. **served through ``POST /search``** (the service's own app, the settings' defaults, the
+   model ``--model`` and nothing calibrated on this index yet): nDCG@10 of what the service
+   returns against the same request with ``rerank: false``, and which ``blend.source`` served;
+3. **policy** for the cross-encoder ``--model``: ``rrs calibrate``'s corpus calibration
+   (pseudo-queries from the index, saved where the service reads it), then on the test queries
+   (RRF, 100 candidates, every candidate scored once) nDCG@10 of the first stage, plain
+   reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
+   policy serves (the model's judged calibration where it holds on this index, else the
+   corpus one); then ``POST /search`` again, now served from the policy's source.
 
 Writes ``bench/results/policy_bench.json``. Target (issue 34): served never more than 0.005
 below the first stage on any collection.
@@ -32,6 +37,43 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def through_search(settings, job, alias: str, test) -> dict:
+    """nDCG@10 of ``POST /search`` on the test queries as the service serves them (its defaults:
+    the policy's blend, the fusion in the index's ``_meta``) and with ``rerank: false``, one query
+    at a time through the service's own app, with the blend sources its responses name."""
+    from collections import Counter
+
+    from rrsearch.evaluation.metrics import evaluate
+    from rrsearch.service.http.app import create_app
+
+    served_settings = settings.model_copy(update={"index_alias": alias, "window_cache_size": 0})
+    pipeline = job.pipeline
+    client = create_app(
+        served_settings, es=job.es, bi_encoder=pipeline.bi_encoder, reranker=pipeline.reranker
+    ).test_client()
+    rankings: dict[str, dict[str, list[str]]] = {"served": {}, "rerank_off": {}}
+    sources: Counter = Counter()
+    degraded: Counter = Counter()
+    for qid, text in test.queries.items():
+        for name, extra in (("served", {}), ("rerank_off", {"rerank": False})):
+            body = {"query": text[: settings.max_query_chars], "top_k": 10, "highlight": False, **extra}
+            response = client.post("/search", json=body)
+            answer = response.get_json()
+            if response.status_code != 200:
+                raise SystemExit(f"POST /search for query {qid} ({name}): {response.status_code} {answer}")
+            rankings[name][qid] = [hit["parent_id"] for hit in answer["hits"]]
+            if name == "served":
+                sources[(answer.get("blend") or {}).get("source", "none")] += 1
+                degraded.update(filter(None, (answer.get("degraded") or "").split(",")))
+    ndcg = {name: round(evaluate(test.qrels, runs)["ndcg@10"], 4) for name, runs in rankings.items()}
+    return {
+        "ndcg@10": ndcg,
+        "served_minus_rerank_off": round(ndcg["served"] - ndcg["rerank_off"], 4),
+        "blend_sources": dict(sources),
+        "degraded": dict(degraded),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("collections", nargs="+", help="NAME=BEIR_FOLDER")
@@ -43,26 +85,21 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from rrsearch.core.settings import Settings
-    from rrsearch.evaluation.corpus_calibration import calibrate
+    from rrsearch.evaluation.corpus_calibration import calibrate, save
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.fusion_tuning import retrieve, score, tune_fusion, write_fusion
     from rrsearch.evaluation.metrics import evaluate
     from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.evaluation.tuning import collect, replay
     from rrsearch.service.blend import BlendConfig
+    from rrsearch.service.blend_policy import BlendPolicy, calibration_path, model_identity
     from rrsearch.service.schemas import Fusion
 
     settings = Settings()
-    default = BlendConfig(
-        weight=settings.rerank_default_weight,
-        depth=settings.rerank_default_depth,
-        normalization=settings.rerank_default_normalization,
-    )
     report: dict = {
         "benchmark": "policy_bench",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": args.model,
-        "default_blend": asdict(default),
         "collections": {},
     }
     for item in args.collections:
@@ -72,6 +109,11 @@ def main() -> None:
         started = time.perf_counter()
         with open_pipeline(settings, alias=alias, depth=100, reranker=args.model) as job:
             pipeline, es = job.pipeline, job.es
+            model, version = model_identity(pipeline.reranker), pipeline.index_info(alias).version
+            policy = BlendPolicy(pipeline.reranker, settings)
+            report.update(model_identity=model, default_blend=asdict(policy.default))
+            calibration_file = calibration_path(settings.home, model, version)
+            calibration_file.unlink(missing_ok=True)  # what a user meets before running rrs calibrate
             test = load_dataset(data, "test", check_corpus=False)
             fusion = None
             if (data / "qrels" / "train.tsv").exists():
@@ -87,26 +129,33 @@ def main() -> None:
                         "chosen": round(score(test.qrels, test_lists, chosen), 4),
                     },
                 }
+            uncalibrated = through_search(settings, job, alias, test)
             corpus, calibration = calibrate(pipeline, es, alias, count=args.pseudo_queries, candidates=50)
+            save(calibration_file, corpus, calibration, model=model, index_version=version)
+            served = BlendPolicy(pipeline.reranker, settings).served(version)
+            calibrated = through_search(settings, job, alias, test)
             collected = collect(pipeline, test, candidates=100, index=alias)
 
         def ndcg(config: BlendConfig, collected=collected, test=test) -> float:
             rankings = {qid: replay(entries, config) for qid, entries in collected.items()}
             return round(evaluate(test.qrels, rankings)["ndcg@10"], 4)
 
-        first = ndcg(BlendConfig(weight=0.0))
-        served = ndcg(corpus)
+        first, policy_ndcg = ndcg(BlendConfig(weight=0.0)), ndcg(served.config)
         row = {
             "test_queries": len(test.queries),
             "fusion": fusion,
+            "post_search_uncalibrated": uncalibrated,
             "corpus_calibration": {**asdict(corpus), **{k: calibration[k] for k in ("hybrid_alone", "plain_rerank")}},
-            "test_ndcg@10": {
+            "policy": {"source": served.source, **asdict(served.config)},
+            "post_search_after_calibrate": calibrated,
+            "test_ndcg@10 (RRF, 100 candidates)": {
                 "first_stage": first,
                 "plain_rerank": ndcg(BlendConfig(weight=1.0)),
-                "default_blend": ndcg(default),
-                "served (corpus calibration)": served,
+                "default_blend": ndcg(policy.default),
+                "corpus_calibration": ndcg(corpus),
+                f"served ({served.source})": policy_ndcg,
             },
-            "served_minus_first_stage": round(served - first, 4),
+            "served_minus_first_stage": round(policy_ndcg - first, 4),
             "seconds": round(time.perf_counter() - started, 1),
         }
         report["collections"][name] = row

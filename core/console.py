@@ -30,7 +30,9 @@ def load_settings(**overrides) -> Settings:
     """The settings from the environment, with any non-None option on top.
 
     Options are validated like environment variables, so ``--batch-size 0`` fails the same
-    way ``RRS_INGEST_BATCH_SIZE=0`` does: exit 2 with the field's name.
+    way ``RRS_INGEST_BATCH_SIZE=0`` does: exit 2 with the field's name. What the environment
+    and the options set stays marked as set (``model_fields_set``): a training recipe fills in
+    only the settings nobody chose.
     """
     try:
         settings = Settings()
@@ -40,7 +42,7 @@ def load_settings(**overrides) -> Settings:
     if not updates:
         return settings
     try:
-        return Settings.model_validate({**settings.model_dump(), **updates})
+        return Settings.model_validate({**settings.model_dump(exclude_unset=True), **updates})
     except ValidationError as exc:
         fail(f"invalid option: {describe_validation_error(exc)}", 2)
 

@@ -136,7 +136,7 @@ def run_adapt(
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.training.encoder import EncoderConfig
     from rrsearch.training.encoder_run import encoder_mining_config, run_encoder_training
-    from rrsearch.training.reranker import TrainConfig
+    from rrsearch.training.reranker import TrainConfig, with_recipe
     from rrsearch.training.reranker_run import run_training
     from rrsearch.training.run import mining_config_from
 
@@ -234,7 +234,9 @@ def run_adapt(
             reindex_step,
         )
 
-        reranker_settings = served.model_copy(update={k: v for k, v in reranker_overrides.items() if v is not None})
+        reranker_settings = with_recipe(
+            served.model_copy(update={k: v for k, v in reranker_overrides.items() if v is not None})
+        )
         training, mining = TrainConfig.from_settings(reranker_settings), mining_config_from(reranker_settings)
 
         def train_reranker_step() -> dict:

@@ -31,6 +31,26 @@ class TrainConfig(FitConfig):
 
     loss: Literal["bce", "mnrl"] = DEFAULTS.train_loss
     max_length: int = DEFAULTS.train_max_length
+    recipe: str = "quick"  # RRS_TRAIN_RECIPE as resolved by with_recipe (the card says which)
+
+
+def with_recipe(settings):
+    """``settings`` with ``RRS_TRAIN_RECIPE`` applied: ``auto`` resolved by the device (strong on
+    a GPU, where it takes minutes; quick on CPU, where strong takes hours), and the strong recipe's
+    values put in every ``train_*`` setting that neither the environment nor an option set."""
+    from rrsearch.core.encoders import pick_device
+    from rrsearch.core.settings import STRONG_RERANKER_RECIPE
+
+    name = settings.train_recipe
+    if name == "auto":
+        name = "strong" if pick_device(settings.device).startswith("cuda") else "quick"
+    update: dict[str, object] = {"train_recipe": name}
+    if name == "strong":
+        chosen = settings.model_fields_set
+        update |= {
+            f"train_{key}": value for key, value in STRONG_RERANKER_RECIPE.items() if f"train_{key}" not in chosen
+        }
+    return settings.model_copy(update=update)
 
 
 @dataclass(kw_only=True)

@@ -27,6 +27,7 @@ def render_model_card(facts: dict) -> str:
         ("mining time (s)", mining.get("seconds")),
     ]
     training = [
+        ("recipe (RRS_TRAIN_RECIPE)", config.get("recipe")),
         ("loss", config["loss"]),
         ("epochs", config["epochs"]),
         ("batch size", config["batch_size"]),

@@ -53,6 +53,10 @@ def run_training(
     ids not in it), ``TrainingError`` (base model, no negatives) before any long work.
     """
     training = training or TrainConfig.from_settings(settings)
+    log(
+        f"recipe {training.recipe}: {training.loss}, {training.epochs:g} epochs, batch {training.batch_size}, "
+        f"lr {training.learning_rate:g}, {training.max_length} tokens"
+    )
     run = TrainingRun(Path(source), settings, alias, Path(output_dir), split, skip_missing, progress, es, log)
     gathered = run.gather(mining or mining_config_from(settings), eval_depth=training.eval_depth, bi_encoder=bi_encoder)
     result = train_reranker(

@@ -5,10 +5,11 @@ import random
 
 import pytest
 
+from rrsearch.core.console import load_settings
 from rrsearch.core.settings import Settings
 from rrsearch.training.fit import default_eval_steps, listwise_rows, split_heldout, strip_prefix
 from rrsearch.training.mining import MinedQuery, MiningConfig, _matches, normalize_text, pick_negatives
-from rrsearch.training.reranker import TrainConfig, TrainingError, heldout_samples, pair_rows
+from rrsearch.training.reranker import TrainConfig, TrainingError, heldout_samples, pair_rows, with_recipe
 from rrsearch.training.reranker_card import render_model_card, write_model_card
 from rrsearch.training.run import mining_config_from
 
@@ -221,3 +222,36 @@ def test_title_queries_draw_is_seeded_skips_excluded_and_ignores_input_order():
     assert sorted(draw(documents, 50, exclude={"d0"}, seed=7)) == sorted(set(documents) - {"d0"})  # all that is left
     with pytest.raises(ValueError, match="title_queries"):
         MiningConfig(title_queries=-1)
+
+
+def test_recipe_auto_is_quick_on_cpu_and_changes_nothing():
+    settings = with_recipe(Settings(device="cpu"))
+    assert settings.train_recipe == "quick"
+    config = TrainConfig.from_settings(settings)
+    assert (config.recipe, config.max_length, config.epochs) == ("quick", 128, 2.0)
+    assert mining_config_from(settings).negatives == 6
+    assert settings.train_cross_fit is False
+
+
+def test_recipe_auto_is_strong_on_a_gpu_for_every_setting_nobody_chose():
+    settings = with_recipe(Settings(device="cuda", train_epochs=1))  # as an option or RRS_TRAIN_EPOCHS would
+    config = TrainConfig.from_settings(settings)
+    assert config.recipe == "strong"
+    assert (config.max_length, config.batch_size, config.learning_rate) == (256, 64, 3e-5)
+    assert config.epochs == 1  # chosen, so kept
+    mining = mining_config_from(settings)
+    assert (mining.negatives, mining.sampling, mining.title_queries) == (16, "random", 0)
+    assert settings.train_cross_fit is True
+
+
+def test_recipe_strong_applies_on_cpu_and_keeps_what_the_environment_set(monkeypatch):
+    monkeypatch.setenv("RRS_TRAIN_NEGATIVES", "4")
+    settings = with_recipe(load_settings(train_recipe="strong", device="cpu", train_max_length=192))
+    config = TrainConfig.from_settings(settings)
+    assert (config.recipe, config.max_length, config.epochs) == ("strong", 192, 3.0)
+    assert mining_config_from(settings).negatives == 4
+
+
+def test_recipe_quick_on_a_gpu_keeps_the_quick_defaults():
+    settings = with_recipe(Settings(device="cuda", train_recipe="quick"))
+    assert (TrainConfig.from_settings(settings).max_length, mining_config_from(settings).negatives) == (128, 6)
