@@ -22,13 +22,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import requests
-from serve_process import rrs_serve
+from serve_process import rrs_serves
 
 from rrsearch.core.encoders import encode_passages, encode_query
 
@@ -88,16 +89,6 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_cross_encoder_dir, tmp_path_factory):
-    """Both models (RRS_POOL_MODELS unset): the packaged bi-encoder (RRS_BI_ENCODER's default)."""
-    from rrsearch.rrs.local_node import first_free_port
-
-    env = base_env(RRS_CROSS_ENCODER=str(tiny_cross_encoder_dir))
-    with rrs_serve(first_free_port(19_600), env, tmp_path_factory.mktemp("embed-pool") / "server.log") as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
 def tiny_bi_encoder_dir(tmp_path_factory) -> Path:
     return build_tiny_bi_encoder(tmp_path_factory.mktemp("tiny-bi-encoder"))
 
@@ -109,35 +100,54 @@ def pool_homes(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def embed_pool(tiny_bi_encoder_dir, pool_homes, tmp_path_factory):
-    """The bi-encoder alone; the cross-encoder it names does not exist, and is never loaded."""
+def pools(tiny_cross_encoder_dir, tiny_bi_encoder_dir, pool_homes, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The three pools, started together (their imports and model loads overlap):
+
+    * ``both``: RRS_POOL_MODELS unset, so the packaged bi-encoder (RRS_BI_ENCODER's default) and the
+      cross-encoder;
+    * ``embed``: the bi-encoder alone; the cross-encoder it names does not exist, and is never loaded;
+    * ``rerank``: the cross-encoder alone; the bi-encoder it names does not exist, and is never loaded.
+    """
     from rrsearch.rrs.local_node import first_free_port
 
-    env = base_env(
-        RRS_HOME=str(pool_homes["embed"]),
-        RRS_POOL_MODELS="embed",
-        RRS_BI_ENCODER=str(tiny_bi_encoder_dir),
-        RRS_CROSS_ENCODER="/nonexistent/cross-encoder",
-        RRS_QUERY_PROMPT=QUERY_PROMPT,
-        RRS_PASSAGE_PROMPT=PASSAGE_PROMPT,
-    )
-    with rrs_serve(first_free_port(19_650), env, tmp_path_factory.mktemp("embed-only") / "server.log") as base:
-        yield base
+    envs = {
+        "both": base_env(RRS_CROSS_ENCODER=str(tiny_cross_encoder_dir)),
+        "embed": base_env(
+            RRS_HOME=str(pool_homes["embed"]),
+            RRS_POOL_MODELS="embed",
+            RRS_BI_ENCODER=str(tiny_bi_encoder_dir),
+            RRS_CROSS_ENCODER="/nonexistent/cross-encoder",
+            RRS_QUERY_PROMPT=QUERY_PROMPT,
+            RRS_PASSAGE_PROMPT=PASSAGE_PROMPT,
+        ),
+        "rerank": base_env(
+            RRS_HOME=str(pool_homes["rerank"]),
+            RRS_POOL_MODELS="rerank",
+            RRS_CROSS_ENCODER=str(tiny_cross_encoder_dir),
+            RRS_BI_ENCODER="/nonexistent/bi",
+        ),
+    }
+    servers = [
+        (first_free_port(port), env, tmp_path_factory.mktemp(f"{name}-pool") / "server.log")
+        for port, (name, env) in zip((19_600, 19_650, 19_700), envs.items(), strict=True)
+    ]
+    with rrs_serves(servers) as bases:
+        yield dict(zip(envs, bases, strict=True))
 
 
 @pytest.fixture(scope="module")
-def rerank_pool(tiny_cross_encoder_dir, pool_homes, tmp_path_factory):
-    """The cross-encoder alone; the bi-encoder it names does not exist, and is never loaded."""
-    from rrsearch.rrs.local_node import first_free_port
+def pool(pools) -> str:
+    return pools["both"]
 
-    env = base_env(
-        RRS_HOME=str(pool_homes["rerank"]),
-        RRS_POOL_MODELS="rerank",
-        RRS_CROSS_ENCODER=str(tiny_cross_encoder_dir),
-        RRS_BI_ENCODER="/nonexistent/bi",
-    )
-    with rrs_serve(first_free_port(19_700), env, tmp_path_factory.mktemp("rerank-only") / "server.log") as base:
-        yield base
+
+@pytest.fixture(scope="module")
+def embed_pool(pools) -> str:
+    return pools["embed"]
+
+
+@pytest.fixture(scope="module")
+def rerank_pool(pools) -> str:
+    return pools["rerank"]
 
 
 @pytest.fixture
