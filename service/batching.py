@@ -10,10 +10,13 @@ text-embeddings-inference bounds its batches:
   nothing is refused for its length here).
 
 A job larger than one batch is served a batch at a time, and takes turns: a job that got
-part of a batch goes back in line *behind* the jobs that arrived meanwhile. So a request of
-500 long passages is scored in several batches with the short requests that come in while
-it runs slotted in between, instead of one round that holds up everyone behind it and takes
-all the memory at once. Concurrent small jobs still share a batch: the worker gathers for up
+part of a batch and still needs more than one batch goes back in line *behind* the jobs that
+arrived meanwhile. So a request of 500 long passages is scored in several batches with the
+short requests that come in while it runs slotted in between, instead of one round that holds
+up everyone behind it and takes all the memory at once. A job whose rest fits in one batch
+keeps its place at the head of the line: a search planned its depth on the work queued ahead
+of it when it came (``service/rerank.py``'s ``adaptive_depth``), and sending its tail behind
+every later arrival broke that plan (at 16 concurrent searches, one in eight timed out). Concurrent small jobs still share a batch: the worker gathers for up
 to ``max_wait_s`` while a batch has room. Each job gets its scores, in order, once its last
 item is scored. The queue is bounded in pairs: a job that would overflow it is refused at
 once (the caller skips the stage rather than waiting behind it).
@@ -210,15 +213,19 @@ class MicroBatcher:
             self._line.append(job)
 
     def _drain(self) -> None:
-        """Jobs that arrived join the line; the job served last goes behind them (its turn is over)."""
+        """Jobs that arrived join the line; the job served last goes behind them (its turn is
+        over) unless its rest fits in one batch (its last turn: it goes first)."""
         while True:
             try:
                 self._arrived(self._queue.get_nowait())
             except queue.Empty:
                 break
         if self._carried is not None:
-            self._line.append(self._carried)
-            self._carried = None
+            job, self._carried = self._carried, None
+            if sum(job.tokens[job.next :]) <= self.max_batch_tokens:
+                self._line.appendleft(job)
+            else:
+                self._line.append(job)
 
     def _take(self) -> _Batch:
         """The next batch: items from the jobs in line, in turn, until the next one does not fit;
@@ -261,7 +268,7 @@ class MicroBatcher:
             if job.next == len(job.items):
                 self._line.popleft()  # all of it is in batches now
                 continue
-            if stop > start:  # part of it went: its turn is over until the next arrivals have had theirs
+            if stop > start:  # part of it went: its turn is over (see _drain for where it goes back)
                 self._line.popleft()
                 self._carried = job
             return True

@@ -93,7 +93,8 @@ def adaptive_depth(
     Under load, quality degrades gradually instead of all at once: the tokens one budget can
     score (``headroom`` of ``budget_s * tokens_per_s``; the rest absorbs noise and the other
     stages sharing the cores) are split among the ``concurrent`` searches that want a rerank,
-    this one included, and this one also has to fit behind the ``queued_tokens`` ahead of it.
+    this one included, and this one also has to fit, within the same headroom, behind the
+    ``queued_tokens`` ahead of it.
     The result is all the candidates when that fits, the top ones that fit down to ``floor``,
     and 0 -- skip the stage -- only when even ``floor`` does not fit while others wait. An
     idle model always tries ``floor``: the pass measures the throughput again, so one slow
@@ -109,8 +110,8 @@ def adaptive_depth(
     wanted = len(pair_tokens)
     if not tokens_per_s:
         return wanted
-    share = headroom * budget_s * tokens_per_s / max(concurrent, 1)
-    allowance = min(share, budget_s * tokens_per_s - queued_tokens)
+    usable = headroom * budget_s * tokens_per_s
+    allowance = min(usable / max(concurrent, 1), usable - queued_tokens)
     depth, used = 0, 0
     for tokens in pair_tokens:
         used += tokens

@@ -1,5 +1,6 @@
 """The micro-batcher bounds each batch by tokens as well as pairs (as text-embeddings-inference's
-``max_batch_tokens``), and a request of many long passages takes turns with short ones."""
+``max_batch_tokens``), a request of many long passages takes turns with short ones, and a
+job's last batch is not put off behind later arrivals."""
 
 from __future__ import annotations
 
@@ -45,6 +46,28 @@ def test_a_long_request_cannot_starve_a_short_one():
     assert with_short[0] < with_long[-1]  # ... before the long request's batches were done
     assert batches[1].jobs[0] == (1, 2)  # and first in it: it had waited, the long one had just had a turn
     assert batcher.pending_pairs == 0
+    batcher.close()
+
+
+def test_a_job_whose_rest_fits_one_batch_keeps_its_place():
+    """A search planned its depth on the work ahead of it when it came: its tail is not sent
+    behind the searches that came later (the planner's promise held; before, one in eight
+    searches timed out at 16 concurrent)."""
+    batches: list[BatchRecord] = []
+    first_batch_started, let_go = threading.Event(), threading.Event()
+
+    def score(items, keep_going):
+        first_batch_started.set()
+        assert let_go.wait(10)
+        return [float(value) for _, value in items]
+
+    batcher = MicroBatcher(score, max_batch_pairs=512, max_batch_tokens=1000, on_batch=batches.append)
+    first = batcher.submit([("first", i) for i in range(15)], _later(), tokens=[100] * 15)  # 1.5 batches
+    assert first_batch_started.wait(10)
+    later = batcher.submit([("later", -i) for i in range(1, 9)], _later(), tokens=[100] * 8)
+    let_go.set()
+    assert first.result(10) == [float(i) for i in range(15)] and later.result(10) == [-float(i) for i in range(1, 9)]
+    assert [batch.jobs for batch in batches] == [((0, 10),), ((0, 5), (1, 5)), ((1, 3),)]
     batcher.close()
 
 

@@ -59,8 +59,9 @@ def test_adaptive_depth_shares_the_budget_among_searches_in_flight():
 
 
 def test_adaptive_depth_fits_behind_the_queue():
-    assert adaptive_depth(EVEN, floor=10, queued_tokens=25_000, tokens_per_s=10_000, budget_s=3) == 50
-    assert adaptive_depth(EVEN, floor=10, queued_tokens=29_500, tokens_per_s=10_000, budget_s=3) == 0
+    # 0.8 of 3 s at 10,000 tokens/s is 24,000 tokens, the queue ahead included
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=19_000, tokens_per_s=10_000, budget_s=3) == 50
+    assert adaptive_depth(EVEN, floor=10, queued_tokens=23_500, tokens_per_s=10_000, budget_s=3) == 0
     assert adaptive_depth([100] * 5, floor=10, queued_tokens=0, tokens_per_s=10_000, budget_s=3, concurrent=4) == 5
 
 
