@@ -171,7 +171,7 @@ def _eval(
 ) -> None:
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.offline import evaluate_dataset, tune_reranker
-    from rrsearch.evaluation.report import compare, format_table, write_chart, write_json
+    from rrsearch.evaluation.report import blend_lines, compare, format_table, write_chart, write_json
 
     dataset = load_dataset(dataset_dir, split)
     if limit:
@@ -212,6 +212,8 @@ def _eval(
         progress=progress,
     )
     click.echo(format_table(results))
+    for line in blend_lines(results):
+        click.echo(line)
     if output:
         document = write_json(output, run_settings, results)
         chart = output.with_suffix(".png")

@@ -33,6 +33,16 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def blend_lines(results: list[dict]) -> list[str]:
+    """Which blend served each reranked configuration, and who chose it (the serving policy's source)."""
+    return [
+        f"{label(r)}: blend from {b['source']} (weight {b['weight']:g}, depth {b['depth']}, {b['normalization']}; "
+        f"{b['queries']} queries): {b['detail']}"
+        for r in results
+        if (b := r.get("blend"))
+    ]
+
+
 def compare(current: dict, previous: dict) -> str:
     """Per configuration and metric: previous -> current (difference); new/missing rows said."""
     before = {label(r): r for r in previous.get("results", [])}

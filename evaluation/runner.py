@@ -9,6 +9,7 @@ the pipeline, so only the first configuration pays for encoding.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from rrsearch.evaluation.dataset import Dataset
@@ -65,6 +66,7 @@ def run_configuration(
     rankings: dict[str, list[str]] = {}
     latencies: list[float] = []
     degraded: dict[str, int] = {}
+    blends: Counter = Counter()  # (source, weight, depth, normalization, detail) the serving policy used
     for query_id, text in dataset.queries.items():
         request = request_for(config, text, rerank=rerank, candidates=candidates, index=index, fusion=fusion)
         started = time.perf_counter()
@@ -73,6 +75,9 @@ def run_configuration(
         rankings[query_id] = [hit.parent_id for hit in response.hits]
         if response.degraded:
             degraded[response.degraded] = degraded.get(response.degraded, 0) + 1
+        if response.blend is not None:
+            b = response.blend
+            blends[(b.source, b.weight, b.depth, b.normalization, b.detail)] += 1
         if progress is not None:
             progress.update(1)
     result = {
@@ -84,6 +89,16 @@ def run_configuration(
     }
     if degraded:
         result["degraded"] = degraded
+    if blends:  # which blend served, and who chose it (service/blend_policy.py): the most common one
+        (source, weight, depth, normalization, detail), count = blends.most_common(1)[0]
+        result["blend"] = {
+            "source": source,
+            "weight": weight,
+            "depth": depth,
+            "normalization": normalization,
+            "detail": detail,
+            "queries": count,
+        }
     return result
 
 

@@ -115,17 +115,18 @@ class SearchRequest(BaseModel):
         ge=0.0,
         le=1.0,
         description="The cross-encoder's share of a reranked candidate's final score (1 = plain rerank, 0 = the "
-        "first stage's order); default: the reranker's calibrated setting (rrs_rerank.json), else 1.",
+        "first stage's order); default: the serving policy's (a judged calibration, else this index's "
+        "corpus calibration, else RRS_RERANK_DEFAULT_WEIGHT; `blend.source` says which).",
     )
     rerank_depth: int | None = Field(
         default=None,
         ge=1,
         description="Fused candidates the cross-encoder scores (at most `candidates`); "
-        "default: the calibrated setting, else all of them.",
+        "default: the serving policy's, as for rerank_weight.",
     )
     rerank_normalization: Literal["minmax", "rank"] | None = Field(
         default=None,
-        description="How both scores are put on one scale before blending (default: calibrated, else minmax).",
+        description="How both scores are put on one scale before blending (default: the serving policy's).",
     )
 
     @field_validator("query")

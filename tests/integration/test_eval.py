@@ -58,6 +58,20 @@ def test_eval_runs_every_configuration_and_writes_json_and_chart(env, es, tmp_pa
     assert settings["elasticsearch_version"] and settings["analyzer"] and settings["fusion"]["rrf_k"] == 60
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert "hybrid_rrf +rerank" in result.output
+    # a model with no calibration is served the policy's default blend (the suite's: plain, every
+    # candidate; tests/conftest.py), and eval says so
+    blended = next(r for r in document["results"] if r["config"] == "hybrid_rrf" and r["rerank"])
+    assert blended["blend"] | {"detail": ""} == {
+        "source": "default",
+        "weight": 1.0,
+        "depth": 6,
+        "normalization": "minmax",
+        "detail": "",
+        "queries": 3,
+    }
+    assert "hybrid_rrf +rerank: blend from default (weight 1, depth 6, minmax; 3 queries): nothing confirmed" in (
+        result.output
+    )
 
 
 def test_existing_index_is_reused_and_compare_prints_differences(env, es, tmp_path):
