@@ -46,7 +46,9 @@ def through_search(settings, job, alias: str, test) -> dict:
     from rrsearch.evaluation.metrics import evaluate
     from rrsearch.service.http.app import create_app
 
-    served_settings = settings.model_copy(update={"index_alias": alias, "window_cache_size": 0})
+    served_settings = settings.model_copy(
+        update={"index_alias": alias, "window_cache_size": 0, "search_log_enabled": False}
+    )
     pipeline = job.pipeline
     client = create_app(
         served_settings, es=job.es, bi_encoder=pipeline.bi_encoder, reranker=pipeline.reranker
