@@ -16,8 +16,9 @@ short requests that come in while it runs slotted in between, instead of one rou
 up everyone behind it and takes all the memory at once. A job whose rest fits in one batch
 keeps its place at the head of the line: a search planned its depth on the work queued ahead
 of it when it came (``service/rerank.py``'s ``adaptive_depth``), and sending its tail behind
-every later arrival broke that plan (at 16 concurrent searches, one in eight timed out). Concurrent small jobs still share a batch: the worker gathers for up
-to ``max_wait_s`` while a batch has room. Each job gets its scores, in order, once its last
+every later arrival broke that plan (at 16 concurrent searches, one in eight timed out).
+Concurrent small jobs still share a batch: the worker gathers for up to ``max_wait_s`` while a
+batch has room. Each job gets its scores, in order, once its last
 item is scored. The queue is bounded in pairs: a job that would overflow it is refused at
 once (the caller skips the stage rather than waiting behind it).
 

@@ -276,7 +276,8 @@ def _run_options(options: dict, mining_from=None, recipe=None) -> tuple:
     """A training command's options split in two: each of the rest names its ``train_*`` setting
     (the settings are made of them); :data:`RUN_OPTIONS` say where and how to run, as both runs
     take them, with the mining options (``mining_from``: the bi-encoder's; default the
-    reranker's). A bad option or --output exits 2."""
+    reranker's), after ``recipe`` (the reranker's ``with_recipe``) fills in what nobody set.
+    A bad option or --output exits 2."""
     from rrsearch.training.run import mining_config_from
 
     alias, output_dir, overwrite, split, skip_missing, no_progress = (options.pop(name) for name in RUN_OPTIONS)
