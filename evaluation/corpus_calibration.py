@@ -7,6 +7,11 @@ The cross-encoder scores every pseudo-query's candidates once; the grid of
 ``evaluation/tuning.py`` is replayed from those scores; the setting chosen on one hash half
 must be confirmed on the other (out of sample: the model never saw these queries).
 
+A model trained with title queries (``rrs train-reranker --title-queries``; the demo's) has seen
+some titles asking for their documents: those documents ask with their first sentence instead,
+so the confirmation stays out of sample (``training.json`` lists them; a file from before that
+list makes every document ask with its first sentence).
+
 These queries are easy for the first stage (their words are in the document), so a good
 cross-encoder can mostly only tie there. Up to weight ``HARMLESS_UP_TO`` the rule is therefore non-inferiority: such a setting is
 kept when its confirmed lower bound of the gain is above ``-MARGIN`` (it costs at most that),
@@ -22,15 +27,17 @@ The result is cached per model and concrete index under ``RRS_HOME/calibrations`
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
+from collections.abc import Container
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rrsearch.core.errors import RerankError
 from rrsearch.evaluation.dataset import Dataset
-from rrsearch.service.blend import BlendConfig, write_calibration_file
+from rrsearch.service.blend import TRAINING_FACTS, BlendConfig, write_calibration_file
 
 MARGIN = 0.005  # the most nDCG@10 a confirmed corpus blend may cost on the pseudo-queries
 HARMLESS_UP_TO = 0.3  # weights that need only do no harm there; a larger one needs a confirmed gain
@@ -47,19 +54,46 @@ def first_sentence(text: str) -> str | None:
     return None
 
 
-def pseudo_query(source: dict) -> tuple[str, str] | None:
-    """(kind, query) for one document's first passage: its title, else its first sentence (pure)."""
+class Everything:
+    """Stands for "every document" where a model trained on titles did not record which."""
+
+    def __contains__(self, _item: object) -> bool:
+        return True
+
+
+def trained_titles(model_folder: str | None) -> frozenset[str] | Everything:
+    """The documents whose titles the model in ``model_folder`` was trained to find: its
+    ``training.json``'s ``mining.title_query_docs``; :class:`Everything` when it made title
+    queries without recording which; none for any other model."""
+    if not model_folder:
+        return frozenset()
+    try:
+        facts = json.loads((Path(model_folder) / TRAINING_FACTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    mining = facts.get("mining") or {}
+    if "title_query_docs" in mining:
+        return frozenset(mining["title_query_docs"])
+    return Everything() if mining.get("title_queries_made") else frozenset()
+
+
+def pseudo_query(source: dict, *, title_trained_on: bool = False) -> tuple[str, str] | None:
+    """(kind, query) for one document's first passage: its title (unless the model was trained
+    on that title), else its first sentence (pure)."""
     title = " ".join((source.get("title") or "").split())
-    if len(title.split()) >= MIN_QUERY_WORDS:
+    if len(title.split()) >= MIN_QUERY_WORDS and not title_trained_on:
         return "title", title
     sentence = first_sentence(source.get("text") or "")
     return ("sentence", sentence) if sentence else None
 
 
-def pseudo_judgments(es, alias: str, *, count: int, seed: int = 13) -> Dataset:
+def pseudo_judgments(
+    es, alias: str, *, count: int, seed: int = 13, titles_trained_on: Container[str] = frozenset()
+) -> Dataset:
     """Up to ``count`` pseudo-queries, each judged by the document it came from (seeded draw
     over the documents' first passages, sorted ids first so the draw does not depend on the
-    order the node returned them in)."""
+    order the node returned them in); a document in ``titles_trained_on`` asks with its first
+    sentence."""
     from elasticsearch import helpers
 
     firsts: dict[str, tuple[int, dict]] = {}
@@ -69,7 +103,11 @@ def pseudo_judgments(es, alias: str, *, count: int, seed: int = 13) -> Dataset:
         parent, chunk = source.get("parent_id") or hit["_id"], int(source.get("chunk") or 0)
         if parent not in firsts or chunk < firsts[parent][0]:
             firsts[parent] = (chunk, source)
-    made = {doc: q for doc in sorted(firsts) if (q := pseudo_query(firsts[doc][1])) is not None}
+    made = {
+        doc: q
+        for doc in sorted(firsts)
+        if (q := pseudo_query(firsts[doc][1], title_trained_on=doc in titles_trained_on)) is not None
+    }
     drawn = random.Random(seed).sample(sorted(made), min(count, len(made)))
     queries = {f"{made[doc][0]}:{doc}": made[doc][1] for doc in sorted(drawn)}
     qrels = {qid: {qid.split(":", 1)[1]: 1} for qid in queries}
@@ -84,7 +122,8 @@ def calibrate(
 
     from rrsearch.evaluation.tuning import choose, collect
 
-    dataset = pseudo_judgments(es, alias, count=count, seed=seed)
+    titles_trained_on = trained_titles(getattr(pipeline.reranker, "folder", None))
+    dataset = pseudo_judgments(es, alias, count=count, seed=seed, titles_trained_on=titles_trained_on)
     if len(dataset.queries) < 20:
         raise RerankError(
             f"index {alias!r} gives only {len(dataset.queries)} pseudo-queries (titles or first sentences of "
@@ -96,6 +135,7 @@ def calibrate(
     kinds = [qid.split(":", 1)[0] for qid in dataset.queries]
     chosen_on = {
         "split": "pseudo-queries from the index (a document's title, else its first sentence, asks for it)",
+        "titles_trained_on": "all" if isinstance(titles_trained_on, Everything) else len(titles_trained_on),
         "queries": len(dataset.queries),
         "titles": kinds.count("title"),
         "sentences": kinds.count("sentence"),

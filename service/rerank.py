@@ -165,6 +165,7 @@ class CrossEncoderReranker:
         self.calibration: BlendConfig | None = None  # from the model folder's rrs_rerank.json, if it has one
         self.calibration_index: str | None = None  # the alias whose judged queries chose it
         self.identity: str | None = None  # name@content fingerprint of a local folder (service/blend_policy.py)
+        self.folder: str | None = None  # the local model folder it was loaded from (its training.json)
         self.dtype = "fp32"
         self._forward = forward
         if activation not in ACTIVATIONS:
@@ -359,6 +360,7 @@ def load_reranker(name_or_path: str, settings: Settings) -> CrossEncoderReranker
     else:
         reranker = _load_torch(name_or_path, settings, local)
     if local:
+        reranker.folder = name_or_path
         reranker.calibration = load_calibration(name_or_path)
         reranker.calibration_index = calibration_index(name_or_path)
         # corpus calibrations are keyed by content: a retrained model in the same folder has none

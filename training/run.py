@@ -189,6 +189,8 @@ class TrainingRun:
                 "seconds": gathered.mining_seconds,
                 "depth": gathered.depth,
                 "title_queries_made": len(gathered.titles),
+                # whose titles the model learnt to find: rrs calibrate asks for them otherwise
+                "title_query_docs": sorted(query.id.split(":", 1)[1] for query in gathered.titles),
             },
             "result": result.to_dict(),
         }

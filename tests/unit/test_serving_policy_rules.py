@@ -3,7 +3,7 @@ calibration is cached, and the pseudo-queries and non-inferiority rule it is cho
 
 import pytest
 
-from rrsearch.evaluation.corpus_calibration import first_sentence, pseudo_query
+from rrsearch.evaluation.corpus_calibration import Everything, first_sentence, pseudo_query, trained_titles
 from rrsearch.evaluation.tuning import Scored, tune
 from rrsearch.service.blend import BlendConfig
 from rrsearch.service.blend_policy import calibration_path, for_request, judged_applies, resolve
@@ -137,3 +137,20 @@ def test_an_index_meta_names_its_fusion_or_nothing():
     )
     assert index_fusion({"fusion": {"chosen": {"method": "magic"}}}) is None  # malformed: the default serves
     assert index_fusion({"fusion": "rrf"}) is None
+
+
+def test_a_title_the_model_was_trained_on_asks_with_the_first_sentence_instead():
+    source = {"title": "Vitamin D and bone density", "text": "Bones need vitamin D to grow. More."}
+    assert pseudo_query(source, title_trained_on=True) == ("sentence", "Bones need vitamin D to grow.")
+
+
+def test_trained_titles_come_from_the_model_folder(tmp_path):
+    import json
+
+    assert trained_titles(None) == frozenset() and trained_titles("some/hub-model") == frozenset()
+    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_query_docs": ["d1", "d7"]}}))
+    assert trained_titles(str(tmp_path)) == {"d1", "d7"}
+    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_queries_made": 3}}))  # older file
+    assert isinstance(trained_titles(str(tmp_path)), Everything) and "any" in trained_titles(str(tmp_path))
+    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_queries_made": 0}}))
+    assert trained_titles(str(tmp_path)) == frozenset()
