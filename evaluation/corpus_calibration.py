@@ -13,11 +13,16 @@ so the confirmation stays out of sample (``training.json`` lists them; a file fr
 list makes every document ask with its first sentence).
 
 These queries are easy for the first stage (their words are in the document), so a good
-cross-encoder can mostly only tie there. Up to weight ``HARMLESS_UP_TO`` the rule is therefore non-inferiority: such a setting is
-kept when its confirmed lower bound of the gain is above ``-MARGIN`` (it costs at most that),
-ties going to the larger weight; a larger weight needs a confirmed gain, as with judgments
-(``evaluation/tuning.pick``). A model that scrambles what the first stage finds gets weight 0
-(the stage is then skipped).
+cross-encoder can mostly only tie there, and a tie says little about real queries. Up to the
+default blend's weight (``RRS_RERANK_DEFAULT_WEIGHT``, 0.1: the weight measured across
+collections to cost little even for a model that knows nothing) the rule is therefore
+non-inferiority: such a setting is kept when its confirmed lower bound of the gain is above
+``-MARGIN`` (it costs at most that), ties going to the larger weight, then minmax, then the
+smaller depth; a larger weight needs a confirmed gain, as with judgments
+(``evaluation/tuning.pick``). Non-inferiority once reached to 0.3: on CACM, whose pseudo-queries
+the first stage already answered (nDCG@10 0.996), 0.3 (rank) passed it and then cost 0.012 on
+the real test queries. A model that scrambles what the first stage finds gets weight 0 (the
+stage is then skipped).
 
 The result is cached per model and concrete index under ``RRS_HOME/calibrations``
 (``calibration_path``): a retrained model or a reindex has none until ``rrs calibrate`` runs.
@@ -40,7 +45,6 @@ from rrsearch.evaluation.dataset import Dataset
 from rrsearch.service.blend import TRAINING_FACTS, BlendConfig, write_calibration_file
 
 MARGIN = 0.005  # the most nDCG@10 a confirmed corpus blend may cost on the pseudo-queries
-HARMLESS_UP_TO = 0.3  # weights that need only do no harm there; a larger one needs a confirmed gain
 MIN_QUERY_WORDS = 3  # shorter titles or sentences ask for nothing in particular
 MAX_QUERY_WORDS = 30
 
@@ -61,15 +65,18 @@ class Everything:
         return True
 
 
-def trained_titles(model_folder: str | None) -> frozenset[str] | Everything:
-    """The documents whose titles the model in ``model_folder`` was trained to find: its
-    ``training.json``'s ``mining.title_query_docs``; :class:`Everything` when it made title
-    queries without recording which; none for any other model."""
+def trained_titles(model_folder: str | None, alias: str) -> frozenset[str] | Everything:
+    """The documents of ``alias`` whose titles the model in ``model_folder`` was trained to find:
+    its ``training.json``'s ``mining.title_query_docs`` when it trained over that alias;
+    :class:`Everything` when it made title queries there without recording which; none for
+    another index or any other model."""
     if not model_folder:
         return frozenset()
     try:
         facts = json.loads((Path(model_folder) / TRAINING_FACTS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return frozenset()
+    if (facts.get("data") or {}).get("alias") != alias:
         return frozenset()
     mining = facts.get("mining") or {}
     if "title_query_docs" in mining:
@@ -122,7 +129,8 @@ def calibrate(
 
     from rrsearch.evaluation.tuning import choose, collect
 
-    titles_trained_on = trained_titles(getattr(pipeline.reranker, "folder", None))
+    titles_trained_on = trained_titles(getattr(pipeline.reranker, "folder", None), alias)
+    harmless_up_to = pipeline.settings.rerank_default_weight
     dataset = pseudo_judgments(es, alias, count=count, seed=seed, titles_trained_on=titles_trained_on)
     if len(dataset.queries) < 20:
         raise RerankError(
@@ -141,10 +149,10 @@ def calibrate(
         "sentences": kinds.count("sentence"),
         "candidates": candidates,
         "margin": MARGIN,
-        "harmless_up_to": HARMLESS_UP_TO,
+        "harmless_up_to": harmless_up_to,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    best, facts = choose(dataset.qrels, collected, chosen_on, harmless_up_to=HARMLESS_UP_TO, margin=MARGIN)
+    best, facts = choose(dataset.qrels, collected, chosen_on, harmless_up_to=harmless_up_to, margin=MARGIN)
     facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return best, facts
 

@@ -110,6 +110,12 @@ def test_pseudo_queries_keep_a_harmless_light_blend_that_the_strict_rule_refuses
     assert tune(qrels, collected)[0].weight > 0.0 and tune(qrels, collected, **lenient)[0].weight > 0.0
 
 
+def test_harmless_ties_go_to_minmax_and_the_smaller_depth():
+    qrels, collected = _lists(40, "found")  # every light blend ties: the first stage is already right
+    chosen = tune(qrels, collected, harmless_up_to=0.1, margin=0.005)[0]
+    assert (chosen.weight, chosen.normalization, chosen.depth) == (0.1, "minmax", 10)
+
+
 def test_fusion_grid_replays_both_methods_and_ties_go_to_rrf():
     from rrsearch.evaluation.fusion_tuning import choose, fuse, grid
     from rrsearch.service.schemas import Fusion
@@ -147,10 +153,15 @@ def test_a_title_the_model_was_trained_on_asks_with_the_first_sentence_instead()
 def test_trained_titles_come_from_the_model_folder(tmp_path):
     import json
 
-    assert trained_titles(None) == frozenset() and trained_titles("some/hub-model") == frozenset()
-    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_query_docs": ["d1", "d7"]}}))
-    assert trained_titles(str(tmp_path)) == {"d1", "d7"}
-    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_queries_made": 3}}))  # older file
-    assert isinstance(trained_titles(str(tmp_path)), Everything) and "any" in trained_titles(str(tmp_path))
-    (tmp_path / "training.json").write_text(json.dumps({"mining": {"title_queries_made": 0}}))
-    assert trained_titles(str(tmp_path)) == frozenset()
+    assert trained_titles(None, "docs") == frozenset() and trained_titles("some/hub-model", "docs") == frozenset()
+    data = {"alias": "docs"}
+    (tmp_path / "training.json").write_text(json.dumps({"data": data, "mining": {"title_query_docs": ["d1", "d7"]}}))
+    assert trained_titles(str(tmp_path), "docs") == {"d1", "d7"}
+    assert trained_titles(str(tmp_path), "other-index") == frozenset()  # its titles were of another corpus
+    (tmp_path / "training.json").write_text(json.dumps({"data": data, "mining": {"title_queries_made": 3}}))  # older
+    assert isinstance(trained_titles(str(tmp_path), "docs"), Everything) and "any" in trained_titles(
+        str(tmp_path), "docs"
+    )
+    assert trained_titles(str(tmp_path), "other-index") == frozenset()
+    (tmp_path / "training.json").write_text(json.dumps({"data": data, "mining": {"title_queries_made": 0}}))
+    assert trained_titles(str(tmp_path), "docs") == frozenset()
