@@ -271,10 +271,11 @@ def tune_blend(
 
     from rrsearch.evaluation.tuning import choose, collect
     from rrsearch.service.blend import write_calibration
+    from rrsearch.service.blend_policy import default_blend
 
     with tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar:
         collected = collect(pipeline, dataset, candidates=candidates, index=index, rrf_k=rrf_k, progress=bar)
-    best, facts = choose(dataset.qrels, collected, chosen_on)
+    best, facts = choose(dataset.qrels, collected, chosen_on, default=default_blend(pipeline.settings))
     if dated:
         facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     facts["path"] = str(write_calibration(model_dir, best, facts, index=index))

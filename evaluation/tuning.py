@@ -177,6 +177,36 @@ def pick(grid: list[dict], *, harmless_up_to: float = 0.0, margin: float = 0.0) 
     return next(row for row in grid if row["weight"] == 0)
 
 
+def judged_verdict(
+    qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], best: BlendConfig, default: BlendConfig
+) -> dict:
+    """What a choice on judged queries tells the serving policy (pure).
+
+    ``confirmed``: it kept a blend (a gain confirmed out of sample). Otherwise the default blend
+    (``RRS_RERANK_DEFAULT_*``, what a model nothing confirmed is served) is replayed on every
+    judged query: ``harmful`` when the one-sided 95% upper bound of its gain is below 0 (the
+    model is shown to hurt here: weight 0 serves), else ``inconclusive``: the queries showed
+    neither a gain nor harm, so they say nothing the default does not already assume, and the
+    policy falls through to its next source (``service/blend.py``'s ``read_calibration``).
+    Without this, a model whose gain 81 held-out queries could not confirm was served weight 0
+    on SciFact, where the default blend gave it +0.017 on test."""
+    if best.weight > 0:
+        return {"verdict": "confirmed"}
+    hybrid = per_query(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})
+    scores = per_query(qrels, {qid: replay(entries, default) for qid, entries in collected.items()})
+    gains = [scores[qid] - hybrid[qid] for qid in collected if qid in qrels]
+    upper = -gain_lower_bound([-gain for gain in gains])
+    return {
+        "verdict": "harmful" if upper < 0 else "inconclusive",
+        "default_blend": {
+            **asdict(default),
+            "gain": round(float(np.mean(gains)) if gains else 0.0, 4),
+            "gain_upper": round(upper, 4),
+            "queries": len(gains),
+        },
+    }
+
+
 def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]]) -> float:
     """nDCG@10 of the fused order itself (weight 0 over the whole window)."""
     return evaluate(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})["ndcg@10"]
@@ -189,8 +219,10 @@ def choose(
     *,
     harmless_up_to: float = 0.0,
     margin: float = 0.0,
+    default: BlendConfig | None = None,
 ) -> tuple[BlendConfig, dict]:
-    """The best setting and the facts stored beside the model with it (``rrs_rerank.json``)."""
+    """The best setting and the facts stored beside the model with it (``rrs_rerank.json``);
+    with ``default`` (judged queries), also :func:`judged_verdict`'s."""
     best, grid = tune(qrels, collected, harmless_up_to=harmless_up_to, margin=margin)
     deepest = max(row["depth"] for row in grid)
     facts = {
@@ -214,4 +246,6 @@ def choose(
         "(the hybrid order, no cross-encoder)",
         "grid": grid,
     }
+    if default is not None:
+        facts.update(judged_verdict(qrels, collected, best, default))
     return best, facts

@@ -86,11 +86,18 @@ def calibration_index(model_dir: str | Path) -> str | None:
     return json.loads(path.read_text(encoding="utf-8")).get("index") if path.is_file() else None
 
 
+INCONCLUSIVE = "inconclusive"  # a judged check that showed neither a gain nor harm (evaluation/tuning.py)
+
+
 def read_calibration(path: Path) -> BlendConfig | None:
-    """The ``chosen`` setting of a calibration file, or None when there is no such file."""
+    """The ``chosen`` setting of a calibration file, or None when there is no such file or its
+    judged queries were inconclusive (they then say nothing: the policy's next source serves)."""
     if not path.is_file():
         return None
-    chosen = json.loads(path.read_text(encoding="utf-8")).get("chosen", {})
+    facts = json.loads(path.read_text(encoding="utf-8"))
+    if facts.get("verdict") == INCONCLUSIVE:
+        return None
+    chosen = facts.get("chosen", {})
     return BlendConfig(
         weight=float(chosen.get("weight", 1.0)),
         depth=chosen.get("depth"),

@@ -66,6 +66,15 @@ def resolve(judged: BlendConfig | None, corpus: BlendConfig | None, default: Ble
     )
 
 
+def default_blend(settings) -> BlendConfig:
+    """The conservative blend a model nothing confirmed is served (``RRS_RERANK_DEFAULT_*``)."""
+    return BlendConfig(
+        weight=settings.rerank_default_weight,
+        depth=settings.rerank_default_depth,
+        normalization=settings.rerank_default_normalization,
+    )
+
+
 def judged_applies(judged_on: str | None, index_version: str) -> bool:
     """Whether a judged calibration holds on ``index_version`` (pure): it does on any version of
     the alias its judgments searched (a reindex of the same corpus keeps it), on no other index; a
@@ -99,11 +108,7 @@ class BlendPolicy:
         self.model = model_identity(reranker)
         self.judged: BlendConfig | None = getattr(reranker, "calibration", None)
         self.judged_on: str | None = getattr(reranker, "calibration_index", None)
-        self.default = BlendConfig(
-            weight=settings.rerank_default_weight,
-            depth=settings.rerank_default_depth,
-            normalization=settings.rerank_default_normalization,
-        )
+        self.default = default_blend(settings)
         self.home = Path(settings.home)
         self.use_corpus = settings.rerank_corpus_calibration
         self._served: dict[str, ServedBlend] = {}

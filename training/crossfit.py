@@ -66,9 +66,11 @@ def choose_cross_fitted(
     folds: int,
     candidates: int,
     seconds: float | None = None,
+    default=None,
 ):
     """The blend chosen and confirmed on every query's out-of-fold scores (pure; the rule is
-    ``tuning.choose``'s), with how it was chosen in ``chosen_on``."""
+    ``tuning.choose``'s, with its verdict against the ``default`` blend), with how it was chosen
+    in ``chosen_on``."""
     from rrsearch.evaluation.tuning import choose
 
     chosen_on = {
@@ -80,7 +82,7 @@ def choose_cross_fitted(
     }
     if seconds is not None:
         chosen_on["fold_seconds"] = round(seconds, 1)
-    return choose(qrels, collected, chosen_on)
+    return choose(qrels, collected, chosen_on, default=default)
 
 
 def judged_qrels(queries) -> dict[str, dict[str, int]]:

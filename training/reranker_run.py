@@ -24,7 +24,7 @@ from rrsearch.training.reranker import TrainConfig, train_reranker
 from rrsearch.training.reranker_card import write_model_card
 from rrsearch.training.run import Gathered, TrainingRun, mining_config_from
 
-BLEND_FACTS = ("chosen_on", "hybrid_alone", "plain_rerank", "best", "chosen_gain")  # what the card keeps
+BLEND_FACTS = ("chosen_on", "hybrid_alone", "plain_rerank", "best", "chosen_gain", "verdict")  # what the card keeps
 
 
 def run_training(
@@ -69,7 +69,7 @@ def run_training(
         blend_facts = _tune_on_heldout(run, gathered, training)
     facts = run.facts(gathered, result)
     if blend_facts is not None:
-        facts["blend"] = {key: blend_facts[key] for key in BLEND_FACTS}
+        facts["blend"] = {key: blend_facts[key] for key in BLEND_FACTS if key in blend_facts}
     write_model_card(Path(output_dir), facts)
     return facts
 
@@ -117,15 +117,29 @@ def _tune_on_heldout(run: TrainingRun, gathered: Gathered, training: TrainConfig
         f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
         f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "
         f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
-        f"unconfirmed unless chosen)"
+        f"unconfirmed unless chosen); {_verdict_line(facts)}"
     )
     return facts
+
+
+def _verdict_line(facts: dict) -> str:
+    """What the judged check means for serving (evaluation/tuning.py's ``judged_verdict``)."""
+    verdict, default = facts.get("verdict"), facts.get("default_blend", {})
+    if verdict == "confirmed":
+        return "confirmed: the service serves it on this index"
+    if verdict == "harmful":
+        return f"harmful: even the default blend loses here (gain {default.get('gain')}), so weight 0 serves"
+    return (
+        f"inconclusive (the default blend's gain {default.get('gain')}, upper bound {default.get('gain_upper')}): "
+        "the serving policy's next source serves (rrs calibrate, else the default blend)"
+    )
 
 
 def _cross_fit_blend(run: TrainingRun, gathered: Gathered, training: TrainConfig, *, folds: int) -> dict:
     """Choose the served model's blend on out-of-fold scores of every judged query and write
     it beside the model (``rrs_rerank.json``): ``folds`` more trainings, one per fold."""
     from rrsearch.service.blend import write_calibration
+    from rrsearch.service.blend_policy import default_blend
     from rrsearch.training.crossfit import WORK_DIR, choose_cross_fitted, cross_fit_scores
 
     settings, output_dir, log = run.settings, run.output_dir, run.log
@@ -147,13 +161,19 @@ def _cross_fit_blend(run: TrainingRun, gathered: Gathered, training: TrainConfig
     )
     seconds = time.perf_counter() - started
     best, facts = choose_cross_fitted(
-        qrels, collected, folds=folds, candidates=max(settings.default_candidates, 10), seconds=seconds
+        qrels,
+        collected,
+        folds=folds,
+        candidates=max(settings.default_candidates, 10),
+        seconds=seconds,
+        default=default_blend(settings),
     )
     write_calibration(output_dir, best, facts, index=run.alias)
     gain = facts["chosen_gain"]
     log(
         f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
         f"{best.depth}, {best.normalization} (nDCG@10 {gain['ndcg@10']}, hybrid {facts['hybrid_alone']}, confirming "
-        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']})"
+        f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']}); "
+        f"{_verdict_line(facts)}"
     )
     return facts

@@ -131,6 +131,8 @@ def test_tune_rerank_chooses_a_blend_on_the_split_and_writes_it_into_the_model_f
         facts["chosen_gain"]["normalization"],
     )
     assert chosen.weight == 0.0  # nothing can be shown to beat a perfect hybrid order: keep it, skip the model
+    # ... and the default blend (the suite's: plain) is shown to hurt it, so weight 0 is served, not the default
+    assert facts["verdict"] == "harmful" and facts["default_blend"]["gain_upper"] < 0
 
 
 def test_tune_rerank_leaves_out_exactly_the_queries_the_model_was_trained_on(env, tmp_path, tiny_cross_encoder_dir):

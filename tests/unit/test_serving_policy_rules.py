@@ -165,3 +165,29 @@ def test_trained_titles_come_from_the_model_folder(tmp_path):
     assert trained_titles(str(tmp_path), "other-index") == frozenset()
     (tmp_path / "training.json").write_text(json.dumps({"data": data, "mining": {"title_queries_made": 0}}))
     assert trained_titles(str(tmp_path), "docs") == frozenset()
+
+
+def test_a_judged_check_is_confirmed_harmful_or_inconclusive():
+    from rrsearch.evaluation.tuning import judged_verdict
+
+    qrels, collected = _lists(40, "helpful")
+    assert judged_verdict(qrels, collected, BlendConfig(weight=0.3, depth=10), DEFAULT) == {"verdict": "confirmed"}
+    qrels, collected = _lists(40, "harmful")  # the model sinks the relevant document, every time
+    heavy = BlendConfig(weight=0.5, depth=20)
+    verdict = judged_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)
+    assert verdict["verdict"] == "harmful" and verdict["default_blend"]["gain_upper"] < 0
+    light = judged_verdict(qrels, collected, BlendConfig(weight=0.0), BlendConfig(weight=0.1, depth=20))
+    assert light["verdict"] == "inconclusive"  # at 0.1 the fused order's lead holds: no harm shown
+    qrels, collected = _lists(40, "found")  # nothing to gain, nothing lost
+    assert judged_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)["verdict"] == "inconclusive"
+
+
+def test_an_inconclusive_judged_file_is_no_calibration(tmp_path):
+    from rrsearch.service.blend import load_calibration, write_calibration
+
+    write_calibration(tmp_path, BlendConfig(weight=0.0, depth=10), {"verdict": "inconclusive"}, index="docs")
+    assert load_calibration(tmp_path) is None  # the policy's next source serves
+    write_calibration(tmp_path, BlendConfig(weight=0.0, depth=10), {"verdict": "harmful"}, index="docs")
+    assert load_calibration(tmp_path) == BlendConfig(weight=0.0, depth=10)  # shown to hurt: the stage is skipped
+    write_calibration(tmp_path, BlendConfig(weight=0.0, depth=10), {}, index="docs")  # a file from before verdicts
+    assert load_calibration(tmp_path) == BlendConfig(weight=0.0, depth=10)
