@@ -15,8 +15,10 @@ Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind
    (pseudo-queries from the index, saved where the service reads it), then on the test queries
    (RRF, 100 candidates, every candidate scored once) nDCG@10 of the first stage, plain
    reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
-   policy serves (the model's judged calibration where it holds on this index, else the
-   corpus one); then ``POST /search`` again, now served from the policy's source.
+   policy serves (the model's judged calibration where it holds on this index and was not
+   inconclusive, else the corpus one), and, for information, the best blend chosen on test
+   itself (what the policy's choice is measured against); then ``POST /search`` again, now
+   served from the policy's source.
 
 Writes ``bench/results/policy_bench.json``. Target (issue 34): served never more than 0.005
 below the first stage on any collection.
@@ -92,7 +94,7 @@ def main() -> None:
     from rrsearch.evaluation.fusion_tuning import retrieve, score, tune_fusion, write_fusion
     from rrsearch.evaluation.metrics import evaluate
     from rrsearch.evaluation.offline import open_pipeline
-    from rrsearch.evaluation.tuning import collect, replay
+    from rrsearch.evaluation.tuning import collect, replay, tune
     from rrsearch.service.blend import BlendConfig
     from rrsearch.service.blend_policy import BlendPolicy, calibration_path, model_identity
     from rrsearch.service.schemas import Fusion
@@ -143,6 +145,7 @@ def main() -> None:
             return round(evaluate(test.qrels, rankings)["ndcg@10"], 4)
 
         first, policy_ndcg = ndcg(BlendConfig(weight=0.0)), ndcg(served.config)
+        best_on_test = tune(test.qrels, collected)[1][0]  # for information only: chosen on test itself
         row = {
             "test_queries": len(test.queries),
             "fusion": fusion,
@@ -156,8 +159,14 @@ def main() -> None:
                 "default_blend": ndcg(policy.default),
                 "corpus_calibration": ndcg(corpus),
                 f"served ({served.source})": policy_ndcg,
+                "best blend chosen on test (for information)": {
+                    k: best_on_test[k] for k in ("weight", "depth", "normalization", "ndcg@10")
+                },
             },
             "served_minus_first_stage": round(policy_ndcg - first, 4),
+            "share_of_best_gain": round((policy_ndcg - first) / (best_on_test["ndcg@10"] - first), 2)
+            if best_on_test["ndcg@10"] > first
+            else None,
             "seconds": round(time.perf_counter() - started, 1),
         }
         report["collections"][name] = row
