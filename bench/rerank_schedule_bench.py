@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import random
 import statistics
 import sys
@@ -45,15 +44,8 @@ FORWARD_PAIRS = 8  # the CPU forward pass (RRS_RERANK_BATCH_SIZE's default there
 class BatcherBefore(MicroBatcher):
     """The batcher as it was: a job served part of a batch always went behind the arrivals."""
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                self._arrived(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if self._carried is not None:
-            self._line.append(self._carried)
-            self._carried = None
+    def _back_in_line(self, job) -> None:
+        self._line.append(job)
 
 
 def depth_before(pair_tokens, *, floor, queued_tokens, tokens_per_s, budget_s, concurrent, headroom=0.8) -> int:

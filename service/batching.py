@@ -223,10 +223,14 @@ class MicroBatcher:
                 break
         if self._carried is not None:
             job, self._carried = self._carried, None
-            if sum(job.tokens[job.next :]) <= self.max_batch_tokens:
-                self._line.appendleft(job)
-            else:
-                self._line.append(job)
+            self._back_in_line(job)
+
+    def _back_in_line(self, job: _Job) -> None:
+        """Where a part-served job goes: first when its rest fits in one batch, else last."""
+        if sum(job.tokens[job.next :]) <= self.max_batch_tokens:
+            self._line.appendleft(job)
+        else:
+            self._line.append(job)
 
     def _take(self) -> _Batch:
         """The next batch: items from the jobs in line, in turn, until the next one does not fit;

@@ -19,7 +19,9 @@ def _later(seconds: float = 10.0) -> float:
     return time.monotonic() + seconds
 
 
-def test_a_long_request_cannot_starve_a_short_one():
+def _held_batcher() -> tuple[MicroBatcher, list[BatchRecord], threading.Event, threading.Event]:
+    """A batcher of 1000-token batches whose first batch waits for ``let_go`` (so later jobs
+    queue up behind it); each item's score is its second element; the batches are recorded."""
     batches: list[BatchRecord] = []
     first_batch_started, let_go = threading.Event(), threading.Event()
 
@@ -29,6 +31,11 @@ def test_a_long_request_cannot_starve_a_short_one():
         return [float(value) for _, value in items]
 
     batcher = MicroBatcher(score, max_batch_pairs=512, max_batch_tokens=1000, on_batch=batches.append)
+    return batcher, batches, first_batch_started, let_go
+
+
+def test_a_long_request_cannot_starve_a_short_one():
+    batcher, batches, first_batch_started, let_go = _held_batcher()
     long_items = [("long", i) for i in range(40)]
     long_job = batcher.submit(long_items, _later(), tokens=[100] * 40)  # 4000 tokens: 4 batches of 10 pairs
     assert first_batch_started.wait(10)  # the worker is scoring the long request's first batch
@@ -53,15 +60,7 @@ def test_a_job_whose_rest_fits_one_batch_keeps_its_place():
     """A search planned its depth on the work ahead of it when it came: its tail is not sent
     behind the searches that came later (the planner's promise held; before, one in eight
     searches timed out at 16 concurrent)."""
-    batches: list[BatchRecord] = []
-    first_batch_started, let_go = threading.Event(), threading.Event()
-
-    def score(items, keep_going):
-        first_batch_started.set()
-        assert let_go.wait(10)
-        return [float(value) for _, value in items]
-
-    batcher = MicroBatcher(score, max_batch_pairs=512, max_batch_tokens=1000, on_batch=batches.append)
+    batcher, batches, first_batch_started, let_go = _held_batcher()
     first = batcher.submit([("first", i) for i in range(15)], _later(), tokens=[100] * 15)  # 1.5 batches
     assert first_batch_started.wait(10)
     later = batcher.submit([("later", -i) for i in range(1, 9)], _later(), tokens=[100] * 8)
