@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -357,6 +358,12 @@ class RerankSettings(BaseModel):
         description="Serve the blend `rrs calibrate` chose on this index's pseudo-queries when the model "
         "has no rrs_rerank.json (false: the default blend).",
     )
+    rerank_auto_calibrate: bool = Field(
+        default=True,
+        description="The service makes the corpus calibration itself: the first search of an index version "
+        "that a model has none for starts `rrs calibrate` once, in the background (service/auto_calibration.py); "
+        "the default blend serves until it is written.",
+    )
     rerank_timeout_ms: float = Field(
         default=3000.0, gt=0, description="Per-request rerank budget; past it the fused order is returned."
     )
@@ -663,6 +670,26 @@ class Settings(
         2.0
         """
         return {name.removeprefix(prefix): getattr(self, name) for name in section.model_fields}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The values set on ``settings`` (from the environment or in code) as ``RRS_*`` variables, so a
+    child process (``rrs calibrate`` started by the service) reads the same settings (pure)."""
+    env = {}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple, dict)):
+            text = json.dumps(value, default=str)
+        else:
+            text = str(value)
+        env[f"RRS_{name.upper()}"] = text
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -44,7 +44,7 @@ OFFLINE_RERANK_TIMEOUT_MS = 3_600_000.0  # an hour per query: never degrade to t
 
 def offline_settings(settings: Settings, *, depth: int, alias: str | None = None) -> Settings:
     """``settings`` for an offline job ``depth`` candidates deep: no rerank budget, no window
-    cache, ``max_top_k`` / ``max_candidates`` / ``knn_num_candidates`` at least ``depth``;
+    cache, no corpus calibration started in the background, ``max_top_k`` / ``max_candidates`` / ``knn_num_candidates`` at least ``depth``;
     ``alias`` (when given) becomes the default index of the job's requests."""
     update: dict[str, Any] = {
         "max_top_k": max(settings.max_top_k, depth),
@@ -52,6 +52,7 @@ def offline_settings(settings: Settings, *, depth: int, alias: str | None = None
         "knn_num_candidates": max(settings.knn_num_candidates, depth),
         "rerank_timeout_ms": OFFLINE_RERANK_TIMEOUT_MS,
         "window_cache_size": 0,
+        "rerank_auto_calibrate": False,
     }
     if alias is not None:
         update["index_alias"] = alias

@@ -49,15 +49,23 @@ class Scored:
 
 
 def collect(
-    pipeline, dataset: Dataset, *, candidates: int, index: str, rrf_k: int | None = None, progress=None
+    pipeline,
+    dataset: Dataset,
+    *,
+    candidates: int,
+    index: str,
+    rrf_k: int | None = None,
+    fusion: Fusion | None = None,
+    progress=None,
 ) -> dict[str, list[Scored]]:
-    """Each query's candidates in fused order, with both scores (one search per query)."""
+    """Each query's candidates in fused order, with both scores (one search per query); fused by
+    ``fusion`` (default RRF with ``rrf_k``)."""
     collected: dict[str, list[Scored]] = {}
     for query_id, text in dataset.queries.items():
         request = SearchRequest(
             query=text[: pipeline.settings.max_query_chars],  # a judged query may be longer than the service takes
             mode="hybrid",
-            fusion=Fusion(method="rrf", k=rrf_k),
+            fusion=fusion or Fusion(method="rrf", k=rrf_k),
             rerank=True,
             rerank_weight=1.0,
             rerank_depth=candidates,

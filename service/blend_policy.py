@@ -11,7 +11,8 @@ something confirmed it. The blend comes from the first of:
    says nothing of another;
 2. ``corpus``: chosen and confirmed without judgments, on pseudo-queries made from the index
    itself (``rrs calibrate``), cached per model and index under ``RRS_HOME/calibrations``; a
-   new model or a new index version has none until it is made again;
+   new model or a new index version has none until it is made again, which the service starts
+   itself on the first search that meets it (``service/auto_calibration.py``);
 3. ``default``: a conservative blend (``RRS_RERANK_DEFAULT_*``), chosen so that even a
    reranker scoring at random costs little (``bench/README.md``, "Serving policy").
 
@@ -22,12 +23,16 @@ A request's ``rerank_weight``/``rerank_depth``/``rerank_normalization`` override
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from rrsearch.core.indexes import is_version_of
+from rrsearch.core.settings import settings_env
+from rrsearch.service import auto_calibration
 from rrsearch.service.blend import BlendConfig, Normalization, read_calibration
 
 Source = Literal["request", "judgments", "corpus", "default"]
@@ -102,7 +107,8 @@ def for_request(
 
 class BlendPolicy:
     """The policy for one loaded reranker: its judged calibration, the default, and the corpus
-    calibrations in ``RRS_HOME/calibrations``; what it serves is worked out once per index version."""
+    calibrations in ``RRS_HOME/calibrations``; what it serves is worked out once per index version
+    (a default again every ``auto_calibration.RECHECK_S``: its corpus calibration may have landed)."""
 
     def __init__(self, reranker, settings) -> None:
         self.model = model_identity(reranker)
@@ -111,23 +117,61 @@ class BlendPolicy:
         self.default = default_blend(settings)
         self.home = Path(settings.home)
         self.use_corpus = settings.rerank_corpus_calibration
-        self._served: dict[str, ServedBlend] = {}
+        self.settings = settings
+        # a local model (a folder or a hub name) can be calibrated by a child process; a remote pool's cannot
+        self.calibrate_as: str | None = (
+            (reranker.folder or reranker.name)
+            if settings.rerank_auto_calibrate and hasattr(reranker, "folder")
+            else None
+        )
+        self._served: dict[str, tuple[ServedBlend, float]] = {}
 
     def corpus(self, index_version: str) -> BlendConfig | None:
         if not self.use_corpus or self.model is None:
             return None
         return read_calibration(calibration_path(self.home, self.model, index_version))
 
-    def served(self, index_version: str) -> ServedBlend:
-        """The blend for one index version, worked out (and its corpus file read) once per version."""
-        if index_version not in self._served:
-            judged = self.judged if judged_applies(self.judged_on, index_version) else None
-            served = resolve(judged, None if judged else self.corpus(index_version), self.default)
-            if self.judged is not None and judged is None:
-                detail = f"{served.detail}; its judged calibration is for index {self.judged_on!r}"
-                served = replace(served, detail=detail)
-            self._served[index_version] = served
-        return self._served[index_version]
+    def served(self, index_version: str, alias: str | None = None) -> ServedBlend:
+        """The blend for one index version, worked out (and its corpus file read) once per version;
+        a search (which names its ``alias``) that would get the default starts the corpus
+        calibration when it is missing."""
+        now = time.monotonic()
+        cached = self._served.get(index_version)
+        if cached is not None and (cached[0].source != "default" or now - cached[1] < auto_calibration.RECHECK_S):
+            return cached[0]
+        judged = self.judged if judged_applies(self.judged_on, index_version) else None
+        served = resolve(judged, None if judged else self.corpus(index_version), self.default)
+        if self.judged is not None and judged is None:
+            served = replace(served, detail=f"{served.detail}; its judged calibration is for index {self.judged_on!r}")
+        if served.source == "default":
+            served = self._calibrating(served, index_version, alias)
+        self._served[index_version] = (served, now)
+        return served
+
+    def forget(self, index_version: str) -> None:
+        """Work the version's blend out again at its next search (its calibration has just ended)."""
+        self._served.pop(index_version, None)
+
+    def _calibrating(self, served: ServedBlend, index_version: str, alias: str | None) -> ServedBlend:
+        """The default, with where its corpus calibration stands (started here when it is missing)."""
+        if not self.use_corpus or self.model is None or not index_version:
+            return served
+        path = calibration_path(self.home, self.model, index_version)
+        if self.calibrate_as and alias and auto_calibration.state(path) == "none":
+            auto_calibration.start(
+                path,
+                auto_calibration.command(alias, self.calibrate_as),
+                {**os.environ, **settings_env(self.settings)},
+                on_exit=lambda _status: self.forget(index_version),
+            )
+        now = auto_calibration.state(path)
+        if now == "running":
+            note = f"a corpus calibration for this index is being made (log {auto_calibration.log_path(path)})"
+        elif now == "ended":
+            note = f"its corpus calibration ended without a result (log {auto_calibration.log_path(path)}; rrs calibrate tries again)"
+        else:
+            return served
+        return replace(served, detail=f"{served.detail}; {note}")
 
 
 def model_identity(reranker) -> str | None:

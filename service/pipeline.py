@@ -157,7 +157,7 @@ class SearchPipeline:
         depth = request.candidates or self.settings.default_candidates
         if "fusion" not in request.model_fields_set and (tuned := index_fusion(info.meta)) is not None:
             request = request.model_copy(update={"fusion": tuned})  # the index's own choice, unless asked
-        served = self.served_blend(request, info.version)
+        served = self.served_blend(request, info.version, index)
         blending = served.config
         key = window_key(
             query=request.query,
@@ -210,11 +210,11 @@ class SearchPipeline:
             fusion=request.fusion if request.mode == "hybrid" else None,
         )
 
-    def served_blend(self, request: SearchRequest, index_version: str) -> ServedBlend:
+    def served_blend(self, request: SearchRequest, index_version: str, alias: str) -> ServedBlend:
         """The serving policy's blend for this index (service/blend_policy.py), with the
         request's own settings on top."""
         return for_request(
-            self.policy.served(index_version),
+            self.policy.served(index_version, alias),
             request.rerank_weight,
             request.rerank_depth,
             request.rerank_normalization,

@@ -23,6 +23,7 @@ os.environ.setdefault("RRS_RERANK_BACKEND", "torch")
 # default; the serving policy's own default blend is tested in test_blend_policy.py (integration) and test_serving_policy_rules.py (unit).
 os.environ.setdefault("RRS_RERANK_DEFAULT_WEIGHT", "1.0")
 os.environ.setdefault("RRS_RERANK_DEFAULT_DEPTH", "1000")
+os.environ.setdefault("RRS_RERANK_AUTO_CALIBRATE", "false")  # tests/integration/test_blend_policy.py turns it on
 
 TEST_NODE_PORT = 9250  # away from a developer's own node on 9200; next free one if taken
 

@@ -1,13 +1,16 @@
 """The serving policy end to end: which blend a search is served, from which source, and a
-corpus calibration made by ``rrs calibrate`` that a new model or a new index version drops."""
+corpus calibration (made by the service itself, or by ``rrs calibrate``) that a new model or a new
+index version drops."""
 
 import json
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
+from rrsearch.service import auto_calibration
 from rrsearch.service.blend import BlendConfig, write_calibration, write_calibration_file
 from rrsearch.service.blend_policy import calibration_path, model_identity
 from rrsearch.service.http.app import create_app
@@ -104,30 +107,36 @@ def test_a_corpus_calibration_serves_until_the_model_or_the_index_changes(
     assert info["blend"]["source"] == "corpus" and info["calibration"]["index"] == "another-corpus"
 
 
-def test_rrs_calibrate_writes_what_the_service_then_serves(settings, bi_encoder, cli_env):
-    env = {
-        **cli_env,
-        "RRS_HOME": str(settings.home),
-        "RRS_INDEX_ALIAS": settings.index_alias,
-        "RRS_CROSS_ENCODER": settings.cross_encoder,
-        "RRS_RERANK_TIMEOUT_MS": "60000",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "rrsearch", "calibrate", "--queries", "20", "--candidates", "10", "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    written = sorted((settings.home / "calibrations").glob("*.json"))
-    assert len(written) == 1 and "wrote " + str(written[0]) in done.stdout
-    facts = json.loads(written[0].read_text())
-    assert facts["chosen_on"]["queries"] == 20 and facts["chosen_on"]["titles"] + facts["chosen_on"]["sentences"] == 20
-    assert facts["model"].startswith("reranker@") and facts["index_version"].startswith(settings.index_alias)
-    client, _ = serve(settings, bi_encoder)
+def test_the_service_calibrates_a_new_index_itself_once_then_serves_it(settings, bi_encoder, es, monkeypatch):
+    """The first search of a model and an index version with nothing calibrated starts ``rrs
+    calibrate`` once (a child process behind a lock): the default serves meanwhile, every worker
+    then the corpus calibration it wrote; a reindex (another version) has none of its own yet."""
+    monkeypatch.setattr(auto_calibration, "RECHECK_S", 0.5)
+    auto = settings.model_copy(update={"rerank_auto_calibrate": True})
+    client, reranker = serve(auto, bi_encoder)
+    other_worker, _ = serve(auto, bi_encoder)
+    version = ",".join(sorted(es.indices.get_alias(name=settings.index_alias)))
+    path = calibration_path(auto.home, model_identity(reranker), version)
+
     body = search(client)
+    assert body["blend"]["source"] == "default" and "is being made" in body["blend"]["detail"]
+    pid = auto_calibration.lock_path(path).read_text()
+    assert "is being made" in search(other_worker)["blend"]["detail"]
+    assert auto_calibration.lock_path(path).read_text() == pid  # started once, by one worker
+
+    deadline = time.monotonic() + 300
+    while (body := search(client))["blend"]["source"] == "default":
+        log = auto_calibration.log_path(path)
+        assert "ended without a result" not in body["blend"]["detail"], log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+    facts = json.loads(path.read_text())
     assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == facts["chosen"]["weight"]
+    assert facts["model"] == model_identity(reranker) and facts["index_version"] == version
+    assert facts["chosen_on"]["queries"] >= 20 and "wrote " + str(path) in auto_calibration.log_path(path).read_text()
+    time.sleep(0.6)
+    assert search(other_worker)["blend"]["source"] == "corpus"  # the other worker looked again
+    assert client.application.extensions["rrs"]["pipeline"].policy.served(version + "-next").source == "default"
 
 
 def test_calibrate_on_a_missing_index_is_a_clear_error(settings, cli_env):
