@@ -121,13 +121,14 @@ def main() -> None:
         folder, _, alias = rest.partition("@")
         alias, data = alias or args.alias_prefix + name, Path(folder)
         splits = {s: sample(load_dataset(data, s, check_corpus=False), args.max_queries) for s in ("train", "test")}
-        fusions = {"rrf": Fusion(method="rrf", k=settings.rrf_k)}
+        fusions: dict[str, Fusion | None] = {"rrf": Fusion(method="rrf", k=settings.rrf_k)}
         for model_label, model in (m.split("=", 1) for m in args.model):
             with open_pipeline(settings, alias=alias, depth=depth, reranker=model) as job:
                 if "chosen" not in fusions:
-                    fusions["chosen"] = tune_fusion(job.pipeline, splits["train"], index=alias, candidates=100)[0]
+                    chosen = tune_fusion(job.pipeline, splits["train"], index=alias, candidates=100)[0]
+                    fusions["chosen"] = chosen if chosen.method != "rrf" else None
                 for split, dataset in splits.items():
-                    for fusion_name, fusion in fusions.items():
+                    for fusion_name, fusion in ((n, f) for n, f in fusions.items() if f is not None):
                         collected = collect(job.pipeline, dataset, candidates=depth, index=alias, fusion=fusion)
                         where = {"collection": name, "split": split, "queries": len(dataset.queries)}
                         where["fusion"] = fusion_name if fusion_name == "rrf" else json.dumps(fusion.model_dump())

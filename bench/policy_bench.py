@@ -49,7 +49,13 @@ def through_search(settings, job, alias: str, test) -> dict:
     from rrsearch.service.http.app import create_app
 
     served_settings = settings.model_copy(
-        update={"index_alias": alias, "window_cache_size": 0, "search_log_enabled": False}
+        # the calibration the service would start itself is made by this bench, in its own step
+        update={
+            "index_alias": alias,
+            "window_cache_size": 0,
+            "search_log_enabled": False,
+            "rerank_auto_calibrate": False,
+        }
     )
     pipeline = job.pipeline
     client = create_app(

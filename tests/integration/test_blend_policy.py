@@ -16,7 +16,7 @@ from rrsearch.service.blend_policy import calibration_path, model_identity
 from rrsearch.service.http.app import create_app
 from rrsearch.service.rerank import load_reranker
 
-PRODUCT_DEFAULTS = {"rerank_default_weight": 0.1, "rerank_default_depth": 20, "rerank_default_normalization": "minmax"}
+PRODUCT_DEFAULTS = {"rerank_default_weight": 0.03, "rerank_default_depth": 10, "rerank_default_normalization": "minmax"}
 BODY = {"query": "moons of planets and telescopes", "top_k": 5, "candidates": 30, "collapse": False}
 
 
@@ -55,13 +55,15 @@ def search(client, **extra):
 def test_a_model_nothing_confirmed_is_served_the_default_blend_never_plain(settings, bi_encoder):
     client, _ = serve(settings, bi_encoder)
     body = search(client)
-    assert body["blend"]["source"] == "default" and body["blend"]["weight"] == 0.1
-    assert body["reranked_count"] == 20 and "rrs calibrate" in body["blend"]["detail"]
+    weight, depth = PRODUCT_DEFAULTS["rerank_default_weight"], PRODUCT_DEFAULTS["rerank_default_depth"]
+    assert body["blend"]["source"] == "default" and body["blend"]["weight"] == weight
+    assert body["reranked_count"] == depth and "rrs calibrate" in body["blend"]["detail"]
     info = client.get("/info").get_json()["blend"]
-    assert info["source"] == "default" and info["weight"] == 0.1
-    # the request may still ask for plain reranking
+    assert info["source"] == "default" and info["weight"] == weight
+    # the request may still ask for plain reranking (at the depth the policy serves)
     plain = search(client, rerank_weight=1.0)
-    assert plain["blend"]["source"] == "request" and plain["blend"]["weight"] == 1.0 and plain["reranked_count"] == 20
+    assert plain["blend"]["source"] == "request" and plain["blend"]["weight"] == 1.0
+    assert plain["reranked_count"] == depth
 
 
 def test_a_corpus_calibration_serves_until_the_model_or_the_index_changes(
