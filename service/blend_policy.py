@@ -13,8 +13,9 @@ something confirmed it. The blend comes from the first of:
    itself (``rrs calibrate``), cached per model and index under ``RRS_HOME/calibrations``; a
    new model or a new index version has none until it is made again, which the service starts
    itself on the first search that meets it (``service/auto_calibration.py``);
-3. ``default``: a conservative blend (``RRS_RERANK_DEFAULT_*``), chosen so that even a
-   reranker scoring at random costs little (``bench/README.md``, "Serving policy").
+3. ``default``: a nearly neutral blend (``RRS_RERANK_DEFAULT_*``, 0.03/10/minmax), the largest
+   that cost at most 0.005 on every collection, fusion and model measured, a reranker scoring at
+   random included (``bench/README.md``, "Choosing the default blend").
 
 A request's ``rerank_weight``/``rerank_depth``/``rerank_normalization`` override the policy
 (source ``request``). Every response names the source (``blend.source``), as does ``/info``.
