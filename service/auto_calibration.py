@@ -66,6 +66,8 @@ def state(calibration: Path, *, now: float | None = None) -> State:
         return "none"
     if not text:  # the starting worker has not written the pid yet
         return "running" if age < 60 else "ended"
+    if not text.isdigit():  # the child could not be started
+        return "ended"
     return "running" if _alive(int(text)) and age < STALE_S else "ended"
 
 
@@ -98,6 +100,10 @@ def start(
                 start_new_session=True,
             )  # fmt: skip
         os.write(descriptor, str(process.pid).encode())
+    except OSError as error:  # a search must not fail because its side job could not start
+        log.warning("corpus calibration for %s could not start: %s", calibration.name, error)
+        os.write(descriptor, f"not started: {error}".encode())  # reads as ended: no retry at every search
+        return False
     finally:
         os.close(descriptor)
     log.info("corpus calibration started (pid %d): %s; log %s", process.pid, calibration.name, log_path(calibration))

@@ -47,6 +47,14 @@ def test_a_failed_run_is_not_retried_and_says_so(tmp_path):
     assert "index too small" in auto_calibration.log_path(path).read_text()
 
 
+def test_a_child_that_cannot_start_is_reported_not_raised_and_not_retried(tmp_path):
+    path = tmp_path / "model--index.json"
+    assert not auto_calibration.start(path, [str(tmp_path / "no-such-program")], os.environ)
+    assert auto_calibration.state(path) == "ended"
+    assert "not started" in auto_calibration.lock_path(path).read_text()
+    assert not auto_calibration.start(path, [sys.executable, "-c", "pass"], os.environ)
+
+
 def test_a_lock_whose_process_is_gone_or_stale_reads_as_ended(tmp_path):
     path = tmp_path / "model--index.json"
     lock = auto_calibration.lock_path(path)
