@@ -11,9 +11,10 @@ ignored. Only the local node is wired this way: a cluster elsewhere is told its 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from rrsearch.core.processes import pid_alive
 
 RERANKER_URL_SETTING = "rrs.reranker.url"  # the plugin's node setting (elasticsearch.yml, or dynamic)
 RERANKER_KEY_SETTING = "rrs.reranker.api_key"  # the keystore only: never in a file or a request
@@ -57,7 +58,7 @@ def announced_url(home: Path) -> str | None:
     """The URL of the pool announced under ``home``, or None (no file, garbled, or its process is gone)."""
     record = _read(pool_file(home))
     pid, url = record.get("pid"), record.get("url")
-    if not isinstance(pid, int) or not isinstance(url, str) or not _alive(pid):
+    if not isinstance(pid, int) or not isinstance(url, str) or not pid_alive(pid):
         return None
     return url
 
@@ -68,16 +69,6 @@ def _read(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        return True
-    return True
 
 
 def wire_local_node(settings, url: str, log, *, clear: bool = False) -> bool:

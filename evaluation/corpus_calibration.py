@@ -134,7 +134,6 @@ def calibrate(
     from rrsearch.evaluation.tuning import choose, collect
 
     titles_trained_on = trained_titles(getattr(pipeline.reranker, "folder", None), alias)
-    harmless_up_to = HARMLESS_UP_TO
     dataset = pseudo_judgments(es, alias, count=count, seed=seed, titles_trained_on=titles_trained_on)
     if len(dataset.queries) < 20:
         raise RerankError(
@@ -153,10 +152,10 @@ def calibrate(
         "sentences": kinds.count("sentence"),
         "candidates": candidates,
         "margin": MARGIN,
-        "harmless_up_to": harmless_up_to,
+        "harmless_up_to": HARMLESS_UP_TO,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    best, facts = choose(dataset.qrels, collected, chosen_on, harmless_up_to=harmless_up_to, margin=MARGIN)
+    best, facts = choose(dataset.qrels, collected, chosen_on, harmless_up_to=HARMLESS_UP_TO, margin=MARGIN)
     facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return best, facts
 

@@ -44,7 +44,8 @@ OFFLINE_RERANK_TIMEOUT_MS = 3_600_000.0  # an hour per query: never degrade to t
 
 def offline_settings(settings: Settings, *, depth: int, alias: str | None = None) -> Settings:
     """``settings`` for an offline job ``depth`` candidates deep: no rerank budget, no window
-    cache, no corpus calibration started in the background, ``max_top_k`` / ``max_candidates`` / ``knn_num_candidates`` at least ``depth``;
+    cache, no corpus calibration started in the background, ``max_top_k`` / ``max_candidates`` /
+    ``knn_num_candidates`` at least ``depth``;
     ``alias`` (when given) becomes the default index of the job's requests."""
     update: dict[str, Any] = {
         "max_top_k": max(settings.max_top_k, depth),

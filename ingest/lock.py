@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from rrsearch.core.errors import IngestLocked
+from rrsearch.core.processes import pid_alive
 
 LOCK_INDEX = "rrs-ingest-locks"  # read only by id (GET is real-time), so no write waits for a refresh
 
@@ -35,16 +36,6 @@ def _holder() -> dict:
         "token": uuid.uuid4().hex,
         "started_at": datetime.now(UTC).isoformat(),
     }
-
-
-def _process_is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _ensure_lock_index(es: Elasticsearch) -> None:
@@ -69,7 +60,7 @@ def acquire(es: Elasticsearch, alias: str, *, log=lambda _m: None) -> dict:
         pass
     current = es.get(index=LOCK_INDEX, id=alias)
     other = current["_source"]
-    if other.get("host") == holder["host"] and _process_is_gone(int(other.get("pid", 0))):
+    if other.get("host") == holder["host"] and not pid_alive(int(other.get("pid", 0))):
         log(
             f"taking over the ingest lock of {alias!r}: its holder (pid {other.get('pid')}, since "
             f"{other.get('started_at')}) is gone"

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from rrsearch.core.processes import pid_alive
+
 log = logging.getLogger("rrsearch.auto_calibration")
 
 QUERIES = 100  # pseudo-queries and candidates per query: what bench/policy_bench.py measured
@@ -68,17 +70,7 @@ def state(calibration: Path, *, now: float | None = None) -> State:
         return "running" if age < 60 else "ended"
     if not text.isdigit():  # the child could not be started
         return "ended"
-    return "running" if _alive(int(text)) and age < STALE_S else "ended"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return "running" if pid_alive(int(text)) and age < STALE_S else "ended"
 
 
 def start(

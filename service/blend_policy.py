@@ -158,14 +158,15 @@ class BlendPolicy:
         if not self.use_corpus or self.model is None or not index_version:
             return served
         path = calibration_path(self.home, self.model, index_version)
-        if self.calibrate_as and alias and auto_calibration.state(path) == "none":
+        now = auto_calibration.state(path)
+        if now == "none" and self.calibrate_as and alias:
             auto_calibration.start(
                 path,
                 auto_calibration.command(alias, self.calibrate_as),
                 {**os.environ, **settings_env(self.settings)},
                 on_exit=lambda _status: self.forget(index_version),
             )
-        now = auto_calibration.state(path)
+            now = auto_calibration.state(path)  # running, or ended when the child could not start
         if now == "running":
             note = f"a corpus calibration for this index is being made (log {auto_calibration.log_path(path)})"
         elif now == "ended":
