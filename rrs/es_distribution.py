@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -244,10 +245,15 @@ def prepare_distribution(settings: Settings, log=print) -> Distribution:
     if settings.es_java_home and jdk.home != Path(os.path.realpath(settings.es_java_home)):
         log(f"ES_JAVA_HOME is Java too old for {version}; using {jdk.home} instead.")
     cache = settings.home.resolve()
-    home = unpack_distribution(fetch_distribution(version, cache), cache)
-    if settings.es_english_plugin:
-        add_english_analysis(home, version, cache, jdk.home, log)
-    add_local_node_plugin(home, version, cache, jdk.home, log)
+    cache.mkdir(parents=True, exist_ok=True)
+    # Nodes that start at once (a cluster, parallel test sessions) share this distribution: one
+    # fetches, unpacks and installs the plugins while the others wait, then find it done.
+    with open(cache / f"dist-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        home = unpack_distribution(fetch_distribution(version, cache), cache)
+        if settings.es_english_plugin:
+            add_english_analysis(home, version, cache, jdk.home, log)
+        add_local_node_plugin(home, version, cache, jdk.home, log)
     if note := retrievers_note(version):
         log(note)
     return Distribution(version, home, jdk)
