@@ -28,26 +28,16 @@ os.environ.setdefault("RRS_RERANK_AUTO_CALIBRATE", "false")  # tests/integration
 TEST_NODE_PORT = 9250  # away from a developer's own node on 9200; next free one if taken
 
 
-# Under pytest-xdist (`./run test -n 2 --dist loadgroup`) a file's tests stay on one worker, so its
-# module fixtures (a cluster, a served process) are made once; the files that start a local Ray
-# share one group, so two Ray instances never start at once.
-ONE_RAY_AT_A_TIME = {"test_cluster.py", "test_ingest_ray.py"}
-
-
 def pytest_collection_modifyitems(items):
     for item in items:
-        path = Path(str(item.fspath))
-        if "tests/integration" in path.as_posix():
+        if "tests/integration" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
-        item.add_marker(pytest.mark.xdist_group("local-ray" if path.name in ONE_RAY_AT_A_TIME else path.stem))
 
 
 @pytest.fixture(scope="session")
 def es_settings() -> Settings:
     """Settings pointing at a real, running cluster for the whole test session."""
-    from ports import free_port
-
-    from rrsearch.rrs.local_node import start_node, stop_node
+    from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     base = Settings()
     if base.es_url:
@@ -57,7 +47,7 @@ def es_settings() -> Settings:
     settings = base.model_copy(
         update={
             "es_node_dir": base.home / f"test-node-{os.getpid()}",
-            "es_port": free_port(TEST_NODE_PORT),
+            "es_port": first_free_port(TEST_NODE_PORT),
             "es_heap": "1g",
         }
     )

@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from elasticsearch import helpers
-from ports import free_port
 from serve_process import rrs_serve
 
 from rrsearch.core.encoders import encode_passages, encode_query, model_label
+from rrsearch.rrs.local_node import first_free_port
 from rrsearch.service.retrieval import bm25_body, knn_body, parse_fields
 
 SCIFACT = Path("/work/shared/data/scifact")
@@ -167,7 +167,7 @@ class Pool:
             "RRS_RERANK_TIMEOUT_MS": "60000",
         }
         self.stack = ExitStack()
-        self.url = self.stack.enter_context(rrs_serve(free_port(port), env, log))
+        self.url = self.stack.enter_context(rrs_serve(first_free_port(port), env, log))
 
     def stop(self):
         self.stack.close()

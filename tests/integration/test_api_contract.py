@@ -15,9 +15,8 @@ from serve_process import rrs_serve
 
 @pytest.fixture(scope="module")
 def served(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory):
-    from ports import free_port
-
     from rrsearch.core.es_client import resolve_url
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {
         "ES_URL": resolve_url(es_settings),
@@ -31,7 +30,7 @@ def served(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
         "RRS_DEFAULT_CANDIDATES": "20",
     }
     work = tmp_path_factory.mktemp("contract")
-    with rrs_serve(free_port(19_000), env, work / "server.log") as base:
+    with rrs_serve(first_free_port(19_000), env, work / "server.log") as base:
         yield base, work
 
 

@@ -19,11 +19,10 @@ import time
 import pytest
 import requests
 from fault_tools import SearchLoad, clean_reference, start_ingest, stored, wait_until_indexing, write_corpus
-from ports import free_port
 from serve_process import rrs_serve, rrs_serves
 
 from rrsearch.core.es_client import make_client
-from rrsearch.rrs.local_node import node_status, start_node, stop_node
+from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
 from rrsearch.service.retrieval import search_preference
 
 NODES = 3
@@ -40,7 +39,7 @@ def cluster(es_settings):
         update={
             "es_node_dir": es_settings.home / f"test-cluster-{os.getpid()}",
             "es_nodes": NODES,
-            "es_port": free_port(9550),
+            "es_port": first_free_port(9550),
             "es_heap": "512m",
             "number_of_shards": 2,
             "number_of_replicas": 1,
@@ -197,7 +196,7 @@ def cluster_retrievers(cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path_fac
         "ES_URL": "http://127.0.0.1:1",
         "RRS_RERANK_TIMEOUT_MS": "60000",
     }
-    with rrs_serve(free_port(19_800), env, tmp_path_factory.mktemp("pool") / "pool.log") as pool:
+    with rrs_serve(first_free_port(19_800), env, tmp_path_factory.mktemp("pool") / "pool.log") as pool:
         set_pool(es, pool, "60s")
         settings = cluster.model_copy(
             update={
@@ -290,10 +289,9 @@ def test_two_instances_answer_alike_and_survive_the_first_host_dying(
         "RRS_WINDOW_CACHE_SIZE": "0",
         "RRS_SEARCH_LOG_ENABLED": "false",
     }
-    with rrs_serves([(free_port(19_300), env, tmp_path / "a.log"), (free_port(19_400), env, tmp_path / "b.log")]) as (
-        first,
-        second,
-    ):
+    with rrs_serves(
+        [(first_free_port(19_300), env, tmp_path / "a.log"), (first_free_port(19_400), env, tmp_path / "b.log")]
+    ) as (first, second):
         request = {"query": "jazz note about orbits", "top_k": 10, "rerank": True}
         answers = [requests.post(f"{base}/search", json=request, timeout=60).json() for base in (first, second)]
         assert answers[0]["reranked"] and answers[0]["hits"]

@@ -108,7 +108,7 @@ def pools(tiny_cross_encoder_dir, tiny_bi_encoder_dir, pool_homes, tmp_path_fact
     * ``embed``: the bi-encoder alone; the cross-encoder it names does not exist, and is never loaded;
     * ``rerank``: the cross-encoder alone; the bi-encoder it names does not exist, and is never loaded.
     """
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     envs = {
         "both": base_env(RRS_CROSS_ENCODER=str(tiny_cross_encoder_dir)),
@@ -128,7 +128,7 @@ def pools(tiny_cross_encoder_dir, tiny_bi_encoder_dir, pool_homes, tmp_path_fact
         ),
     }
     servers = [
-        (free_port(port), env, tmp_path_factory.mktemp(f"{name}-pool") / "server.log")
+        (first_free_port(port), env, tmp_path_factory.mktemp(f"{name}-pool") / "server.log")
         for port, (name, env) in zip((19_600, 19_650, 19_700), envs.items(), strict=True)
     ]
     with rrs_serves(servers) as bases:

@@ -28,9 +28,9 @@ from es_retrievers import (
     search_ids,
     set_pool,
 )
-from ports import free_port
 from serve_process import rrs_serve
 
+from rrsearch.rrs.local_node import first_free_port
 from rrsearch.service.http.app import create_app
 from rrsearch.service.remote_rerank import RemoteReranker
 
@@ -254,7 +254,7 @@ def test_a_reranker_pool_announces_itself_to_the_local_node(
     body = rerank_retriever(rrf_retriever(settings, bi_encoder, query, RERANK_WINDOW), query, RERANK_WINDOW)
     set_pool(es, None, "60s")
     try:
-        with rrs_serve(free_port(19_760), env, tmp_path / "announced.log") as url:
+        with rrs_serve(first_free_port(19_760), env, tmp_path / "announced.log") as url:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and _persistent_pool(es) != url:
                 time.sleep(0.2)

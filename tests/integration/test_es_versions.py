@@ -17,7 +17,6 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from ports import free_port
 
 from rrsearch.core.es_client import make_client
 from rrsearch.core.es_compat import compat_version
@@ -25,7 +24,7 @@ from rrsearch.core.settings import Settings
 from rrsearch.rrs.cli import main
 from rrsearch.rrs.es_distribution import PINNED_VERSIONS
 from rrsearch.rrs.es_plugin import has_retrievers
-from rrsearch.rrs.local_node import start_node, stop_node
+from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 from rrsearch.service.http.app import create_app
 from rrsearch.service.rerank import load_reranker
 
@@ -43,7 +42,7 @@ def es8_node():
             "es_url": None,
             "es_version": ES8,
             "es_node_dir": base.home / f"test-node-es8-{os.getpid()}",  # conftest's orphan sweep knows the name
-            "es_port": free_port(9450),
+            "es_port": first_free_port(9450),
             "es_heap": "512m",
         }
     )

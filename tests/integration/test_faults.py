@@ -14,11 +14,10 @@ import time
 
 import pytest
 from fault_tools import CLIENTS, SearchLoad, clean_reference, start_ingest, stored, wait_until_indexing
-from ports import free_port
 from serve_process import rrs_serve
 
 from rrsearch.core.es_client import make_client
-from rrsearch.rrs.local_node import node_status, start_node, stop_node
+from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
 
 pytestmark = pytest.mark.slow  # a node of its own, stopped, killed and restarted: minutes
 
@@ -31,7 +30,7 @@ def own_node(es_settings):
     settings = es_settings.model_copy(
         update={
             "es_node_dir": es_settings.home / f"fault-node-{os.getpid()}",
-            "es_port": free_port(9350),
+            "es_port": first_free_port(9350),
             "es_heap": "512m",
         }
     )
@@ -100,7 +99,7 @@ def test_node_stopped_and_restarted_under_eight_searching_clients(clean_alias, n
         "RRS_ALIAS_CACHE_S": "0",
         "RRS_WINDOW_CACHE_SIZE": "0",
     }
-    with rrs_serve(free_port(19_100), env, tmp_path / "server.log") as base, SearchLoad(base) as load:
+    with rrs_serve(first_free_port(19_100), env, tmp_path / "server.log") as base, SearchLoad(base) as load:
         time.sleep(2)  # searches answered before the stop
         stop_node(own_node, log=print)
         time.sleep(3)  # and refused while the node is down

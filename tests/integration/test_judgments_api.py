@@ -150,9 +150,9 @@ def test_the_api_key_guards_it_and_names_the_client(settings, bi_encoder, es, ju
 
 
 def test_elasticsearch_down_is_503_with_retry_after(settings, bi_encoder):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
-    closed = f"http://127.0.0.1:{free_port(39_700)}"
+    closed = f"http://127.0.0.1:{first_free_port(39_700)}"
     client = create_app(
         settings.model_copy(update={"es_url": closed, "search_timeout_s": 2.0}), bi_encoder=bi_encoder, reranker=None
     ).test_client()

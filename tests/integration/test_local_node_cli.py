@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from ports import free_port
+
+from rrsearch.rrs.local_node import first_free_port
 
 
 def rrs(*args, env):
@@ -19,7 +20,7 @@ def rrs(*args, env):
 @pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")
 def test_start_status_stop_twice(es_settings, tmp_path_factory):
     node_dir = es_settings.home / f"cli-node-{os.getpid()}"
-    port = free_port(9350)
+    port = first_free_port(9350)
     env = {**os.environ, "RRS_ES_NODE_DIR": str(node_dir), "RRS_ES_PORT": str(port), "RRS_ES_HEAP": "512m"}
     dist = es_settings.home / "dist"
     try:
@@ -79,7 +80,7 @@ def test_external_es_url_starts_nothing(es_settings):
 
 
 def test_unreachable_es_url_is_reported_not_running():
-    env = {**os.environ, "ES_URL": f"http://127.0.0.1:{free_port(9500)}"}
+    env = {**os.environ, "ES_URL": f"http://127.0.0.1:{first_free_port(9500)}"}
     status = rrs("es", "status", "--json", env=env)
     assert status.returncode == 3 and json.loads(status.stdout)["running"] is False
 

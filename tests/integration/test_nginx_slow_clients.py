@@ -31,9 +31,8 @@ def render(template: str, *, upstream: str, listen: int) -> str:
 
 @pytest.fixture(scope="module")
 def served(es_settings, service_index, tmp_path_factory):
-    from ports import free_port
-
     from rrsearch.core.es_client import resolve_url
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {
         "ES_URL": resolve_url(es_settings),
@@ -45,16 +44,16 @@ def served(es_settings, service_index, tmp_path_factory):
         "RRS_DEVICE": "cpu",
     }
     work = tmp_path_factory.mktemp("nginx")
-    with rrs_serve(free_port(18_800), env, work / "server.log") as base:
+    with rrs_serve(first_free_port(18_800), env, work / "server.log") as base:
         yield base, work
 
 
 @pytest.fixture(scope="module")
 def proxy(served, repo_root):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     base, work = served
-    port = free_port(18_900)
+    port = first_free_port(18_900)
     template = (repo_root / "deploy" / "nginx.conf.template").read_text()
     (work / "rrs.conf").write_text(render(template, upstream=base.removeprefix("http://"), listen=port))
     temp = {name: work / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}

@@ -42,27 +42,27 @@ def env(es_settings, service_index, tiny_cross_encoder_dir):
 
 @pytest.fixture(scope="module")
 def search_front(env, tmp_path_factory):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
-    with rrs_serve(free_port(19_200), env, tmp_path_factory.mktemp("front") / "server.log") as base:
+    with rrs_serve(first_free_port(19_200), env, tmp_path_factory.mktemp("front") / "server.log") as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def reranker_pool(env, tmp_path_factory):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     pool_env = {**env, "RRS_SERVE_ROLE": "reranker", "ES_URL": "http://127.0.0.1:1"}  # needs no Elasticsearch
-    with rrs_serve(free_port(19_300), pool_env, tmp_path_factory.mktemp("pool") / "server.log") as base:
+    with rrs_serve(first_free_port(19_300), pool_env, tmp_path_factory.mktemp("pool") / "server.log") as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def remote_front(env, reranker_pool, tmp_path_factory):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     front_env = {**env, "RRS_RERANKER_URL": reranker_pool, "RRS_CROSS_ENCODER": "unused-when-remote"}
-    with rrs_serve(free_port(19_400), front_env, tmp_path_factory.mktemp("remote") / "server.log") as base:
+    with rrs_serve(first_free_port(19_400), front_env, tmp_path_factory.mktemp("remote") / "server.log") as base:
         yield base
 
 

@@ -35,7 +35,7 @@ DOCS = [
 def pool(tiny_cross_encoder_dir, tmp_path_factory):
     """`rrs serve --role reranker`: the routes are the ranking blueprint every role serves; this
     role needs no Elasticsearch."""
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {
         "RRS_SERVE_ROLE": "reranker",
@@ -46,7 +46,7 @@ def pool(tiny_cross_encoder_dir, tmp_path_factory):
         "RRS_SEARCH_LOG_ENABLED": "false",
         "ES_URL": "http://127.0.0.1:1",
     }
-    with rrs_serve(free_port(19_500), env, tmp_path_factory.mktemp("clients") / "server.log") as base:
+    with rrs_serve(first_free_port(19_500), env, tmp_path_factory.mktemp("clients") / "server.log") as base:
         yield base
 
 

@@ -10,10 +10,10 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
-from ports import free_port
 from tcp_relay import TcpRelay
 
 from rrsearch.core.es_client import make_client
+from rrsearch.rrs.local_node import first_free_port
 from rrsearch.service.search_log import SearchLogWriter, record_bytes
 
 
@@ -21,7 +21,7 @@ from rrsearch.service.search_log import SearchLogWriter, record_bytes
 def cut_link(es_settings, es_url):
     """An Elasticsearch client through a relay that starts cut; the test restores it."""
     node = urlparse(es_url)
-    relay = TcpRelay(free_port(39_700), (node.hostname, node.port))
+    relay = TcpRelay(first_free_port(39_700), (node.hostname, node.port))
     client = make_client(
         es_settings.model_copy(update={"es_url": f"http://127.0.0.1:{relay.port}"}),
         request_timeout=2,

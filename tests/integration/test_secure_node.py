@@ -41,9 +41,7 @@ NO_API_KEYS = (
 @pytest.fixture(scope="module")
 def secure_node():
     """Settings of a node started as ``rrs es start --secure`` does (stopped and removed at the end)."""
-    from ports import free_port
-
-    from rrsearch.rrs.local_node import start_node, stop_node
+    from rrsearch.rrs.local_node import first_free_port, start_node, stop_node
 
     base = Settings()
     if base.es_url:
@@ -51,7 +49,7 @@ def secure_node():
     settings = base.model_copy(
         update={
             "es_node_dir": base.home / f"test-node-secure-{os.getpid()}",  # conftest clears it if pytest dies
-            "es_port": free_port(9460),
+            "es_port": first_free_port(9460),
             "es_heap": "1g",
             "es_secure": True,
             "index_alias": "passages",
@@ -214,11 +212,11 @@ def test_a_missing_ca_exits_non_zero_and_status_says_tls_verification_failed(sec
 
 def test_a_node_that_is_down_is_still_not_running(tmp_path):
     """The old answer stays for what it meant: nothing listens (exit 3)."""
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     folder = tmp_path / "node"
     folder.mkdir()
-    port = free_port(9490)
+    port = first_free_port(9490)
     (folder / "node.json").write_text(
         json.dumps({"url": f"https://127.0.0.1:{port}", "secure": True, "ca_certs": str(folder / "ca.crt")})
     )

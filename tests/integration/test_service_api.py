@@ -211,9 +211,9 @@ def test_api_keys(settings, bi_encoder, reranker):
 
 
 def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder, reranker):
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
-    closed = f"http://127.0.0.1:{free_port(39_500)}"
+    closed = f"http://127.0.0.1:{first_free_port(39_500)}"
     app = make_app(settings, bi_encoder, reranker, es_url=closed, search_timeout_s=2.0)
     client = app.test_client()
     response = client.post("/search", json={"query": "bread"})
@@ -227,10 +227,10 @@ def test_elasticsearch_down_is_503_and_the_process_stays_up(settings, bi_encoder
 def test_service_recovers_when_elasticsearch_returns(settings, bi_encoder, reranker, es_url):
     from urllib.parse import urlparse
 
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     node = urlparse(es_url)
-    relay = TcpRelay(free_port(39_600), (node.hostname, node.port)).start()
+    relay = TcpRelay(first_free_port(39_600), (node.hostname, node.port)).start()
     client = make_app(
         settings, bi_encoder, reranker, es_url=f"http://127.0.0.1:{relay.port}", search_timeout_s=2.0
     ).test_client()

@@ -12,9 +12,8 @@ from serve_process import rrs_serve
 
 @pytest.fixture(scope="module")
 def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory):
-    from ports import free_port
-
     from rrsearch.core.es_client import resolve_url
+    from rrsearch.rrs.local_node import first_free_port
 
     env = {
         "ES_URL": resolve_url(es_settings),
@@ -29,19 +28,19 @@ def server(es_settings, service_index, tiny_cross_encoder_dir, tmp_path_factory)
         "XDG_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime")),
     }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    with rrs_serve(free_port(18_700), env, log) as base:
+    with rrs_serve(first_free_port(18_700), env, log) as base:
         yield base, log, env
 
 
 def test_a_pool_beside_the_search_service_touches_none_of_its_files(server, tmp_path):
     """Two `rrs serve` on one host (a search front end and a rerank pool): each starts and
     stops without the other's files; no shared control socket appears."""
-    from ports import free_port
+    from rrsearch.rrs.local_node import first_free_port
 
     base, _log, env = server
     runtime = env["XDG_RUNTIME_DIR"]
     pool_env = {**env, "RRS_SERVE_ROLE": "reranker", "ES_URL": "http://127.0.0.1:1"}  # a pool needs no node
-    with rrs_serve(free_port(18_760), pool_env, tmp_path / "pool.log") as pool:
+    with rrs_serve(first_free_port(18_760), pool_env, tmp_path / "pool.log") as pool:
         ranked = requests.post(
             f"{pool}/rerank", json={"query": "vitamin d", "texts": ["vitamin d", "tax law"]}, timeout=30
         )

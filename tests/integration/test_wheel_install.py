@@ -153,10 +153,10 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
 
 def test_serve_from_the_installed_wheel(fresh_env, cli_env, es, tmp_path):
     """gunicorn loads the app by its rrsearch path from site-packages, and answers a search."""
-    from ports import free_port
     from serve_process import rrs_serve
 
     from rrsearch.core.indexes import delete_alias_and_versions
+    from rrsearch.rrs.local_node import first_free_port
 
     home, _python, _site = fresh_env
     alias = "test-wheel-serve"
@@ -172,7 +172,7 @@ def test_serve_from_the_installed_wheel(fresh_env, cli_env, es, tmp_path):
     env = {**cli_env, "RRS_INDEX_ALIAS": alias, "RRS_ALLOW_MISSING_RERANKER": "true"}
     try:
         with rrs_serve(
-            free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs", cwd=home
+            first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs", cwd=home
         ) as base:
             answer = requests.post(f"{base}/search", json={"query": "anything", "rerank": False}, timeout=60)
         assert answer.status_code == 200, answer.text

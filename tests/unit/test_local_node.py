@@ -3,7 +3,6 @@ import re
 from pathlib import Path
 
 import pytest
-from ports import free_port
 
 from rrsearch.core.settings import Settings
 from rrsearch.rrs import es_distribution, local_node
@@ -238,7 +237,7 @@ def test_a_failed_first_start_still_leaves_the_directory_size(tmp_path, monkeypa
 
     monkeypatch.setattr(local_node, "_launch", launch_fails)
     root = tmp_path / "node"
-    settings = _local(root, monkeypatch, es_nodes=3, es_port=free_port(19_550))
+    settings = _local(root, monkeypatch, es_nodes=3, es_port=local_node.first_free_port(19_550))
     with pytest.raises(NodeError, match="would not start"):
         local_node.start_node(settings, log=lambda _m: None)
     assert local_node.directory_size(root) == 3

@@ -106,13 +106,13 @@ def test_export_onnx_command_reports_fusion_and_differences(tiny_cross_encoder_d
 def test_an_unreachable_hub_fails_at_once_with_what_to_do(monkeypatch):
     """Offline, a hub name must not spend a minute in retries: one probe, then the cache only."""
     from huggingface_hub import constants
-    from ports import free_port
 
     from rrsearch.core.settings import Settings
+    from rrsearch.rrs.local_node import first_free_port
     from rrsearch.service.rerank import hub_reachable
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port(39_900)}")  # nothing listens
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{first_free_port(39_900)}")  # nothing listens
     assert hub_reachable() is False
     with pytest.raises(RerankerUnavailable, match="not reachable and there is no cached copy; set RRS_CROSS_ENCODER"):
         load_reranker("someone/not-cached-anywhere", Settings(device="cpu"))
