@@ -12,7 +12,8 @@ Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind
    model ``--model`` and nothing calibrated on this index yet): nDCG@10 of what the service
    returns against the same request with ``rerank: false``, and which ``blend.source`` served;
 3. **policy** for the cross-encoder ``--model``: ``rrs calibrate``'s corpus calibration
-   (pseudo-queries from the index, saved where the service reads it), then on the test queries
+   (pseudo-queries from the index, with ``--judgments``' train queries the model was not trained
+   on, saved where the service reads it), then on the test queries
    (RRF, 100 candidates, every candidate scored once) nDCG@10 of the first stage, plain
    reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
    policy serves (the model's judged calibration where it holds on this index and was not
@@ -90,6 +91,12 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="Cross-encoder folder or hub name.")
     parser.add_argument("--alias-prefix", default="policy-")
     parser.add_argument("--pseudo-queries", type=int, default=200)
+    parser.add_argument(
+        "--judgments",
+        type=Path,
+        help="A BEIR folder whose train queries (those the model was not trained on) join the pseudo-queries "
+        "(rrs calibrate --judgments; ./run demo passes sample/).",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/policy_bench.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -140,7 +147,10 @@ def main() -> None:
                     },
                 }
             uncalibrated = through_search(settings, job, alias, test)
-            corpus, calibration = calibrate(pipeline, es, alias, count=args.pseudo_queries, candidates=50)
+            judged = load_dataset(args.judgments, "train", check_corpus=False) if args.judgments else None
+            corpus, calibration = calibrate(
+                pipeline, es, alias, count=args.pseudo_queries, candidates=50, judged=judged
+            )
             save(calibration_file, corpus, calibration, model=model, index_version=version)
             served = BlendPolicy(pipeline.reranker, settings).served(version)
             calibrated = through_search(settings, job, alias, test)

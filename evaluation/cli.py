@@ -317,18 +317,32 @@ def judgments_export_command(alias, output, test_share, paragraphs):
 @click.option(
     "--candidates", default=50, show_default=True, type=click.IntRange(10, 1000), help="Fused candidates scored."
 )
+@click.option(
+    "--judgments",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A BEIR folder of judged queries on this index: those of --split the model was not trained on join the pseudo-queries.",
+)
+@click.option(
+    "--split", default="train", show_default=True, help="Which of --judgments' splits (keep test for reporting)."
+)
 @click.option("--progress/--no-progress", default=True)
-def calibrate_command(alias, reranker, queries, candidates, progress):
+def calibrate_command(alias, reranker, queries, candidates, judgments, split, progress):
     """Choose and confirm the blend for a reranker on an index without judgments (pseudo-queries
-    from the index); the service serves it when the model has no rrs_rerank.json."""
+    from the index, and any judged queries it was not trained on); the service serves it when the
+    model has no rrs_rerank.json."""
     from rrsearch.core.console import fail, load_settings
-    from rrsearch.core.errors import IndexMissing, RerankerUnavailable, RRSError
+    from rrsearch.core.errors import DatasetError, IndexMissing, RerankerUnavailable, RRSError
     from rrsearch.evaluation.corpus_calibration import calibrate, save
+    from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.offline import open_pipeline
     from rrsearch.service.blend_policy import calibration_path, model_identity
 
     settings = load_settings()
     alias = alias or settings.index_alias
+    try:
+        judged = load_dataset(judgments, split, check_corpus=False) if judgments else None
+    except DatasetError as exc:
+        fail(str(exc), 2)
     try:
         with open_pipeline(settings, alias=alias, depth=candidates, reranker=reranker or settings.cross_encoder) as job:
             version = job.pipeline.index_info(alias).version
@@ -336,7 +350,7 @@ def calibrate_command(alias, reranker, queries, candidates, progress):
             if model is None:
                 fail("no reranker is loaded: set RRS_CROSS_ENCODER or pass --reranker", 2)
             best, facts = calibrate(
-                job.pipeline, job.es, alias, count=queries, candidates=candidates, progress=progress
+                job.pipeline, job.es, alias, count=queries, candidates=candidates, progress=progress, judged=judged
             )
             path = save(
                 calibration_path(settings.home, model, version), best, facts, model=model, index_version=version
@@ -346,9 +360,14 @@ def calibrate_command(alias, reranker, queries, candidates, progress):
     except RRSError as exc:
         fail(str(exc), 1)
     gain = facts["chosen_gain"]
+    if judged_facts := facts["chosen_on"].get("judged"):
+        click.echo(
+            f"judged queries ({split} of {judgments}): {judged_facts['queries']} joined the pseudo-queries, "
+            f"{judged_facts['left_out_trained']} left out ({judged_facts['left_out_why']})"
+        )
     click.echo(
         f"{model} on {version}: weight {best.weight}, depth {best.depth}, {best.normalization} "
-        f"(pseudo-queries: hybrid {facts['hybrid_alone']}, plain rerank {facts['plain_rerank']}, "
+        f"(pseudo{'- and judged' if judged_facts else ''} queries: hybrid {facts['hybrid_alone']}, plain rerank {facts['plain_rerank']}, "
         f"chosen gain {gain['gain_confirming']:+.4f}, lower bound {gain['gain_confirming_lower']:+.4f}); wrote {path}"
     )
 

@@ -23,6 +23,11 @@ the first stage already answered (nDCG@10 0.996), 0.3 (rank) passed it and then 
 the real test queries. A model that scrambles what the first stage finds gets weight 0 (the
 stage is then skipped).
 
+Judged queries, where a user has some (``rrs calibrate --judgments DIR``; ``./run demo`` passes the
+sample's), join the pseudo-queries in the same cross-fitted choice, except those the model was
+trained on (``training.json``'s fingerprints, as ``rrs eval --tune-rerank`` leaves out): they are
+real questions in the user's words, which the pseudo-queries only stand in for.
+
 The result is cached per model and concrete index under ``RRS_HOME/calibrations``
 (``calibration_path``): a retrained model or a reindex has none until ``rrs calibrate`` runs.
 
@@ -125,31 +130,82 @@ def pseudo_judgments(
     return Dataset(root=Path(alias), corpus_path=Path(alias), queries=queries, qrels=qrels, split="pseudo")
 
 
+JUDGED = "judged"  # the kind (id prefix) of a judged query among the pseudo-queries
+
+
+def with_judged(pseudo: Dataset, judged: Dataset, trained: Container[str] = frozenset()) -> Dataset:
+    """``pseudo`` plus ``judged``'s queries that have a relevant document and are not in
+    ``trained`` (the ids the model was trained on), as ``judged:<id>`` so that no id meets a
+    pseudo-query's (pure)."""
+    kept = {
+        qid: text
+        for qid, text in judged.queries.items()
+        if qid not in trained and any(grade > 0 for grade in judged.qrels.get(qid, {}).values())
+    }
+    return Dataset(
+        root=pseudo.root,
+        corpus_path=pseudo.corpus_path,
+        queries={**pseudo.queries, **{f"{JUDGED}:{qid}": text for qid, text in kept.items()}},
+        qrels={**pseudo.qrels, **{f"{JUDGED}:{qid}": judged.qrels[qid] for qid in kept}},
+        split=f"pseudo+{judged.split}",
+    )
+
+
+def _judged_part(folder: str | None, judged: Dataset) -> tuple[frozenset[str], dict]:
+    """The judged queries to leave out (the model's own training queries) and what the facts say of them."""
+    from rrsearch.evaluation.offline import trained_on
+
+    left_out = trained_on(folder, judged) if folder else None
+    ids = left_out.ids if left_out else frozenset()
+    return ids, {
+        "source": str(judged.root),
+        "split": judged.split,
+        "left_out_trained": len(ids),
+        "left_out_why": left_out.reason if left_out else "a remote reranker: which queries trained it is unknown",
+    }
+
+
 def calibrate(
-    pipeline, es, alias: str, *, count: int, candidates: int, seed: int = 13, progress: bool = False
+    pipeline,
+    es,
+    alias: str,
+    *,
+    count: int,
+    candidates: int,
+    seed: int = 13,
+    progress: bool = False,
+    judged: Dataset | None = None,
 ) -> tuple[BlendConfig, dict]:
-    """Choose and confirm the blend on ``count`` pseudo-queries (see the module's docstring)."""
+    """Choose and confirm the blend on ``count`` pseudo-queries, plus ``judged``'s queries the
+    model was not trained on (see the module's docstring)."""
     from tqdm import tqdm
 
     from rrsearch.evaluation.tuning import choose, collect
 
-    titles_trained_on = trained_titles(getattr(pipeline.reranker, "folder", None), alias)
+    folder = getattr(pipeline.reranker, "folder", None)
+    titles_trained_on = trained_titles(folder, alias)
     dataset = pseudo_judgments(es, alias, count=count, seed=seed, titles_trained_on=titles_trained_on)
     if len(dataset.queries) < 20:
         raise RerankError(
             f"index {alias!r} gives only {len(dataset.queries)} pseudo-queries (titles or first sentences of "
             f"{MIN_QUERY_WORDS}+ words); a corpus calibration needs at least 20: the default blend serves"
         )
+    judged_facts = None
+    if judged is not None:
+        trained, judged_facts = _judged_part(folder, judged)
+        dataset = with_judged(dataset, judged, trained)
     started = time.perf_counter()
     with tqdm(total=len(dataset.queries), desc="pseudo-queries", unit="q", disable=not progress) as bar:
         collected = collect(pipeline, dataset, candidates=candidates, index=alias, progress=bar)
     kinds = [qid.split(":", 1)[0] for qid in dataset.queries]
     chosen_on = {
-        "split": "pseudo-queries from the index (a document's title, else its first sentence, asks for it)",
+        "split": "pseudo-queries from the index (a document's title, else its first sentence, asks for it)"
+        + (" and judged queries the model was not trained on" if judged_facts else ""),
         "titles_trained_on": "all" if isinstance(titles_trained_on, Everything) else len(titles_trained_on),
         "queries": len(dataset.queries),
         "titles": kinds.count("title"),
         "sentences": kinds.count("sentence"),
+        **({"judged": {"queries": kinds.count(JUDGED), **judged_facts}} if judged_facts else {}),
         "candidates": candidates,
         "margin": MARGIN,
         "harmless_up_to": HARMLESS_UP_TO,

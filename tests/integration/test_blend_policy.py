@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +198,48 @@ def test_a_pool_hands_on_its_judged_calibration_with_the_alias_it_holds_on(setti
         assert body["blend"]["source"] == "judgments" and body["blend"]["weight"] == 0.25
     finally:
         server.shutdown()
+
+
+def test_calibrate_adds_the_judged_queries_the_model_was_not_trained_on(settings, cli_env, model_dir, tmp_path):
+    """``rrs calibrate --judgments``: the sample's judged train queries join the pseudo-queries in
+    the cross-fitted choice, except the ones the model's ``training.json`` says it was trained on."""
+    from rrsearch.evaluation.dataset import dataset_fingerprint, load_dataset, query_fingerprint
+
+    sample = Path(__file__).resolve().parents[2] / "sample"
+    train = load_dataset(sample, "train", check_corpus=False)
+    trained_ids = sorted(train.queries)[:2]
+    folder = tmp_path / "trained-on-two"
+    shutil.copytree(model_dir, folder)
+    (folder / "training.json").write_text(
+        json.dumps(
+            {
+                "data": {
+                    "source": "sample",
+                    "dataset_fingerprint": dataset_fingerprint(sample),
+                    "trained_query_fingerprints": [query_fingerprint(q, train.queries[q]) for q in trained_ids],
+                }
+            }
+        )
+    )
+    env = {**cli_env, "RRS_HOME": str(settings.home)}
+    command = [sys.executable, "-m", "rrsearch", "calibrate", "--index", settings.index_alias, "--reranker"]
+    options = ["--judgments", str(sample), "--queries", "30", "--candidates", "20", "--no-progress"]
+    done = subprocess.run([*command, str(folder), *options], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    joined = len(train.queries) - len(trained_ids)
+    assert f"{joined} joined the pseudo-queries, 2 left out" in done.stdout
+
+    [written] = (settings.home / "calibrations").glob("*.json")
+    chosen_on = json.loads(written.read_text())["chosen_on"]
+    assert chosen_on["judged"]["queries"] == joined and chosen_on["judged"]["split"] == "train"
+    assert chosen_on["queries"] == chosen_on["titles"] + chosen_on["sentences"] + joined
+
+    # a split with no such file is the caller's mistake, named before any model loads
+    missing = subprocess.run(
+        [*command, str(folder), "--judgments", str(sample), "--split", "dev"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "dev" in missing.stderr and "Traceback" not in missing.stderr

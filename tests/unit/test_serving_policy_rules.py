@@ -1,9 +1,12 @@
 """The serving policy's pure parts: which source wins, a request's override, where a corpus
 calibration is cached, and the pseudo-queries and non-inferiority rule it is chosen by."""
 
+from pathlib import Path
+
 import pytest
 
-from rrsearch.evaluation.corpus_calibration import Everything, first_sentence, pseudo_query, trained_titles
+from rrsearch.evaluation.corpus_calibration import Everything, first_sentence, pseudo_query, trained_titles, with_judged
+from rrsearch.evaluation.dataset import Dataset
 from rrsearch.evaluation.tuning import Scored, tune
 from rrsearch.service.blend import BlendConfig
 from rrsearch.service.blend_policy import calibration_path, for_request, judged_applies, resolve
@@ -165,6 +168,25 @@ def test_trained_titles_come_from_the_model_folder(tmp_path):
     assert trained_titles(str(tmp_path), "other-index") == frozenset()
     (tmp_path / "training.json").write_text(json.dumps({"data": data, "mining": {"title_queries_made": 0}}))
     assert trained_titles(str(tmp_path), "docs") == frozenset()
+
+
+def test_judged_queries_join_the_pseudo_queries_except_those_the_model_trained_on():
+    pseudo = Dataset(
+        Path("idx"), Path("idx"), {"title:d1": "otters and rivers"}, {"title:d1": {"d1": 1}}, split="pseudo"
+    )
+    judged = Dataset(
+        Path("data"),
+        Path("data"),
+        {"q1": "where do otters live", "q2": "salmon spawning", "q3": "nothing relevant"},
+        {"q1": {"d1": 2, "d9": 0}, "q2": {"d2": 1}, "q3": {"d3": 0}},
+        split="train",
+    )
+    merged = with_judged(pseudo, judged, trained=frozenset({"q2"}))
+    # q2 trained the model, q3 has no relevant document: only q1 joins, under an id no pseudo-query has
+    assert merged.queries == {"title:d1": "otters and rivers", "judged:q1": "where do otters live"}
+    assert merged.qrels["judged:q1"] == {"d1": 2, "d9": 0} and merged.qrels["title:d1"] == {"d1": 1}
+    assert merged.split == "pseudo+train"
+    assert pseudo.queries == {"title:d1": "otters and rivers"}  # the inputs are left as they were
 
 
 def test_a_judged_check_is_confirmed_harmful_or_inconclusive():
