@@ -265,5 +265,17 @@ def _add_package_commands() -> None:
 
 _add_package_commands()
 
+
+def run() -> None:
+    """The ``rrs`` command (``main`` is its click group): ends without the interpreter's teardown
+    of torch and the rest once a command is done (``core/processes.py``: about 2 s a command)."""
+    from rrsearch.core.processes import exit_without_teardown
+
+    try:
+        main()
+    except SystemExit as done:  # click ends every command with one, success included
+        exit_without_teardown(done.code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -1,3 +1,3 @@
-from rrsearch.rrs.cli import main
+from rrsearch.rrs.cli import run
 
-main()
+run()

@@ -11,6 +11,7 @@
 import os
 
 from rrsearch.core.pool_announcement import announce, local_url, wire_local_node, withdraw
+from rrsearch.core.processes import exit_without_teardown
 from rrsearch.core.settings import get_settings
 
 _settings = get_settings()
@@ -59,6 +60,18 @@ def when_ready(server):
     except OSError as exc:  # a read-only RRS_HOME: the pool serves all the same, unannounced
         server.log.warning("reranker pool not announced in %s: %s", _settings.home, exc)
     wire_local_node(_settings, url, server.log.info)
+
+
+def worker_abort(worker):
+    worker.rrs_aborted = True  # past its timeout: it ends with gunicorn's own status
+
+
+def worker_exit(server, worker):
+    """A worker that booted and was told to stop (a signal, max requests) ends without the
+    interpreter's teardown of torch and the rest: about 2 s that every stop, restart and deploy
+    waited for (core/processes.py)."""
+    if worker.booted and not worker.alive and not getattr(worker, "rrs_aborted", False):
+        exit_without_teardown(0)
 
 
 def on_exit(server):
