@@ -880,19 +880,31 @@ def stop_node(settings: Settings, timeout_s: float = 60.0, log=print) -> bool:
         return False
     root = settings.node_dir.resolve()
     members = recorded_members(root, _read_state(root))
-    stopped = [_stop_process(Path(member["dir"]), timeout_s, log) for member in members]
-    if not any(stopped):
-        log("No local node is running.")
-    return any(stopped)
-
-
-def _stop_process(node_dir: Path, timeout_s: float, log) -> bool:
-    """SIGTERM the node whose pid file is in ``node_dir`` (SIGKILL if it ignores it); False when none runs."""
-    pid = _read_pid(node_dir)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
+    # Every member is told at once, then awaited: one by one, the others would elect a new master
+    # and move shards for each member that left, and a cluster took the sum of their shutdowns.
+    told: list[tuple[Path, int]] = []
+    for member in members:
+        node_dir = Path(member["dir"])
+        if (pid := _tell_to_stop(node_dir)) is not None:
+            told.append((node_dir, pid))
     deadline = time.monotonic() + timeout_s
+    for node_dir, pid in told:
+        _await_stop(node_dir, pid, deadline, timeout_s, log)
+    if not told:
+        log("No local node is running.")
+    return bool(told)
+
+
+def _tell_to_stop(node_dir: Path) -> int | None:
+    """SIGTERM the node whose pid file is in ``node_dir``; its pid, or None when none runs."""
+    pid = _read_pid(node_dir)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+    return pid
+
+
+def _await_stop(node_dir: Path, pid: int, deadline: float, timeout_s: float, log) -> None:
+    """Wait until the node told to stop is gone (SIGKILL it past ``deadline``)."""
     while time.monotonic() < deadline and _is_our_process(pid, node_dir):
         time.sleep(0.2)
     if _is_our_process(pid, node_dir):
@@ -900,4 +912,3 @@ def _stop_process(node_dir: Path, timeout_s: float, log) -> bool:
         log(f"Node pid {pid} ignored SIGTERM for {timeout_s:.0f}s; killed.")
     _pid_file(node_dir).unlink(missing_ok=True)
     log(f"Stopped Elasticsearch (pid {pid}).")
-    return True
