@@ -39,6 +39,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -527,18 +528,27 @@ def _start_members(settings: Settings, count: int, dist: Distribution, log, *, s
 
         keystore = {**keystore, BOOTSTRAP_PASSWORD: material.password()}
         roles = role_descriptors(settings)
-    for member in members:
-        _launch_member(
-            member,
-            members,
-            dist,
-            settings.es_heap,
-            first_boot,
-            log,
-            plugin=(yml, keystore),
-            security=material,
-            roles=roles,
-        )
+    # Launched together: `elasticsearch -d` returns once its node has started, and a cluster
+    # member waits up to discovery.initial_state_timeout (30 s) for a quorum its peers, still
+    # unlaunched, cannot give; one by one, three members took 60 s.
+    with ThreadPoolExecutor(max_workers=len(members)) as launching:
+        launches = [
+            launching.submit(
+                _launch_member,
+                member,
+                members,
+                dist,
+                settings.es_heap,
+                first_boot,
+                log,
+                plugin=(yml, keystore),
+                security=material,
+                roles=roles,
+            )
+            for member in members
+        ]
+    for launch in launches:
+        launch.result()  # a member that failed to launch raises its NodeError here
     access = access_from_state(record)
     info = _wait_for_members(members, settings.es_start_timeout_s, access)
     record = _write_state(root, members, info["version"], dist.jdk.home, material)
