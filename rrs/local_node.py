@@ -37,6 +37,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
@@ -230,23 +231,27 @@ def _is_our_process(pid: int, node_dir: Path) -> bool:
     return f"ES_PATH_CONF={node_dir / 'config'}".encode() in environ
 
 
+_NODE_USER_LOCK = threading.Lock()
+
+
 def _drop_root_prefix(node_dir: Path, log) -> list[str]:
     """When run as root: a ``setpriv`` prefix that runs ES as ``ES_USER``; else nothing."""
     if os.geteuid() != 0:
         return []
     import pwd
 
-    try:
-        user = pwd.getpwnam(ES_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
-            capture_output=True,
-        )
+    with _NODE_USER_LOCK:  # a cluster's members launch together: one of them creates the user
         try:
             user = pwd.getpwnam(ES_USER)
         except KeyError:
-            user = pwd.getpwnam("nobody")
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
+                capture_output=True,
+            )
+            try:
+                user = pwd.getpwnam(ES_USER)
+            except KeyError:
+                user = pwd.getpwnam("nobody")
     log(f"Running as root: the node runs as user {user.pw_name!r}.")
     give_tree(node_dir, user.pw_uid, user.pw_gid)
     return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
