@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--alias-prefix", default="policy-")
     parser.add_argument("--pseudo-queries", type=int, default=200)
     parser.add_argument(
+        "--calibration-candidates", type=int, default=50, help="Candidates per calibration query (./run demo: 30)."
+    )
+    parser.add_argument(
         "--judgments",
         type=Path,
         help="A BEIR folder whose train queries (those the model was not trained on) join the pseudo-queries "
@@ -149,7 +152,7 @@ def main() -> None:
             uncalibrated = through_search(settings, job, alias, test)
             judged = load_dataset(args.judgments, "train", check_corpus=False) if args.judgments else None
             corpus, calibration = calibrate(
-                pipeline, es, alias, count=args.pseudo_queries, candidates=50, judged=judged
+                pipeline, es, alias, count=args.pseudo_queries, candidates=args.calibration_candidates, judged=judged
             )
             save(calibration_file, corpus, calibration, model=model, index_version=version)
             served = BlendPolicy(pipeline.reranker, settings).served(version)
