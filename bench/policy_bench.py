@@ -102,6 +102,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/policy_bench.json")
     args = parser.parse_args()
+    if args.judgments and len(args.collections) > 1:
+        parser.error("--judgments judges one corpus: name one collection with it")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from rrsearch.core.settings import Settings
@@ -122,6 +124,8 @@ def main() -> None:
         "model": args.model,
         "collections": {},
     }
+    # judged queries belong to one corpus: loaded once, for the one collection they judge
+    judged = load_dataset(args.judgments, "train", check_corpus=False) if args.judgments else None
     for item in args.collections:
         name, rest = item.split("=", 1)
         folder, _, alias = rest.partition("@")
@@ -150,7 +154,6 @@ def main() -> None:
                     },
                 }
             uncalibrated = through_search(settings, job, alias, test)
-            judged = load_dataset(args.judgments, "train", check_corpus=False) if args.judgments else None
             corpus, calibration = calibrate(
                 pipeline, es, alias, count=args.pseudo_queries, candidates=args.calibration_candidates, judged=judged
             )

@@ -246,8 +246,8 @@ def prepare_distribution(settings: Settings, log=print) -> Distribution:
         log(f"ES_JAVA_HOME is Java too old for {version}; using {jdk.home} instead.")
     cache = settings.home.resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    # Nodes that start at once (a cluster, parallel test sessions) share this distribution: one
-    # fetches, unpacks and installs the plugins while the others wait, then find it done.
+    # `rrs es start` run at once in several node directories shares this distribution: one fetches,
+    # unpacks and installs the plugins while the others wait, then find it done.
     with open(cache / f"dist-{version}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         home = unpack_distribution(fetch_distribution(version, cache), cache)
