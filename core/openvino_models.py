@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,6 +50,21 @@ def openvino_available() -> bool:
     return all(find_spec(name) is not None for name in ("nncf", "openvino"))
 
 
+def import_openvino():
+    """The ``openvino`` module, imported with OpenVINO's and NNCF's usage telemetry off.
+
+    Importing openvino (through its converter) sends an event to Google Analytics and starts a
+    sender thread, by default, unless ``~/intel/openvino_telemetry`` says otherwise: a search
+    service should not report its starts to a third party, and that idle thread made every process
+    that served an OpenVINO model wait at its exit. Both packages fall back to their own no-op
+    telemetry when ``openvino_telemetry`` cannot be imported, which is what marking it absent in
+    ``sys.modules`` does (a process that imported it before us keeps it)."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
+
+
 class OpenVinoSession:
     """An OpenVINO model compiled for the CPU, called like an ONNX Runtime session. One
     inference request, taken in turn: each call already uses every thread it was given."""
@@ -56,8 +72,7 @@ class OpenVinoSession:
     def __init__(self, path: str | Path, threads: int | None = None):
         import os
 
-        import openvino as ov
-
+        ov = import_openvino()
         config = {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY"}
         compiled = ov.Core().compile_model(str(path), "CPU", config)
         self._request = compiled.create_infer_request()
@@ -102,8 +117,8 @@ def export_openvino_int8(onnx_folder: Path, out: Path, kind: str) -> dict:
     import io
     import logging
 
+    ov = import_openvino()
     import nncf
-    import openvino as ov
 
     copy_model_files(onnx_folder, out)  # tokenizer, configs, card: no weights
     card = json.loads((onnx_folder / "rrs_encoder.json").read_text()) if kind == "bi-encoder" else {}

@@ -8,10 +8,7 @@ import atexit
 import os
 import sys
 import threading
-import time
 from typing import NoReturn
-
-THREADS_GRACE_S = 1.0  # how long an exit waits for other threads to end before taking the normal path
 
 
 def pid_alive(pid: int) -> bool:
@@ -41,17 +38,15 @@ def exit_without_teardown(code: str | int | None) -> NoReturn:
 
     With torch and sentence-transformers imported that teardown alone takes about 2 s on 2 cores
     (0.7 s for torch alone), which every ``rrs`` command and every stopped service worker waited
-    for after its work was done. What a normal exit runs first still runs here: other threads end
-    (waited for up to ``THREADS_GRACE_S``; one still running takes the normal path, which waits
-    for it), then the ``atexit`` handlers (logging, Ray, multiprocessing), then stdout and stderr
-    are flushed."""
-    deadline = time.monotonic() + THREADS_GRACE_S
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                sys.exit(code)
+    for after its work was done. What a normal exit runs first still runs here, in its order:
+    threading's own exit hooks (they wake the idle workers of executors nobody shut down) and a
+    wait for every other non-daemon thread, then the ``atexit``
+    handlers (logging, Ray, multiprocessing), then stdout and stderr are flushed. Only the main
+    thread ends the process this way; another takes the normal path."""
+    if threading.current_thread() is not threading.main_thread():
+        sys.exit(code)
     status = exit_status(code)
+    _end_other_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -59,3 +54,10 @@ def exit_without_teardown(code: str | int | None) -> NoReturn:
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
             pass
     os._exit(status & 0xFF)
+
+
+def _end_other_threads() -> None:
+    """What the interpreter does first when the main thread exits (``threading._shutdown``): run
+    the hooks registered with ``threading._register_atexit`` and join every non-daemon thread.
+    A join without the hooks would wait forever on an idle executor's worker."""
+    threading._shutdown()  # type: ignore[attr-defined]  # private, but what every exit runs

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -397,6 +398,8 @@ def _connect(address: str | None, log) -> bool:
 
     if ray.is_initialized():
         return False
+    if not address:  # a Ray this call starts sends no usage stats (a cluster we join keeps its own choice)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     resources = ray.cluster_resources()
     log(

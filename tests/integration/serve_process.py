@@ -60,5 +60,5 @@ def wait_ready(process, base: str, log: Path, timeout_s: float = 180) -> None:
                 return
         except requests.RequestException:  # refused, or accepted while the worker loads models
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     pytest.fail(f"server not ready: {log.read_text()[-3000:]}")

@@ -4,6 +4,7 @@ CLI's refusal of options that belong to the other engine (no cluster, no Ray sta
 from __future__ import annotations
 
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -36,3 +37,23 @@ def test_ray_options_without_the_ray_engine_are_refused(tmp_path):
     result = CliRunner().invoke(main, ["ingest", str(corpus), "--encoders", "2", "--ray-address", "auto"])
     assert result.exit_code == 2
     assert "--ray-address, --encoders only apply to --engine ray" in result.output
+
+
+STATS = "RAY_USAGE_STATS_ENABLED"
+
+
+def test_a_ray_we_start_sends_no_usage_stats_and_one_we_join_keeps_its_choice(monkeypatch):
+    import ray
+
+    from rrsearch.ingest import ray_engine
+
+    seen: list[tuple[str | None, str | None]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda address=None, **_: seen.append((address, os.environ.get(STATS))))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.delenv(STATS, raising=False)
+    assert ray_engine._connect("ray://head:10001", log=lambda _m: None)
+    assert ray_engine._connect(None, log=lambda _m: None)
+    monkeypatch.setenv(STATS, "1")  # the user's own choice stands
+    assert ray_engine._connect(None, log=lambda _m: None)
+    assert seen == [("ray://head:10001", None), (None, "0"), (None, "1")]

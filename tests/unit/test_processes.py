@@ -30,7 +30,9 @@ def _child(body: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("thread_s", [0.2, 1.5])  # within the grace, and past it (the normal path)
+@pytest.mark.parametrize(
+    "thread_s", [0.2, 1.5]
+)  # the exit waits for a thread however long it takes, as a normal one does
 def test_threads_atexit_and_output_all_finish_and_the_status_is_kept(tmp_path, thread_s):
     done = _child(
         f"""
@@ -51,3 +53,25 @@ def test_threads_atexit_and_output_all_finish_and_the_status_is_kept(tmp_path, t
 def test_a_message_code_is_printed_and_ends_with_status_1(tmp_path):
     done = _child('exit_without_teardown("cannot reach the node")', tmp_path)
     assert done.returncode == 1 and done.stderr.strip() == "cannot reach the node"
+
+
+def test_an_idle_executor_is_ended_as_at_exit_and_the_teardown_is_still_skipped(tmp_path):
+    """An executor nobody shut down (OpenVINO's telemetry sender was one, gunicorn's request pool
+    another) keeps an idle worker thread: the interpreter wakes it through threading's exit hooks,
+    and so must we, or the exit waits on it and falls back to the full teardown."""
+    done = _child(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        class Finalized:
+            def __del__(self):
+                (out / "teardown").write_text("ran")
+        kept = Finalized()  # a module global: only the interpreter's teardown finalizes it
+        idle = ThreadPoolExecutor(max_workers=1)
+        idle.submit(lambda: (out / "task").write_text("done")).result()
+        exit_without_teardown(0)
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "task").read_text() == "done" and (tmp_path / "atexit").read_text() == "ran"
+    assert not (tmp_path / "teardown").exists()
