@@ -40,9 +40,9 @@ def exit_without_teardown(code: str | int | None) -> NoReturn:
     (0.7 s for torch alone), which every ``rrs`` command and every stopped service worker waited
     for after its work was done. What a normal exit runs first still runs here, in its order:
     threading's own exit hooks (they wake the idle workers of executors nobody shut down) and a
-    wait for every other non-daemon thread, then the ``atexit``
-    handlers (logging, Ray, multiprocessing), then stdout and stderr are flushed. Only the main
-    thread ends the process this way; another takes the normal path."""
+    wait for every other non-daemon thread, then the ``atexit`` handlers (logging, Ray,
+    multiprocessing), then stdout and stderr are flushed. Only the main thread ends the process
+    this way; another takes the normal path."""
     if threading.current_thread() is not threading.main_thread():
         sys.exit(code)
     status = exit_status(code)
