@@ -5,8 +5,9 @@ A stop is what every deploy, restart and test fixture waits for; a short command
 its time. The service is started on
 ``--alias`` (with ``--cross-encoder``, reranked; without, first stage only), answers ``--requests`` searches, then
 its process group gets SIGTERM; the figure is the time until the gunicorn master has exited.
-Two client modes: ``closed`` (the client closed its connection first) and ``keep-alive`` (it holds
-one open: gunicorn then lingers up to 2 s for it, its graceful stop).
+Two client modes: ``closed`` (every request says ``Connection: close``, so no connection is left
+open) and ``keep-alive`` (the client holds one open: gunicorn then lingers up to 2 s for it, its
+graceful stop). A client that only calls ``requests.Session.close()`` may still hold its socket.
 
 The ingest writes one document into ``<alias>-exit-bench`` (left in place; rerun it freely).
 
@@ -88,21 +89,19 @@ def stop_seconds(
         )
     client = requests.Session()
     base = f"http://127.0.0.1:{port}"
+    headers = {"Connection": "close"} if mode == "closed" else {}  # closed: the server ends each connection
     deadline = time.monotonic() + 120
     while True:
         if server.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the service did not start: {log.read_text()[-2000:]}")
         try:
-            if client.get(f"{base}/readyz", timeout=2).ok:
+            if client.get(f"{base}/readyz", headers=headers, timeout=2).ok:
                 break
         except requests.RequestException:
             time.sleep(0.1)
     for n in range(requests_before):
-        client.post(
-            f"{base}/search", json={"query": f"notes {n}", "rerank": bool(cross_encoder)}, timeout=30
-        ).raise_for_status()
-    if mode == "closed":
-        client.close()
+        body = {"query": f"notes {n}", "rerank": bool(cross_encoder)}
+        client.post(f"{base}/search", json=body, headers=headers, timeout=30).raise_for_status()
     started = time.monotonic()
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=120)
