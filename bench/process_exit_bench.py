@@ -2,21 +2,22 @@
 `rrs ingest` from start to exit, against another checkout.
 
 A stop is what every deploy, restart and test fixture waits for; a short command's exit is most of
-its time. The service is started on
-``--alias`` (with ``--cross-encoder``, reranked; without, first stage only), answers ``--requests`` searches, then
-its process group gets SIGTERM; the figure is the time until the gunicorn master has exited.
-Two client modes: ``closed`` (every request says ``Connection: close``, so no connection is left
-open) and ``keep-alive`` (the client holds one open: gunicorn then lingers up to 2 s for it, its
-graceful stop). A client that only calls ``requests.Session.close()`` may still hold its socket.
+its time. The service is started on ``--alias`` (reranking with ``--cross-encoder``, first stage
+only without), answers ``--requests`` searches, then its process group gets SIGTERM; the figure is
+the time until the gunicorn master has exited. Two client modes: ``closed`` (every request says
+``Connection: close``, so no connection is left open) and ``keep-alive`` (the client holds one
+open: gunicorn then lingers up to 2 s for it, its graceful stop). A client that only calls
+``requests.Session.close()`` may still hold its socket.
 
 The ingest writes one document into ``<alias>-exit-bench`` (left in place; rerun it freely).
 
-With ``--baseline-root`` the same runs alternate with that checkout (put first on PYTHONPATH, so
-its ``rrsearch`` and gunicorn.conf.py serve), and the JSON gives the ratio ours / baseline per mode.
-The node is the one the settings name (ES_URL, or the local node: ``rrs es start``).
+With ``--baseline-root`` the same runs alternate with that checkout (its processes start in it, with
+it first on PYTHONPATH, so its ``rrsearch`` and gunicorn.conf.py serve), and the JSON gives the
+ratio ours / baseline per mode. The node is the one the settings name (ES_URL, or the local node:
+``rrs es start``).
 
     git worktree add /tmp/old-checkout <commit>
-    python bench/process_exit_bench.py --alias sample --rounds 4 --baseline-root /tmp/old-checkout
+    python bench/process_exit_bench.py --alias sample --cross-encoder MODEL_DIR --rounds 4 --baseline-root /tmp/old-checkout
 """
 
 from __future__ import annotations
