@@ -160,8 +160,9 @@ class Worker:
 
     # --- OpenVINO ---------------------------------------------------------------------------
     def _load_openvino(self, prep, precision):
-        import openvino as ov
+        from rrsearch.core.openvino_models import import_openvino
 
+        ov = import_openvino()  # its usage telemetry off, as the product imports it
         core = ov.Core()
         ir = "int8" if precision == "int8" else "fp32"
         config = {
@@ -293,8 +294,10 @@ def prepare_models(work: Path, engines: list[str]) -> dict:
 
 
 def prepare_openvino(work: Path, prep: dict, calibration: dict) -> dict:
+    from rrsearch.core.openvino_models import import_openvino
+
+    ov = import_openvino()  # before NNCF: both then run without their usage telemetry
     import nncf
-    import openvino as ov
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 

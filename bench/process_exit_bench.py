@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,14 +35,10 @@ from pathlib import Path
 
 import requests
 
+from rrsearch.rrs.local_node import first_free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("closed", "keep-alive", "one-doc ingest")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _env(root: Path | None, **extra: str) -> dict[str, str]:
@@ -76,7 +71,7 @@ def stop_seconds(
     root: Path | None, alias: str, cross_encoder: str | None, mode: str, requests_before: int, log: Path
 ) -> float:
     """Start `rrs serve` (from ``root``'s checkout, or this environment's), answer requests, stop it."""
-    port = _free_port()
+    port = first_free_port(18_990)
     model = {"RRS_CROSS_ENCODER": cross_encoder} if cross_encoder else {"RRS_RERANK_ENABLED": "false"}
     env = _env(root, RRS_INDEX_ALIAS=alias, **model)
     with open(log, "w") as out:
