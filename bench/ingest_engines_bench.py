@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from _common import DATA  # noqa: E402
 
+from rrsearch.core.encoders import detected_cpu_engine  # noqa: E402
+
 ENGINES = {"torch fp32": {"RRS_BI_ENCODER_BACKEND": "torch"}, "auto": {}}
 
 
@@ -72,8 +74,6 @@ def main() -> None:
         dst.writelines(islice(src, args.docs))
     home = work / "home"
     first = ingest(corpus, home, ENGINES["auto"])  # makes the export; not timed
-    from rrsearch.core.encoders import detected_cpu_engine
-
     rates: dict[str, list[float]] = {name: [] for name in ENGINES}
     for round_ in range(args.rounds):
         for name, env in ENGINES.items():
