@@ -15,7 +15,9 @@ replaced), ``auto`` as this machine resolves it, and int8 (``auto`` with ``cpu_e
 
     ES_URL=http://127.0.0.1:9200 HF_HUB_OFFLINE=1 python bench/defaults_bench.py [--docs 600] [--queries 20]
 
-Writes ``bench/results/defaults_bench.json``.
+Writes ``bench/results/defaults_bench.json``. Every engine runs in this one process, so each
+shares it with the others' thread pools; ``ingest_engines_bench.py`` measures ingest with each
+engine in a fresh ``rrs ingest`` process, as users run it.
 """
 
 from __future__ import annotations
