@@ -37,6 +37,17 @@ def build_minilm_cross_encoder(path: Path, *, pretrained_encoder: bool = True) -
     return path
 
 
+def scifact_head(docs: int, folder: Path) -> Path:
+    """The first ``docs`` SciFact documents as ``folder/corpus.jsonl.gz``: a corpus `rrs ingest` reads."""
+    from itertools import islice
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "corpus.jsonl.gz"
+    with gzip.open(DATA / "corpus.jsonl.gz", "rt") as src, gzip.open(out, "wt") as dst:
+        dst.writelines(islice(src, docs))
+    return out
+
+
 def load_corpus() -> list[dict]:
     with gzip.open(DATA / "corpus.jsonl.gz", "rt") as handle:
         return [json.loads(line) for line in handle]

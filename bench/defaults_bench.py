@@ -23,7 +23,6 @@ engine in a fresh ``rrs ingest`` process, as users run it.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import statistics
@@ -37,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from _common import DATA, build_minilm_cross_encoder, load_corpus  # noqa: E402
+from _common import DATA, build_minilm_cross_encoder, load_corpus, scifact_head  # noqa: E402
 
 
 def ingest_rate(corpus: Path, settings, es) -> float:
@@ -101,9 +100,7 @@ def main() -> None:
     assert base.es_url, "set ES_URL (e.g. `rrs es start`)"
     es = make_client(base)
     work = Path(tempfile.mkdtemp(prefix="defaults-bench-"))
-    corpus = work / "corpus.jsonl.gz"
-    with gzip.open(DATA / "corpus.jsonl.gz", "rt") as src, gzip.open(corpus, "wt") as dst:
-        dst.writelines(islice(src, args.docs))
+    corpus = scifact_head(args.docs, work)
     fresh = base.model_copy(update={"home": work / "home", "device": "cpu"})
     settings = {
         "torch": fresh.model_copy(update={"bi_encoder_backend": "torch", "rerank_backend": "torch"}),

@@ -16,7 +16,6 @@ Writes ``bench/results/ingest_engines.json``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -24,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from _common import DATA  # noqa: E402
+from _common import scifact_head  # noqa: E402
 
 from rrsearch.core.encoders import detected_cpu_engine  # noqa: E402
 
@@ -69,9 +67,7 @@ def main() -> None:
         raise SystemExit("set ES_URL (e.g. `rrs es start`)")
 
     work = Path(tempfile.mkdtemp(prefix="ingest-engines-"))
-    corpus = work / "corpus.jsonl.gz"
-    with gzip.open(DATA / "corpus.jsonl.gz", "rt") as src, gzip.open(corpus, "wt") as dst:
-        dst.writelines(islice(src, args.docs))
+    corpus = scifact_head(args.docs, work)
     home = work / "home"
     first = ingest(corpus, home, ENGINES["auto"])  # makes the export; not timed
     rates: dict[str, list[float]] = {name: [] for name in ENGINES}

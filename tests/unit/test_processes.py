@@ -30,9 +30,8 @@ def _child(body: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize(
-    "thread_s", [0.2, 1.5]
-)  # the exit waits for a thread however long it takes, as a normal one does
+# The exit waits for a thread however long it takes, as a normal one does.
+@pytest.mark.parametrize("thread_s", [0.2, 1.5])
 def test_threads_atexit_and_output_all_finish_and_the_status_is_kept(tmp_path, thread_s):
     done = _child(
         f"""
