@@ -1,8 +1,10 @@
-"""`rrs es start|status|stop` through the real console script, twice in a row."""
+"""`rrs es start|status|stop` through the real console script, twice in a row (the second time on a
+taken port)."""
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -19,49 +21,41 @@ def rrs(*args, env):
 
 @pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")
 def test_start_status_stop_twice(es_settings, tmp_path_factory):
+    """The same directory started, read and stopped twice; the second time its port is held by
+    another listener, so the start must move on and status must report the real URL."""
     node_dir = es_settings.home / f"cli-node-{os.getpid()}"
     port = first_free_port(9350)
     env = {**os.environ, "RRS_ES_NODE_DIR": str(node_dir), "RRS_ES_PORT": str(port), "RRS_ES_HEAP": "512m"}
     dist = es_settings.home / "dist"
     try:
-        _two_rounds(env, dist, port)
+        _round(env, dist, port, moved=False)
+        with socket.socket() as squatter:  # the port the first round used, taken by someone else now
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            started = _round(env, dist, port, moved=True)
+            assert f"Port {port} is taken" in started.stderr
     finally:
         rrs("es", "stop", env=env)
         shutil.rmtree(node_dir, ignore_errors=True)
 
 
-def _two_rounds(env, dist, port):
-    for round_ in range(2):
-        zips_before = sorted(p.stat().st_mtime for p in dist.glob("*.zip"))
-        started = rrs("es", "start", env=env)
-        assert started.returncode == 0, started.stderr
-        assert sorted(p.stat().st_mtime for p in dist.glob("*.zip")) == zips_before  # nothing downloaded again
-        status = rrs("es", "status", "--json", env=env)
-        info = json.loads(status.stdout)
-        assert status.returncode == 0 and info["running"] is True
-        assert info["url"] == f"http://127.0.0.1:{port}" and info["version"].split(".")[0] in ("8", "9")
-        stopped = rrs("es", "stop", env=env)
-        assert stopped.returncode == 0 and "Stopped" in stopped.stderr
-        after = rrs("es", "status", "--json", env=env)
-        assert after.returncode == 3 and json.loads(after.stdout)["running"] is False, round_
-
-
-def test_taken_port_is_moved_and_status_reports_the_real_url(es_settings):
-    if es_settings.es_url:
-        pytest.skip("external cluster")
-    # the session node already holds its port: asking for it again must move on
-    node_dir = es_settings.home / f"cli-node-port-{os.getpid()}"
-    taken = int(json.loads((es_settings.node_dir / "node.json").read_text())["url"].rsplit(":", 1)[1])
-    env = {**os.environ, "RRS_ES_NODE_DIR": str(node_dir), "RRS_ES_PORT": str(taken), "RRS_ES_HEAP": "512m"}
-    try:
-        started = rrs("es", "start", env=env)
-        assert started.returncode == 0, started.stderr
-        assert f"Port {taken} is taken" in started.stderr
-        info = json.loads(rrs("es", "status", "--json", env=env).stdout)
-        assert info["running"] and not info["url"].endswith(f":{taken}")
-    finally:
-        rrs("es", "stop", env=env)
-        shutil.rmtree(node_dir, ignore_errors=True)
+def _round(env, dist, port, moved):
+    """Start, status, stop, status: served on ``port``, or (``moved``) anywhere but there."""
+    zips_before = sorted(p.stat().st_mtime for p in dist.glob("*.zip"))
+    started = rrs("es", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    assert sorted(p.stat().st_mtime for p in dist.glob("*.zip")) == zips_before  # nothing downloaded again
+    status = rrs("es", "status", "--json", env=env)
+    info = json.loads(status.stdout)
+    assert status.returncode == 0 and info["running"] is True
+    assert info["url"].startswith("http://127.0.0.1:") and info["version"].split(".")[0] in ("8", "9")
+    served_port = int(info["url"].rsplit(":", 1)[1])
+    assert (served_port != port) is moved, info["url"]
+    stopped = rrs("es", "stop", env=env)
+    assert stopped.returncode == 0 and "Stopped" in stopped.stderr
+    after = rrs("es", "status", "--json", env=env)
+    assert after.returncode == 3 and json.loads(after.stdout)["running"] is False
+    return started
 
 
 def test_external_es_url_starts_nothing(es_settings):
