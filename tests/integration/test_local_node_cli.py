@@ -20,7 +20,7 @@ def rrs(*args, env):
 
 
 @pytest.mark.skipif(bool(os.environ.get("ES_URL")), reason="ES_URL names an external cluster; nothing to start")
-def test_start_status_stop_twice(es_settings, tmp_path_factory):
+def test_start_status_stop_twice(es_settings):
     """The same directory started, read and stopped twice; the second time its port is held by
     another listener, so the start must move on and status must report the real URL."""
     node_dir = es_settings.home / f"cli-node-{os.getpid()}"
