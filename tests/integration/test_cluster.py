@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 from fault_tools import SearchLoad, clean_reference, start_ingest, stored, wait_until_indexing, write_corpus
-from serve_process import rrs_serve, rrs_serves
+from serve_process import rrs_serves
 
 from rrsearch.core.es_client import make_client
 from rrsearch.rrs.local_node import first_free_port, node_status, start_node, stop_node
@@ -97,7 +97,7 @@ def _heal(cluster) -> None:
     es.close()
 
 
-def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster, cluster_env, tmp_path):
+def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster, rayed):
     cluster = whole_cluster
     from click.testing import CliRunner
 
@@ -112,10 +112,8 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
     assert [(m["name"], m["running"]) for m in info["nodes"]] == [(f"rrs-node-{i}", True) for i in (1, 2, 3)]
     assert len({m["url"] for m in info["nodes"]}) == NODES and info["url"].count("http://") == NODES
 
-    run = start_ingest(write_corpus(tmp_path / "corpus.jsonl", n=60), "shaped", cluster_env)
-    assert run.wait(timeout=600) == 0, run.communicate()
     es = make_client(cluster)
-    shards = es.cat.shards(index="shaped", format="json")
+    shards = es.cat.shards(index=rayed, format="json")  # the shape RRS_NUMBER_OF_* gave `rrs ingest`
     assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
     assert len({s["node"] for s in shards}) >= 2  # primaries and replicas spread over the nodes
 
@@ -131,13 +129,13 @@ def test_three_nodes_form_one_cluster_and_indexes_take_their_shape(whole_cluster
     es.close()
 
 
-def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(
-    clean_alias, whole_cluster, cluster_env
-):
+@pytest.fixture(scope="module")
+def rayed(clean_alias, cluster, cluster_env) -> str:
     """Issue 25: `rrs ingest --engine ray` (a local Ray, 2 encoder actors, the corpus cut into
-    shards) with the 3-node cluster as target."""
+    shards) of the clean corpus with the 3-node cluster as target: alias ``rayed``."""
     pytest.importorskip("ray.data")
-    path, expected = clean_alias
+    _heal(cluster)
+    path, _ = clean_alias
     run = subprocess.run(
         [
             sys.executable,
@@ -161,13 +159,18 @@ def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    return "rayed"
+
+
+def test_the_ray_engine_into_the_cluster_stores_what_a_single_process_run_stores(clean_alias, whole_cluster, rayed):
+    _, expected = clean_alias
     es = make_client(whole_cluster)
-    assert stored(es, "rayed") == expected
+    assert stored(es, rayed) == expected
     es.close()
 
 
 @pytest.fixture(scope="module")
-def cluster_retrievers(cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path_factory):
+def cluster_retrievers(cluster, bi_encoder, reranker_pool):
     """The SciFact subset on 2 shards with a replica each, a pool (/rerank and /embed) the nodes call,
     and POST /search through the same pool: (client, alias, settings, service)."""
     from es_retrievers import index_subset, set_pool
@@ -187,28 +190,18 @@ def cluster_retrievers(cluster, bi_encoder, tiny_cross_encoder_dir, tmp_path_fac
     es.indices.refresh(index=alias)
     shards = es.cat.shards(index=alias, format="json")
     assert sorted(s["prirep"] for s in shards) == ["p", "p", "r", "r"]
-    env = {
-        "RRS_SERVE_ROLE": "reranker",
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-        "RRS_DEVICE": "cpu",
-        "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-        "ES_URL": "http://127.0.0.1:1",
-        "RRS_RERANK_TIMEOUT_MS": "60000",
-    }
-    with rrs_serve(first_free_port(19_800), env, tmp_path_factory.mktemp("pool") / "pool.log") as pool:
-        set_pool(es, pool, "60s")
-        settings = cluster.model_copy(
-            update={
-                "index_alias": alias,
-                "search_log_enabled": False,
-                "rerank_timeout_ms": 60_000.0,
-                "search_timeout_s": 30.0,
-            }
-        )
-        client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(pool)).test_client()
-        yield es, alias, settings, client
-        set_pool(es, None, None)
+    set_pool(es, reranker_pool, "60s")
+    settings = cluster.model_copy(
+        update={
+            "index_alias": alias,
+            "search_log_enabled": False,
+            "rerank_timeout_ms": 60_000.0,
+            "search_timeout_s": 30.0,
+        }
+    )
+    client = create_app(settings, es=es, bi_encoder=bi_encoder, reranker=RemoteReranker(reranker_pool)).test_client()
+    yield es, alias, settings, client
+    set_pool(es, None, None)
     es.close()
 
 

@@ -26,42 +26,11 @@ QUERY = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def env(es_settings, service_index, tiny_cross_encoder_dir):
-    from rrsearch.core.es_client import resolve_url
-
-    return {
-        "ES_URL": resolve_url(es_settings),
-        "RRS_INDEX_ALIAS": service_index,
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-        "RRS_SERVE_THREADS": "4",
-        "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-        "RRS_DEVICE": "cpu",
-    }
-
-
-@pytest.fixture(scope="module")
-def search_front(env, tmp_path_factory):
+def remote_front(search_front_env, reranker_pool, tmp_path_factory):
+    """The same front end, reranking through the pool."""
     from rrsearch.rrs.local_node import first_free_port
 
-    with rrs_serve(first_free_port(19_200), env, tmp_path_factory.mktemp("front") / "server.log") as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def reranker_pool(env, tmp_path_factory):
-    from rrsearch.rrs.local_node import first_free_port
-
-    pool_env = {**env, "RRS_SERVE_ROLE": "reranker", "ES_URL": "http://127.0.0.1:1"}  # needs no Elasticsearch
-    with rrs_serve(first_free_port(19_300), pool_env, tmp_path_factory.mktemp("pool") / "server.log") as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def remote_front(env, reranker_pool, tmp_path_factory):
-    from rrsearch.rrs.local_node import first_free_port
-
-    front_env = {**env, "RRS_RERANKER_URL": reranker_pool, "RRS_CROSS_ENCODER": "unused-when-remote"}
+    front_env = {**search_front_env, "RRS_RERANKER_URL": reranker_pool, "RRS_CROSS_ENCODER": "unused-when-remote"}
     with rrs_serve(first_free_port(19_400), front_env, tmp_path_factory.mktemp("remote") / "server.log") as base:
         yield base
 

@@ -18,7 +18,6 @@ import haystack_integrations.components.rankers.huggingface_api as tei
 import pytest
 import requests
 from haystack import Document
-from serve_process import rrs_serve
 
 QUERY = "What is the capital of France?"
 DOCS = [
@@ -29,25 +28,6 @@ DOCS = [
     "France borders Spain, Italy and Germany.",
     "The Seine flows through Paris.",
 ]
-
-
-@pytest.fixture(scope="module")
-def pool(tiny_cross_encoder_dir, tmp_path_factory):
-    """`rrs serve --role reranker`: the routes are the ranking blueprint every role serves; this
-    role needs no Elasticsearch."""
-    from rrsearch.rrs.local_node import first_free_port
-
-    env = {
-        "RRS_SERVE_ROLE": "reranker",
-        "RRS_CROSS_ENCODER": str(tiny_cross_encoder_dir),
-        "RRS_DEVICE": "cpu",
-        "RRS_SERVE_THREADS": "4",
-        "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-        "ES_URL": "http://127.0.0.1:1",
-    }
-    with rrs_serve(first_free_port(19_500), env, tmp_path_factory.mktemp("clients") / "server.log") as base:
-        yield base
 
 
 def own_scores(base: str, texts: list[str], *, raw: bool = False) -> list[float]:
@@ -64,24 +44,24 @@ def best_first(scores: list[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
-def test_the_own_scores_are_the_cross_encoders(pool, tiny_cross_encoder_dir):
+def test_the_own_scores_are_the_cross_encoders(reranker_pool, tiny_cross_encoder_dir):
     from sentence_transformers import CrossEncoder
 
     expected = CrossEncoder(str(tiny_cross_encoder_dir), device="cpu").predict([(QUERY, d) for d in DOCS])
-    assert own_scores(pool, DOCS) == pytest.approx([float(s) for s in expected], abs=1e-5)
-    assert len({round(s, 6) for s in own_scores(pool, DOCS)}) == len(DOCS)  # an order to get right
+    assert own_scores(reranker_pool, DOCS) == pytest.approx([float(s) for s in expected], abs=1e-5)
+    assert len({round(s, 6) for s in own_scores(reranker_pool, DOCS)}) == len(DOCS)  # an order to get right
 
 
-def test_haystack_tei_ranker(pool):
+def test_haystack_tei_ranker(reranker_pool):
 
-    scores = own_scores(pool, DOCS)
-    ranker = tei.HuggingFaceTEIRanker(url=pool, top_k=4, token=None, timeout=30)
+    scores = own_scores(reranker_pool, DOCS)
+    ranker = tei.HuggingFaceTEIRanker(url=reranker_pool, top_k=4, token=None, timeout=30)
     ranked = ranker.run(query=QUERY, documents=[Document(content=d) for d in DOCS])["documents"]
     assert [DOCS.index(d.content) for d in ranked] == best_first(scores)[:4]
     assert [d.score for d in ranked] == pytest.approx([scores[i] for i in best_first(scores)[:4]], abs=1e-5)
 
-    raw = tei.HuggingFaceTEIRanker(url=pool, top_k=10, raw_scores=True, token=None, timeout=30)
-    logits = own_scores(pool, DOCS, raw=True)
+    raw = tei.HuggingFaceTEIRanker(url=reranker_pool, top_k=10, raw_scores=True, token=None, timeout=30)
+    logits = own_scores(reranker_pool, DOCS, raw=True)
     ranked = raw.run(
         query=QUERY, documents=[Document(content=d) for d in DOCS], truncation_direction=tei.TruncationDirection.LEFT
     )["documents"]
@@ -89,9 +69,9 @@ def test_haystack_tei_ranker(pool):
     assert [d.score for d in ranked] == pytest.approx([logits[i] for i in best_first(scores)], abs=1e-5)
 
 
-def test_cohere_v1_client(pool):
-    scores = own_scores(pool, DOCS)
-    client = cohere.Client(api_key="not-checked-here", base_url=pool, timeout=30, max_retries=0)
+def test_cohere_v1_client(reranker_pool):
+    scores = own_scores(reranker_pool, DOCS)
+    client = cohere.Client(api_key="not-checked-here", base_url=reranker_pool, timeout=30, max_retries=0)
     answer = client.rerank(model="rerank-english-v3.0", query=QUERY, documents=DOCS, top_n=3, return_documents=True)
     assert [r.index for r in answer.results] == best_first(scores)[:3]
     assert [r.relevance_score for r in answer.results] == pytest.approx(
@@ -101,9 +81,9 @@ def test_cohere_v1_client(pool):
     assert answer.id
 
 
-def test_cohere_v2_client(pool):
-    scores = own_scores(pool, DOCS)
-    client = cohere.ClientV2(api_key="not-checked-here", base_url=pool, timeout=30, max_retries=0)
+def test_cohere_v2_client(reranker_pool):
+    scores = own_scores(reranker_pool, DOCS)
+    client = cohere.ClientV2(api_key="not-checked-here", base_url=reranker_pool, timeout=30, max_retries=0)
     answer = client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=4)
     assert [r.index for r in answer.results] == best_first(scores)[:4]
     assert [r.relevance_score for r in answer.results] == pytest.approx(
@@ -114,18 +94,18 @@ def test_cohere_v2_client(pool):
     assert [r.index for r in everything.results] == best_first(scores)
 
 
-def test_cohere_v2_max_tokens_per_doc_cuts_each_document_first(pool):
-    client = cohere.ClientV2(api_key="not-checked-here", base_url=pool, timeout=30, max_retries=0)
+def test_cohere_v2_max_tokens_per_doc_cuts_each_document_first(reranker_pool):
+    client = cohere.ClientV2(api_key="not-checked-here", base_url=reranker_pool, timeout=30, max_retries=0)
     long_doc = "paris paris paris " + "berlin " * 800  # one token a word; longer than the model takes
-    head, whole = own_scores(pool, ["paris paris paris", long_doc])
+    head, whole = own_scores(reranker_pool, ["paris paris paris", long_doc])
     cut = client.rerank(model="m", query=QUERY, documents=[long_doc], max_tokens_per_doc=3)
     assert cut.results[0].relevance_score == pytest.approx(head, abs=1e-5)
     plain = client.rerank(model="m", query=QUERY, documents=[long_doc])  # cut only to the model's limit, never refused
     assert plain.results[0].relevance_score == pytest.approx(whole, abs=1e-5)
 
 
-def test_cohere_v2_errors_come_from_the_one_error_table(pool):
-    client = cohere.ClientV2(api_key="not-checked-here", base_url=pool, timeout=30, max_retries=0)
+def test_cohere_v2_errors_come_from_the_one_error_table(reranker_pool):
+    client = cohere.ClientV2(api_key="not-checked-here", base_url=reranker_pool, timeout=30, max_retries=0)
     with pytest.raises(cohere.errors.BadRequestError, match="status_code: 400.*documents") as empty:
         client.rerank(model="m", query=QUERY, documents=[])
     assert empty.value.body["error"] == "invalid_request" and empty.value.body["field"] == "documents"
@@ -142,5 +122,5 @@ def test_cohere_v2_errors_come_from_the_one_error_table(pool):
         ({"query": QUERY, "documents": DOCS, "top_n": 0}, "top_n"),
         ({"query": QUERY, "documents": DOCS, "return_documents": True}, "return_documents"),
     ]:
-        response = requests.post(f"{pool}/v2/rerank", json=body, timeout=30)
+        response = requests.post(f"{reranker_pool}/v2/rerank", json=body, timeout=30)
         assert response.status_code == 400 and response.json()["field"] == field, response.text
