@@ -4,8 +4,6 @@ index version drops."""
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -51,6 +49,16 @@ def search(client, **extra):
     response = client.post("/search", json={**BODY, **extra})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def calibrate(settings, args: list[str]):
+    """`rrs calibrate` in this process (its imports and the bi-encoder are loaded already), with the
+    test's RRS_HOME; exit code 2 is a handled error (an unhandled one is 1, with the exception kept)."""
+    from click.testing import CliRunner
+
+    from rrsearch.rrs.cli import main
+
+    return CliRunner().invoke(main, ["calibrate", *args], env={"RRS_HOME": str(settings.home)})
 
 
 def test_a_model_nothing_confirmed_is_served_the_default_blend_never_plain(settings, bi_encoder):
@@ -143,24 +151,8 @@ def test_the_service_calibrates_a_new_index_itself_once_then_serves_it(settings,
 
 
 def test_calibrate_on_a_missing_index_is_a_clear_error(settings, cli_env):
-    env = {**cli_env, "RRS_HOME": str(settings.home)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rrsearch",
-            "calibrate",
-            "--index",
-            "no-such-alias",
-            "--reranker",
-            settings.cross_encoder,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2 and "no-such-alias" in done.stderr and "Traceback" not in done.stderr
+    done = calibrate(settings, ["--index", "no-such-alias", "--reranker", settings.cross_encoder])
+    assert done.exit_code == 2 and "no-such-alias" in done.stderr, done.output
 
 
 def test_a_pool_hands_on_its_judged_calibration_with_the_alias_it_holds_on(settings, bi_encoder, model_dir, tmp_path):
@@ -221,11 +213,9 @@ def test_calibrate_adds_the_judged_queries_the_model_was_not_trained_on(settings
             }
         )
     )
-    env = {**cli_env, "RRS_HOME": str(settings.home)}
-    command = [sys.executable, "-m", "rrsearch", "calibrate", "--index", settings.index_alias, "--reranker"]
     options = ["--judgments", str(sample), "--queries", "30", "--candidates", "20", "--no-progress"]
-    done = subprocess.run([*command, str(folder), *options], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = calibrate(settings, ["--index", settings.index_alias, "--reranker", str(folder), *options])
+    assert done.exit_code == 0, (done.output, done.exception)
     joined = len(train.queries) - len(trained_ids)
     assert f"{joined} joined the pseudo-queries, 2 left out" in done.stdout
 
@@ -235,11 +225,8 @@ def test_calibrate_adds_the_judged_queries_the_model_was_not_trained_on(settings
     assert chosen_on["queries"] == chosen_on["titles"] + chosen_on["sentences"] + joined
 
     # a split with no such file is the caller's mistake, named before any model loads
-    missing = subprocess.run(
-        [*command, str(folder), "--judgments", str(sample), "--split", "dev"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    missing = calibrate(
+        settings,
+        ["--index", settings.index_alias, "--reranker", str(folder), "--judgments", str(sample), "--split", "dev"],
     )
-    assert missing.returncode == 2 and "dev" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.exit_code == 2 and "dev" in missing.stderr, missing.output
