@@ -12,7 +12,7 @@ def reranker_pool(tiny_cross_encoder_dir, tmp_path_factory) -> str:
     """One `rrs serve --role reranker` (the tiny cross-encoder; no node) for every module that only
     asks it to rerank or embed: its start is seconds of imports on one core. A test that stops or
     reconfigures a pool starts its own (``es_retrievers.Pool``)."""
-    pool = Pool(tiny_cross_encoder_dir, tmp_path_factory.mktemp("reranker-pool") / "server.log", port=19_650)
+    pool = Pool(tiny_cross_encoder_dir, tmp_path_factory.mktemp("reranker-pool") / "server.log", port=19_500)
     yield pool.url
     pool.stop()
 
