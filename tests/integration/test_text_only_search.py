@@ -24,7 +24,6 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import ApiError, ElasticsearchWarning, helpers
 from es_retrievers import (
-    Pool,
     SilentServer,
     index_subset,
     linear_retriever,
@@ -48,18 +47,11 @@ SAMPLE_DOCS = 40  # sample corpus documents ingested both ways
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_cross_encoder_dir, tmp_path_factory):
-    running = Pool(tiny_cross_encoder_dir, tmp_path_factory.mktemp("pool") / "server.log", port=19_720)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def pooled(es, pool):
+def pooled(es, reranker_pool) -> str:
     """rrs.reranker.url names the pool; rrs.embedder.url is unset, so rrs_embed uses the same pool."""
-    set_pool(es, pool.url, "60s")
+    set_pool(es, reranker_pool, "60s")
     set_embedder(es, None, "30s")
-    yield pool
+    yield reranker_pool
     set_embedder(es, None, None)
     set_pool(es, None, None)
 
@@ -73,7 +65,7 @@ def scifact(es, es_settings, bi_encoder):
     delete_alias_and_versions(es, name)
 
 
-def _service(settings, bi_encoder, pool, alias):
+def _service(settings, bi_encoder, pool_url: str, alias):
     app = create_app(
         settings.model_copy(
             update={
@@ -81,11 +73,11 @@ def _service(settings, bi_encoder, pool, alias):
                 "search_log_enabled": False,
                 "search_timeout_s": 30.0,
                 "rerank_timeout_ms": 60_000.0,
-                "reranker_url": pool.url,
+                "reranker_url": pool_url,
             }
         ),
         bi_encoder=bi_encoder,
-        reranker=RemoteReranker(pool.url),
+        reranker=RemoteReranker(pool_url),
     )
     app.testing = True
     return app.test_client()
