@@ -12,6 +12,7 @@ hook stays out and every project module must come from the wheel.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,29 @@ def test_the_wheel_carries_both_plugin_projects(wheel):
         assert {f"{project}/pom.xml", f"{project}/src/main/resources/plugin-descriptor.properties"} <= names
 
 
-def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root):
+@pytest.fixture(scope="module")
+def wheel_index(fresh_env, es, es_url):
+    """`rrs index create` from the installed wheel, run in its own folder: (alias, index name). The
+    serving test serves this empty index too."""
+    from rrsearch.core.indexes import delete_alias_and_versions
+
+    home, _python, _site = fresh_env
+    alias = "test-wheel-install"
+    env = {**os.environ, "ES_URL": es_url, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    yield alias, done.stdout.strip().split(" -> ")[1]
+    delete_alias_and_versions(es, alias)
+
+
+def test_index_create_from_the_installed_wheel(fresh_env, wheel_index, cli_env, es, repo_root):
     home, python, site = fresh_env
     where = subprocess.run(
         [
@@ -120,62 +143,34 @@ def test_index_create_from_the_installed_wheel(fresh_env, cli_env, es, repo_root
     assert all(Path(path).is_file() for path in where[-2:]), where  # both plugin projects, as rrs es start reads them
     assert not any(path.startswith(str(repo_root)) for path in where)
 
-    alias = "test-wheel-install"
-    try:
-        done = subprocess.run(
-            [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
-            cwd=home,
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        name = done.stdout.strip().split(" -> ")[1]
-        mapping = es.indices.get_mapping(index=alias)[name]["mappings"]
-        assert mapping["properties"]["embedding"]["dims"] == 384
-        assert mapping["_meta"]["bi_encoder"]
-        info = subprocess.run(
-            [str(home / "venv" / "bin" / "rrs"), "index", "info", "--alias", alias],
-            cwd=home,
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            timeout=120,
-            check=True,
-        )
-        assert json.loads(info.stdout)["index"] == name
-    finally:
-        from rrsearch.core.indexes import delete_alias_and_versions
-
-        delete_alias_and_versions(es, alias)
-
-
-def test_serve_from_the_installed_wheel(fresh_env, cli_env, es, tmp_path):
-    """gunicorn loads the app by its rrsearch path from site-packages, and answers a search."""
-    from serve_process import rrs_serve
-
-    from rrsearch.core.indexes import delete_alias_and_versions
-    from rrsearch.rrs.local_node import first_free_port
-
-    home, _python, _site = fresh_env
-    alias = "test-wheel-serve"
-    subprocess.run(
-        [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
+    alias, name = wheel_index
+    mapping = es.indices.get_mapping(index=alias)[name]["mappings"]
+    assert mapping["properties"]["embedding"]["dims"] == 384
+    assert mapping["_meta"]["bi_encoder"]
+    info = subprocess.run(
+        [str(home / "venv" / "bin" / "rrs"), "index", "info", "--alias", alias],
         cwd=home,
         capture_output=True,
         text=True,
         env=cli_env,
-        timeout=300,
+        timeout=120,
         check=True,
     )
+    assert json.loads(info.stdout)["index"] == name
+
+
+def test_serve_from_the_installed_wheel(fresh_env, wheel_index, cli_env, tmp_path):
+    """gunicorn loads the app by its rrsearch path from site-packages, and answers a search."""
+    from serve_process import rrs_serve
+
+    from rrsearch.rrs.local_node import first_free_port
+
+    home, _python, _site = fresh_env
+    alias, _ = wheel_index
     env = {**cli_env, "RRS_INDEX_ALIAS": alias, "RRS_ALLOW_MISSING_RERANKER": "true"}
-    try:
-        with rrs_serve(
-            first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs", cwd=home
-        ) as base:
-            answer = requests.post(f"{base}/search", json={"query": "anything", "rerank": False}, timeout=60)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["hits"] == []  # an empty index answers with no hits, not an error
-    finally:
-        delete_alias_and_versions(es, alias)
+    with rrs_serve(
+        first_free_port(18300), env, tmp_path / "serve.log", rrs=home / "venv" / "bin" / "rrs", cwd=home
+    ) as base:
+        answer = requests.post(f"{base}/search", json={"query": "anything", "rerank": False}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["hits"] == []  # an empty index answers with no hits, not an error
