@@ -100,6 +100,13 @@ def test_the_wheel_carries_both_plugin_projects(wheel):
         assert {f"{project}/pom.xml", f"{project}/src/main/resources/plugin-descriptor.properties"} <= names
 
 
+def wheel_rrs(home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The wheel's own `rrs`, run in its folder (not the checkout)."""
+    return subprocess.run(
+        [str(home / "venv" / "bin" / "rrs"), *args], cwd=home, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
 @pytest.fixture(scope="module")
 def wheel_index(fresh_env, es, es_url):
     """`rrs index create` from the installed wheel, run in its own folder: (alias, index name). The
@@ -108,14 +115,8 @@ def wheel_index(fresh_env, es, es_url):
 
     home, _python, _site = fresh_env
     alias = "test-wheel-install"
-    env = {**os.environ, "ES_URL": es_url, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [str(home / "venv" / "bin" / "rrs"), "index", "create", "--alias", alias],
-        cwd=home,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    done = wheel_rrs(
+        home, "index", "create", "--alias", alias, env={**os.environ, "ES_URL": es_url, "HF_HUB_OFFLINE": "1"}
     )
     assert done.returncode == 0, done.stderr
     yield alias, done.stdout.strip().split(" -> ")[1]
@@ -147,15 +148,8 @@ def test_index_create_from_the_installed_wheel(fresh_env, wheel_index, cli_env, 
     mapping = es.indices.get_mapping(index=alias)[name]["mappings"]
     assert mapping["properties"]["embedding"]["dims"] == 384
     assert mapping["_meta"]["bi_encoder"]
-    info = subprocess.run(
-        [str(home / "venv" / "bin" / "rrs"), "index", "info", "--alias", alias],
-        cwd=home,
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=120,
-        check=True,
-    )
+    info = wheel_rrs(home, "index", "info", "--alias", alias, env=cli_env)
+    assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["index"] == name
 
 
