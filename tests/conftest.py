@@ -270,7 +270,7 @@ def search_front_env(es_settings, service_index, tiny_cross_encoder_dir) -> dict
 @pytest.fixture(scope="session")
 def search_front(search_front_env, tmp_path_factory) -> str:
     """One such front end for the modules that only send it requests (the API contract, the rerank
-    routes); a test that needs other settings starts its own."""
+    routes, nginx in front of it); a test that needs other settings starts its own."""
     from serve_process import rrs_serve
 
     from rrsearch.rrs.local_node import first_free_port

@@ -11,7 +11,6 @@ import time
 
 import pytest
 import requests
-from serve_process import rrs_serve
 
 IDLE_CLIENTS = 100
 
@@ -30,29 +29,11 @@ def render(template: str, *, upstream: str, listen: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(es_settings, service_index, tmp_path_factory):
-    from rrsearch.core.es_client import resolve_url
+def proxy(search_front, repo_root, tmp_path_factory):
+    """nginx from the deploy template in front of the session's search front end."""
     from rrsearch.rrs.local_node import first_free_port
 
-    env = {
-        "ES_URL": resolve_url(es_settings),
-        "RRS_INDEX_ALIAS": service_index,
-        "RRS_RERANK_ENABLED": "false",
-        "RRS_SERVE_THREADS": "4",
-        "HF_HUB_OFFLINE": "1",
-        "RRS_SEARCH_LOG_ENABLED": "false",
-        "RRS_DEVICE": "cpu",
-    }
-    work = tmp_path_factory.mktemp("nginx")
-    with rrs_serve(first_free_port(18_800), env, work / "server.log") as base:
-        yield base, work
-
-
-@pytest.fixture(scope="module")
-def proxy(served, repo_root):
-    from rrsearch.rrs.local_node import first_free_port
-
-    base, work = served
+    base, work = search_front, tmp_path_factory.mktemp("nginx")
     port = first_free_port(18_900)
     template = (repo_root / "deploy" / "nginx.conf.template").read_text()
     (work / "rrs.conf").write_text(render(template, upstream=base.removeprefix("http://"), listen=port))
