@@ -53,7 +53,6 @@ def test_the_own_scores_are_the_cross_encoders(reranker_pool, tiny_cross_encoder
 
 
 def test_haystack_tei_ranker(reranker_pool):
-
     scores = own_scores(reranker_pool, DOCS)
     ranker = tei.HuggingFaceTEIRanker(url=reranker_pool, top_k=4, token=None, timeout=30)
     ranked = ranker.run(query=QUERY, documents=[Document(content=d) for d in DOCS])["documents"]
