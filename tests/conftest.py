@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -237,7 +238,7 @@ def cli_env(es_url, monkeypatch) -> dict:
 
 
 @pytest.fixture(scope="session")
-def reranker_pool(tiny_cross_encoder_dir, tmp_path_factory) -> str:
+def reranker_pool(tiny_cross_encoder_dir, tmp_path_factory) -> Iterator[str]:
     """One `rrs serve --role reranker` (the tiny cross-encoder; no node) for every module that only
     asks it to rerank or embed: its start is seconds of imports on one core. A test that stops or
     reconfigures a pool starts its own (``es_retrievers.Pool``)."""
@@ -268,7 +269,7 @@ def search_front_env(es_settings, service_index, tiny_cross_encoder_dir) -> dict
 
 
 @pytest.fixture(scope="session")
-def search_front(search_front_env, tmp_path_factory) -> str:
+def search_front(search_front_env, tmp_path_factory) -> Iterator[str]:
     """One such front end for the modules that only send it requests (the API contract, the rerank
     routes, nginx in front of it); a test that needs other settings starts its own."""
     from serve_process import rrs_serve

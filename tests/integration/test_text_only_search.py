@@ -18,6 +18,7 @@ import subprocess
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ SAMPLE_DOCS = 40  # sample corpus documents ingested both ways
 
 
 @pytest.fixture(scope="module")
-def pooled(es, reranker_pool) -> str:
+def pooled(es, reranker_pool) -> Iterator[str]:
     """rrs.reranker.url names the pool; rrs.embedder.url is unset, so rrs_embed uses the same pool."""
     set_pool(es, reranker_pool, "60s")
     set_embedder(es, None, "30s")
