@@ -17,9 +17,9 @@ Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind
    (RRF, 100 candidates, every candidate scored once) nDCG@10 of the first stage, plain
    reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
    policy serves (the model's judged calibration where it holds on this index and was not
-   inconclusive, else the corpus one), and, for information, the best blend chosen on test
-   itself (what the policy's choice is measured against); then ``POST /search`` again, now
-   served from the policy's source.
+   inconclusive, else the corpus one unless it too was inconclusive, else the default), and,
+   for information, the best blend chosen on test itself (what the policy's choice is measured
+   against); then ``POST /search`` again, now served from the policy's source.
 
 Writes ``bench/results/policy_bench.json``. Target (issue 34): served never more than 0.005
 below the first stage on any collection.
@@ -155,7 +155,13 @@ def main() -> None:
                 }
             uncalibrated = through_search(settings, job, alias, test)
             corpus, calibration = calibrate(
-                pipeline, es, alias, count=args.pseudo_queries, candidates=args.calibration_candidates, judged=judged
+                pipeline,
+                es,
+                alias,
+                count=args.pseudo_queries,
+                candidates=args.calibration_candidates,
+                default=policy.default,
+                judged=judged,
             )
             save(calibration_file, corpus, calibration, model=model, index_version=version)
             served = BlendPolicy(pipeline.reranker, settings).served(version)
@@ -172,7 +178,10 @@ def main() -> None:
             "test_queries": len(test.queries),
             "fusion": fusion,
             "post_search_uncalibrated": uncalibrated,
-            "corpus_calibration": {**asdict(corpus), **{k: calibration[k] for k in ("hybrid_alone", "plain_rerank")}},
+            "corpus_calibration": {
+                **asdict(corpus),
+                **{k: calibration[k] for k in ("hybrid_alone", "plain_rerank", "verdict")},
+            },
             "policy": {"source": served.source, **asdict(served.config)},
             "post_search_after_calibrate": calibrated,
             "test_ndcg@10 (RRF, 100 candidates)": {

@@ -335,7 +335,8 @@ def calibrate_command(alias, reranker, queries, candidates, judgments, split, pr
     from rrsearch.evaluation.corpus_calibration import calibrate, save
     from rrsearch.evaluation.dataset import load_dataset
     from rrsearch.evaluation.offline import open_pipeline
-    from rrsearch.service.blend_policy import calibration_path, model_identity
+    from rrsearch.evaluation.tuning import verdict_line
+    from rrsearch.service.blend_policy import calibration_path, default_blend, model_identity
 
     settings = load_settings()
     alias = alias or settings.index_alias
@@ -350,7 +351,14 @@ def calibrate_command(alias, reranker, queries, candidates, judgments, split, pr
             if model is None:
                 fail("no reranker is loaded: set RRS_CROSS_ENCODER or pass --reranker", 2)
             best, facts = calibrate(
-                job.pipeline, job.es, alias, count=queries, candidates=candidates, progress=progress, judged=judged
+                job.pipeline,
+                job.es,
+                alias,
+                count=queries,
+                candidates=candidates,
+                progress=progress,
+                default=default_blend(settings),
+                judged=judged,
             )
             path = save(
                 calibration_path(settings.home, model, version), best, facts, model=model, index_version=version
@@ -370,6 +378,7 @@ def calibrate_command(alias, reranker, queries, candidates, judgments, split, pr
         f"(pseudo{'- and judged' if judged_facts else ''} queries: hybrid {facts['hybrid_alone']}, plain rerank {facts['plain_rerank']}, "
         f"chosen gain {gain['gain_confirming']:+.4f}, lower bound {gain['gain_confirming_lower']:+.4f}); wrote {path}"
     )
+    click.echo(verdict_line(facts, "the default blend keeps serving"))
 
 
 commands = [eval_command, judgments_group, calibrate_command]

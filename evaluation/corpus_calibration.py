@@ -20,8 +20,13 @@ non-inferiority: such a setting is kept when its confirmed lower bound of the ga
 smaller depth; a larger weight needs a confirmed gain, as with judgments
 (``evaluation/tuning.pick``). Non-inferiority once reached to 0.3: on CACM, whose pseudo-queries
 the first stage already answered (nDCG@10 0.996), 0.3 (rank) passed it and then cost 0.012 on
-the real test queries. A model that scrambles what the first stage finds gets weight 0 (the
-stage is then skipped).
+the real test queries.
+
+When no setting is kept, the default blend is replayed on every query (``tuning.blend_verdict``,
+as for judged queries): a model shown to hurt it there (``harmful``) gets weight 0 and the stage
+is skipped; otherwise (``inconclusive``: the queries showed neither a gain nor harm) the file says
+so and the default blend keeps serving, since a tie on queries the first stage already answers
+says nothing the default does not already assume.
 
 Judged queries, where a user has some (``rrs calibrate --judgments DIR``; ``./run demo`` passes the
 sample's), join the pseudo-queries in the same cross-fitted choice, except those the model was
@@ -31,7 +36,7 @@ real questions in the user's words, which the pseudo-queries only stand in for.
 The result is cached per model and concrete index under ``RRS_HOME/calibrations``
 (``calibration_path``): a retrained model or a reindex has none until ``rrs calibrate`` runs.
 
-    best, facts = calibrate(pipeline, es, "docs", count=200, candidates=50)
+    best, facts = calibrate(pipeline, es, "docs", count=200, candidates=50, default=default_blend(settings))
 """
 
 from __future__ import annotations
@@ -174,10 +179,12 @@ def calibrate(
     candidates: int,
     seed: int = 13,
     progress: bool = False,
+    default: BlendConfig,
     judged: Dataset | None = None,
 ) -> tuple[BlendConfig, dict]:
     """Choose and confirm the blend on ``count`` pseudo-queries, plus ``judged``'s queries the
-    model was not trained on (see the module's docstring)."""
+    model was not trained on, and say what it means when none is kept against ``default`` (the
+    blend served meanwhile; see the module's docstring)."""
     from tqdm import tqdm
 
     from rrsearch.evaluation.tuning import choose, collect
@@ -211,7 +218,9 @@ def calibrate(
         "harmless_up_to": HARMLESS_UP_TO,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    best, facts = choose(dataset.qrels, collected, chosen_on, harmless_up_to=HARMLESS_UP_TO, margin=MARGIN)
+    best, facts = choose(
+        dataset.qrels, collected, chosen_on, harmless_up_to=HARMLESS_UP_TO, margin=MARGIN, default=default
+    )
     facts["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return best, facts
 

@@ -185,19 +185,20 @@ def pick(grid: list[dict], *, harmless_up_to: float = 0.0, margin: float = 0.0) 
     return next(row for row in grid if row["weight"] == 0)
 
 
-def judged_verdict(
+def blend_verdict(
     qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]], best: BlendConfig, default: BlendConfig
 ) -> dict:
-    """What a choice on judged queries tells the serving policy (pure).
+    """What a choice tells the serving policy (pure), on judged queries and pseudo-queries alike.
 
-    ``confirmed``: it kept a blend (a gain confirmed out of sample). Otherwise the default blend
-    (``RRS_RERANK_DEFAULT_*``, what a model nothing confirmed is served) is replayed on every
-    judged query: ``harmful`` when the one-sided 95% upper bound of its gain is below 0 (the
-    model is shown to hurt here: weight 0 serves), else ``inconclusive``: the queries showed
-    neither a gain nor harm, so they say nothing the default does not already assume, and the
-    policy falls through to its next source (``service/blend.py``'s ``read_calibration``).
-    Without this, a model whose gain 81 held-out queries could not confirm was served weight 0
-    on SciFact, where the default blend gave it +0.017 on test."""
+    ``confirmed``: it kept a blend (a gain confirmed out of sample, or on pseudo-queries a light
+    one shown harmless). Otherwise the default blend (``RRS_RERANK_DEFAULT_*``, what a model
+    nothing confirmed is served) is replayed on every query: ``harmful`` when the one-sided 95%
+    upper bound of its gain is below 0 (the model is shown to hurt here: weight 0 serves), else
+    ``inconclusive``: the queries showed neither a gain nor harm, so they say nothing the default
+    does not already assume, and the policy falls through to its next source (``service/blend.py``'s
+    ``read_calibration``). Without this, a model whose gain 81 held-out queries could not confirm
+    was served weight 0 on SciFact, where the default blend gave it +0.017 on test; and pseudo-queries
+    the first stage already answers (nDCG@10 0.99) refused every blend of the in-domain model there."""
     if best.weight > 0:
         return {"verdict": "confirmed"}
     hybrid = per_query(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})
@@ -215,6 +216,19 @@ def judged_verdict(
     }
 
 
+def verdict_line(facts: dict, inconclusive_serves: str) -> str:
+    """What :func:`blend_verdict`'s verdict in ``facts`` means for serving, in one line (pure)."""
+    verdict, default = facts.get("verdict"), facts.get("default_blend", {})
+    if verdict == "confirmed":
+        return "confirmed: the service serves it on this index"
+    if verdict == "harmful":
+        return f"harmful: even the default blend loses here (gain {default.get('gain')}), so weight 0 serves"
+    return (
+        f"inconclusive (the default blend's gain {default.get('gain')}, upper bound {default.get('gain_upper')}): "
+        + inconclusive_serves
+    )
+
+
 def hybrid_alone(qrels: dict[str, dict[str, int]], collected: dict[str, list[Scored]]) -> float:
     """nDCG@10 of the fused order itself (weight 0 over the whole window)."""
     return evaluate(qrels, {qid: [e.parent_id for e in entries] for qid, entries in collected.items()})["ndcg@10"]
@@ -229,8 +243,8 @@ def choose(
     margin: float = 0.0,
     default: BlendConfig | None = None,
 ) -> tuple[BlendConfig, dict]:
-    """The best setting and the facts stored beside the model with it (``rrs_rerank.json``);
-    with ``default`` (judged queries), also :func:`judged_verdict`'s."""
+    """The best setting and the facts stored with it (``rrs_rerank.json``, or a corpus
+    calibration's file); with ``default``, also :func:`blend_verdict`'s."""
     best, grid = tune(qrels, collected, harmless_up_to=harmless_up_to, margin=margin)
     deepest = max(row["depth"] for row in grid)
     facts = {
@@ -255,5 +269,5 @@ def choose(
         "grid": grid,
     }
     if default is not None:
-        facts.update(judged_verdict(qrels, collected, best, default))
+        facts.update(blend_verdict(qrels, collected, best, default))
     return best, facts

@@ -12,7 +12,8 @@ something confirmed it. The blend comes from the first of:
 2. ``corpus``: chosen and confirmed without judgments, on pseudo-queries made from the index
    itself (``rrs calibrate``), cached per model and index under ``RRS_HOME/calibrations``; a
    new model or a new index version has none until it is made again, which the service starts
-   itself on the first search that meets it (``service/auto_calibration.py``);
+   itself on the first search that meets it (``service/auto_calibration.py``). One that kept no
+   blend and showed no harm from the default (``inconclusive``) says nothing: the default serves;
 3. ``default``: a nearly neutral blend (``RRS_RERANK_DEFAULT_*``, 0.03/10/minmax), the largest
    that cost at most 0.005 on every collection, fusion and model measured, a reranker scoring at
    random included (``bench/README.md``, "Choosing the default blend").
@@ -154,7 +155,8 @@ class BlendPolicy:
         self._served.pop(index_version, None)
 
     def _calibrating(self, served: ServedBlend, index_version: str, alias: str | None) -> ServedBlend:
-        """The default, with where its corpus calibration stands (started here when it is missing)."""
+        """The default, with where its corpus calibration stands (started here when it is missing,
+        inconclusive when it is there)."""
         if not self.use_corpus or self.model is None or not index_version:
             return served
         path = calibration_path(self.home, self.model, index_version)
@@ -167,7 +169,9 @@ class BlendPolicy:
                 on_exit=lambda _status: self.forget(index_version),
             )
             now = auto_calibration.state(path)  # running, or ended when the child could not start
-        if now == "running":
+        if now == "done":  # a file that read as no calibration: its queries showed neither a gain nor harm
+            note = f"its corpus calibration confirmed no blend and showed no harm from this one ({path})"
+        elif now == "running":
             note = f"a corpus calibration for this index is being made (log {auto_calibration.log_path(path)})"
         elif now == "ended":
             note = f"its corpus calibration ended without a result (log {auto_calibration.log_path(path)}; rrs calibrate tries again)"

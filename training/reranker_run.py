@@ -18,12 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rrsearch.core.settings import Settings
+from rrsearch.evaluation.tuning import verdict_line
 from rrsearch.training.fit import split_heldout
 from rrsearch.training.mining import MiningConfig
 from rrsearch.training.reranker import TrainConfig, train_reranker
 from rrsearch.training.reranker_card import write_model_card
 from rrsearch.training.run import Gathered, TrainingRun, mining_config_from
 
+NEXT_SOURCE = "the serving policy's next source serves (rrs calibrate, else the default blend)"
 BLEND_FACTS = ("chosen_on", "hybrid_alone", "plain_rerank", "best", "chosen_gain", "verdict")  # what the card keeps
 
 
@@ -117,22 +119,9 @@ def _tune_on_heldout(run: TrainingRun, gathered: Gathered, training: TrainConfig
         f"blend chosen on {len(heldout)} held-out queries: weight {best.weight}, depth {best.depth}, "
         f"{best.normalization} (nDCG@10 {facts['chosen_gain']['ndcg@10']}; hybrid {facts['hybrid_alone']}, plain "
         f"rerank {facts['plain_rerank']}, best of the grid {top['ndcg@10']} at weight {top['weight']}, "
-        f"unconfirmed unless chosen); {_verdict_line(facts)}"
+        f"unconfirmed unless chosen); {verdict_line(facts, NEXT_SOURCE)}"
     )
     return facts
-
-
-def _verdict_line(facts: dict) -> str:
-    """What the judged check means for serving (evaluation/tuning.py's ``judged_verdict``)."""
-    verdict, default = facts.get("verdict"), facts.get("default_blend", {})
-    if verdict == "confirmed":
-        return "confirmed: the service serves it on this index"
-    if verdict == "harmful":
-        return f"harmful: even the default blend loses here (gain {default.get('gain')}), so weight 0 serves"
-    return (
-        f"inconclusive (the default blend's gain {default.get('gain')}, upper bound {default.get('gain_upper')}): "
-        "the serving policy's next source serves (rrs calibrate, else the default blend)"
-    )
 
 
 def _cross_fit_blend(run: TrainingRun, gathered: Gathered, training: TrainConfig, *, folds: int) -> dict:
@@ -174,6 +163,6 @@ def _cross_fit_blend(run: TrainingRun, gathered: Gathered, training: TrainConfig
         f"cross-fitted blend on {len(collected)} queries ({folds} folds, {seconds:.0f} s): weight {best.weight}, depth "
         f"{best.depth}, {best.normalization} (nDCG@10 {gain['ndcg@10']}, hybrid {facts['hybrid_alone']}, confirming "
         f"half's gain {gain['gain_confirming']} with lower bound {gain['gain_confirming_lower']}); "
-        f"{_verdict_line(facts)}"
+        f"{verdict_line(facts, NEXT_SOURCE)}"
     )
     return facts

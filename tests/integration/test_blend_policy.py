@@ -118,6 +118,26 @@ def test_a_corpus_calibration_serves_until_the_model_or_the_index_changes(
     assert info["blend"]["source"] == "corpus" and info["calibration"]["index"] == "another-corpus"
 
 
+def test_a_corpus_calibration_that_kept_nothing_serves_the_default_unless_it_showed_harm(settings, bi_encoder, es):
+    """Pseudo-queries that showed neither a gain nor harm (``inconclusive``) say nothing the
+    default does not assume: it keeps serving, and says why; ``harmful`` ones skip the stage."""
+    _, reranker = serve(settings, bi_encoder)
+    version = ",".join(sorted(es.indices.get_alias(name=settings.index_alias)))
+    path = calibration_path(settings.home, model_identity(reranker), version)
+    write_calibration_file(path, BlendConfig(weight=0.0, depth=10), {"verdict": "inconclusive"})
+    client, _ = serve(settings, bi_encoder)
+    blend = search(client)["blend"]
+    assert blend["source"] == "default" and blend["weight"] == PRODUCT_DEFAULTS["rerank_default_weight"]
+    assert "confirmed no blend and showed no harm" in blend["detail"] and str(path) in blend["detail"]
+    assert client.get("/info").get_json()["blend"]["source"] == "default"
+
+    write_calibration_file(path, BlendConfig(weight=0.0, depth=10), {"verdict": "harmful"})
+    client, _ = serve(settings, bi_encoder)
+    body = search(client)
+    assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == 0.0
+    assert body["reranked_count"] == 0  # shown to hurt: the stage is skipped
+
+
 def test_the_service_calibrates_a_new_index_itself_once_then_serves_it(settings, bi_encoder, es, monkeypatch):
     """The first search of a model and an index version with nothing calibrated starts ``rrs
     calibrate`` once (a child process behind a lock): the default serves meanwhile, every worker
@@ -136,17 +156,24 @@ def test_the_service_calibrates_a_new_index_itself_once_then_serves_it(settings,
     assert auto_calibration.lock_path(path).read_text() == pid  # started once, by one worker
 
     deadline = time.monotonic() + 300
-    while (body := search(client))["blend"]["source"] == "default":
-        log = auto_calibration.log_path(path)
-        assert "ended without a result" not in body["blend"]["detail"], log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
+    while "is being made" in (body := search(client))["blend"]["detail"]:
+        assert time.monotonic() < deadline, auto_calibration.log_path(path).read_text()
         time.sleep(1)
+    log = auto_calibration.log_path(path).read_text()
+    assert "ended without a result" not in body["blend"]["detail"], log
     facts = json.loads(path.read_text())
-    assert body["blend"]["source"] == "corpus" and body["blend"]["weight"] == facts["chosen"]["weight"]
+    # a calibration that kept nothing and showed no harm leaves the default serving, and says so
+    expected = "default" if facts["verdict"] == "inconclusive" else "corpus"
+    assert body["blend"]["source"] == expected, (body["blend"], facts["verdict"])
+    if expected == "corpus":
+        assert body["blend"]["weight"] == facts["chosen"]["weight"]
+    else:
+        assert "showed no harm" in body["blend"]["detail"]
     assert facts["model"] == model_identity(reranker) and facts["index_version"] == version
-    assert facts["chosen_on"]["queries"] >= 20 and "wrote " + str(path) in auto_calibration.log_path(path).read_text()
+    assert facts["chosen_on"]["queries"] >= 20 and "wrote " + str(path) in log and facts["verdict"] in log
     time.sleep(0.6)
-    assert search(other_worker)["blend"]["source"] == "corpus"  # the other worker looked again
+    assert search(other_worker)["blend"]["source"] == expected  # the other worker looked again
+    assert "is being made" not in search(other_worker)["blend"]["detail"]
     assert client.application.extensions["rrs"]["pipeline"].policy.served(version + "-next").source == "default"
 
 

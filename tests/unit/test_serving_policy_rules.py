@@ -190,18 +190,18 @@ def test_judged_queries_join_the_pseudo_queries_except_those_the_model_trained_o
 
 
 def test_a_judged_check_is_confirmed_harmful_or_inconclusive():
-    from rrsearch.evaluation.tuning import judged_verdict
+    from rrsearch.evaluation.tuning import blend_verdict
 
     qrels, collected = _lists(40, "helpful")
-    assert judged_verdict(qrels, collected, BlendConfig(weight=0.3, depth=10), DEFAULT) == {"verdict": "confirmed"}
+    assert blend_verdict(qrels, collected, BlendConfig(weight=0.3, depth=10), DEFAULT) == {"verdict": "confirmed"}
     qrels, collected = _lists(40, "harmful")  # the model sinks the relevant document, every time
     heavy = BlendConfig(weight=0.5, depth=20)
-    verdict = judged_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)
+    verdict = blend_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)
     assert verdict["verdict"] == "harmful" and verdict["default_blend"]["gain_upper"] < 0
-    light = judged_verdict(qrels, collected, BlendConfig(weight=0.0), BlendConfig(weight=0.1, depth=20))
+    light = blend_verdict(qrels, collected, BlendConfig(weight=0.0), BlendConfig(weight=0.1, depth=20))
     assert light["verdict"] == "inconclusive"  # at 0.1 the fused order's lead holds: no harm shown
     qrels, collected = _lists(40, "found")  # nothing to gain, nothing lost
-    assert judged_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)["verdict"] == "inconclusive"
+    assert blend_verdict(qrels, collected, BlendConfig(weight=0.0), heavy)["verdict"] == "inconclusive"
 
 
 def test_an_inconclusive_judged_file_is_no_calibration(tmp_path):
