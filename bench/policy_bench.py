@@ -13,9 +13,9 @@ Each NAME=FOLDER[@ALIAS] is a BEIR folder whose corpus is already indexed behind
    returns against the same request with ``rerank: false``, and which ``blend.source`` served;
 3. **policy** for the cross-encoder ``--model``: ``rrs calibrate``'s corpus calibration
    (pseudo-queries from the index, with ``--judgments``' train queries the model was not trained
-   on, saved where the service reads it), then on the test queries
-   (RRF, 100 candidates, every candidate scored once) nDCG@10 of the first stage, plain
-   reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
+   on, saved where the service reads it), then on the test queries (fused as the service
+   fuses them: the fusion chosen on train; 100 candidates, every candidate scored once)
+   nDCG@10 of the first stage, plain reranking, the default blend (``RRS_RERANK_DEFAULT_*``), the corpus calibration, and what the
    policy serves (the model's judged calibration where it holds on this index and was not
    inconclusive, else the corpus one unless it too was inconclusive, else the default), and,
    for information, the best blend chosen on test itself (what the policy's choice is measured
@@ -112,7 +112,7 @@ def main() -> None:
     from rrsearch.evaluation.fusion_tuning import retrieve, score, tune_fusion, write_fusion
     from rrsearch.evaluation.metrics import evaluate
     from rrsearch.evaluation.offline import open_pipeline
-    from rrsearch.evaluation.tuning import collect, replay, tune
+    from rrsearch.evaluation.tuning import collect, fusion_of, replay, tune
     from rrsearch.service.blend import BlendConfig
     from rrsearch.service.blend_policy import BlendPolicy, calibration_path, model_identity
     from rrsearch.service.schemas import Fusion
@@ -144,6 +144,7 @@ def main() -> None:
                 train = load_dataset(data, "train", check_corpus=False)
                 chosen, facts = tune_fusion(pipeline, train, index=alias, candidates=100)
                 write_fusion(es, alias, facts)
+                pipeline.index_info(alias, fresh=True)  # this pipeline's searches now fuse as the service does
                 test_lists = retrieve(pipeline, test, index=alias, candidates=100)
                 fusion = {
                     "chosen_on_train": chosen.model_dump(),
@@ -167,6 +168,7 @@ def main() -> None:
             served = BlendPolicy(pipeline.reranker, settings).served(version)
             calibrated = through_search(settings, job, alias, test)
             collected = collect(pipeline, test, candidates=100, index=alias)
+            fused_by = fusion_of(pipeline, alias)
 
         def ndcg(config: BlendConfig, collected=collected, test=test) -> float:
             rankings = {qid: replay(entries, config) for qid, entries in collected.items()}
@@ -184,7 +186,8 @@ def main() -> None:
             },
             "policy": {"source": served.source, **asdict(served.config)},
             "post_search_after_calibrate": calibrated,
-            "test_ndcg@10 (RRF, 100 candidates)": {
+            "test_fused_by": fused_by,
+            "test_ndcg@10 (the served fusion, 100 candidates)": {
                 "first_stage": first,
                 "plain_rerank": ndcg(BlendConfig(weight=1.0)),
                 "default_blend": ndcg(policy.default),

@@ -187,7 +187,7 @@ def calibrate(
     blend served meanwhile; see the module's docstring)."""
     from tqdm import tqdm
 
-    from rrsearch.evaluation.tuning import choose, collect
+    from rrsearch.evaluation.tuning import choose, collect, fusion_of
 
     folder = getattr(pipeline.reranker, "folder", None)
     titles_trained_on = trained_titles(folder, alias)
@@ -214,6 +214,7 @@ def calibrate(
         "sentences": kinds.count("sentence"),
         **({"judged": {"queries": kinds.count(JUDGED), **judged_facts}} if judged_facts else {}),
         "candidates": candidates,
+        "fusion": fusion_of(pipeline, alias),
         "margin": MARGIN,
         "harmless_up_to": HARMLESS_UP_TO,
         "seconds": round(time.perf_counter() - started, 1),

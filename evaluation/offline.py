@@ -271,10 +271,11 @@ def tune_blend(
     ``dated``). Returns the choice and the facts written with it, plus ``path`` (the file)."""
     from tqdm import tqdm
 
-    from rrsearch.evaluation.tuning import choose, collect
+    from rrsearch.evaluation.tuning import choose, collect, fusion_of
     from rrsearch.service.blend import write_calibration
     from rrsearch.service.blend_policy import default_blend
 
+    chosen_on = {**chosen_on, "fusion": fusion_of(pipeline, index, rrf_k=rrf_k)}
     with tqdm(total=len(dataset.queries), desc="queries", unit="q", disable=not progress) as bar:
         collected = collect(pipeline, dataset, candidates=candidates, index=index, rrf_k=rrf_k, progress=bar)
     best, facts = choose(dataset.qrels, collected, chosen_on, default=default_blend(pipeline.settings))

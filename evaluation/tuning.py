@@ -59,13 +59,16 @@ def collect(
     progress=None,
 ) -> dict[str, list[Scored]]:
     """Each query's candidates in fused order, with both scores (one search per query); fused by
-    ``fusion`` (default RRF with ``rrf_k``)."""
+    ``fusion``, else by RRF with ``rrf_k`` when it is given, else as the service fuses this index
+    (the fusion chosen on train in its ``_meta``, else RRF): a blend is chosen for the order it
+    will be served on."""
+    fused = fusion or (Fusion(method="rrf", k=rrf_k) if rrf_k is not None else None)
     collected: dict[str, list[Scored]] = {}
     for query_id, text in dataset.queries.items():
         request = SearchRequest(
             query=text[: pipeline.settings.max_query_chars],  # a judged query may be longer than the service takes
             mode="hybrid",
-            fusion=fusion or Fusion(method="rrf", k=rrf_k),
+            **({"fusion": fused} if fused else {}),
             rerank=True,
             rerank_weight=1.0,
             rerank_depth=candidates,
@@ -83,6 +86,16 @@ def collect(
         if progress is not None:
             progress.update(1)
     return collected
+
+
+def fusion_of(pipeline, index: str, *, fusion: Fusion | None = None, rrf_k: int | None = None) -> dict:
+    """The fusion :func:`collect` fuses ``index`` by with these arguments, as the facts record it."""
+    from rrsearch.service.pipeline import index_fusion
+
+    used = fusion or (Fusion(method="rrf", k=rrf_k) if rrf_k is not None else None)
+    if used is None:
+        used = index_fusion(pipeline.index_info(index).meta) or Fusion(method="rrf", k=pipeline.settings.rrf_k)
+    return used.model_dump(exclude_none=True)
 
 
 def replay(entries: list[Scored], config: BlendConfig) -> list[str]:
