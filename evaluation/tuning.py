@@ -1,7 +1,8 @@
 """Choose a reranker's blend (weight, depth, normalisation) on a split you name.
 
-Every judged query is searched once (hybrid RRF, the cross-encoder over all ``candidates``,
-no collapse), keeping each candidate's fused score and cross-encoder score. Every setting
+Every judged query is searched once (hybrid, fused as the service fuses the index, the
+cross-encoder over all ``candidates``, no collapse), keeping each candidate's fused score and
+cross-encoder score. Every setting
 of the grid is then replayed offline from those scores -- no second search -- and scored
 with nDCG@10 on documents, per query, against the hybrid order (weight 0).
 

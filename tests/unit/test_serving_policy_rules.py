@@ -213,3 +213,21 @@ def test_an_inconclusive_judged_file_is_no_calibration(tmp_path):
     assert load_calibration(tmp_path) == BlendConfig(weight=0.0, depth=10)  # shown to hurt: the stage is skipped
     write_calibration(tmp_path, BlendConfig(weight=0.0, depth=10), {}, index="docs")  # a file from before verdicts
     assert load_calibration(tmp_path) == BlendConfig(weight=0.0, depth=10)
+
+
+def test_a_blend_is_chosen_on_the_fusion_the_index_is_served_with():
+    from types import SimpleNamespace
+
+    from rrsearch.evaluation.tuning import fusion_of
+    from rrsearch.service.schemas import Fusion
+
+    def pipeline(meta):
+        info = SimpleNamespace(meta=meta)
+        return SimpleNamespace(index_info=lambda _index: info, settings=SimpleNamespace(rrf_k=60))
+
+    tuned = {"fusion": {"chosen": {"method": "linear", "weight": 0.4, "normalization": "zscore"}}}
+    assert fusion_of(pipeline(tuned), "docs") == {"method": "linear", "normalization": "zscore", "weight": 0.4}
+    assert fusion_of(pipeline({}), "docs")["method"] == "rrf" and fusion_of(pipeline({}), "docs")["k"] == 60
+    # what the caller names wins over the index's own
+    assert fusion_of(pipeline(tuned), "docs", rrf_k=20) == {"method": "rrf", "k": 20, "normalization": "minmax", "weight": 0.5}
+    assert fusion_of(pipeline(tuned), "docs", fusion=Fusion(method="linear", weight=0.7))["weight"] == 0.7
