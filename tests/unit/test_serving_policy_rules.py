@@ -229,5 +229,10 @@ def test_a_blend_is_chosen_on_the_fusion_the_index_is_served_with():
     assert fusion_of(pipeline(tuned), "docs") == {"method": "linear", "normalization": "zscore", "weight": 0.4}
     assert fusion_of(pipeline({}), "docs")["method"] == "rrf" and fusion_of(pipeline({}), "docs")["k"] == 60
     # what the caller names wins over the index's own
-    assert fusion_of(pipeline(tuned), "docs", rrf_k=20) == {"method": "rrf", "k": 20, "normalization": "minmax", "weight": 0.5}
+    assert fusion_of(pipeline(tuned), "docs", rrf_k=20) == {
+        "method": "rrf",
+        "k": 20,
+        "normalization": "minmax",
+        "weight": 0.5,
+    }
     assert fusion_of(pipeline(tuned), "docs", fusion=Fusion(method="linear", weight=0.7))["weight"] == 0.7
