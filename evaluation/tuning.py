@@ -2,9 +2,9 @@
 
 Every judged query is searched once (hybrid, fused as the service fuses the index, the
 cross-encoder over all ``candidates``, no collapse), keeping each candidate's fused score and
-cross-encoder score. Every setting
-of the grid is then replayed offline from those scores -- no second search -- and scored
-with nDCG@10 on documents, per query, against the hybrid order (weight 0).
+cross-encoder score. Every setting of the grid is then replayed offline from those scores -- no
+second search -- and scored with nDCG@10 on documents, per query, against the hybrid order
+(weight 0).
 
 The queries are split in two halves (by a hash of their ids). The setting with the best
 mean gain over the hybrid order on the first half is kept only when the *second* half
