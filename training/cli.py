@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from rrsearch.core.console import fail, load_settings
-from rrsearch.core.settings import TrainingSettings
+from rrsearch.core.settings import BLEND_HELDOUT_FRACTION, TrainingSettings
 
 D = TrainingSettings()  # the defaults the help shows are the settings' own
 
@@ -114,7 +114,8 @@ _run_flags = _stacked(  # ... and the flags both take
     "--eval-fraction",
     "train_eval_fraction",
     type=float,
-    help=f"Share of queries held out for evaluation [{D.train_eval_fraction:g}].",
+    help=f"Share of queries held out for evaluation [{BLEND_HELDOUT_FRACTION:g} when the blend is chosen on them "
+    f"(--tune without --cross-fit), else {D.train_eval_fraction:g}].",
 )
 @click.option(
     "--eval-depth", "train_eval_depth", type=int, help=f"Hybrid candidates per held-out query [{D.train_eval_depth}]."
@@ -152,17 +153,19 @@ def train_reranker_command(dataset, as_json, tune, **options) -> None:
     (held-out reranking evaluation, best checkpoint, early stopping, seed; bf16/fp16 on
     a GPU), and writes a model folder with a model card to --output.
     """
-    from rrsearch.training.reranker import TrainConfig, with_recipe
+    from rrsearch.training.reranker import TrainConfig, with_blend_heldout, with_recipe
     from rrsearch.training.reranker_run import run_training
 
     settings, run = _run_options(options, recipe=with_recipe)
+    cross_fit = settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0
+    settings = with_blend_heldout(settings, tuned_on_heldout=tune and not cross_fit)
     with _failures("interrupted; nothing was saved to --output"):
         facts = run_training(
             dataset,
             settings,
             training=TrainConfig.from_settings(settings),
             tune_blend=tune,
-            cross_fit=settings.train_cross_fit_folds if settings.train_cross_fit and tune else 0,
+            cross_fit=cross_fit,
             **run,
         )
     result = _saved(facts, as_json, run["output_dir"])

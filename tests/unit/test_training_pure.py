@@ -255,3 +255,20 @@ def test_recipe_strong_applies_on_cpu_and_keeps_what_the_environment_set(monkeyp
 def test_recipe_quick_on_a_gpu_keeps_the_quick_defaults():
     settings = with_recipe(Settings(device="cuda", train_recipe="quick"))
     assert (TrainConfig.from_settings(settings).max_length, mining_config_from(settings).negatives) == (128, 6)
+
+
+def test_a_blend_chosen_on_the_held_out_queries_gets_twice_the_slice_unless_one_was_set(monkeypatch):
+    from rrsearch.core.settings import BLEND_HELDOUT_FRACTION
+    from rrsearch.training.reranker import with_blend_heldout
+
+    quick = with_recipe(Settings(device="cpu"))
+    assert quick.train_eval_fraction == 0.1
+    tuned = with_blend_heldout(quick, tuned_on_heldout=True)
+    assert tuned.train_eval_fraction == BLEND_HELDOUT_FRACTION == 0.2
+    assert TrainConfig.from_settings(tuned).eval_fraction == 0.2
+    # no tuning (--no-tune, the demo) or a cross-fitted blend: the held-out slice only evaluates
+    assert with_blend_heldout(quick, tuned_on_heldout=False).train_eval_fraction == 0.1
+    # an option or RRS_TRAIN_EVAL_FRACTION is kept
+    assert with_blend_heldout(load_settings(train_eval_fraction=0.1), tuned_on_heldout=True).train_eval_fraction == 0.1
+    monkeypatch.setenv("RRS_TRAIN_EVAL_FRACTION", "0.15")
+    assert with_blend_heldout(load_settings(), tuned_on_heldout=True).train_eval_fraction == 0.15
