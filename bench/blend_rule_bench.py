@@ -22,6 +22,7 @@ import json
 import os
 import pickle
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def main() -> None:
             "mean_served_gain_on_confirming_halves": round(float(np.mean(served)), 4),
             "worst_served_gain": round(float(np.min(served)), 4),
             "hash_halves": {
-                "kept": None if kept_index is None else settings[kept_index].__dict__,
+                "kept": None if kept_index is None else asdict(settings[kept_index]),
                 "proposal_confirming_gain": round(mean, 4),
                 "proposal_confirming_lower": round(lower, 4),
             },
