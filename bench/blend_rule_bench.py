@@ -51,7 +51,7 @@ def gains_by_setting(qrels, collected) -> tuple[list, np.ndarray, list[str]]:
     return settings, np.asarray(rows), ids
 
 
-def choose(rule: str, settings, gains: np.ndarray, choosing: np.ndarray, confirming: np.ndarray):
+def propose_and_confirm(rule: str, settings, gains: np.ndarray, choosing: np.ndarray, confirming: np.ndarray):
     """(index of the kept setting or None, the proposal's confirming mean and lower bound)."""
     from rrsearch.evaluation.tuning import gain_lower_bound
 
@@ -131,9 +131,9 @@ def main() -> None:
         for _ in range(args.halvings):
             order = rng.permutation(len(ids))
             choosing, confirming = order[: len(ids) // 2], order[len(ids) // 2 :]
-            kept_index, _, _ = choose(rule, settings, gains, choosing, confirming)
+            kept_index, _, _ = propose_and_confirm(rule, settings, gains, choosing, confirming)
             served.append(0.0 if kept_index is None else float(gains[kept_index, confirming].mean()))
-        kept_index, mean, lower = choose(rule, settings, gains, hash_choosing, hash_confirming)
+        kept_index, mean, lower = propose_and_confirm(rule, settings, gains, hash_choosing, hash_confirming)
         row = {
             "kept_share": round(float(np.mean([s != 0.0 for s in served])), 3),
             "mean_served_gain_on_confirming_halves": round(float(np.mean(served)), 4),

@@ -63,7 +63,7 @@ def collect(
     ``fusion``, else by RRF with ``rrf_k`` when it is given, else as the service fuses this index
     (the fusion chosen on train in its ``_meta``, else RRF): a blend is chosen for the order it
     will be served on."""
-    fused = fusion or (Fusion(method="rrf", k=rrf_k) if rrf_k is not None else None)
+    fused = _named_fusion(fusion, rrf_k)
     collected: dict[str, list[Scored]] = {}
     for query_id, text in dataset.queries.items():
         request = SearchRequest(
@@ -89,11 +89,16 @@ def collect(
     return collected
 
 
+def _named_fusion(fusion: Fusion | None, rrf_k: int | None) -> Fusion | None:
+    """The fusion a caller named (``fusion``, else RRF with ``rrf_k``), or None: the index's own (pure)."""
+    return fusion or (Fusion(method="rrf", k=rrf_k) if rrf_k is not None else None)
+
+
 def fusion_of(pipeline, index: str, *, fusion: Fusion | None = None, rrf_k: int | None = None) -> dict:
     """The fusion :func:`collect` fuses ``index`` by with these arguments, as the facts record it."""
     from rrsearch.service.pipeline import index_fusion
 
-    used = fusion or (Fusion(method="rrf", k=rrf_k) if rrf_k is not None else None)
+    used = _named_fusion(fusion, rrf_k)
     if used is None:
         used = index_fusion(pipeline.index_info(index).meta) or Fusion(method="rrf", k=pipeline.settings.rrf_k)
     return used.model_dump(exclude_none=True)
